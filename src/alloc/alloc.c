@@ -1,0 +1,120 @@
+/* alloc.c — the allocation front door.
+ *
+ * Call tree:
+ *   hak_malloc ── hak_malloc_fast (alloc_fast.h: TLS pop, inline)
+ *                 └─ hak_malloc_slow: process init, thread heap init, size checks
+ *                      ├─ size > 1 MiB → hak_large_alloc
+ *                      ├─ exiting thread → the global heap under hak_global_lock
+ *                      └─ hak_tcache_refill (tls_cache.c)
+ *   hak_calloc / hak_aligned_alloc / posix_memalign / memalign / valloc / pvalloc
+ *     → hak_alloc_aligned: a class whose blocks are naturally aligned (≤ 4 KiB), else large
+ */
+#include "alloc/alloc_fast.h"
+#include "options.h"
+#include "prim/prim.h"
+#include "hakmem.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* An allocation from a class, for a thread whose heap is gone (TSD destructors). */
+static void* alloc_cls_global(unsigned cls) {
+  hak_lock_take(&hak_global_lock);
+  void* p = hak_tcache_pop_fast(&hak_heap_global, cls);
+  if (!p) p = hak_tcache_refill(&hak_heap_global, cls);
+  hak_lock_release(&hak_global_lock);
+  return p;
+}
+
+void* hak_alloc_cls_slow(unsigned cls) {
+  hak_ensure_init();
+  hak_heap* h = hak_tls_heap;
+  if (HAK_UNLIKELY(h == &hak_heap_empty)) {
+    h = hak_heap_thread_init();
+    if (!h) { errno = ENOMEM; return NULL; }
+  }
+  void* p;
+  if (HAK_UNLIKELY(h == &hak_heap_dead)) p = alloc_cls_global(cls);
+  else {
+    p = hak_tcache_pop_fast(h, cls);
+    if (!p) p = hak_tcache_refill(h, cls);
+  }
+  if (HAK_UNLIKELY(!p)) errno = ENOMEM;
+  return p;
+}
+
+HAK_NOINLINE void* hak_malloc_slow(size_t size) {
+  if (HAK_UNLIKELY(size > HAK_POOL_MAX)) {
+    if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
+    hak_ensure_init();
+    return hak_large_alloc(size, 0, false);
+  }
+  return hak_alloc_cls_slow(hak_size_to_cls(size));
+}
+
+HAK_EXPORT void* hak_malloc(size_t size) { return hak_malloc_fast(size); }
+
+HAK_EXPORT void* hak_calloc(size_t n, size_t size) {
+  size_t total;
+  if (HAK_UNLIKELY(__builtin_mul_overflow(n, size, &total) || total > PTRDIFF_MAX)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (total > HAK_POOL_MAX) {
+    hak_ensure_init();
+    return hak_large_alloc(total, 0, true);
+  }
+  void* p = hak_malloc_fast(total);
+  if (HAK_LIKELY(p != NULL)) memset(p, 0, total);
+  return p;
+}
+
+/* The smallest class ≥ size whose block size is a multiple of align (align ≤ 4 KiB);
+ * slab starts are page aligned, so its blocks are all aligned. */
+static unsigned aligned_cls(size_t size, size_t align) {
+  unsigned c = hak_size_to_cls(size < align ? align : size);
+  while (hak_cls_size[c] & (align - 1)) c++;   /* the 1 MiB class ends the search */
+  return c;
+}
+
+void* hak_alloc_aligned(size_t align, size_t size) {
+  if (align <= 16) return hak_malloc_fast(size);
+  if (HAK_UNLIKELY(size > PTRDIFF_MAX)) { errno = ENOMEM; return NULL; }
+  hak_ensure_init();
+  if (align <= HAK_PAGE_SIZE && size <= HAK_POOL_MAX) {
+    unsigned c = aligned_cls(size, align);
+    void* p = hak_tcache_pop_fast(hak_tls_heap, c);
+    return p ? p : hak_alloc_cls_slow(c);
+  }
+  return hak_large_alloc(size, align, false);
+}
+
+HAK_EXPORT void* hak_aligned_alloc(size_t align, size_t size) {
+  if (HAK_UNLIKELY(!HAK_IS_POW2(align))) { errno = EINVAL; return NULL; }
+  return hak_alloc_aligned(align, size);
+}
+
+HAK_EXPORT int hak_posix_memalign(void** out, size_t align, size_t size) {
+  if (HAK_UNLIKELY(!HAK_IS_POW2(align) || align % sizeof(void*) != 0)) return EINVAL;
+  int e = errno;
+  void* p = hak_alloc_aligned(align, size);
+  if (!p) { errno = e; return ENOMEM; }
+  *out = p;
+  return 0;
+}
+
+HAK_EXPORT void* hak_memalign(size_t align, size_t size) {
+  /* glibc: a non-power-of-two alignment is rounded up to the next power of two. */
+  if (align > ((size_t)1 << 62)) { errno = EINVAL; return NULL; }
+  if (!HAK_IS_POW2(align) && align > 1) align = (size_t)1 << (64 - __builtin_clzll(align - 1));
+  return hak_alloc_aligned(align, size);
+}
+
+HAK_EXPORT void* hak_valloc(size_t size) { return hak_alloc_aligned(HAK_PAGE_SIZE, size); }
+
+HAK_EXPORT void* hak_pvalloc(size_t size) {
+  if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
+  size_t rounded = HAK_ALIGN_UP(size, HAK_PAGE_SIZE);
+  if (rounded == 0) rounded = HAK_PAGE_SIZE;
+  return hak_alloc_aligned(HAK_PAGE_SIZE, rounded);
+}

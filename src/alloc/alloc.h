@@ -1,0 +1,208 @@
+/* alloc.h — the alloc layer's internal types and prototypes (grouped by the .c file
+ * that defines them).
+ *
+ * Glossary
+ *   chunk     a 2 MiB-aligned 2 MiB piece of address space; the registry maps each
+ *             chunk hakmem uses to the segment that covers it.
+ *   segment   one mapping made by hakmem, chunk-aligned, with a header at its start:
+ *             a tiny SuperSlab (2 MiB, 32 slabs of 64 KiB), a mid segment (4 MiB, 8 slabs
+ *             of 512 KiB), a pool segment (one slab, sized for its class) or a large block.
+ *   slab      a piece of a segment cut into blocks of one size class.
+ *   block     what malloc returns. A free block holds `next` and `key` in its first
+ *             16 bytes; key == hak_free_key marks it free (double-free detection).
+ *   heap      a thread's allocator state: its TLS lists (one per class), its slabs and
+ *             segments. A segment belongs to exactly one heap (or is abandoned); only the
+ *             owner touches a slab's local state; other threads push to the slab's
+ *             remote list.
+ *
+ * Invariants
+ *   - slab->used counts blocks outside the slab: with the program or in a TLS list.
+ *   - a slab with used == 0 and no remote blocks may be given back to its segment.
+ *   - a segment's owner field changes only on its owner's thread (abandon) or under the
+ *     abandoned-list lock (adopt, reclaim), so "seg->heap == my heap" is a safe local test.
+ */
+#ifndef HAK_ALLOC_H
+#define HAK_ALLOC_H
+
+#include "hak_base.h"
+#include "hak_lock.h"
+#include "alloc/sizeclass.h"
+
+#define HAK_CHUNK_SHIFT 21
+#define HAK_CHUNK_SIZE  ((size_t)1 << HAK_CHUNK_SHIFT)        /* 2 MiB */
+#define HAK_SEG_MAGIC   0x68616b6du                           /* "hakm" */
+
+typedef struct hak_block {
+  struct hak_block* next;
+  uintptr_t         key;      /* hak_free_key while free, 0 once handed out */
+} hak_block;
+
+/* Free-list link encoding: plain by default, safe-linking in a hardened build. */
+#if HAK_HARDENED
+#define HAK_ENC(where, ptr) ((hak_block*)(((uintptr_t)(ptr)) ^ (((uintptr_t)(where)) >> 12) ^ hak_free_key))
+#else
+#define HAK_ENC(where, ptr) (ptr)
+#endif
+#define HAK_DEC(where, ptr) HAK_ENC(where, ptr)
+
+enum hak_seg_kind { HAK_SEG_TINY, HAK_SEG_MID, HAK_SEG_POOL, HAK_SEG_LARGE, HAK_SEG_KINDS };
+enum hak_seg_state { HAK_SEGST_OWNED = 1, HAK_SEGST_ABANDONED, HAK_SEGST_CACHED, HAK_SEGST_LARGE_LIVE,
+                     HAK_SEGST_LARGE_FREE };
+enum hak_slab_state { HAK_SLAB_UNUSED = 0, HAK_SLAB_PARTIAL, HAK_SLAB_FULL };
+
+struct hak_heap;
+
+typedef struct hak_slab {
+  /* read by every free */
+  uint8_t*            start;    /* block 0 */
+  _Atomic(uint8_t*)   bump;     /* first never-handed-out block (grows only) */
+  uint64_t            recip;    /* ceil(2^48 / bsize): block index without a divide */
+  uint32_t            bsize;    /* block size */
+  uint16_t            cls;      /* size class */
+  uint8_t             state;    /* hak_slab_state */
+  uint8_t             idx;      /* index in the segment */
+  /* owner only */
+  hak_block*          free;     /* local free list */
+  uint8_t*            end;      /* start + capacity * bsize */
+  uint32_t            used;     /* blocks outside the slab */
+  uint32_t            nfree;    /* length of `free` */
+  struct hak_slab*    next;     /* in the owner's partial/full list of this class */
+  struct hak_slab*    prev;
+  /* written by other threads */
+  _Atomic(hak_block*) remote;   /* MPSC stack of cross-thread frees */
+} hak_slab;
+
+typedef struct hak_segment {
+  uint32_t               magic;      /* HAK_SEG_MAGIC */
+  uint8_t                kind;       /* hak_seg_kind */
+  uint8_t                slab_shift; /* log2 of the slab size (40 for single-slab segments) */
+  uint8_t                nslabs;
+  _Atomic uint8_t        state;      /* hak_seg_state */
+  _Atomic(struct hak_heap*) heap;    /* owner; NULL when abandoned, cached or large */
+  size_t                 size;       /* bytes mapped, a multiple of HAK_CHUNK_SIZE */
+  uint32_t               free_slabs; /* bitmap of unused slabs */
+  uint32_t               used_slabs;
+  uint16_t               pool_cls;   /* pool segments: their class */
+  struct hak_segment*    next;       /* in the owner's list, the abandoned list or the cache */
+  struct hak_segment*    prev;
+  /* large blocks only */
+  uint8_t*               user;       /* the pointer malloc returned */
+  size_t                 usable;     /* bytes usable at `user` */
+  size_t                 align;      /* alignment the mapping was made for */
+  bool                   fresh;      /* never handed out before: reads as zero */
+  hak_slab               slabs[];
+} hak_segment;
+
+/* A thread's cache of free blocks for one class: a singly linked list. */
+typedef struct hak_tcache {
+  hak_block* head;
+  uint32_t   count;
+  uint32_t   cap;      /* flush when count would exceed cap */
+} hak_tcache;
+
+typedef struct hak_heap_counters {
+  uint64_t refills, flushes, remote_frees, remote_drained, slabs_new, segs_new, segs_adopted;
+} hak_heap_counters;
+
+typedef struct hak_heap {
+  hak_tcache        tc[HAK_NCLS];            /* hot: the fast path touches only this */
+  hak_slab*         partial[HAK_NCLS];       /* slabs with free blocks */
+  hak_slab*         full[HAK_NCLS];          /* slabs without local free blocks */
+  uint16_t          batch[HAK_NCLS];         /* blocks per refill */
+  hak_segment*      segs[HAK_SEG_KINDS];     /* owned segments per kind */
+  uint32_t          slow_events;             /* refills + flushes, for remote sweeps */
+  bool              is_global;               /* the shared heap of exiting threads */
+  struct hak_heap*  all_next;                /* live heaps */
+  struct hak_heap*  all_prev;
+  hak_heap_counters ctr;
+} hak_heap;
+
+/* ---- init.c ------------------------------------------------------------------- */
+HAK_HIDDEN extern _Atomic int hak_init_state;        /* 0 none, 1 running, 2 ready */
+HAK_HIDDEN extern uintptr_t hak_free_key;
+HAK_HIDDEN extern uint8_t hak_cls_kind[HAK_NCLS];     /* segment kind that serves a class */
+HAK_HIDDEN void hak_ensure_init(void);
+HAK_HIDDEN void hak_init_slow(void);
+
+/* ---- registry.c: chunk -> segment --------------------------------------------- */
+#define HAK_REG_LEAF_BITS 16
+#define HAK_REG_TOP_BITS  (47 - HAK_CHUNK_SHIFT - HAK_REG_LEAF_BITS)
+typedef _Atomic(hak_segment*) hak_reg_leaf[1u << HAK_REG_LEAF_BITS];
+HAK_HIDDEN extern _Atomic(hak_reg_leaf*) hak_reg_top[1u << HAK_REG_TOP_BITS];
+
+/* The segment covering address a, or NULL when hakmem does not manage it. */
+HAK_INLINE hak_segment* hak_registry_lookup(uintptr_t a) {
+  uintptr_t c = a >> HAK_CHUNK_SHIFT;
+  if (HAK_UNLIKELY(c >> (HAK_REG_TOP_BITS + HAK_REG_LEAF_BITS))) return NULL;
+  hak_reg_leaf* leaf = hak_load_acquire(&hak_reg_top[c >> HAK_REG_LEAF_BITS]);
+  if (HAK_UNLIKELY(leaf == NULL)) return NULL;
+  return hak_load_acquire(&(*leaf)[c & ((1u << HAK_REG_LEAF_BITS) - 1)]);
+}
+/* Map every chunk of [base, base+size) to seg (or to NULL). False if out of memory. */
+HAK_HIDDEN bool hak_registry_set(void* base, size_t size, hak_segment* seg);
+
+/* ---- segment.c: segments, slabs inside them, the empty-segment cache ----------- */
+HAK_HIDDEN hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls);
+HAK_HIDDEN void hak_segment_release(hak_segment* seg);
+HAK_HIDDEN hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls);
+HAK_HIDDEN void hak_segment_give_slab(hak_segment* seg, hak_slab* s);
+HAK_HIDDEN size_t hak_segment_cached_bytes(void);
+HAK_HIDDEN void hak_segment_fork_lock(void);
+HAK_HIDDEN void hak_segment_fork_unlock(bool child);
+
+HAK_INLINE hak_slab* hak_slab_of(hak_segment* seg, uintptr_t a) {
+  return &seg->slabs[(a - (uintptr_t)seg) >> seg->slab_shift];
+}
+/* True when a is the start of a block that slab s has handed out at some point. */
+HAK_INLINE bool hak_slab_is_block(const hak_slab* s, uintptr_t a) {
+  uintptr_t off = a - (uintptr_t)s->start;
+  uint64_t idx = (off * s->recip) >> 48;
+  return idx * s->bsize == off && a < (uintptr_t)hak_load_relaxed(&s->bump);
+}
+
+/* ---- heap.c: thread heaps, abandonment and adoption --------------------------- */
+HAK_HIDDEN extern HAK_TLS hak_heap* hak_tls_heap;
+HAK_HIDDEN extern hak_heap hak_heap_empty;   /* threads that have not allocated yet */
+HAK_HIDDEN extern hak_heap hak_heap_dead;    /* threads whose heap was torn down */
+HAK_HIDDEN extern hak_heap hak_heap_global;  /* serves exiting threads, under hak_global_lock */
+HAK_HIDDEN extern hak_lock hak_global_lock;
+HAK_HIDDEN hak_heap* hak_heap_thread_init(void);
+HAK_HIDDEN void hak_heap_thread_exit(void* heap);
+HAK_HIDDEN void hak_heap_abandon(hak_heap* h);
+HAK_HIDDEN hak_segment* hak_heap_adopt(hak_heap* h, unsigned kind, unsigned cls);
+HAK_HIDDEN void hak_heap_link_segment(hak_heap* h, hak_segment* seg);
+HAK_HIDDEN void hak_heap_unlink_segment(hak_heap* h, hak_segment* seg);
+HAK_HIDDEN void hak_abandoned_reclaim(void);
+HAK_HIDDEN void hak_heap_fork_lock(void);
+HAK_HIDDEN void hak_heap_fork_unlock(bool child);
+HAK_HIDDEN void hak_heap_key_create(void);
+
+/* ---- tls_cache.c: refill and flush between TLS lists and slabs ---------------- */
+HAK_HIDDEN void* hak_tcache_refill(hak_heap* h, unsigned cls);
+HAK_HIDDEN void  hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep);
+HAK_HIDDEN void  hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b);
+HAK_HIDDEN void  hak_slab_list_remove(hak_heap* h, hak_slab* s);
+HAK_HIDDEN void  hak_slab_list_push(hak_heap* h, hak_slab* s, uint8_t state);
+HAK_HIDDEN void  hak_slab_maybe_release(hak_heap* h, hak_slab* s);
+HAK_HIDDEN void  hak_heap_set_caps(hak_heap* h);
+
+/* ---- remote.c: cross-thread frees --------------------------------------------- */
+HAK_HIDDEN void     hak_remote_push(hak_slab* s, hak_block* b);
+HAK_HIDDEN uint32_t hak_remote_drain(hak_slab* s);
+
+/* ---- large.c: direct mappings with a small cache -------------------------------- */
+HAK_HIDDEN void*  hak_large_alloc(size_t size, size_t align, bool zero);
+HAK_HIDDEN void   hak_large_free(hak_segment* seg, void* p, const char* fn);
+HAK_HIDDEN void*  hak_large_realloc(hak_segment* seg, void* p, size_t size);
+HAK_HIDDEN void   hak_large_fork_lock(void);
+HAK_HIDDEN void   hak_large_fork_unlock(bool child);
+
+/* ---- alloc.c / free.c ------------------------------------------------------------ */
+HAK_HIDDEN void*  hak_malloc_slow(size_t size);
+HAK_HIDDEN void*  hak_alloc_cls_slow(unsigned cls);
+HAK_HIDDEN void   hak_free_slow(void* p);
+HAK_HIDDEN void*  hak_alloc_aligned(size_t align, size_t size);
+/* Usable size of p, validating it; `fn` names the caller in the abort message. */
+HAK_HIDDEN size_t hak_usable_checked(const void* p, const char* fn);
+
+#endif /* HAK_ALLOC_H */

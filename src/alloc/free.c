@@ -1,0 +1,139 @@
+/* free.c — free, realloc and usable size: pointer → segment → slab → owner.
+ *
+ * Call tree:
+ *   hak_free ── hak_free_fast (alloc_fast.h: registry hit, own slab, valid block,
+ *               not marked free, TLS list has room → push, inline)
+ *               └─ hak_free_slow
+ *                    ├─ not in the registry / not a block start  → abort "invalid pointer"
+ *                    ├─ large segment                             → hak_large_free
+ *                    ├─ block marked free (key) and found in a free list → abort "double free"
+ *                    ├─ own slab: TLS list full → hak_tcache_flush, then push
+ *                    └─ another thread's (or an abandoned) slab   → hak_remote_push
+ */
+#include "alloc/alloc_fast.h"
+#include "hakmem.h"
+#include "prim/prim.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* The slab of a small block, after validating p; aborts with `fn` in the message. */
+static hak_slab* checked_slab(hak_segment* seg, const void* p, const char* fn) {
+  uintptr_t a = (uintptr_t)p;
+  uint8_t st = hak_load_acquire(&seg->state);
+  if (st != HAK_SEGST_OWNED && st != HAK_SEGST_ABANDONED) hak_fatal(fn, "invalid pointer", p);
+  if (a < (uintptr_t)seg->slabs[0].start) hak_fatal(fn, "invalid pointer", p);
+  hak_slab* s = hak_slab_of(seg, a);
+  if (s->state == HAK_SLAB_UNUSED || !hak_slab_is_block(s, a)) hak_fatal(fn, "invalid pointer", p);
+  return s;
+}
+
+static bool list_contains(hak_block* b, const hak_block* target) {
+  for (; b; b = HAK_DEC(b, b->next)) if (b == target) return true;
+  return false;
+}
+
+HAK_NOINLINE void hak_free_slow(void* p) {
+  if (p == NULL) return;
+  uintptr_t a = (uintptr_t)p;
+  hak_segment* seg = hak_registry_lookup(a);
+  if (HAK_UNLIKELY(seg == NULL)) hak_fatal("free", "invalid pointer", p);
+  if (seg->kind == HAK_SEG_LARGE) { hak_large_free(seg, p, "free"); return; }
+  hak_slab* s = checked_slab(seg, p, "free");
+  hak_block* b = (hak_block*)p;
+  hak_heap* h = hak_tls_heap;
+  bool local = hak_load_acquire(&seg->heap) == h;
+  if (b->key == hak_free_key) {
+    /* Marked free: a double free, unless the program happened to store the key. Only
+     * the owner can search its lists; for anyone else the mark is proof enough. */
+    if (!local) hak_fatal("free", "double free", p);
+    if (list_contains(h->tc[s->cls].head, b) || list_contains(s->free, b)) hak_fatal("free", "double free", p);
+    hak_remote_drain(s);
+    if (list_contains(s->free, b)) hak_fatal("free", "double free", p);
+  }
+  if (local) {
+    hak_tcache* tc = &h->tc[s->cls];
+    if (tc->count >= tc->cap) hak_tcache_flush(h, s->cls, tc->cap / 2);
+    b->next = HAK_ENC(b, tc->head);
+    b->key = hak_free_key;
+    tc->head = b;
+    tc->count++;
+    return;
+  }
+  if (h != &hak_heap_empty && h != &hak_heap_dead) h->ctr.remote_frees++;
+  hak_remote_push(s, b);
+}
+
+HAK_EXPORT void hak_free(void* p) { hak_free_fast(p); }
+HAK_EXPORT void hak_free_sized(void* p, size_t size) { (void)size; hak_free_fast(p); }
+HAK_EXPORT void hak_free_aligned_sized(void* p, size_t align, size_t size) {
+  (void)align; (void)size;
+  hak_free_fast(p);
+}
+
+size_t hak_usable_checked(const void* p, const char* fn) {
+  hak_segment* seg = hak_registry_lookup((uintptr_t)p);
+  if (HAK_UNLIKELY(seg == NULL)) hak_fatal(fn, "invalid pointer", p);
+  if (seg->kind == HAK_SEG_LARGE) {
+    if (p != seg->user || hak_load_acquire(&seg->state) != HAK_SEGST_LARGE_LIVE) hak_fatal(fn, "invalid pointer", p);
+    return seg->usable;
+  }
+  hak_slab* s = checked_slab(seg, p, fn);
+  if (((const hak_block*)p)->key == hak_free_key && hak_load_relaxed(&seg->heap) != hak_tls_heap) {
+    hak_fatal(fn, "invalid pointer", p);
+  }
+  return s->bsize;
+}
+
+HAK_EXPORT size_t hak_malloc_usable_size(const void* p) {
+  if (p == NULL) return 0;
+  return hak_usable_checked(p, "malloc_usable_size");
+}
+
+HAK_EXPORT void* hak_realloc(void* p, size_t size) {
+  if (p == NULL) return hak_malloc_fast(size);
+  if (size == 0) { hak_free_fast(p); return NULL; }      /* glibc: frees, returns NULL */
+  if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
+    hak_usable_checked(p, "realloc");
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t usable = hak_usable_checked(p, "realloc");
+  hak_segment* seg = hak_registry_lookup((uintptr_t)p);
+  if (seg->kind == HAK_SEG_LARGE) {
+    if (size > HAK_POOL_MAX || size > usable) {
+      void* q = size > HAK_POOL_MAX ? hak_large_realloc(seg, p, size) : NULL;
+      if (q) return q;
+    } else if (size >= usable / 2) {
+      return p;
+    }
+  } else if (size <= usable && (size >= usable / 2 || usable <= 16)) {
+    return p;
+  }
+  void* q = hak_malloc_fast(size);
+  if (!q) return NULL;
+  memcpy(q, p, size < usable ? size : usable);
+  hak_free_fast(p);
+  return q;
+}
+
+HAK_EXPORT void* hak_reallocarray(void* p, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) { errno = ENOMEM; return NULL; }
+  return hak_realloc(p, total);
+}
+
+HAK_EXPORT int hak_owns(const void* p) {
+  hak_segment* seg = hak_registry_lookup((uintptr_t)p);
+  if (!seg) return 0;
+  uint8_t st = hak_load_acquire(&seg->state);
+  return st != HAK_SEGST_CACHED && st != HAK_SEGST_LARGE_FREE;
+}
+
+HAK_EXPORT void hak_thread_flush(void) {
+  hak_heap* h = hak_tls_heap;
+  if (h == &hak_heap_empty || h == &hak_heap_dead) return;
+  for (unsigned c = 0; c < HAK_NCLS; c++) {
+    if (h->tc[c].head) hak_tcache_flush(h, c, 0);
+  }
+}

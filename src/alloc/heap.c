@@ -1,0 +1,217 @@
+/* heap.c — thread heaps: creation on a thread's first allocation, teardown at thread
+ * exit (TLS lists flushed, segments abandoned), adoption of abandoned segments by
+ * threads that need memory, and the shared heap that serves threads whose own heap is
+ * already gone (allocations from thread-specific-data destructors and glibc's
+ * thread-exit frees).
+ *
+ * A thread's TLS pointer starts at hak_heap_empty: every list is empty and every cap
+ * is 0, so the fast paths fall through to the slow path, which creates the heap. */
+#include "alloc/alloc.h"
+#include "options.h"
+#include "prim/prim.h"
+
+#include <pthread.h>
+#include <string.h>
+
+HAK_TLS hak_heap* hak_tls_heap = &hak_heap_empty;
+hak_heap hak_heap_empty;
+hak_heap hak_heap_dead;
+hak_heap hak_heap_global = {.is_global = true};
+hak_lock hak_global_lock = HAK_LOCK_INIT;
+
+static pthread_key_t heap_key;
+static hak_lock heap_pool_lock = HAK_LOCK_INIT;
+static hak_heap* heap_free_list;      /* recycled heap structs (linked by all_next) */
+static uint8_t* heap_bump;            /* carving area for new heap structs */
+static uint8_t* heap_bump_end;
+static hak_heap* heap_all;            /* live heaps */
+
+static hak_lock abandoned_lock = HAK_LOCK_INIT;
+static hak_segment* abandoned[HAK_SEG_KINDS];
+static _Atomic size_t abandoned_count;   /* written under the lock, read without */
+
+void hak_heap_key_create(void) { pthread_key_create(&heap_key, hak_heap_thread_exit); }
+
+/* ---- heap structs ------------------------------------------------------------------ */
+static hak_heap* heap_struct_new(void) {
+  hak_lock_take(&heap_pool_lock);
+  hak_heap* h = heap_free_list;
+  if (h) heap_free_list = h->all_next;
+  else {
+    size_t sz = HAK_ALIGN_UP(sizeof(hak_heap), HAK_CACHELINE);
+    if (heap_bump == NULL || heap_bump + sz > heap_bump_end) {
+      size_t region = 64 * sz;
+      heap_bump = hak_prim_map(region);
+      heap_bump_end = heap_bump ? heap_bump + region : NULL;
+    }
+    if (heap_bump) { h = (hak_heap*)heap_bump; heap_bump += sz; }
+  }
+  if (h) {
+    memset(h, 0, sizeof *h);
+    h->all_next = heap_all;
+    if (heap_all) heap_all->all_prev = h;
+    heap_all = h;
+  }
+  hak_lock_release(&heap_pool_lock);
+  return h;
+}
+
+static void heap_struct_free(hak_heap* h) {
+  hak_lock_take(&heap_pool_lock);
+  if (h->all_prev) h->all_prev->all_next = h->all_next; else heap_all = h->all_next;
+  if (h->all_next) h->all_next->all_prev = h->all_prev;
+  h->all_prev = NULL;
+  h->all_next = heap_free_list;
+  heap_free_list = h;
+  hak_lock_release(&heap_pool_lock);
+}
+
+hak_heap* hak_heap_thread_init(void) {
+  hak_heap* h = hak_tls_heap;
+  if (h != &hak_heap_empty) return h;   /* a real heap, or the dead marker */
+  h = heap_struct_new();
+  if (!h) return NULL;
+  hak_heap_set_caps(h);
+  /* Set the TLS pointer first: pthread_setspecific may itself call malloc. */
+  hak_tls_heap = h;
+  pthread_setspecific(heap_key, h);
+  return h;
+}
+
+void hak_heap_thread_exit(void* arg) {
+  hak_heap* h = arg;
+  if (!h || h == &hak_heap_empty || h == &hak_heap_dead) return;
+  hak_heap_abandon(h);
+  hak_tls_heap = &hak_heap_dead;
+  heap_struct_free(h);
+}
+
+/* ---- segments of a heap ------------------------------------------------------------ */
+void hak_heap_link_segment(hak_heap* h, hak_segment* seg) {
+  hak_segment** head = &h->segs[seg->kind];
+  seg->prev = NULL;
+  seg->next = *head;
+  if (*head) (*head)->prev = seg;
+  *head = seg;
+}
+
+void hak_heap_unlink_segment(hak_heap* h, hak_segment* seg) {
+  if (seg->prev) seg->prev->next = seg->next; else h->segs[seg->kind] = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+  seg->next = seg->prev = NULL;
+}
+
+/* Drain every in-use slab of an unowned (or being-abandoned) segment and give empty
+ * slabs back. When `h` is non-NULL the slabs are also taken off h's lists. */
+static void segment_collect(hak_heap* h, hak_segment* seg) {
+  for (unsigned i = 0; i < seg->nslabs; i++) {
+    hak_slab* s = &seg->slabs[i];
+    if (s->state == HAK_SLAB_UNUSED) continue;
+    hak_remote_drain(s);
+    if (s->used == 0) {
+      if (h) hak_slab_list_remove(h, s);
+      hak_segment_give_slab(seg, s);
+    }
+  }
+}
+
+void hak_heap_abandon(hak_heap* h) {
+  for (unsigned c = 0; c < HAK_NCLS; c++) {
+    if (h->tc[c].head) hak_tcache_flush(h, c, 0);
+  }
+  for (unsigned kind = 0; kind < HAK_SEG_KINDS; kind++) {
+    hak_segment* seg = h->segs[kind];
+    while (seg) {
+      hak_segment* next = seg->next;
+      segment_collect(h, seg);
+      for (unsigned i = 0; i < seg->nslabs; i++) {
+        hak_slab* s = &seg->slabs[i];
+        if (s->state != HAK_SLAB_UNUSED) hak_slab_list_remove(h, s);
+      }
+      hak_heap_unlink_segment(h, seg);
+      if (seg->used_slabs == 0) {
+        hak_segment_release(seg);
+      } else {
+        hak_store_release(&seg->heap, NULL);
+        hak_store_release(&seg->state, HAK_SEGST_ABANDONED);
+        hak_lock_take(&abandoned_lock);
+        seg->next = abandoned[kind];
+        seg->prev = NULL;
+        if (abandoned[kind]) abandoned[kind]->prev = seg;
+        abandoned[kind] = seg;
+        hak_store_relaxed(&abandoned_count, hak_load_relaxed(&abandoned_count) + 1);
+        hak_lock_release(&abandoned_lock);
+      }
+      seg = next;
+    }
+  }
+}
+
+static void abandoned_unlink(hak_segment* seg) {
+  if (seg->prev) seg->prev->next = seg->next; else abandoned[seg->kind] = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+  seg->next = seg->prev = NULL;
+  hak_store_relaxed(&abandoned_count, hak_load_relaxed(&abandoned_count) - 1);
+}
+
+hak_segment* hak_heap_adopt(hak_heap* h, unsigned kind, unsigned cls) {
+  if (hak_load_relaxed(&abandoned_count) == 0) return NULL;
+  hak_lock_take(&abandoned_lock);
+  hak_segment* seg = abandoned[kind];
+  if (kind == HAK_SEG_POOL) {
+    while (seg && seg->pool_cls != cls) seg = seg->next;
+  }
+  if (seg) abandoned_unlink(seg);
+  hak_lock_release(&abandoned_lock);
+  if (!seg) return NULL;
+  hak_store_release(&seg->heap, h);
+  hak_store_release(&seg->state, HAK_SEGST_OWNED);
+  hak_heap_link_segment(h, seg);
+  segment_collect(NULL, seg);
+  for (unsigned i = 0; i < seg->nslabs; i++) {
+    hak_slab* s = &seg->slabs[i];
+    if (s->state == HAK_SLAB_UNUSED) continue;
+    bool has_local = s->free != NULL || hak_load_relaxed(&s->bump) < s->end;
+    hak_slab_list_push(h, s, has_local ? HAK_SLAB_PARTIAL : HAK_SLAB_FULL);
+  }
+  h->ctr.segs_adopted++;
+  return seg;
+}
+
+/* Reclaim abandoned segments whose blocks have all come back through remote frees. */
+void hak_abandoned_reclaim(void) {
+  if (hak_load_relaxed(&abandoned_count) == 0) return;
+  hak_lock_take(&abandoned_lock);
+  for (unsigned kind = 0; kind < HAK_SEG_KINDS; kind++) {
+    hak_segment* seg = abandoned[kind];
+    while (seg) {
+      hak_segment* next = seg->next;
+      segment_collect(NULL, seg);
+      if (seg->used_slabs == 0) {
+        abandoned_unlink(seg);
+        hak_segment_release(seg);
+      }
+      seg = next;
+    }
+  }
+  hak_lock_release(&abandoned_lock);
+}
+
+/* ---- fork ---------------------------------------------------------------------------- */
+void hak_heap_fork_lock(void) {
+  hak_lock_take(&heap_pool_lock);
+  hak_lock_take(&hak_global_lock);
+  hak_lock_take(&abandoned_lock);
+}
+
+void hak_heap_fork_unlock(bool child) {
+  if (child) {
+    hak_lock_reset(&abandoned_lock);
+    hak_lock_reset(&hak_global_lock);
+    hak_lock_reset(&heap_pool_lock);
+  } else {
+    hak_lock_release(&abandoned_lock);
+    hak_lock_release(&hak_global_lock);
+    hak_lock_release(&heap_pool_lock);
+  }
+}

@@ -1,0 +1,149 @@
+/* segment.c — segments: mapping, header set-up, slabs inside them, and the cache of
+ * empty segments.
+ *
+ * Geometry (header = first 4 KiB, so every slab start is page aligned):
+ *   tiny SuperSlab  2 MiB, 32 slabs of 64 KiB  (slab 0 loses the header page)
+ *   mid segment     4 MiB,  8 slabs of 512 KiB
+ *   pool segment    one slab; 4 KiB + 8 blocks of its class, rounded up to 2 MiB
+ * A segment stays registered while it sits in the cache, so a stale free into it is
+ * still recognised (and reported) rather than mistaken for a foreign pointer. */
+#include "alloc/alloc.h"
+#include "options.h"
+#include "prim/prim.h"
+
+#include <errno.h>
+
+#define HAK_SEG_HDR ((size_t)4096)
+
+_Static_assert(sizeof(hak_segment) + 32 * sizeof(hak_slab) <= HAK_SEG_HDR, "segment header fits a page");
+
+static hak_lock seg_cache_lock = HAK_LOCK_INIT;
+static hak_segment* seg_cache;        /* empty segments, LIFO */
+static size_t seg_cache_bytes;        /* bytes mapped by cached segments */
+static size_t seg_cache_dirty;        /* of which not decommitted */
+
+static size_t segment_size(unsigned kind, unsigned pool_cls, unsigned* shift, unsigned* nslabs) {
+  switch (kind) {
+    case HAK_SEG_TINY: *shift = 16; *nslabs = 32; return HAK_CHUNK_SIZE;
+    case HAK_SEG_MID:  *shift = 19; *nslabs = 8;  return 2 * HAK_CHUNK_SIZE;
+    default:
+      *shift = 40; *nslabs = 1;
+      return HAK_ALIGN_UP(HAK_SEG_HDR + 8 * (size_t)hak_cls_size[pool_cls], HAK_CHUNK_SIZE);
+  }
+}
+
+static hak_segment* cache_take(size_t size) {
+  hak_lock_take(&seg_cache_lock);
+  hak_segment* seg = seg_cache;
+  for (; seg; seg = seg->next) if (seg->size == size) break;
+  if (seg) {
+    if (seg->prev) seg->prev->next = seg->next; else seg_cache = seg->next;
+    if (seg->next) seg->next->prev = seg->prev;
+    seg_cache_bytes -= seg->size;
+    if (seg->fresh == false) seg_cache_dirty -= seg->size;   /* `fresh` = decommitted here */
+  }
+  hak_lock_release(&seg_cache_lock);
+  return seg;
+}
+
+hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
+  unsigned shift, nslabs;
+  size_t size = segment_size(kind, pool_cls, &shift, &nslabs);
+  hak_segment* seg = cache_take(size);
+  if (!seg) {
+    seg = hak_prim_map_aligned(size, HAK_CHUNK_SIZE);
+    if (!seg) return NULL;
+    if (!hak_registry_set(seg, size, seg)) { hak_prim_unmap(seg, size); return NULL; }
+  }
+  seg->magic = HAK_SEG_MAGIC;
+  seg->kind = (uint8_t)kind;
+  seg->slab_shift = (uint8_t)shift;
+  seg->nslabs = (uint8_t)nslabs;
+  seg->size = size;
+  seg->free_slabs = nslabs == 32 ? 0xffffffffu : (1u << nslabs) - 1;
+  seg->used_slabs = 0;
+  seg->pool_cls = (uint16_t)pool_cls;
+  seg->next = seg->prev = NULL;
+  seg->user = NULL; seg->usable = 0; seg->align = 0; seg->fresh = false;
+  for (unsigned i = 0; i < nslabs; i++) {
+    hak_slab* s = &seg->slabs[i];
+    s->idx = (uint8_t)i;
+    s->state = HAK_SLAB_UNUSED;
+    s->start = (uint8_t*)seg + (i == 0 ? HAK_SEG_HDR : ((size_t)i << shift));
+    hak_store_relaxed(&s->bump, s->start);
+    hak_store_relaxed(&s->remote, NULL);
+    s->free = NULL; s->nfree = 0; s->used = 0; s->next = s->prev = NULL;
+  }
+  hak_store_relaxed(&seg->state, HAK_SEGST_OWNED);
+  hak_store_release(&seg->heap, heap);
+  heap->ctr.segs_new++;
+  return seg;
+}
+
+void hak_segment_release(hak_segment* seg) {
+  hak_store_release(&seg->heap, NULL);
+  hak_store_release(&seg->state, HAK_SEGST_CACHED);
+  size_t limit = (size_t)hak_opt(HAK_OPT_SEGMENT_CACHE);
+  hak_lock_take(&seg_cache_lock);
+  if (seg_cache_bytes + seg->size <= limit) {
+    /* Keep at most half of the cache dirty; decommit the rest before it is visible. */
+    bool decommit = seg_cache_dirty + seg->size > limit / 2;
+    seg->fresh = decommit;
+    if (!decommit) seg_cache_dirty += seg->size;
+    seg_cache_bytes += seg->size;
+    if (decommit) {
+      hak_lock_release(&seg_cache_lock);
+      hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
+      hak_lock_take(&seg_cache_lock);
+    }
+    seg->prev = NULL;
+    seg->next = seg_cache;
+    if (seg_cache) seg_cache->prev = seg;
+    seg_cache = seg;
+    hak_lock_release(&seg_cache_lock);
+    return;
+  }
+  hak_lock_release(&seg_cache_lock);
+  hak_registry_set(seg, seg->size, NULL);
+  hak_prim_unmap(seg, seg->size);
+}
+
+size_t hak_segment_cached_bytes(void) {
+  hak_lock_take(&seg_cache_lock);
+  size_t n = seg_cache_bytes;
+  hak_lock_release(&seg_cache_lock);
+  return n;
+}
+
+hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
+  if (seg->free_slabs == 0) return NULL;
+  unsigned i = (unsigned)__builtin_ctz(seg->free_slabs);
+  seg->free_slabs &= ~(1u << i);
+  seg->used_slabs++;
+  hak_slab* s = &seg->slabs[i];
+  uint8_t* slab_end = seg->nslabs == 1 ? (uint8_t*)seg + seg->size
+                                       : (uint8_t*)seg + ((size_t)(i + 1) << seg->slab_shift);
+  uint32_t bsize = hak_cls_size[cls];
+  size_t cap = (size_t)(slab_end - s->start) / bsize;
+  s->cls = (uint16_t)cls;
+  s->bsize = bsize;
+  s->recip = ((uint64_t)1 << 48) / bsize + 1;
+  s->end = s->start + cap * bsize;
+  s->free = NULL; s->nfree = 0; s->used = 0;
+  s->next = s->prev = NULL;
+  hak_store_release(&s->bump, s->start);
+  return s;
+}
+
+void hak_segment_give_slab(hak_segment* seg, hak_slab* s) {
+  s->state = HAK_SLAB_UNUSED;
+  s->free = NULL; s->nfree = 0;
+  hak_store_release(&s->bump, s->start);    /* frees into it now fail validation */
+  seg->free_slabs |= 1u << s->idx;
+  seg->used_slabs--;
+}
+
+void hak_segment_fork_lock(void) { hak_lock_take(&seg_cache_lock); }
+void hak_segment_fork_unlock(bool child) {
+  if (child) hak_lock_reset(&seg_cache_lock); else hak_lock_release(&seg_cache_lock);
+}

@@ -1,0 +1,40 @@
+/* sizeclass.h — size classes shared by the tiny, mid and pool tiers.
+ *
+ * Classes are multiples of 16 bytes (malloc must return 16-byte aligned memory on
+ * x86_64): 16, 32, ..., 128 in steps of 16, then eight classes per doubling up to
+ * 1 MiB. Above 128 B the internal waste (class - size) / class stays below 1/9
+ * (11.1 %); below 128 B it is at most 15 bytes. sizeclass.c validates the table.
+ *
+ *   classes  0..31   tiny   16 B .. 1 KiB   (SuperSlab slabs of 64 KiB)
+ *   classes 32..71   mid    1 KiB .. 32 KiB (mid segment slabs of 512 KiB)
+ *   classes 72..111  pool   32 KiB .. 1 MiB (single-slab pool segments)
+ */
+#ifndef HAK_SIZECLASS_H
+#define HAK_SIZECLASS_H
+
+#include "hak_base.h"
+
+#define HAK_NCLS          112
+#define HAK_TINY_MAX      1024u
+#define HAK_MID_MAX       (32u << 10)
+#define HAK_POOL_MAX      (1u << 20)
+#define HAK_CLS_TINY_LAST 31
+#define HAK_CLS_MID_LAST  71
+
+/* Block size of each class. */
+HAK_HIDDEN extern const uint32_t hak_cls_size[HAK_NCLS];
+/* Class for sizes 0..1024, indexed by (size + 15) >> 4. */
+HAK_HIDDEN extern const uint8_t hak_cls_small[65];
+
+/* Class of `size` (must be <= HAK_POOL_MAX). */
+HAK_INLINE unsigned hak_size_to_cls(size_t size) {
+  if (HAK_LIKELY(size <= HAK_TINY_MAX)) return hak_cls_small[(size + 15) >> 4];
+  size_t s = size - 1;
+  unsigned b = 63u - (unsigned)__builtin_clzll(s);          /* floor(log2(s)), >= 10 here */
+  return 8u + (b - 7u) * 8u + (unsigned)((s >> (b - 3u)) & 7u);
+}
+
+/* Validate the table against the formula and the waste bound; aborts on mismatch. */
+HAK_HIDDEN void hak_sizeclass_check(void);
+
+#endif

@@ -1,0 +1,220 @@
+/* tls_cache.c — moving blocks between a thread's TLS lists and its slabs.
+ *
+ *   refill(cls)  TLS list empty: take up to batch[cls] blocks from the class's partial
+ *                slabs (local free list first, then never-used space), draining remote
+ *                frees when a slab runs dry; find or make a slab when none is partial.
+ *   flush(cls)   TLS list full: keep the newest `keep` blocks, return the rest to
+ *                their slabs; a slab whose blocks are all back goes to its segment.
+ * Only the owning thread runs these (or any thread holding hak_global_lock for the
+ * global heap), so slab lists and slab local state need no locks. */
+#include "alloc/alloc.h"
+#include "options.h"
+
+#include <stddef.h>
+
+static inline hak_segment* slab_segment(hak_slab* s) {
+  return (hak_segment*)((uint8_t*)(s - s->idx) - offsetof(hak_segment, slabs));
+}
+
+void hak_heap_set_caps(hak_heap* h) {
+  long long bytes = hak_opt(HAK_OPT_TLS_CACHE_BYTES), capmax = hak_opt(HAK_OPT_TLS_CAP_MAX);
+  long long batch = hak_opt(HAK_OPT_REFILL_BATCH);
+  for (unsigned c = 0; c < HAK_NCLS; c++) {
+    long long cap = bytes / hak_cls_size[c];
+    if (cap < 1) cap = 1;
+    if (cap > capmax) cap = capmax;
+    long long b = cap / 2 < batch ? cap / 2 : batch;
+    if (b < 1) b = 1;
+    h->tc[c].cap = (uint32_t)cap;
+    h->batch[c] = (uint16_t)b;
+  }
+}
+
+void hak_slab_list_remove(hak_heap* h, hak_slab* s) {
+  hak_slab** head = s->state == HAK_SLAB_PARTIAL ? &h->partial[s->cls] : &h->full[s->cls];
+  if (s->prev) s->prev->next = s->next; else *head = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+}
+
+void hak_slab_list_push(hak_heap* h, hak_slab* s, uint8_t state) {
+  hak_slab** head = state == HAK_SLAB_PARTIAL ? &h->partial[s->cls] : &h->full[s->cls];
+  s->state = state;
+  s->prev = NULL;
+  s->next = *head;
+  if (*head) (*head)->prev = s;
+  *head = s;
+}
+
+static inline bool slab_has_local(const hak_slab* s) {
+  return s->free != NULL || hak_load_relaxed(&s->bump) < s->end;
+}
+
+/* A slab whose blocks are all back goes to its segment, unless it is the class's only
+ * partial slab (keeping one avoids mapping churn on alloc/free ping-pong). An empty
+ * segment goes to the cache unless it is the heap's last of its kind. */
+void hak_slab_maybe_release(hak_heap* h, hak_slab* s) {
+  if (s->used != 0) return;
+  if (s->state == HAK_SLAB_PARTIAL && h->partial[s->cls] == s && s->next == NULL && !h->is_global) return;
+  hak_segment* seg = slab_segment(s);
+  hak_slab_list_remove(h, s);
+  hak_segment_give_slab(seg, s);
+  if (seg->used_slabs == 0 && (h->segs[seg->kind] != seg || seg->next != NULL || seg->kind == HAK_SEG_POOL)) {
+    hak_heap_unlink_segment(h, seg);
+    hak_segment_release(seg);
+  }
+}
+
+void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
+  b->key = hak_free_key;
+  b->next = HAK_ENC(b, s->free);
+  s->free = b;
+  s->nfree++;
+  s->used--;
+  if (s->state == HAK_SLAB_FULL) {
+    hak_slab_list_remove(h, s);
+    hak_slab_list_push(h, s, HAK_SLAB_PARTIAL);
+  }
+  if (s->used == 0) hak_slab_maybe_release(h, s);
+}
+
+/* Drain every slab with pending remote frees (full and partial lists, all classes). */
+static void heap_sweep_remote(hak_heap* h) {
+  for (unsigned c = 0; c < HAK_NCLS; c++) {
+    for (int list = 0; list < 2; list++) {
+      hak_slab* s = list == 0 ? h->full[c] : h->partial[c];
+      while (s) {
+        hak_slab* next = s->next;
+        if (hak_load_relaxed(&s->remote) != NULL) {
+          hak_remote_drain(s);
+          if (s->state == HAK_SLAB_FULL && slab_has_local(s)) {
+            hak_slab_list_remove(h, s);
+            hak_slab_list_push(h, s, HAK_SLAB_PARTIAL);
+          }
+          hak_slab_maybe_release(h, s);
+        }
+        s = next;
+      }
+    }
+  }
+}
+
+/* A slab of class cls with blocks to give, or NULL when out of memory. */
+static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
+  unsigned kind = hak_cls_kind[cls];
+  /* 1. full slabs that received remote frees */
+  unsigned scanned = 0;
+  for (hak_slab* s = h->full[cls]; s && scanned < 64; scanned++) {
+    hak_slab* next = s->next;
+    if (hak_load_relaxed(&s->remote) != NULL) {
+      hak_remote_drain(s);
+      if (slab_has_local(s)) {
+        hak_slab_list_remove(h, s);
+        hak_slab_list_push(h, s, HAK_SLAB_PARTIAL);
+        return s;
+      }
+    }
+    s = next;
+  }
+  /* 2. an unused slab in one of our segments */
+  hak_segment* seg = NULL;
+  if (kind != HAK_SEG_POOL) {
+    for (seg = h->segs[kind]; seg; seg = seg->next) if (seg->free_slabs) break;
+  }
+  /* 3. an abandoned segment; 4. a new one */
+  if (!seg) {
+    hak_segment* adopted = hak_heap_adopt(h, kind, cls);
+    if (adopted) {
+      if (h->partial[cls]) return h->partial[cls];
+      if (adopted->free_slabs) seg = adopted;
+      else return h->partial[cls];   /* NULL: caller loops and tries again */
+    }
+  }
+  if (!seg) {
+    if ((h->ctr.segs_new & 7) == 7) hak_abandoned_reclaim();
+    seg = hak_segment_new(h, kind, cls);
+    if (!seg) return NULL;
+    hak_heap_link_segment(h, seg);
+  }
+  hak_slab* s = hak_segment_take_slab(seg, cls);
+  hak_slab_list_push(h, s, HAK_SLAB_PARTIAL);
+  h->ctr.slabs_new++;
+  return s;
+}
+
+void* hak_tcache_refill(hak_heap* h, unsigned cls) {
+  h->ctr.refills++;
+  if (++h->slow_events >= (uint32_t)hak_opt(HAK_OPT_DRAIN_THRESHOLD)) {
+    h->slow_events = 0;
+    heap_sweep_remote(h);
+  }
+  uint32_t want = h->batch[cls], got = 0;
+  uint32_t bsize = hak_cls_size[cls];
+  hak_block *first = NULL, *last = NULL;
+  unsigned tries = 0;
+  while (got < want) {
+    hak_slab* s = h->partial[cls];
+    if (!s) {
+      s = acquire_slab(h, cls);
+      if (!s) {
+        if (++tries < 64 && h->partial[cls] == NULL) continue;  /* adopted a full segment */
+        break;
+      }
+    }
+    uint32_t took = 0;
+    while (got + took < want && s->free) {
+      hak_block* b = s->free;
+      s->free = HAK_DEC(b, b->next);
+      s->nfree--;
+      if (last) last->next = HAK_ENC(last, b); else first = b;
+      last = b;
+      took++;
+    }
+    uint8_t* bump = hak_load_relaxed(&s->bump);
+    while (got + took < want && bump + bsize <= s->end) {
+      hak_block* b = (hak_block*)bump;
+      bump += bsize;
+      b->key = hak_free_key;
+      if (last) last->next = HAK_ENC(last, b); else first = b;
+      last = b;
+      took++;
+    }
+    hak_store_release(&s->bump, bump);
+    s->used += took;
+    got += took;
+    if (s->free == NULL && bump + bsize > s->end) {
+      if (hak_load_relaxed(&s->remote) != NULL && hak_remote_drain(s) > 0) continue;
+      hak_slab_list_remove(h, s);
+      hak_slab_list_push(h, s, HAK_SLAB_FULL);
+    }
+  }
+  if (!first) return NULL;
+  last->next = HAK_ENC(last, h->tc[cls].head);
+  hak_block* b = first;
+  hak_tcache* tc = &h->tc[cls];
+  tc->head = HAK_DEC(b, b->next);
+  tc->count += got - 1;
+  b->key = 0;
+  return b;
+}
+
+void hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep) {
+  h->ctr.flushes++;
+  if (++h->slow_events >= (uint32_t)hak_opt(HAK_OPT_DRAIN_THRESHOLD)) {
+    h->slow_events = 0;
+    heap_sweep_remote(h);
+  }
+  hak_tcache* tc = &h->tc[cls];
+  hak_block* b = tc->head;
+  hak_block* prev = NULL;
+  uint32_t kept = 0;
+  for (; kept < keep && b; kept++) { prev = b; b = HAK_DEC(b, b->next); }
+  if (prev) prev->next = HAK_ENC(prev, NULL); else tc->head = NULL;
+  tc->count = kept;
+  while (b) {
+    hak_block* next = HAK_DEC(b, b->next);
+    hak_segment* seg = hak_registry_lookup((uintptr_t)b);
+    hak_slab_return_local(h, hak_slab_of(seg, (uintptr_t)b), b);
+    b = next;
+  }
+}

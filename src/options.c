@@ -1,0 +1,177 @@
+/* options.c — the table of HAKMEM_* options: name, default, range, unit, help.
+ * Adding an option = one enum entry in options.h + one row here.
+ * Parsing uses no malloc and no stdio: it runs inside the first malloc call. */
+#include "options.h"
+#include "hakmem.h"
+#include "prim/prim.h"
+
+#include <errno.h>
+#include <string.h>
+
+typedef struct hak_option_row {
+  const char* name;
+  long long   def, min, max;
+  const char* unit;
+  const char* help;
+  const char* words;   /* optional keyword values, "word=value,word=value" */
+} hak_option_row;
+
+static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
+  [HAK_OPT_VERBOSE] = {"HAKMEM_VERBOSE", 0, 0, 1, "bool",
+    "print the effective options at start-up", NULL},
+  [HAK_OPT_TINY_USE_SUPERSLAB] = {"HAKMEM_TINY_USE_SUPERSLAB", 1, 0, 1, "bool",
+    "serve tiny sizes (<= 1 KiB) from 2 MiB SuperSlabs with 64 KiB slabs; 0 uses mid segments", NULL},
+  [HAK_OPT_STATS] = {"HAKMEM_STATS", 0, 0, 2, "enum",
+    "print statistics at exit: 0 off, 1 text summary, json (=2) JSON", "json=2,text=1,off=0"},
+  [HAK_OPT_TLS_CACHE_BYTES] = {"HAKMEM_TLS_CACHE_BYTES", 32 << 10, 1 << 10, 64 << 20, "bytes",
+    "bytes a thread may cache per size class before flushing back to its slabs", NULL},
+  [HAK_OPT_TLS_CAP_MAX] = {"HAKMEM_TLS_CAP_MAX", 256, 1, 4096, "count",
+    "upper bound on cached blocks per size class per thread", NULL},
+  [HAK_OPT_REFILL_BATCH] = {"HAKMEM_REFILL_BATCH", 32, 1, 1024, "count",
+    "blocks moved from a slab into a thread cache per refill (bundle width)", NULL},
+  [HAK_OPT_DRAIN_THRESHOLD] = {"HAKMEM_DRAIN_THRESHOLD", 64, 1, 1 << 20, "count",
+    "slow-path events between sweeps of a thread's remote-free lists", NULL},
+  [HAK_OPT_SEGMENT_CACHE] = {"HAKMEM_SEGMENT_CACHE", 16 << 20, 0, 1LL << 40, "bytes",
+    "empty segments kept mapped for reuse (dirty pages beyond half of this are decommitted)", NULL},
+  [HAK_OPT_LARGE_CACHE] = {"HAKMEM_LARGE_CACHE", 64 << 20, 0, 1LL << 40, "bytes",
+    "bytes of freed large mappings kept for reuse", NULL},
+  [HAK_OPT_LARGE_CACHE_ENTRIES] = {"HAKMEM_LARGE_CACHE_ENTRIES", 16, 0, 64, "count",
+    "freed large mappings kept for reuse", NULL},
+};
+
+long long hak_opt_values[HAK_OPT_COUNT];
+static hak_option_info hak_option_infos[HAK_OPT_COUNT];
+
+/* --- tiny formatting helpers (no stdio inside malloc) --------------------------- */
+typedef struct hak_line { char buf[512]; size_t n; } hak_line;
+static void line_str(hak_line* l, const char* s) {
+  while (*s && l->n < sizeof l->buf - 1) l->buf[l->n++] = *s++;
+}
+static void line_num(hak_line* l, long long v) {
+  char tmp[24]; int i = 0;
+  unsigned long long u = v < 0 ? (unsigned long long)(-(v + 1)) + 1 : (unsigned long long)v;
+  do { tmp[i++] = (char)('0' + u % 10); u /= 10; } while (u);
+  if (v < 0) line_str(l, "-");
+  while (i > 0 && l->n < sizeof l->buf - 1) l->buf[l->n++] = tmp[--i];
+}
+static void line_flush(hak_line* l) { l->buf[l->n++] = '\n'; hak_prim_write_err(l->buf, l->n); l->n = 0; }
+
+static bool word_eq(const char* a, size_t an, const char* b) {
+  size_t bn = strlen(b);
+  if (an != bn) return false;
+  for (size_t i = 0; i < an; i++) {
+    char c = a[i]; if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if (c != b[i]) return false;
+  }
+  return true;
+}
+
+/* Parse `s` as the row's type. Returns false when invalid or out of range. */
+static bool parse_value(const hak_option_row* row, const char* s, long long* out) {
+  size_t n = strlen(s);
+  if (n == 0) return false;
+  if (row->words) {   /* keyword list "word=value,..." */
+    const char* w = row->words;
+    while (*w) {
+      const char* eq = strchr(w, '=');
+      const char* end = strchr(w, ',');
+      if (!end) end = w + strlen(w);
+      if (eq && eq < end && (size_t)(eq - w) == n) {
+        char tmp[32]; size_t k = (size_t)(eq - w) < sizeof tmp - 1 ? (size_t)(eq - w) : sizeof tmp - 1;
+        memcpy(tmp, w, k); tmp[k] = 0;
+        if (word_eq(s, n, tmp)) {
+          long long v = 0; for (const char* d = eq + 1; d < end; d++) v = v * 10 + (*d - '0');
+          *out = v; return true;
+        }
+      }
+      w = *end ? end + 1 : end;
+    }
+  }
+  if (strcmp(row->unit, "bool") == 0) {
+    static const char* const yes[] = {"1", "true", "yes", "on"};
+    static const char* const no[] = {"0", "false", "no", "off"};
+    for (int i = 0; i < 4; i++) {
+      if (word_eq(s, n, yes[i])) { *out = 1; return true; }
+      if (word_eq(s, n, no[i])) { *out = 0; return true; }
+    }
+    return false;
+  }
+  long long v = 0;
+  size_t i = 0;
+  if (s[0] < '0' || s[0] > '9') return false;
+  for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+    if (v > (1LL << 50)) return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  if (i < n) {   /* size suffix for byte options: k, m, g (binary) */
+    if (strcmp(row->unit, "bytes") != 0 || i + 1 != n) return false;
+    switch (s[i]) {
+      case 'k': case 'K': v <<= 10; break;
+      case 'm': case 'M': v <<= 20; break;
+      case 'g': case 'G': v <<= 30; break;
+      default: return false;
+    }
+  }
+  if (v < row->min || v > row->max) return false;
+  *out = v;
+  return true;
+}
+
+void hak_options_init(void) {
+  for (int i = 0; i < HAK_OPT_COUNT; i++) {
+    const hak_option_row* row = &hak_option_rows[i];
+    hak_option_info* info = &hak_option_infos[i];
+    info->name = row->name; info->def = row->def; info->min = row->min; info->max = row->max;
+    info->unit = row->unit; info->help = row->help;
+    info->value = row->def; info->from_env = 0;
+    const char* s = hak_prim_getenv(row->name);
+    if (s) {
+      long long v;
+      if (parse_value(row, s, &v)) { info->value = v; info->from_env = 1; }
+      else {
+        hak_line l = {.n = 0};
+        line_str(&l, "hakmem: warning: "); line_str(&l, row->name); line_str(&l, "=");
+        line_str(&l, s); line_str(&l, " is invalid (expected "); line_str(&l, row->unit);
+        line_str(&l, " in ["); line_num(&l, row->min); line_str(&l, ", "); line_num(&l, row->max);
+        line_str(&l, "]); using the default "); line_num(&l, row->def);
+        line_flush(&l);
+      }
+    }
+    hak_opt_values[i] = info->value;
+  }
+  if (hak_opt_values[HAK_OPT_VERBOSE]) {
+    for (int i = 0; i < HAK_OPT_COUNT; i++) {
+      const hak_option_info* info = &hak_option_infos[i];
+      hak_line l = {.n = 0};
+      line_str(&l, "hakmem: option "); line_str(&l, info->name); line_str(&l, " = ");
+      line_num(&l, info->value); line_str(&l, " "); line_str(&l, info->unit);
+      line_str(&l, info->from_env ? " (environment" : " (default");
+      line_str(&l, ", default "); line_num(&l, info->def); line_str(&l, ") — ");
+      line_str(&l, info->help);
+      line_flush(&l);
+    }
+  }
+}
+
+/* --- public API ------------------------------------------------------------------ */
+HAK_HIDDEN void hak_ensure_init(void);
+
+HAK_EXPORT int hak_option_count(void) { return HAK_OPT_COUNT; }
+
+HAK_EXPORT const hak_option_info* hak_option_get(int i) {
+  hak_ensure_init();
+  if (i < 0 || i >= HAK_OPT_COUNT) return NULL;
+  return &hak_option_infos[i];
+}
+
+HAK_EXPORT long long hak_option_value(const char* name) {
+  hak_ensure_init();
+  if (name) {
+    for (int i = 0; i < HAK_OPT_COUNT; i++) {
+      const char* full = hak_option_rows[i].name;
+      if (strcmp(full, name) == 0 || strcmp(full + 7, name) == 0) return hak_opt_values[i];
+    }
+  }
+  errno = ENOENT;
+  return -1;
+}

@@ -1,0 +1,29 @@
+/* options.h — HAKMEM_* environment options: one enum entry plus one table row in
+ * options.c per option. Values are read once, at process init, before any tier runs. */
+#ifndef HAK_OPTIONS_H
+#define HAK_OPTIONS_H
+
+#include "hak_base.h"
+
+typedef enum hak_opt {
+  HAK_OPT_VERBOSE,
+  HAK_OPT_TINY_USE_SUPERSLAB,
+  HAK_OPT_STATS,
+  HAK_OPT_TLS_CACHE_BYTES,
+  HAK_OPT_TLS_CAP_MAX,
+  HAK_OPT_REFILL_BATCH,
+  HAK_OPT_DRAIN_THRESHOLD,
+  HAK_OPT_SEGMENT_CACHE,
+  HAK_OPT_LARGE_CACHE,
+  HAK_OPT_LARGE_CACHE_ENTRIES,
+  HAK_OPT_COUNT
+} hak_opt;
+
+/* Effective values, indexed by hak_opt; written once by hak_options_init. */
+HAK_HIDDEN extern long long hak_opt_values[HAK_OPT_COUNT];
+#define hak_opt(o) (hak_opt_values[(o)])
+
+/* Parse the environment (warnings for bad values); print the table when VERBOSE. */
+HAK_HIDDEN void hak_options_init(void);
+
+#endif

@@ -82,6 +82,7 @@ typedef struct hak_segment {
   size_t                 size;       /* bytes mapped, a multiple of HAK_CHUNK_SIZE */
   uint32_t               free_slabs; /* bitmap of unused slabs */
   uint32_t               used_slabs;
+  uint32_t               dirty_free; /* unused slabs whose pages are still resident */
   uint16_t               pool_cls;   /* pool segments: their class */
   struct hak_segment*    next;       /* in the owner's list, the abandoned list or the cache */
   struct hak_segment*    prev;
@@ -170,6 +171,7 @@ HAK_HIDDEN hak_heap* hak_heap_thread_init(void);
 HAK_HIDDEN void hak_heap_thread_exit(void* heap);
 HAK_HIDDEN void hak_heap_abandon(hak_heap* h);
 HAK_HIDDEN hak_segment* hak_heap_adopt(hak_heap* h, unsigned kind, unsigned cls);
+HAK_HIDDEN bool hak_heap_adopt_on_free(hak_heap* h, hak_segment* seg);
 HAK_HIDDEN void hak_heap_link_segment(hak_heap* h, hak_segment* seg);
 HAK_HIDDEN void hak_heap_unlink_segment(hak_heap* h, hak_segment* seg);
 HAK_HIDDEN void hak_abandoned_reclaim(void);

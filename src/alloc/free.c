@@ -51,6 +51,10 @@ HAK_NOINLINE void hak_free_slow(void* p) {
     hak_remote_drain(s);
     if (list_contains(s->free, b)) hak_fatal("free", "double free", p);
   }
+  if (!local && hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED && h != &hak_heap_empty &&
+      h != &hak_heap_dead && !h->is_global) {
+    local = hak_heap_adopt_on_free(h, seg);
+  }
   if (local) {
     hak_tcache* tc = &h->tc[s->cls];
     if (tc->count >= tc->cap) hak_tcache_flush(h, s->cls, tc->cap / 2);

@@ -133,8 +133,8 @@ void hak_heap_abandon(hak_heap* h) {
         hak_segment_release(seg);
       } else {
         hak_store_release(&seg->heap, NULL);
-        hak_store_release(&seg->state, HAK_SEGST_ABANDONED);
         hak_lock_take(&abandoned_lock);
+        hak_store_release(&seg->state, HAK_SEGST_ABANDONED);   /* under the lock: see adopt_on_free */
         seg->next = abandoned[kind];
         seg->prev = NULL;
         if (abandoned[kind]) abandoned[kind]->prev = seg;
@@ -154,16 +154,8 @@ static void abandoned_unlink(hak_segment* seg) {
   hak_store_relaxed(&abandoned_count, hak_load_relaxed(&abandoned_count) - 1);
 }
 
-hak_segment* hak_heap_adopt(hak_heap* h, unsigned kind, unsigned cls) {
-  if (hak_load_relaxed(&abandoned_count) == 0) return NULL;
-  hak_lock_take(&abandoned_lock);
-  hak_segment* seg = abandoned[kind];
-  if (kind == HAK_SEG_POOL) {
-    while (seg && seg->pool_cls != cls) seg = seg->next;
-  }
-  if (seg) abandoned_unlink(seg);
-  hak_lock_release(&abandoned_lock);
-  if (!seg) return NULL;
+/* Make h the owner of seg (already taken off the abandoned list). */
+static void adopt_segment(hak_heap* h, hak_segment* seg) {
   hak_store_release(&seg->heap, h);
   hak_store_release(&seg->state, HAK_SEGST_OWNED);
   hak_heap_link_segment(h, seg);
@@ -175,7 +167,32 @@ hak_segment* hak_heap_adopt(hak_heap* h, unsigned kind, unsigned cls) {
     hak_slab_list_push(h, s, has_local ? HAK_SLAB_PARTIAL : HAK_SLAB_FULL);
   }
   h->ctr.segs_adopted++;
+}
+
+hak_segment* hak_heap_adopt(hak_heap* h, unsigned kind, unsigned cls) {
+  if (hak_load_relaxed(&abandoned_count) == 0) return NULL;
+  hak_lock_take(&abandoned_lock);
+  hak_segment* seg = abandoned[kind];
+  if (kind == HAK_SEG_POOL) {
+    while (seg && seg->pool_cls != cls) seg = seg->next;
+  }
+  if (seg) abandoned_unlink(seg);
+  hak_lock_release(&abandoned_lock);
+  if (!seg) return NULL;
+  adopt_segment(h, seg);
   return seg;
+}
+
+/* A thread freeing into an abandoned segment takes it over, so that memory freed by
+ * the threads that outlive its owner comes back (reclaim on free). Skips when the
+ * lock is busy: the free then stays a remote free, which is always correct. */
+bool hak_heap_adopt_on_free(hak_heap* h, hak_segment* seg) {
+  if (pthread_mutex_trylock(&abandoned_lock.m) != 0) return false;
+  bool ok = hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED;
+  if (ok) abandoned_unlink(seg);
+  hak_lock_release(&abandoned_lock);
+  if (ok) adopt_segment(h, seg);
+  return ok;
 }
 
 /* Reclaim abandoned segments whose blocks have all come back through remote frees. */

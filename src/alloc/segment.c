@@ -62,6 +62,7 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
   seg->size = size;
   seg->free_slabs = nslabs == 32 ? 0xffffffffu : (1u << nslabs) - 1;
   seg->used_slabs = 0;
+  seg->dirty_free = 0;
   seg->pool_cls = (uint16_t)pool_cls;
   seg->next = seg->prev = NULL;
   seg->user = NULL; seg->usable = 0; seg->align = 0; seg->fresh = false;
@@ -119,6 +120,7 @@ hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   if (seg->free_slabs == 0) return NULL;
   unsigned i = (unsigned)__builtin_ctz(seg->free_slabs);
   seg->free_slabs &= ~(1u << i);
+  seg->dirty_free &= ~(1u << i);
   seg->used_slabs++;
   hak_slab* s = &seg->slabs[i];
   uint8_t* slab_end = seg->nslabs == 1 ? (uint8_t*)seg + seg->size
@@ -141,6 +143,15 @@ void hak_segment_give_slab(hak_segment* seg, hak_slab* s) {
   hak_store_release(&s->bump, s->start);    /* frees into it now fail validation */
   seg->free_slabs |= 1u << s->idx;
   seg->used_slabs--;
+  /* Keep one unused slab resident for quick reuse; return the pages of any other now,
+   * so a segment pinned by a few live blocks does not pin its whole size. */
+  if (seg->dirty_free == 0 || seg->used_slabs == 0) {
+    seg->dirty_free |= 1u << s->idx;
+  } else {
+    uint8_t* slab_end = seg->nslabs == 1 ? (uint8_t*)seg + seg->size
+                                         : (uint8_t*)seg + ((size_t)(s->idx + 1) << seg->slab_shift);
+    hak_prim_decommit(s->start, (size_t)(slab_end - s->start));
+  }
 }
 
 void hak_segment_fork_lock(void) { hak_lock_take(&seg_cache_lock); }

@@ -83,6 +83,7 @@ typedef struct hak_segment {
   uint32_t               free_slabs; /* bitmap of unused slabs */
   uint32_t               used_slabs;
   uint32_t               dirty_free; /* unused slabs whose pages are still resident */
+  uint64_t               dirty_at;   /* when dirty_free last became non-empty (ns) */
   uint16_t               pool_cls;   /* pool segments: their class */
   struct hak_segment*    next;       /* in the owner's list, the abandoned list or the cache */
   struct hak_segment*    prev;
@@ -148,6 +149,8 @@ HAK_HIDDEN void hak_segment_release(hak_segment* seg);
 HAK_HIDDEN hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls);
 HAK_HIDDEN void hak_segment_give_slab(hak_segment* seg, hak_slab* s);
 HAK_HIDDEN size_t hak_segment_cached_bytes(void);
+/* Decommit unused slabs that have stayed unused for `delay_ns`; returns bytes released. */
+HAK_HIDDEN size_t hak_segment_purge(hak_segment* seg, uint64_t now, uint64_t delay_ns);
 HAK_HIDDEN void hak_segment_fork_lock(void);
 HAK_HIDDEN void hak_segment_fork_unlock(bool child);
 
@@ -185,7 +188,8 @@ HAK_HIDDEN void  hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep);
 HAK_HIDDEN void  hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b);
 HAK_HIDDEN void  hak_slab_list_remove(hak_heap* h, hak_slab* s);
 HAK_HIDDEN void  hak_slab_list_push(hak_heap* h, hak_slab* s, uint8_t state);
-HAK_HIDDEN void  hak_slab_maybe_release(hak_heap* h, hak_slab* s);
+/* Give an empty slab back to its segment; true when that released the segment too. */
+HAK_HIDDEN bool  hak_slab_maybe_release(hak_heap* h, hak_slab* s);
 HAK_HIDDEN void  hak_heap_set_caps(hak_heap* h);
 
 /* ---- remote.c: cross-thread frees --------------------------------------------- */

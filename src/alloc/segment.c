@@ -143,15 +143,33 @@ void hak_segment_give_slab(hak_segment* seg, hak_slab* s) {
   hak_store_release(&s->bump, s->start);    /* frees into it now fail validation */
   seg->free_slabs |= 1u << s->idx;
   seg->used_slabs--;
-  /* Keep one unused slab resident for quick reuse; return the pages of any other now,
-   * so a segment pinned by a few live blocks does not pin its whole size. */
-  if (seg->dirty_free == 0 || seg->used_slabs == 0) {
-    seg->dirty_free |= 1u << s->idx;
-  } else {
-    uint8_t* slab_end = seg->nslabs == 1 ? (uint8_t*)seg + seg->size
-                                         : (uint8_t*)seg + ((size_t)(s->idx + 1) << seg->slab_shift);
-    hak_prim_decommit(s->start, (size_t)(slab_end - s->start));
+  /* The pages stay resident for now: a slab freed and soon reused costs no page
+   * faults. hak_segment_purge returns them once they have stayed unused long enough. */
+  if (seg->dirty_free == 0) seg->dirty_at = hak_prim_now_ns();
+  seg->dirty_free |= 1u << s->idx;
+}
+
+static uint8_t* slab_area_end(const hak_segment* seg, unsigned i) {
+  return seg->nslabs == 1 ? (uint8_t*)seg + seg->size : (uint8_t*)seg + ((size_t)(i + 1) << seg->slab_shift);
+}
+
+size_t hak_segment_purge(hak_segment* seg, uint64_t now, uint64_t delay_ns) {
+  uint32_t dirty = seg->dirty_free & seg->free_slabs;
+  if (dirty == 0 || now - seg->dirty_at < delay_ns) return 0;
+  size_t bytes = 0;
+  while (dirty) {
+    unsigned i = (unsigned)__builtin_ctz(dirty);
+    dirty &= dirty - 1;
+    /* Merge runs of adjacent slabs into one madvise call. */
+    unsigned j = i;
+    while (dirty & (1u << (j + 1))) { j++; dirty &= ~(1u << j); }
+    uint8_t* from = seg->slabs[i].start;
+    uint8_t* to = slab_area_end(seg, j);
+    hak_prim_decommit(from, (size_t)(to - from));
+    bytes += (size_t)(to - from);
   }
+  seg->dirty_free = 0;
+  return bytes;
 }
 
 void hak_segment_fork_lock(void) { hak_lock_take(&seg_cache_lock); }

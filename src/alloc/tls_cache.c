@@ -9,6 +9,7 @@
  * global heap), so slab lists and slab local state need no locks. */
 #include "alloc/alloc.h"
 #include "options.h"
+#include "prim/prim.h"
 
 #include <stddef.h>
 
@@ -53,16 +54,18 @@ static inline bool slab_has_local(const hak_slab* s) {
 /* A slab whose blocks are all back goes to its segment, unless it is the class's only
  * partial slab (keeping one avoids mapping churn on alloc/free ping-pong). An empty
  * segment goes to the cache unless it is the heap's last of its kind. */
-void hak_slab_maybe_release(hak_heap* h, hak_slab* s) {
-  if (s->used != 0) return;
-  if (s->state == HAK_SLAB_PARTIAL && h->partial[s->cls] == s && s->next == NULL && !h->is_global) return;
+bool hak_slab_maybe_release(hak_heap* h, hak_slab* s) {
+  if (s->used != 0) return false;
+  if (s->state == HAK_SLAB_PARTIAL && h->partial[s->cls] == s && s->next == NULL && !h->is_global) return false;
   hak_segment* seg = slab_segment(s);
   hak_slab_list_remove(h, s);
   hak_segment_give_slab(seg, s);
   if (seg->used_slabs == 0 && (h->segs[seg->kind] != seg || seg->next != NULL || seg->kind == HAK_SEG_POOL)) {
     hak_heap_unlink_segment(h, seg);
     hak_segment_release(seg);
+    return true;
   }
+  return false;
 }
 
 void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
@@ -78,23 +81,30 @@ void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
   if (s->used == 0) hak_slab_maybe_release(h, s);
 }
 
-/* Drain every slab with pending remote frees (full and partial lists, all classes). */
-static void heap_sweep_remote(hak_heap* h) {
-  for (unsigned c = 0; c < HAK_NCLS; c++) {
-    for (int list = 0; list < 2; list++) {
-      hak_slab* s = list == 0 ? h->full[c] : h->partial[c];
-      while (s) {
-        hak_slab* next = s->next;
-        if (hak_load_relaxed(&s->remote) != NULL) {
-          hak_remote_drain(s);
-          if (s->state == HAK_SLAB_FULL && slab_has_local(s)) {
-            hak_slab_list_remove(h, s);
-            hak_slab_list_push(h, s, HAK_SLAB_PARTIAL);
-          }
-          hak_slab_maybe_release(h, s);
+/* Periodic upkeep of a heap (every HAKMEM_DRAIN_THRESHOLD slow-path events): drain
+ * slabs with pending remote frees, give back slabs that became empty, and decommit
+ * unused slabs that stayed unused for HAKMEM_PURGE_DELAY ms. Walks segments, not
+ * classes, so its cost follows the memory the heap holds. */
+static void heap_sweep(hak_heap* h) {
+  uint64_t now = hak_prim_now_ns();
+  uint64_t delay = (uint64_t)hak_opt(HAK_OPT_PURGE_DELAY) * 1000000u;
+  for (unsigned kind = 0; kind < HAK_SEG_LARGE; kind++) {
+    hak_segment* seg = h->segs[kind];
+    while (seg) {
+      hak_segment* next = seg->next;
+      bool released = false;
+      for (unsigned i = 0; i < seg->nslabs && !released; i++) {
+        hak_slab* s = &seg->slabs[i];
+        if (s->state == HAK_SLAB_UNUSED || hak_load_relaxed(&s->remote) == NULL) continue;
+        hak_remote_drain(s);
+        if (s->state == HAK_SLAB_FULL && slab_has_local(s)) {
+          hak_slab_list_remove(h, s);
+          hak_slab_list_push(h, s, HAK_SLAB_PARTIAL);
         }
-        s = next;
+        if (s->used == 0) released = hak_slab_maybe_release(h, s);
       }
+      if (!released) hak_segment_purge(seg, now, delay);
+      seg = next;
     }
   }
 }
@@ -146,7 +156,7 @@ void* hak_tcache_refill(hak_heap* h, unsigned cls) {
   h->ctr.refills++;
   if (++h->slow_events >= (uint32_t)hak_opt(HAK_OPT_DRAIN_THRESHOLD)) {
     h->slow_events = 0;
-    heap_sweep_remote(h);
+    heap_sweep(h);
   }
   uint32_t want = h->batch[cls], got = 0;
   uint32_t bsize = hak_cls_size[cls];
@@ -202,7 +212,7 @@ void hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep) {
   h->ctr.flushes++;
   if (++h->slow_events >= (uint32_t)hak_opt(HAK_OPT_DRAIN_THRESHOLD)) {
     h->slow_events = 0;
-    heap_sweep_remote(h);
+    heap_sweep(h);
   }
   hak_tcache* tc = &h->tc[cls];
   hak_block* b = tc->head;

@@ -18,6 +18,8 @@
 #include <sched.h>
 #include <stdlib.h>
 
+HAK_HIDDEN void hak_stats_init(void);
+
 _Atomic int hak_init_state;
 uintptr_t hak_free_key;
 uint8_t hak_cls_kind[HAK_NCLS];
@@ -56,6 +58,7 @@ HAK_COLD void hak_init_slow(void) {
   hak_heap_key_create();
   hak_store_release(&hak_init_state, 2);
   pthread_atfork(fork_prepare, fork_parent, fork_child);
+  hak_stats_init();
 }
 
 void hak_ensure_init(void) {

@@ -31,7 +31,7 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
     "blocks moved from a slab into a thread cache per refill (bundle width)", NULL},
   [HAK_OPT_DRAIN_THRESHOLD] = {"HAKMEM_DRAIN_THRESHOLD", 64, 1, 1 << 20, "count",
     "slow-path events between sweeps of a thread's remote-free lists", NULL},
-  [HAK_OPT_PURGE_DELAY] = {"HAKMEM_PURGE_DELAY", 10, 0, 1000000, "ms",
+  [HAK_OPT_PURGE_DELAY] = {"HAKMEM_PURGE_DELAY", 100, 0, 1000000, "ms",
     "unused slabs stay resident this long before their pages go back to the OS", NULL},
   [HAK_OPT_SEGMENT_CACHE] = {"HAKMEM_SEGMENT_CACHE", 16 << 20, 0, 1LL << 40, "bytes",
     "empty segments kept mapped for reuse (dirty pages beyond half of this are decommitted)", NULL},

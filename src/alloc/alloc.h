@@ -66,6 +66,7 @@ typedef struct hak_slab {
   uint8_t*            end;      /* start + capacity * bsize */
   uint32_t            used;     /* blocks outside the slab */
   uint32_t            nfree;    /* length of `free` */
+  uint64_t            freed_at; /* unused slabs: when given back (ns), for the purge delay */
   struct hak_slab*    next;     /* in the owner's partial/full list of this class */
   struct hak_slab*    prev;
   /* written by other threads */
@@ -83,7 +84,6 @@ typedef struct hak_segment {
   uint32_t               free_slabs; /* bitmap of unused slabs */
   uint32_t               used_slabs;
   uint32_t               dirty_free; /* unused slabs whose pages are still resident */
-  uint64_t               dirty_at;   /* when dirty_free last became non-empty (ns) */
   uint16_t               pool_cls;   /* pool segments: their class */
   struct hak_segment*    next;       /* in the owner's list, the abandoned list or the cache */
   struct hak_segment*    prev;

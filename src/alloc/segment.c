@@ -10,6 +10,7 @@
 #include "alloc/alloc.h"
 #include "options.h"
 #include "prim/prim.h"
+#include "stats_os.h"
 
 #include <errno.h>
 
@@ -54,6 +55,9 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
     seg = hak_prim_map_aligned(size, HAK_CHUNK_SIZE);
     if (!seg) return NULL;
     if (!hak_registry_set(seg, size, seg)) { hak_prim_unmap(seg, size); return NULL; }
+    HAK_OS_COUNT(seg_mapped, 1);
+  } else {
+    HAK_OS_COUNT(seg_cache_hits, 1);
   }
   seg->magic = HAK_SEG_MAGIC;
   seg->kind = (uint8_t)kind;
@@ -95,6 +99,8 @@ void hak_segment_release(hak_segment* seg) {
     if (decommit) {
       hak_lock_release(&seg_cache_lock);
       hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
+      HAK_OS_COUNT(decommit_calls, 1);
+      HAK_OS_COUNT(decommit_bytes, seg->size - HAK_SEG_HDR);
       hak_lock_take(&seg_cache_lock);
     }
     seg->prev = NULL;
@@ -102,11 +108,13 @@ void hak_segment_release(hak_segment* seg) {
     if (seg_cache) seg_cache->prev = seg;
     seg_cache = seg;
     hak_lock_release(&seg_cache_lock);
+    HAK_OS_COUNT(seg_cached, 1);
     return;
   }
   hak_lock_release(&seg_cache_lock);
   hak_registry_set(seg, seg->size, NULL);
   hak_prim_unmap(seg, seg->size);
+  HAK_OS_COUNT(seg_unmapped, 1);
 }
 
 size_t hak_segment_cached_bytes(void) {
@@ -118,7 +126,9 @@ size_t hak_segment_cached_bytes(void) {
 
 hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   if (seg->free_slabs == 0) return NULL;
-  unsigned i = (unsigned)__builtin_ctz(seg->free_slabs);
+  /* Prefer a slab whose pages are still resident: no page faults, nothing to purge. */
+  uint32_t dirty = seg->free_slabs & seg->dirty_free;
+  unsigned i = (unsigned)__builtin_ctz(dirty ? dirty : seg->free_slabs);
   seg->free_slabs &= ~(1u << i);
   seg->dirty_free &= ~(1u << i);
   seg->used_slabs++;
@@ -145,7 +155,7 @@ void hak_segment_give_slab(hak_segment* seg, hak_slab* s) {
   seg->used_slabs--;
   /* The pages stay resident for now: a slab freed and soon reused costs no page
    * faults. hak_segment_purge returns them once they have stayed unused long enough. */
-  if (seg->dirty_free == 0) seg->dirty_at = hak_prim_now_ns();
+  s->freed_at = hak_prim_now_ns();
   seg->dirty_free |= 1u << s->idx;
 }
 
@@ -155,20 +165,26 @@ static uint8_t* slab_area_end(const hak_segment* seg, unsigned i) {
 
 size_t hak_segment_purge(hak_segment* seg, uint64_t now, uint64_t delay_ns) {
   uint32_t dirty = seg->dirty_free & seg->free_slabs;
-  if (dirty == 0 || now - seg->dirty_at < delay_ns) return 0;
+  uint32_t old = 0;
+  for (uint32_t d = dirty; d; d &= d - 1) {
+    unsigned i = (unsigned)__builtin_ctz(d);
+    if (seg->slabs[i].freed_at + delay_ns <= now) old |= 1u << i;   /* freed_at may be after now */
+  }
   size_t bytes = 0;
-  while (dirty) {
-    unsigned i = (unsigned)__builtin_ctz(dirty);
-    dirty &= dirty - 1;
+  seg->dirty_free &= ~old;
+  while (old) {
+    unsigned i = (unsigned)__builtin_ctz(old);
+    old &= old - 1;
     /* Merge runs of adjacent slabs into one madvise call. */
     unsigned j = i;
-    while (dirty & (1u << (j + 1))) { j++; dirty &= ~(1u << j); }
+    while (j + 1 < 32 && (old & (1u << (j + 1)))) { j++; old &= ~(1u << j); }
     uint8_t* from = seg->slabs[i].start;
     uint8_t* to = slab_area_end(seg, j);
     hak_prim_decommit(from, (size_t)(to - from));
     bytes += (size_t)(to - from);
+    HAK_OS_COUNT(decommit_calls, 1);
   }
-  seg->dirty_free = 0;
+  if (bytes) { HAK_OS_COUNT(purge_bytes, bytes); HAK_OS_COUNT(decommit_bytes, bytes); }
   return bytes;
 }
 

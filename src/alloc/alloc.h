@@ -87,6 +87,7 @@ typedef struct hak_segment {
   uint16_t               pool_cls;   /* pool segments: their class */
   struct hak_segment*    next;       /* in the owner's list, the abandoned list or the cache */
   struct hak_segment*    prev;
+  struct hak_heap*       linked;     /* the heap whose segment list holds it (checks only) */
   /* large blocks only */
   uint8_t*               user;       /* the pointer malloc returned */
   size_t                 usable;     /* bytes usable at `user` */

@@ -27,6 +27,7 @@ static uint8_t* heap_bump_end;
 static hak_heap* heap_all;            /* live heaps */
 
 static hak_lock abandoned_lock = HAK_LOCK_INIT;
+static void abandoned_unlink(hak_segment* seg);
 static hak_segment* abandoned[HAK_SEG_KINDS];
 static _Atomic size_t abandoned_count;   /* written under the lock, read without */
 
@@ -88,6 +89,8 @@ void hak_heap_thread_exit(void* arg) {
 
 /* ---- segments of a heap ------------------------------------------------------------ */
 void hak_heap_link_segment(hak_heap* h, hak_segment* seg) {
+  HAK_ASSERT(seg->next == NULL && seg->prev == NULL && seg->linked == NULL);
+  seg->linked = h;
   hak_segment** head = &h->segs[seg->kind];
   seg->prev = NULL;
   seg->next = *head;
@@ -96,6 +99,8 @@ void hak_heap_link_segment(hak_heap* h, hak_segment* seg) {
 }
 
 void hak_heap_unlink_segment(hak_heap* h, hak_segment* seg) {
+  HAK_ASSERT(seg->linked == h);
+  seg->linked = NULL;
   if (seg->prev) seg->prev->next = seg->next; else h->segs[seg->kind] = seg->next;
   if (seg->next) seg->next->prev = seg->prev;
   seg->next = seg->prev = NULL;
@@ -147,6 +152,14 @@ void hak_heap_abandon(hak_heap* h) {
   }
 }
 
+/* Take seg off the abandoned list and make h its owner; under abandoned_lock, so that
+ * two threads can never both claim it. */
+static void abandoned_claim(hak_heap* h, hak_segment* seg) {
+  hak_store_release(&seg->heap, h);
+  hak_store_release(&seg->state, HAK_SEGST_OWNED);
+  abandoned_unlink(seg);
+}
+
 static void abandoned_unlink(hak_segment* seg) {
   if (seg->prev) seg->prev->next = seg->next; else abandoned[seg->kind] = seg->next;
   if (seg->next) seg->next->prev = seg->prev;
@@ -156,8 +169,6 @@ static void abandoned_unlink(hak_segment* seg) {
 
 /* Make h the owner of seg (already taken off the abandoned list). */
 static void adopt_segment(hak_heap* h, hak_segment* seg) {
-  hak_store_release(&seg->heap, h);
-  hak_store_release(&seg->state, HAK_SEGST_OWNED);
   hak_heap_link_segment(h, seg);
   segment_collect(NULL, seg);
   for (unsigned i = 0; i < seg->nslabs; i++) {
@@ -176,7 +187,7 @@ hak_segment* hak_heap_adopt(hak_heap* h, unsigned kind, unsigned cls) {
   if (kind == HAK_SEG_POOL) {
     while (seg && seg->pool_cls != cls) seg = seg->next;
   }
-  if (seg) abandoned_unlink(seg);
+  if (seg) abandoned_claim(h, seg);
   hak_lock_release(&abandoned_lock);
   if (!seg) return NULL;
   adopt_segment(h, seg);
@@ -189,7 +200,7 @@ hak_segment* hak_heap_adopt(hak_heap* h, unsigned kind, unsigned cls) {
 bool hak_heap_adopt_on_free(hak_heap* h, hak_segment* seg) {
   if (pthread_mutex_trylock(&abandoned_lock.m) != 0) return false;
   bool ok = hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED;
-  if (ok) abandoned_unlink(seg);
+  if (ok) abandoned_claim(h, seg);
   hak_lock_release(&abandoned_lock);
   if (ok) adopt_segment(h, seg);
   return ok;

@@ -51,7 +51,8 @@ static hak_segment* cache_take(size_t need, size_t map_align) {
 void* hak_large_alloc(size_t size, size_t align, bool zero) {
   size_t off = large_offset(align);
   if (size > PTRDIFF_MAX - off - HAK_CHUNK_SIZE) { errno = ENOMEM; return NULL; }
-  size_t need = HAK_ALIGN_UP(off + size, HAK_PAGE_SIZE);
+  /* At least one page past `off`: the block must lie inside the mapping even at size 0. */
+  size_t need = HAK_ALIGN_UP(off + (size ? size : 1), HAK_PAGE_SIZE);
   size_t map_align = large_map_align(align);
   hak_segment* seg = cache_take(need, map_align);
   bool fresh;

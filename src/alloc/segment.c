@@ -69,6 +69,7 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
   seg->dirty_free = 0;
   seg->pool_cls = (uint16_t)pool_cls;
   seg->next = seg->prev = NULL;
+  seg->linked = NULL;
   seg->user = NULL; seg->usable = 0; seg->align = 0; seg->fresh = false;
   for (unsigned i = 0; i < nslabs; i++) {
     hak_slab* s = &seg->slabs[i];
@@ -86,6 +87,7 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
 }
 
 void hak_segment_release(hak_segment* seg) {
+  HAK_ASSERT(seg->used_slabs == 0 && seg->next == NULL && seg->prev == NULL && seg->linked == NULL);
   hak_store_release(&seg->heap, NULL);
   hak_store_release(&seg->state, HAK_SEGST_CACHED);
   size_t limit = (size_t)hak_opt(HAK_OPT_SEGMENT_CACHE);

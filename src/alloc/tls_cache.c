@@ -92,8 +92,9 @@ static void heap_sweep(hak_heap* h) {
     hak_segment* seg = h->segs[kind];
     while (seg) {
       hak_segment* next = seg->next;
+      HAK_ASSERT(seg->linked == h && hak_load_relaxed(&seg->heap) == h);
       bool released = false;
-      for (unsigned i = 0; i < seg->nslabs && !released; i++) {
+      for (unsigned i = 0; !released && i < seg->nslabs; i++) {   /* released: seg is gone */
         hak_slab* s = &seg->slabs[i];
         if (s->state == HAK_SLAB_UNUSED || hak_load_relaxed(&s->remote) == NULL) continue;
         hak_remote_drain(s);

@@ -1,0 +1,389 @@
+#!/usr/bin/env bash
+# compare.sh — run hakmem's benchmarks against glibc, mimalloc, jemalloc and tcmalloc
+# (and any extra columns), report medians, peak RSS and ratios vs mimalloc as Markdown,
+# CSV and PNG charts. See docs/BENCHMARKS.md.
+set -u -o pipefail
+HB_PROG=compare.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib_bench.sh"
+
+usage() {
+  cat <<EOF
+usage: compare.sh [--quick | --full] [options]
+
+Runs each selected benchmark with each allocator column, round-robin inside each
+repetition, and reports median ops/s, median peak RSS and ratios vs mimalloc.
+
+profiles:
+  --quick              short runs, all benchmarks, 3 runs (default; ~3-4 min on 2 cores)
+  --full               longer runs, extra Larson profiles, 5 runs
+
+options:
+  --runs N             repetitions (default 3 quick, 5 full)
+  --allocators LIST    comma-separated columns among: glibc,mimalloc,jemalloc,tcmalloc,hakmem
+                       (default: all; hakmem is skipped with a note if not built)
+  --hakmem PATH        hakmem shared library (default build/libhakmem.so under the repo)
+  --extra SPEC         extra column, repeatable: NAME[@BASE]:VAR=VAL[,VAR=VAL...]
+                       BASE defaults to hakmem; e.g. --extra 'hakmem-ace-off:HAKMEM_ACE=0'
+                       (NAME=VAR=VAL also accepted)
+  --bench LIST         comma-separated benchmarks (default: all of the profile):
+                       $(echo "$ALL_BENCHES_FULL" | tr ' ' ',')
+  --threads N          threads for the multi-thread benchmarks (default 2)
+  --seconds S          override the per-run duration of the timed benchmarks
+  --out DIR            results folder (default results/<timestamp>/ under the repo)
+  --bindir DIR         use benchmark binaries from DIR (default: build/bench, else a
+                       standalone build in build-bench/)
+  --timeout S          kill a run after S seconds (default 120 quick, 600 full)
+  --no-charts          skip the gnuplot PNGs
+  --no-latest          do not refresh results/latest/
+  -h, --help           show this text
+EOF
+}
+hb_usage_error() { printf 'compare.sh: %s\n' "$*" >&2; usage >&2; exit 2; }
+
+ALL_BENCHES_QUICK="micro-tight micro-batch micro-xthread larson fragment huge_ws realloc mid_mt"
+ALL_BENCHES_FULL="$ALL_BENCHES_QUICK larson-tiny larson-mid larson-mixed"
+
+profile=quick runs="" allocs="" allocs_explicit=0 hakmem="$HB_ROOT/build/libhakmem.so"
+hakmem_explicit=0 extras=() benches="" threads=2 seconds="" out="" bindir="" tmo=""
+charts=1 latest=1
+
+need() { [ $# -ge 2 ] && [ -n "$2" ] || hb_usage_error "$1 needs a value"; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) profile=quick ;;
+    --full) profile=full ;;
+    --runs) need "$@"; runs=$2; shift ;;
+    --runs=*) runs=${1#*=} ;;
+    --allocators) need "$@"; allocs=$2; allocs_explicit=1; shift ;;
+    --allocators=*) allocs=${1#*=}; allocs_explicit=1 ;;
+    --hakmem) need "$@"; hakmem=$2; hakmem_explicit=1; shift ;;
+    --hakmem=*) hakmem=${1#*=}; hakmem_explicit=1 ;;
+    --extra) need "$@"; extras+=("$2"); shift ;;
+    --extra=*) extras+=("${1#*=}") ;;
+    --bench | --benchmarks) need "$@"; benches=$2; shift ;;
+    --bench=* | --benchmarks=*) benches=${1#*=} ;;
+    --threads) need "$@"; threads=$2; shift ;;
+    --threads=*) threads=${1#*=} ;;
+    --seconds) need "$@"; seconds=$2; shift ;;
+    --seconds=*) seconds=${1#*=} ;;
+    --out) need "$@"; out=$2; shift ;;
+    --out=*) out=${1#*=} ;;
+    --bindir) need "$@"; bindir=$2; shift ;;
+    --bindir=*) bindir=${1#*=} ;;
+    --timeout) need "$@"; tmo=$2; shift ;;
+    --timeout=*) tmo=${1#*=} ;;
+    --no-charts) charts=0 ;;
+    --no-latest) latest=0 ;;
+    -h | --help) usage; exit 0 ;;
+    *) hb_usage_error "unknown option '$1'" ;;
+  esac
+  shift
+done
+
+is_uint() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
+is_num() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]] && awk -v x="$1" 'BEGIN{exit !(x > 0)}'; }
+[ -z "$runs" ] && { [ $profile = quick ] && runs=3 || runs=5; }
+[ -z "$tmo" ] && { [ $profile = quick ] && tmo=120 || tmo=600; }
+is_uint "$runs" || hb_usage_error "--runs must be a positive integer, not '$runs'"
+is_uint "$threads" || hb_usage_error "--threads must be a positive integer, not '$threads'"
+is_uint "$tmo" || hb_usage_error "--timeout must be a positive integer, not '$tmo'"
+[ -z "$seconds" ] || is_num "$seconds" || hb_usage_error "--seconds must be a positive number, not '$seconds'"
+[ -n "$allocs" ] || [ $allocs_explicit = 0 ] || hb_usage_error "--allocators needs a value"
+
+if [ $profile = quick ]; then all_benches=$ALL_BENCHES_QUICK; dur=${seconds:-1}; else all_benches=$ALL_BENCHES_FULL; dur=${seconds:-3}; fi
+if [ -z "$benches" ]; then
+  benches=$all_benches
+else
+  benches=$(echo "$benches" | tr ',' ' ')
+  for b in $benches; do
+    [[ " $ALL_BENCHES_FULL " == *" $b "* ]] || hb_usage_error "unknown benchmark '$b' (known: $ALL_BENCHES_FULL)"
+  done
+fi
+
+# bench_cmd NAME: fills CMD with the program and arguments of one run.
+bench_cmd() {
+  local B=$HB_BINDIR T=$threads
+  case $1 in
+    micro-tight) CMD=("$B/bench_micro" --case tight --seconds "$dur") ;;
+    micro-batch) CMD=("$B/bench_micro" --case batch --seconds "$dur") ;;
+    micro-xthread) CMD=("$B/bench_micro" --case xthread --threads "$T" --seconds "$dur") ;;
+    larson) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 1024) ;;
+    larson-tiny) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 128) ;;
+    larson-mid) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 1024 --max 32768) ;;
+    larson-mixed) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 262144 --dist log) ;;
+    fragment)
+      if [ $profile = quick ]; then
+        CMD=("$B/fragment_stress" --rounds 2000 --phase-rounds 150 --burst 500 --long-lived 10000)
+      else
+        CMD=("$B/fragment_stress" --rounds 3000 --phase-rounds 250 --burst 1000 --long-lived 20000)
+      fi ;;
+    huge_ws)
+      if [ $profile = quick ]; then CMD=("$B/huge_ws" --ws 128M --seconds "$dur")
+      else CMD=("$B/huge_ws" --ws 256M --seconds "$dur"); fi ;;
+    realloc) CMD=("$B/realloc_bench" --case all --seconds "$dur") ;;
+    mid_mt) CMD=("$B/mid_mt" --threads "$T" --seconds "$dur") ;;
+    *) hb_die "internal: no command for $1" ;;
+  esac
+}
+
+hb_setup_columns "$allocs" "$allocs_explicit" "$hakmem" "$hakmem_explicit" "${extras[@]+"${extras[@]}"}"
+hb_ensure_tools
+hb_ensure_bins "$bindir"
+
+stamp=$(date +%Y%m%d-%H%M%S)
+[ -n "$out" ] || out=$HB_ROOT/results/$stamp
+mkdir -p "$out/logs" || hb_die "cannot create $out"
+out=$(cd "$out" && pwd)
+base=mimalloc
+hb_has_col mimalloc || base=${HB_COLS[0]}
+
+ncols=${#HB_COLS[@]}
+nb=$(echo $benches | wc -w)
+hb_log "compare.sh: profile=$profile runs=$runs threads=$threads columns: ${HB_COLS[*]}"
+hb_log "benchmarks: $benches"
+hb_log "binaries: $HB_BINDIR   results: $out"
+for n in "${HB_NOTES[@]+"${HB_NOTES[@]}"}"; do hb_log "note: $n"; done
+
+raw=$out/raw.csv
+echo "benchmark,allocator,run,status,ops_per_sec,peak_rss_kb,wall_s,cpu_pct,load1,result" >"$raw"
+: >"$out/failures.log"
+declare -A OPS RSS FAILS NOK
+LOADS=""
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+t_start=$(date +%s)
+for ((r = 1; r <= runs; r++)); do
+  for b in $benches; do
+    for ((k = 0; k < ncols; k++)); do
+      ci=$(((k + r - 1) % ncols)) # rotate the starting column each repetition
+      col=${HB_COLS[$ci]}
+      bench_cmd "$b"
+      logp=$out/logs/$b.$col.r$r
+      hb_run "$ci" "$tmo" "$logp" "${CMD[@]}"
+      key="$b|$col"
+      if [ "$RUN_STATUS" = ok ]; then
+        OPS[$key]="${OPS[$key]:-} $RUN_OPS"
+        RSS[$key]="${RSS[$key]:-} $RUN_RSS_KB"
+        NOK[$key]=$((${NOK[$key]:-0} + 1))
+        rm -f "$logp.err"
+        [ -s "$logp.out" ] || rm -f "$logp.out"
+      else
+        FAILS[$key]="${FAILS[$key]:-}${FAILS[$key]:+ }$RUN_STATUS"
+        {
+          echo "== $b / $col / run $r: $RUN_STATUS"
+          echo "command: $(hb_cmdline "$ci" "${CMD[@]}")"
+          echo "--- stderr (last 20 lines):"
+          tail -n 20 "$logp.err" 2>/dev/null
+          echo
+        } >>"$out/failures.log"
+      fi
+      printf '%s,%s,%d,%s,%s,%s,%s,%s,%s,"%s"\n' "$b" "$col" "$r" "$RUN_STATUS" "$RUN_OPS" "$RUN_RSS_KB" \
+        "$RUN_SECS" "$RUN_CPU" "$RUN_LOAD" "$(printf '%s' "$RUN_LINE" | sed 's/"/""/g')" >>"$raw"
+      LOADS="$LOADS $RUN_LOAD"
+      printf '[run %d/%d] %-14s %-16s %10s ops/s %9s KiB  %-12s %6ss  cpu %4s%%  load %s\n' "$r" "$runs" "$b" "$col" \
+        "$(hb_human "$RUN_OPS")" "${RUN_RSS_KB:--}" "$RUN_STATUS" "$RUN_SECS" "${RUN_CPU:--}" "$RUN_LOAD" >&2
+    done
+  done
+done
+t_total=$(($(date +%s) - t_start))
+
+# ---- summary -------------------------------------------------------------------------
+declare -A MOPS MRSS
+summary=$out/summary.csv
+echo "benchmark,allocator,runs_ok,runs,median_ops_per_sec,median_peak_rss_kb,ops_ratio_vs_$base,rss_ratio_vs_$base,failures" >"$summary"
+for b in $benches; do
+  for col in "${HB_COLS[@]}"; do
+    key="$b|$col"
+    MOPS[$key]=$(hb_median ${OPS[$key]:-})
+    MRSS[$key]=$(hb_median ${RSS[$key]:-})
+  done
+  for col in "${HB_COLS[@]}"; do
+    key="$b|$col"
+    echo "$b,$col,${NOK[$key]:-0},$runs,${MOPS[$key]},${MRSS[$key]},$(hb_ratio "${MOPS[$key]}" "${MOPS[$b|$base]}"),$(hb_ratio "${MRSS[$key]}" "${MRSS[$b|$base]}"),${FAILS[$key]:-}" >>"$summary"
+  done
+done
+
+# cell TYPE BENCH COL -> Markdown cell
+cell() {
+  local kind=$1 b=$2 col=$3 key="$2|$3" v bv txt ok=${NOK["$2|$3"]:-0}
+  if [ "$kind" = ops ]; then v=${MOPS[$key]}; bv=${MOPS[$b|$base]}; else v=${MRSS[$key]}; bv=${MRSS[$b|$base]}; fi
+  if [ -z "$v" ]; then
+    txt="FAIL (${FAILS[$key]%% *})"
+  else
+    if [ "$kind" = ops ]; then txt=$(hb_human "$v"); else txt="$(awk -v x="$v" 'BEGIN{printf "%.1f MiB", x/1024}')"; fi
+    local rt
+    rt=$(hb_ratio "$v" "$bv")
+    [ -n "$rt" ] && txt="$txt (${rt}x)"
+    [ "$ok" -lt "$runs" ] && txt="$txt [$ok/$runs ok]"
+  fi
+  printf '%s' "$txt"
+}
+
+# geomean of ratios vs base over the benchmarks where both have a value
+geomean() {
+  local kind=$1 col=$2 b v bv acc=""
+  for b in $benches; do
+    if [ "$kind" = ops ]; then v=${MOPS[$b|$col]}; bv=${MOPS[$b|$base]}; else v=${MRSS[$b|$col]}; bv=${MRSS[$b|$base]}; fi
+    [ -n "$v" ] && [ -n "$bv" ] && acc="$acc $v/$bv"
+  done
+  echo "$acc" | awk '{ s = 0; n = 0; for (i = 1; i <= NF; i++) { split($i, p, "/"); if (p[1] > 0 && p[2] > 0) { s += log(p[1] / p[2]); n++ } }
+    if (n) printf "%.2fx\n", exp(s / n); else print "-" }'
+}
+
+table() {
+  local kind=$1 col b
+  printf '| benchmark |'
+  for col in "${HB_COLS[@]}"; do printf ' %s |' "$col"; done
+  printf '\n|---|'
+  for col in "${HB_COLS[@]}"; do printf -- '---:|'; done
+  printf '\n'
+  for b in $benches; do
+    printf '| %s |' "$b"
+    for col in "${HB_COLS[@]}"; do printf ' %s |' "$(cell "$kind" "$b" "$col")"; done
+    printf '\n'
+  done
+  printf '| *geomean vs %s* |' "$base"
+  for col in "${HB_COLS[@]}"; do printf ' %s |' "$(geomean "$kind" "$col")"; done
+  printf '\n'
+}
+
+libinfo() {
+  local i
+  for i in "${!HB_COLS[@]}"; do
+    local lib=${HB_COL_LIB[$i]} env=${HB_COL_ENV[$i]} ver=""
+    if [ -n "$lib" ]; then
+      ver=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -n 1 | cut -d: -f1)
+      [ -n "$ver" ] && ver="$ver $(dpkg-query -W -f='${Version}' "$ver" 2>/dev/null)"
+      [ -n "$ver" ] || ver="built $(date -r "$lib" '+%Y-%m-%d %H:%M' 2>/dev/null)"
+    else
+      ver="glibc $(ldd --version 2>/dev/null | head -n 1 | awk '{print $NF}')"
+    fi
+    printf -- '- **%s**: %s%s (%s)\n' "${HB_COLS[$i]}" "${lib:-no preload}" "${env:+, env: $(echo $env)}" "$ver"
+  done
+}
+
+md=$out/summary.md
+{
+  echo "# Allocator comparison ($profile, $stamp)"
+  echo
+  echo "- host: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
+  echo "- repo commit: $(git -C "$HB_ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
+  echo "- runs per cell: $runs (allocators round-robin inside each run, start rotated), median reported"
+  echo "- threads for multi-thread benchmarks: $threads; timed runs: ${dur}s"
+  echo "- load average at start: $load_start; 1-min load before each run: $(echo $LOADS | tr ' ' '\n' | sort -n | sed -n '1p;$p' | paste -sd- -) (min-max); wall time: ${t_total}s"
+  echo "  (raw.csv has cpu_pct per run: user+sys time as % of wall; far below the thread count x 100 means the run was starved by other work on the machine)"
+  echo "- peak RSS: $([ -n "$HB_TIME" ] && echo 'max RSS of the process from /usr/bin/time -f %M' || echo "the program's own VmHWM")"
+  echo
+  echo "## Throughput (median ops/s; ratio vs $base, higher is better)"
+  echo
+  table ops
+  echo
+  echo "## Peak RSS (median; ratio vs $base, lower is better)"
+  echo
+  table rss
+  echo
+  echo "## Columns"
+  echo
+  libinfo
+  echo
+  echo "## Commands"
+  echo
+  for b in $benches; do bench_cmd "$b"; echo "- $b: \`${CMD[*]#$HB_BINDIR/}\`"; done | sed "s|$HB_BINDIR/||g"
+  if [ ${#HB_NOTES[@]} -gt 0 ]; then
+    echo
+    echo "## Notes"
+    echo
+    for n in "${HB_NOTES[@]}"; do echo "- $n"; done
+  fi
+  if [ -s "$out/failures.log" ]; then
+    echo
+    echo "## Failures"
+    echo
+    echo "See failures.log for the exact commands and stderr."
+    echo
+    grep -E '^(==|command:)' "$out/failures.log" | sed 's/^/    /'
+  fi
+} >"$md"
+
+# ---- charts --------------------------------------------------------------------------
+plot() {
+  local kind=$1 file=$2 title=$3 ylabel=$4 dat=$out/${2%.png}.dat col b v bv
+  {
+    printf 'benchmark'
+    for col in "${HB_COLS[@]}"; do printf ' "%s"' "$col"; done
+    printf '\n'
+    for b in $benches; do
+      printf '"%s"' "$b"
+      for col in "${HB_COLS[@]}"; do
+        if [ "$kind" = ops ]; then v=${MOPS[$b|$col]}; bv=${MOPS[$b|$base]}; else v=${MRSS[$b|$col]}; bv=${MRSS[$b|$base]}; fi
+        v=$(hb_ratio "$v" "$bv")
+        printf ' %s' "${v:-NaN}"
+      done
+      printf '\n'
+    done
+  } >"$dat"
+  gnuplot <<EOF 2>>"$out/gnuplot.log"
+set terminal pngcairo size 1400,640 font "DejaVu Sans,11" noenhanced
+set output '$out/$file'
+set title "$title"
+set datafile missing "NaN"
+set style data histograms
+set style histogram clustered gap 1.5
+set style fill solid 0.85 border rgb "#333333"
+set boxwidth 0.95
+set key outside right top vertical
+set grid ytics lc rgb "#dddddd"
+set yrange [0:*]
+set ylabel "$ylabel"
+set xtics nomirror rotate by -25 scale 0
+set format y "%.1f"
+set xrange [-0.6:$((nb - 1)).6]
+set linetype 1 lc rgb "#4e79a7"
+set linetype 2 lc rgb "#f28e2b"
+set linetype 3 lc rgb "#59a14f"
+set linetype 4 lc rgb "#e15759"
+set linetype 5 lc rgb "#b07aa1"
+set linetype 6 lc rgb "#76b7b2"
+set linetype 7 lc rgb "#edc948"
+set linetype 8 lc rgb "#9c755f"
+plot for [i=2:$((ncols + 1))] '$dat' using i:xtic(1) title columnheader(i), \
+     1 with lines dt 2 lw 1.5 lc rgb "black" title "$base = 1.0"
+EOF
+}
+if [ $charts = 1 ]; then
+  if ! command -v gnuplot >/dev/null 2>&1; then hb_apt_install gnuplot-nox || true; fi
+  if command -v gnuplot >/dev/null 2>&1; then
+    plot ops throughput.png "Throughput vs $base (median ops/s ratio, higher is better) - $profile, $stamp" "ops/s relative to $base"
+    plot rss peak_rss.png "Peak RSS vs $base (median ratio, lower is better) - $profile, $stamp" "peak RSS relative to $base"
+    [ -s "$out/gnuplot.log" ] || rm -f "$out/gnuplot.log"
+    printf '\n![throughput](throughput.png)\n\n![peak RSS](peak_rss.png)\n' >>"$md"
+  else
+    hb_log "note: gnuplot not available (package gnuplot-nox); no charts"
+  fi
+fi
+
+if [ $latest = 1 ] && [ "$out" != "$HB_ROOT/results/latest" ]; then
+  mkdir -p "$HB_ROOT/results"
+  rm -rf "$HB_ROOT/results/latest.tmp"
+  cp -r "$out" "$HB_ROOT/results/latest.tmp" && rm -rf "$HB_ROOT/results/latest" &&
+    mv "$HB_ROOT/results/latest.tmp" "$HB_ROOT/results/latest"
+fi
+
+# ---- stdout: the tables --------------------------------------------------------------
+echo "## Throughput (median ops/s of $runs runs; ratio vs $base, higher is better)"
+echo
+table ops
+echo
+echo "## Peak RSS (median of $runs runs; ratio vs $base, lower is better)"
+echo
+table rss
+for n in "${HB_NOTES[@]+"${HB_NOTES[@]}"}"; do echo; echo "note: $n"; done
+if [ -s "$out/failures.log" ]; then
+  echo
+  echo "FAILURES (exact commands in $out/failures.log):"
+  grep -E '^(==|command:)' "$out/failures.log"
+fi
+echo
+echo "results: $out"
+nfail=$(grep -c '^==' "$out/failures.log" 2>/dev/null || true)
+[ "${nfail:-0}" = 0 ] || exit 3
+exit 0

@@ -1,0 +1,285 @@
+# lib_bench.sh — shared by compare.sh and larson.sh (sourced, not run).
+#
+# Columns: each column is an allocator run (name, library to preload, extra env).
+#   glibc     no preload (the system allocator)
+#   mimalloc  libmimalloc.so.2          (Debian package libmimalloc2.0)
+#   jemalloc  libjemalloc.so.2          (Debian package libjemalloc2)
+#   tcmalloc  libtcmalloc_minimal.so.4  (Debian package libtcmalloc-minimal4)
+#   hakmem    build/libhakmem.so (or --hakmem PATH)
+#   extras    --extra 'NAME[@BASE]:VAR=VAL[,VAR=VAL...]' — BASE (default hakmem)
+#             preloaded with those variables, e.g. 'hakmem-ace-off:HAKMEM_ACE=0'
+#
+# A run: `timeout` around `/usr/bin/time -f %M` around `env VARS LD_PRELOAD=LIB bin args`.
+# Its result: the last "RESULT " line of stdout (ops_per_sec=...), the max RSS that
+# time(1) saw, and a status: ok, crash:SIGNAME, exit:N, timeout, noresult.
+
+HB_ROOT=${HB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+HB_KNOWN_ALLOCATORS="glibc mimalloc jemalloc tcmalloc hakmem"
+HB_BENCH_PROGRAMS="bench_micro larson fragment_stress huge_ws realloc_bench mid_mt"
+
+hb_log() { printf '%s\n' "$*" >&2; }
+hb_die() { printf '%s: error: %s\n' "${HB_PROG:-bench}" "$*" >&2; exit 1; }
+
+# Library directories to search for the peer allocators.
+hb_libdirs() {
+  local ma
+  ma=$(gcc -print-multiarch 2>/dev/null || true)
+  [ -n "$ma" ] && printf '%s\n' "/usr/lib/$ma" "/lib/$ma"
+  printf '%s\n' /usr/lib/x86_64-linux-gnu /lib/x86_64-linux-gnu /usr/local/lib /usr/lib /usr/lib64
+}
+
+# hb_find_so PATTERN...: print the first existing file matching one of the patterns.
+hb_find_so() {
+  local d p f
+  for p in "$@"; do
+    for d in $(hb_libdirs); do
+      for f in "$d"/$p; do
+        [ -e "$f" ] && { printf '%s\n' "$f"; return 0; }
+      done
+    done
+  done
+  return 1
+}
+
+hb_peer_package() {
+  case $1 in
+    mimalloc) echo libmimalloc2.0 ;;
+    jemalloc) echo libjemalloc2 ;;
+    tcmalloc) echo libtcmalloc-minimal4 ;;
+  esac
+}
+
+hb_peer_lib() {
+  case $1 in
+    mimalloc) hb_find_so 'libmimalloc.so.2' 'libmimalloc.so.2.*' 'libmimalloc.so' ;;
+    jemalloc) hb_find_so 'libjemalloc.so.2' 'libjemalloc.so' ;;
+    tcmalloc) hb_find_so 'libtcmalloc_minimal.so.4' 'libtcmalloc_minimal.so.4.*' 'libtcmalloc.so.4' ;;
+    *) return 1 ;;
+  esac
+}
+
+HB_APT_UPDATED=0
+# hb_apt_install PKG...: install Debian packages; quiet; returns apt's status.
+hb_apt_install() {
+  command -v apt-get >/dev/null 2>&1 || return 1
+  [ "$(id -u)" = 0 ] || { hb_log "note: not root, cannot apt-get install $*"; return 1; }
+  hb_log "installing $* with apt-get ..."
+  if DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1; then return 0; fi
+  if [ "$HB_APT_UPDATED" = 0 ]; then
+    HB_APT_UPDATED=1
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 && return 0
+  fi
+  return 1
+}
+
+# Tools: /usr/bin/time (package time) for max RSS, timeout (coreutils).
+hb_ensure_tools() {
+  HB_TIME=/usr/bin/time
+  if [ ! -x "$HB_TIME" ]; then
+    hb_apt_install time || true
+  fi
+  if [ ! -x "$HB_TIME" ]; then
+    hb_log "note: /usr/bin/time is missing; peak RSS comes from the programs' own VmHWM"
+    HB_TIME=""
+  fi
+  command -v timeout >/dev/null 2>&1 || hb_die "timeout (coreutils) is required"
+}
+
+# hb_ensure_bins BINDIR: make sure the benchmark binaries exist; sets HB_BINDIR.
+# With an explicit --bindir they must already be there. Otherwise the build tree's
+# bench/ is used when complete and not older than the sources, else the benchmarks
+# are built standalone into build-bench/ (independent of whether hakmem builds).
+hb_ensure_bins() {
+  local want=$1 p missing=0 stale=0
+  if [ -n "$want" ]; then
+    for p in $HB_BENCH_PROGRAMS; do [ -x "$want/$p" ] || hb_die "--bindir $want has no $p"; done
+    HB_BINDIR=$(cd "$want" && pwd)
+    return 0
+  fi
+  local main=$HB_ROOT/build/bench
+  for p in $HB_BENCH_PROGRAMS; do
+    [ -x "$main/$p" ] || missing=1
+    [ -x "$main/$p" ] && [ -n "$(find "$HB_ROOT/bench" -name '*.[ch]' -newer "$main/$p" 2>/dev/null)" ] && stale=1
+  done
+  if [ $missing = 0 ] && [ $stale = 0 ]; then
+    HB_BINDIR=$main
+    return 0
+  fi
+  local sb=$HB_ROOT/build-bench
+  hb_log "build/bench is missing or older than bench/ sources: using a standalone build in $sb"
+  command -v cmake >/dev/null 2>&1 || hb_die "cmake is needed to build the benchmarks"
+  if ! { cmake -S "$HB_ROOT/bench" -B "$sb" -DCMAKE_BUILD_TYPE=Release >"$sb.log" 2>&1 &&
+         cmake --build "$sb" -j"$(nproc)" >>"$sb.log" 2>&1; }; then
+    hb_die "building the benchmarks failed; see $sb.log"
+  fi
+  rm -f "$sb.log"
+  HB_BINDIR=$sb/bench
+}
+
+# Column registry (parallel arrays).
+HB_COLS=()        # names
+HB_COL_LIB=()     # library to preload ("" = none)
+HB_COL_ENV=()     # newline-separated VAR=VAL list
+HB_NOTES=()       # things to tell the user at the end
+
+hb_add_col() { HB_COLS+=("$1"); HB_COL_LIB+=("$2"); HB_COL_ENV+=("$3"); }
+
+hb_has_col() { local c; for c in "${HB_COLS[@]}"; do [ "$c" = "$1" ] && return 0; done; return 1; }
+
+# hb_setup_columns ALLOCATORS_CSV EXPLICIT(0/1) HAKMEM_PATH HAKMEM_EXPLICIT(0/1) EXTRA...
+# ALLOCATORS_CSV empty = every known allocator that can be found (missing ones are
+# skipped with a note); an explicitly requested allocator that cannot be found is an error.
+hb_setup_columns() {
+  local list=$1 explicit=$2 hak=$3 hak_explicit=$4
+  shift 4
+  local a lib
+  [ -n "$list" ] || list=$(echo "$HB_KNOWN_ALLOCATORS" | tr ' ' ',')
+  local IFS_SAVE=$IFS
+  IFS=,
+  set -f
+  local names=($list)
+  set +f
+  IFS=$IFS_SAVE
+  for a in "${names[@]}"; do
+    case $a in
+      glibc) hb_add_col glibc "" "" ;;
+      mimalloc | jemalloc | tcmalloc)
+        lib=$(hb_peer_lib "$a") || { hb_apt_install "$(hb_peer_package "$a")" && lib=$(hb_peer_lib "$a"); } || lib=""
+        if [ -n "$lib" ]; then
+          hb_add_col "$a" "$lib" ""
+        elif [ "$explicit" = 1 ]; then
+          hb_die "$a was requested but its library was not found (package $(hb_peer_package "$a"))"
+        else
+          HB_NOTES+=("$a: library not found and package $(hb_peer_package "$a") could not be installed; column skipped")
+        fi
+        ;;
+      hakmem)
+        if [ -f "$hak" ]; then
+          hb_add_col hakmem "$(cd "$(dirname "$hak")" && pwd)/$(basename "$hak")" ""
+        elif [ "$explicit" = 1 ] || [ "$hak_explicit" = 1 ]; then
+          hb_die "hakmem was requested but $hak does not exist (build it: cmake -S $HB_ROOT -B $HB_ROOT/build && cmake --build $HB_ROOT/build -j2, or pass --hakmem PATH)"
+        else
+          HB_NOTES+=("hakmem: $hak does not exist (not built yet?); column skipped")
+        fi
+        ;;
+      "") ;;
+      *) hb_usage_error "unknown allocator '$a' (known: $HB_KNOWN_ALLOCATORS)" ;;
+    esac
+  done
+  local spec name rest base envs line
+  for spec in "$@"; do
+    # NAME[@BASE]:ENV or NAME[@BASE]=ENV — whichever of ':' and '=' comes first separates.
+    local head=${spec%%[:=]*}
+    [ "$head" != "$spec" ] || hb_usage_error "--extra '$spec': expected NAME:VAR=VAL[,VAR=VAL...]"
+    rest=${spec:${#head}+1}
+    name=${head%%@*}
+    base=hakmem
+    [ "$name" != "$head" ] && base=${head#*@}
+    [[ $name =~ ^[A-Za-z0-9._+-]+$ ]] || hb_usage_error "--extra '$spec': bad column name '$name'"
+    hb_has_col "$name" && hb_usage_error "--extra '$spec': column '$name' already exists"
+    envs=$(printf '%s' "$rest" | sed -E 's/,([A-Za-z_][A-Za-z0-9_]*=)/\n\1/g; s/[[:space:]]+([A-Za-z_][A-Za-z0-9_]*=)/\n\1/g')
+    while IFS= read -r line; do
+      [ -z "$line" ] && continue
+      [[ $line =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || hb_usage_error "--extra '$spec': '$line' is not VAR=VALUE"
+    done <<<"$envs"
+    case $base in
+      glibc) lib="" ;;
+      mimalloc | jemalloc | tcmalloc)
+        lib=$(hb_peer_lib "$base") || hb_die "--extra '$spec': $base library not found" ;;
+      hakmem)
+        [ -f "$hak" ] || hb_die "--extra '$spec' needs hakmem, but $hak does not exist"
+        lib="$(cd "$(dirname "$hak")" && pwd)/$(basename "$hak")" ;;
+      *) hb_usage_error "--extra '$spec': unknown base allocator '$base'" ;;
+    esac
+    hb_add_col "$name" "$lib" "$envs"
+  done
+  [ ${#HB_COLS[@]} -gt 0 ] || hb_die "no allocator columns to run"
+}
+
+# hb_col_index NAME -> index in HB_COLS
+hb_col_index() {
+  local i
+  for i in "${!HB_COLS[@]}"; do [ "${HB_COLS[$i]}" = "$1" ] && { echo "$i"; return 0; }; done
+  return 1
+}
+
+# The shell command line that reproduces a run of column $1 (for logs and reports).
+hb_cmdline() {
+  local ci=$1
+  shift
+  local out="" line
+  while IFS= read -r line; do
+    [ -n "$line" ] && out+="$(printf '%q' "$line") "
+  done <<<"${HB_COL_ENV[$ci]}"
+  if [ -n "${HB_COL_LIB[$ci]}" ]; then out+="LD_PRELOAD=$(printf '%q' "${HB_COL_LIB[$ci]}") "; fi
+  local a
+  for a in "$@"; do out+="$(printf '%q' "$a") "; done
+  printf 'env %s\n' "${out% }"
+}
+
+# hb_run COLUMN_INDEX TIMEOUT_S LOGPREFIX BIN ARGS...
+# Sets RUN_STATUS, RUN_OPS, RUN_RSS_KB, RUN_LINE (the RESULT line), RUN_SECS (wall),
+# RUN_CPU (user+sys seconds of the run as % of wall; how much CPU it actually got) and
+# RUN_LOAD (1-minute load average just before the run: other work on the machine).
+hb_run() {
+  local ci=$1 tmo=$2 logp=$3
+  shift 3
+  local envv=() line
+  while IFS= read -r line; do [ -n "$line" ] && envv+=("$line"); done <<<"${HB_COL_ENV[$ci]}"
+  if [ -n "${HB_COL_LIB[$ci]}" ]; then envv+=("LD_PRELOAD=${HB_COL_LIB[$ci]}"); fi
+  local tf=$logp.time out=$logp.out err=$logp.err rc t0 t1
+  RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg)
+  t0=$(date +%s.%N)
+  if [ -n "$HB_TIME" ]; then
+    timeout -k 5 "$tmo" "$HB_TIME" -f 'HB_MAXRSS_KB=%M HB_USER=%U HB_SYS=%S HB_WALL=%e' -o "$tf" env -u LD_PRELOAD "${envv[@]}" "$@" >"$out" 2>"$err"
+  else
+    timeout -k 5 "$tmo" env -u LD_PRELOAD "${envv[@]}" "$@" >"$out" 2>"$err"
+  fi
+  rc=$?
+  t1=$(date +%s.%N)
+  RUN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
+  RUN_LINE=$(grep '^RESULT ' "$out" | tail -n 1)
+  RUN_OPS=$(printf '%s\n' "$RUN_LINE" | tr ' ' '\n' | sed -n 's/^ops_per_sec=//p' | head -n 1)
+  RUN_RSS_KB="" RUN_CPU=""
+  if [ -f "$tf" ]; then
+    line=$(grep '^HB_MAXRSS_KB=' "$tf" | tail -n 1)
+    RUN_RSS_KB=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^HB_MAXRSS_KB=//p')
+    RUN_CPU=$(printf '%s\n' "$line" | tr ' ' '\n' | awk -F= '{v[$1]=$2} END { if (v["HB_WALL"] > 0) printf "%.0f", 100 * (v["HB_USER"] + v["HB_SYS"]) / v["HB_WALL"] }')
+  fi
+  [ -n "$RUN_RSS_KB" ] || RUN_RSS_KB=$(printf '%s\n' "$RUN_LINE" | tr ' ' '\n' | sed -n 's/^peak_rss_kb=//p' | head -n 1)
+  if [ $rc = 124 ] || { [ $rc = 137 ] && [ ! -s "$tf" ]; }; then
+    RUN_STATUS=timeout
+  elif [ $rc -gt 128 ]; then
+    RUN_STATUS="crash:$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"
+  elif [ $rc != 0 ]; then
+    RUN_STATUS="exit:$rc"
+  elif [ -z "$RUN_OPS" ]; then
+    RUN_STATUS=noresult
+  else
+    RUN_STATUS=ok
+  fi
+  [ "$RUN_STATUS" = ok ] || { RUN_OPS=""; }
+  rm -f "$tf"
+  return 0
+}
+
+# hb_median VALUES... -> median of the numeric values (empty if none)
+hb_median() {
+  printf '%s\n' "$@" | awk 'NF && $1 ~ /^[0-9.eE+-]+$/ {v[n++]=$1} END {
+    if (n == 0) exit
+    for (i = 1; i < n; i++) { x = v[i]; for (j = i - 1; j >= 0 && v[j] > x; j--) v[j+1] = v[j]; v[j+1] = x }
+    if (n % 2) printf "%.0f\n", v[(n-1)/2]; else printf "%.0f\n", (v[n/2-1] + v[n/2]) / 2 }'
+}
+
+# Human-readable numbers: 12345678 -> 12.3M
+hb_human() {
+  awk -v x="$1" 'BEGIN { if (x == "") { print "-"; exit }
+    if (x >= 1e9) printf "%.2fG\n", x/1e9; else if (x >= 1e6) printf "%.2fM\n", x/1e6;
+    else if (x >= 1e3) printf "%.1fk\n", x/1e3; else printf "%.0f\n", x }'
+}
+
+# hb_ratio A B -> A/B with 2 decimals (empty if either is missing or B is 0)
+hb_ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) exit; printf "%.2f\n", a / b }'
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# test.sh — build hakmem and run all its tests.
+#
+#   bash scripts/test.sh [--no-deps] [--no-sanitize] [-- extra ctest arguments]
+#
+#  1. scripts/deps.sh (apt-get what is missing)          skipped by --no-deps
+#  2. scripts/build.sh: build/ in Release
+#  3. ctest --test-dir build --output-on-failure -j2     (labels: unit api stress death real;
+#                                                          e.g. `-- -L unit` runs one label)
+#  4. scripts/test_install.sh, unless ctest already has it registered
+#  5. test/sanitize.sh when present: ASan+UBSan and TSan builds of the hak_* tests
+#                                                          skipped by --no-sanitize
+# Logs go to build/test-logs/. Exit status is non-zero when anything failed; the last
+# line counts the tests of all builds: "N passed, M failed" (", K skipped" when some
+# were). A step that fails without a failed test of its own (a build, say) counts as
+# one failed test.
+set -uo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo" || exit 1
+build="${HAK_BUILD_DIR:-$repo/build}"
+export HAK_BUILD_DIR="$build"
+jobs="${HAK_JOBS:-2}"
+
+deps=1
+sanitize=1
+ctest_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-deps)      deps=0 ;;
+    --no-sanitize)  sanitize=0 ;;
+    --)             shift; ctest_args=("$@"); break ;;
+    -h|--help)      sed -n '2,18s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) echo "test.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+logs="$build/test-logs"
+mkdir -p "$logs"
+rm -f "$logs"/*.log
+
+passed=0 failed=0 skipped=0
+failed_steps=()
+banner() { printf '\n==== %s ====\n' "$*"; }
+
+# count_ctest LOG: add the ctest summary lines in LOG ("P% tests passed, F tests failed
+# out of T"; skipped tests count as passed there) and the "(Skipped)" lines to the totals.
+# Sets nfail to the number of failed tests it found.
+count_ctest() {
+  local log="$1" t f s
+  nfail=0
+  while read -r f t; do
+    passed=$((passed + t - f)); failed=$((failed + f)); nfail=$((nfail + f))
+  done < <(sed -nE 's/.*[0-9]+% tests passed, ([0-9]+) tests failed out of ([0-9]+).*/\1 \2/p' "$log")
+  s="$(grep -cE '^[[:space:]]*[0-9]+ - .* \(Skipped\)[[:space:]]*$' "$log" || true)"
+  passed=$((passed - s)); skipped=$((skipped + s))
+}
+
+# run_logged NAME LOG CMD...: run CMD, output to the terminal and LOG; returns CMD's status.
+run_logged() {
+  local name="$1" log="$2"; shift 2
+  banner "$name"
+  "$@" 2>&1 | tee "$log"
+  return "${PIPESTATUS[0]}"
+}
+
+if [ $deps -eq 1 ]; then
+  run_logged "dependencies (scripts/deps.sh)" "$logs/deps.log" bash scripts/deps.sh ||
+    failed_steps+=("deps.sh")
+fi
+
+built=0
+if run_logged "build: $build (Release)" "$logs/build.log" env HAK_JOBS="$jobs" bash scripts/build.sh; then
+  built=1
+else
+  failed_steps+=("build (log: $logs/build.log)")
+fi
+
+if [ $built -eq 1 ]; then
+  run_logged "ctest: $build" "$logs/ctest.log" \
+    ctest --test-dir "$build" --output-on-failure -j"$jobs" "${ctest_args[@]}"
+  rc=$?
+  count_ctest "$logs/ctest.log"
+  if grep -q "No tests were found" "$logs/ctest.log"; then
+    echo "test.sh: warning: ctest found no tests in $build"
+  fi
+  [ $rc -ne 0 ] && [ "$nfail" -eq 0 ] && failed_steps+=("ctest exited $rc (log: $logs/ctest.log)")
+
+  if ctest --test-dir "$build" -N 2>/dev/null | grep -qiE 'Test +#[0-9]+: .*install'; then
+    echo "test.sh: the install test is registered with ctest; not run again"
+  elif run_logged "install test (scripts/test_install.sh)" "$logs/install.log" \
+         bash scripts/test_install.sh "$build"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+  fi
+fi
+
+if [ $sanitize -eq 1 ] && [ -f test/sanitize.sh ]; then
+  run_logged "sanitizer builds (test/sanitize.sh)" "$logs/sanitize.log" bash test/sanitize.sh
+  rc=$?
+  count_ctest "$logs/sanitize.log"
+  [ $rc -ne 0 ] && [ "$nfail" -eq 0 ] && failed_steps+=("test/sanitize.sh exited $rc (log: $logs/sanitize.log)")
+elif [ $sanitize -eq 1 ]; then
+  echo; echo "test.sh: no test/sanitize.sh yet; sanitizer builds skipped"
+fi
+
+banner "summary"
+failed=$((failed + ${#failed_steps[@]}))
+for s in "${failed_steps[@]}"; do echo "FAILED step: $s"; done
+echo "logs: $logs"
+line="$passed passed, $failed failed"
+[ $skipped -gt 0 ] && line="$line, $skipped skipped"
+echo "$line"
+[ $failed -eq 0 ]

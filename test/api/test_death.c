@@ -1,0 +1,260 @@
+/* test_death.c — invalid frees must abort with a clear message.
+ *
+ * Each case forks a child whose stderr goes to a pipe; the child runs one bad
+ * operation.  The parent asserts the child was killed by SIGABRT and that its
+ * stderr holds the expected message.  A control case checks that a valid free
+ * does not abort, so the harness cannot pass by accident.
+ *
+ * Built twice: test_death (libc names, libhakmem.so) and, with
+ * HAK_TEST_HAK_API defined, test_hak_death (hak_* API, libhakmem-api.a).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hak_test.h"
+
+#ifdef HAK_TEST_HAK_API
+#include "hakmem.h"
+#define T_MALLOC   hak_malloc
+#define T_FREE     hak_free
+#define T_REALLOC  hak_realloc
+#define T_FREE_SIZED hak_free_sized
+#else
+#define T_MALLOC   malloc
+#define T_FREE     free
+#define T_REALLOC  realloc
+#endif
+
+/* Keep the compiler from seeing (and warning about) the bad pointers. */
+static void* launder(void* p) {
+  void* volatile v = p;
+  return v;
+}
+
+enum { EXPECT_ABORT, EXPECT_EXIT0 };
+
+/* Runs fn in a child; checks how it ended and that stderr contains `msg1` and,
+ * when given, `msg2`. */
+static void death_case(const char* name, void (*fn)(void), int expect, const char* msg1,
+                       const char* msg2) {
+  int pfd[2];
+  if (pipe(pfd) != 0) { CHECK_MSG(0, "%s: pipe failed", name); return; }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) { CHECK_MSG(0, "%s: fork failed", name); return; }
+  if (pid == 0) {
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    close(pfd[0]);
+    dup2(pfd[1], 2);
+    close(pfd[1]);
+    alarm(20);  /* a hang is a failure, not a stuck ctest */
+    fn();
+    _exit(0);
+  }
+  close(pfd[1]);
+  char buf[8192];
+  size_t len = 0;
+  for (;;) {
+    ssize_t r = read(pfd[0], buf + len, sizeof buf - 1 - len);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    len += (size_t)r;
+    if (len == sizeof buf - 1) break;
+  }
+  buf[len] = 0;
+  close(pfd[0]);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+  int ok_end;
+  char how[64];
+  if (WIFSIGNALED(st)) snprintf(how, sizeof how, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+  else snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(st));
+  if (expect == EXPECT_ABORT) ok_end = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+  else ok_end = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  int ok_msg = (!msg1 || strstr(buf, msg1)) && (!msg2 || strstr(buf, msg2));
+  if (expect == EXPECT_EXIT0) ok_msg = (len == 0);
+  CHECK_MSG(ok_end, "%s: child %s, expected %s; its stderr:\n%s", name, how,
+            expect == EXPECT_ABORT ? "SIGABRT" : "exit 0", len ? buf : "(empty)");
+  CHECK_MSG(ok_msg, "%s: child stderr lacks \"%s%s%s\"; it was:\n%s", name, msg1 ? msg1 : "",
+            msg2 ? "\" and \"" : "", msg2 ? msg2 : "", len ? buf : "(empty)");
+  printf("  %-36s %s\n", name, how);
+}
+
+/* ---- the bad operations (each runs in a child) ---- */
+
+static void warm_up(void) {
+  /* the allocator is initialised and has blocks of every tier around */
+  void* v[8];
+  size_t s[8] = {16, 64, 900, 5000, 40000, 100000, 2 << 20, 24};
+  for (int i = 0; i < 8; i++) { v[i] = T_MALLOC(s[i]); memset(v[i], 1, s[i]); }
+  for (int i = 0; i < 8; i += 2) T_FREE(v[i]);
+}
+
+static int static_var[16];
+
+static void free_stack(void) { int local[4] = {0}; warm_up(); T_FREE(launder(local)); }
+static void free_static(void) { warm_up(); T_FREE(launder(static_var)); }
+static void free_mmap(void) {
+  warm_up();
+  char* m = (char*)mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  T_FREE(launder(m + 64));
+}
+/* a foreign pointer on a 2 MiB boundary, where a SuperSlab header would be */
+static void free_mmap_2m(void) {
+  warm_up();
+  size_t len = 6u << 20;
+  char* m = (char*)mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  uintptr_t a = ((uintptr_t)m + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
+  memset((void*)a, 0x41, 4096);
+  T_FREE(launder((void*)(a + 256)));
+}
+#ifdef HAK_TEST_HAK_API
+static void free_libc_block(void) {
+  /* in the hak_* build: a block of the system allocator given to hak_free */
+  warm_up();
+  void* p = malloc(64);
+  T_FREE(launder(p));
+}
+#endif
+static void free_interior_64(void) {
+  warm_up();
+  char* p = (char*)T_MALLOC(64);
+  T_FREE(launder(p + 8));
+}
+static void free_interior_100000(void) {
+  warm_up();
+  char* p = (char*)T_MALLOC(100000);
+  T_FREE(launder(p + 16));
+}
+static void free_interior_5000(void) {
+  warm_up();
+  char* p = (char*)T_MALLOC(5000);
+  T_FREE(launder(p + 16));
+}
+static void free_interior_large(void) {
+  warm_up();
+  char* p = (char*)T_MALLOC(3u << 20);
+  T_FREE(launder(p + 4096));
+}
+static void double_free_small(void) {
+  warm_up();
+  void* p = T_MALLOC(64);
+  T_FREE(p);
+  T_FREE(launder(p));
+}
+static void double_free_small_gap(void) {
+  warm_up();
+  void* p = T_MALLOC(32);
+  void* q = T_MALLOC(32);
+  T_FREE(p);
+  T_FREE(q);
+  T_FREE(launder(p));  /* not the most recently freed block */
+}
+static void double_free_mid(void) {
+  warm_up();
+  void* p = T_MALLOC(5000);
+  T_FREE(p);
+  T_FREE(launder(p));
+}
+static void double_free_pool(void) {
+  warm_up();
+  void* p = T_MALLOC(100000);
+  T_FREE(p);
+  T_FREE(launder(p));
+}
+static void realloc_stack(void) {
+  int local[4] = {0};
+  warm_up();
+  void* r = T_REALLOC(launder(local), 100);
+  (void)r;
+}
+static void realloc_interior(void) {
+  warm_up();
+  char* p = (char*)T_MALLOC(64);
+  void* r = T_REALLOC(launder(p + 8), 100);
+  (void)r;
+}
+static void valid_frees(void) {
+  warm_up();
+  void* p = T_MALLOC(64);
+  T_FREE(p);
+  p = T_MALLOC(100000);
+  p = T_REALLOC(p, 5);
+  T_FREE(p);
+  T_FREE(NULL);
+}
+
+#ifdef HAK_TEST_HAK_API
+#define FREE_INVALID      "free(): invalid pointer"
+#define FREE_INVALID_0X   "free(): invalid pointer 0x"
+#define FREE_DOUBLE       "free(): double free"
+#define FREE_ANY          "free(): "
+#define REALLOC_INVALID   "realloc(): invalid pointer"
+#define PREFIX            "hakmem: "
+#else
+#define FREE_INVALID      "hakmem: free(): invalid pointer"
+#define FREE_INVALID_0X   "hakmem: free(): invalid pointer 0x"
+#define FREE_DOUBLE       "hakmem: free(): double free"
+#define FREE_ANY          "hakmem: free(): "
+#define REALLOC_INVALID   "hakmem: realloc(): invalid pointer"
+#define PREFIX            NULL
+#endif
+
+#define DEATH(fn, msg) static void test_death_##fn(void) { death_case(#fn, fn, EXPECT_ABORT, msg, PREFIX); }
+DEATH(free_stack, FREE_INVALID_0X)
+DEATH(free_static, FREE_INVALID_0X)
+DEATH(free_mmap, FREE_INVALID_0X)
+DEATH(free_mmap_2m, FREE_INVALID_0X)
+DEATH(free_interior_64, FREE_INVALID)
+DEATH(free_interior_100000, FREE_INVALID)
+DEATH(free_interior_5000, FREE_INVALID)
+DEATH(free_interior_large, FREE_INVALID)
+DEATH(double_free_small, FREE_DOUBLE)
+DEATH(double_free_small_gap, FREE_DOUBLE)
+DEATH(double_free_mid, FREE_ANY)
+DEATH(double_free_pool, FREE_ANY)
+DEATH(realloc_stack, REALLOC_INVALID)
+DEATH(realloc_interior, REALLOC_INVALID)
+#ifdef HAK_TEST_HAK_API
+DEATH(free_libc_block, FREE_INVALID_0X)
+#endif
+
+static void test_control_valid_frees(void) {
+  death_case("valid_frees (control)", valid_frees, EXPECT_EXIT0, NULL, NULL);
+}
+
+int main(int argc, char** argv) {
+  ht_init(argc, argv);
+  HT_RUN(test_control_valid_frees);
+  HT_RUN(test_death_free_stack);
+  HT_RUN(test_death_free_static);
+  HT_RUN(test_death_free_mmap);
+  HT_RUN(test_death_free_mmap_2m);
+  HT_RUN(test_death_free_interior_64);
+  HT_RUN(test_death_free_interior_100000);
+  HT_RUN(test_death_free_interior_5000);
+  HT_RUN(test_death_free_interior_large);
+  HT_RUN(test_death_double_free_small);
+  HT_RUN(test_death_double_free_small_gap);
+  HT_RUN(test_death_double_free_mid);
+  HT_RUN(test_death_double_free_pool);
+  HT_RUN(test_death_realloc_stack);
+  HT_RUN(test_death_realloc_interior);
+#ifdef HAK_TEST_HAK_API
+  HT_RUN(test_death_free_libc_block);
+#endif
+  return ht_report();
+}

@@ -1,0 +1,127 @@
+/* test_hak_api.c — the same conformance cases for the hak_* API.
+ *
+ * Linked to libhakmem-api.a (no libc names replaced), so it is the binary
+ * that runs in the ASan+UBSan and TSan builds.  Adds the hak_*-only calls:
+ * hak_owns and hak_thread_flush.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "hakmem.h"
+
+#define T_MALLOC              hak_malloc
+#define T_FREE                hak_free
+#define T_CALLOC              hak_calloc
+#define T_REALLOC             hak_realloc
+#define T_REALLOCARRAY        hak_reallocarray
+#define T_ALIGNED_ALLOC       hak_aligned_alloc
+#define T_POSIX_MEMALIGN      hak_posix_memalign
+#define T_MEMALIGN            hak_memalign
+#define T_VALLOC              hak_valloc
+#define T_PVALLOC             hak_pvalloc
+#define T_USABLE              hak_malloc_usable_size
+#define T_FREE_SIZED          hak_free_sized
+#define T_FREE_ALIGNED_SIZED  hak_free_aligned_sized
+#define T_CFREE               ((void (*)(void*))0)   /* cfree has no hak_ name */
+
+#include "api_cases.h"
+
+static void test_hak_owns(void) {
+  CHECK(!hak_owns(NULL));
+  int local = 0;
+  static int global_var;
+  CHECK(!hak_owns(&local));
+  CHECK(!hak_owns(&global_var));
+  CHECK(!hak_owns((const void*)test_hak_owns));
+  void* m = mmap(NULL, 4 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(m != MAP_FAILED);
+  CHECK(!hak_owns(m));
+  CHECK(!hak_owns((char*)m + 2 * MiB));
+  munmap(m, 4 * MiB);
+  void* sys = malloc(100);  /* the system allocator's (or the sanitizer's) block */
+  CHECK(!hak_owns(sys));
+  free(sys);
+  for (size_t i = 0; i < N_TIER_SIZES; i++) {
+    void* p = hak_malloc(tier_sizes[i]);
+    CHECK_MSG(hak_owns(p), "hak_owns(hak_malloc(%zu) = %p) == 0", tier_sizes[i], p);
+    hak_free(p);
+  }
+  void* a = hak_aligned_alloc(4 * MiB, 10);
+  CHECK(hak_owns(a));
+  hak_free(a);
+}
+
+static void* flush_thread(void* arg) {
+  void** keep = (void**)arg;
+  for (int round = 0; round < 10; round++) {
+    void* v[500];
+    for (int i = 0; i < 500; i++) v[i] = hak_malloc((size_t)(i % 64) * 16 + 1);
+    for (int i = 0; i < 500; i++) hak_free(v[i]);
+    hak_thread_flush();
+  }
+  for (int i = 0; i < 100; i++) { keep[i] = hak_malloc(48); memset(keep[i], i, 48); }
+  hak_thread_flush();  /* live blocks stay valid across a flush */
+  return NULL;
+}
+
+static void test_hak_thread_flush(void) {
+  hak_thread_flush();
+  void* p = hak_malloc(100);
+  memset(p, 9, 100);
+  hak_thread_flush();
+  CHECK(((unsigned char*)p)[99] == 9);
+  hak_free(p);
+  hak_thread_flush();
+  hak_thread_flush();
+  void* keep[100];
+  pthread_t t;
+  CHECK_EQ(pthread_create(&t, NULL, flush_thread, keep), 0);
+  pthread_join(t, NULL);
+  int bad = 0;
+  for (int i = 0; i < 100; i++) {
+    if (((unsigned char*)keep[i])[47] != (unsigned char)i) bad++;
+    hak_free(keep[i]);
+  }
+  CHECK_EQ(bad, 0);
+  /* and the allocator still works afterwards */
+  void* q = hak_malloc(10);
+  CHECK(q != NULL);
+  hak_free(q);
+}
+
+static void test_superslab_option(void) {
+  const char* e = getenv("HAKMEM_TINY_USE_SUPERSLAB");
+  long long want = (e && strcmp(e, "0") == 0) ? 0 : 1;
+  CHECK_EQ(hak_option_value("HAKMEM_TINY_USE_SUPERSLAB"), want);
+}
+
+int main(int argc, char** argv) {
+  ht_init(argc, argv);
+  HT_RUN(test_superslab_option);
+  HT_RUN(test_hak_owns);
+  HT_RUN(test_hak_thread_flush);
+  HT_RUN(test_malloc_zero);
+  HT_RUN(test_free_null);
+  HT_RUN(test_overflow_enomem);
+  HT_RUN(test_realloc_failure_keeps_block);
+  HT_RUN(test_posix_memalign_einval);
+  HT_RUN(test_aligned_alloc_einval);
+  HT_RUN(test_memalign_rounds_alignment);
+  HT_RUN(test_free_keeps_errno);
+  HT_RUN(test_alignment_matrix);
+  HT_RUN(test_realloc_tiers);
+  HT_RUN(test_realloc_null_is_malloc);
+  HT_RUN(test_realloc_zero_frees);
+  HT_RUN(test_reallocarray);
+  HT_RUN(test_usable_size);
+  HT_RUN(test_calloc_zeroed);
+  HT_RUN(test_valloc_pvalloc);
+  HT_RUN(test_free_sized);
+  HT_RUN(test_cfree);
+  HT_RUN(test_live_blocks_disjoint);
+  HT_RUN(test_threads_cross_free);
+  return ht_report();
+}

@@ -1,0 +1,363 @@
+/* test_options.c — the HAKMEM_* option table and how the environment sets it.
+ *
+ * In-process: the table is consistent (names, ranges, defaults, lookups).
+ * Child processes (this binary re-executed with `--child` and a chosen
+ * environment, stdout and stderr captured):
+ *   - HAKMEM_VERBOSE=1 prints one "hakmem: option ..." line per option;
+ *   - an invalid value prints one "hakmem: warning: NAME" line and the default
+ *     is used, and the program works;
+ *   - HAKMEM_TINY_USE_SUPERSLAB=0 takes effect; by default nothing is printed.
+ *
+ * Built twice: against libhakmem-api.a (test_options; the child uses hak_*)
+ * and against libhakmem.so (test_options_so; the child uses malloc & co).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hak_test.h"
+#include "hakmem.h"
+
+#ifdef HAK_TEST_LIBC_NAMES
+#define T_MALLOC  malloc
+#define T_FREE    free
+#define T_REALLOC realloc
+#define T_CALLOC  calloc
+#else
+#define T_MALLOC  hak_malloc
+#define T_FREE    hak_free
+#define T_REALLOC hak_realloc
+#define T_CALLOC  hak_calloc
+#endif
+
+#define SUPERSLAB "HAKMEM_TINY_USE_SUPERSLAB"
+
+extern char** environ;
+
+/* ---- the child ----------------------------------------------------------------- */
+
+static int child_main(void) {
+  /* a little of every tier, so start-up and the option readers have run */
+  static const size_t sizes[] = {1, 24, 512, 1024, 1025, 9000, 40000, 300000, 2 << 20};
+  void* v[9];
+  int bad = 0;
+  for (int i = 0; i < 9; i++) {
+    v[i] = T_MALLOC(sizes[i]);
+    if (!v[i]) bad = 1;
+    else memset(v[i], i, sizes[i]);
+  }
+  for (int i = 0; i < 9; i += 2) {
+    v[i] = T_REALLOC(v[i], sizes[i] * 2);
+    if (!v[i]) bad = 1;
+  }
+  for (int i = 0; i < 9; i++) T_FREE(v[i]);
+  unsigned char* z = (unsigned char*)T_CALLOC(100, 10);
+  if (!z || z[999]) bad = 1;
+  T_FREE(z);
+  printf("value=%lld\n", hak_option_value(SUPERSLAB));
+  printf("alloc=%s\n", bad ? "broken" : "ok");
+  fflush(stdout);
+  return bad ? 3 : 0;
+}
+
+/* ---- running a child with an environment ---------------------------------------- */
+
+typedef struct {
+  int status;
+  char out[16384];
+  char err[65536];
+} child_result;
+
+/* env_add: NULL-terminated "NAME=value" list; every HAKMEM_* from our own
+ * environment is dropped first so the child sees exactly what the case sets. */
+static int run_child(const char* const* env_add, child_result* r) {
+  memset(r, 0, sizeof *r);
+  size_t n = 0;
+  while (environ[n]) n++;
+  size_t na = 0;
+  while (env_add && env_add[na]) na++;
+  char** env = (char**)calloc(n + na + 1, sizeof(char*));
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(environ[i], "HAKMEM_", 7) != 0) env[k++] = environ[i];
+  for (size_t i = 0; i < na; i++) env[k++] = (char*)env_add[i];
+  env[k] = NULL;
+
+  int po[2], pe[2];
+  if (pipe(po) || pipe(pe)) return -1;
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    dup2(po[1], 1);
+    dup2(pe[1], 2);
+    close(po[0]); close(po[1]); close(pe[0]); close(pe[1]);
+    alarm(30);
+    char* argv[] = {(char*)"test_options", (char*)"--child", NULL};
+    execve("/proc/self/exe", argv, env);
+    _exit(127);
+  }
+  free(env);
+  close(po[1]);
+  close(pe[1]);
+  size_t lo = 0, le = 0;
+  int open_o = 1, open_e = 1;
+  while (open_o || open_e) {
+    struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) { if (errno == EINTR) continue; break; }
+    if (open_o && fds[0].revents) {
+      ssize_t m = read(po[0], r->out + lo, sizeof r->out - 1 - lo);
+      if (m <= 0) open_o = 0; else lo += (size_t)m;
+      if (lo == sizeof r->out - 1) open_o = 0;
+    }
+    if (open_e && fds[1].revents) {
+      ssize_t m = read(pe[0], r->err + le, sizeof r->err - 1 - le);
+      if (m <= 0) open_e = 0; else le += (size_t)m;
+      if (le == sizeof r->err - 1) open_e = 0;
+    }
+  }
+  close(po[0]);
+  close(pe[0]);
+  while (waitpid(pid, &r->status, 0) < 0 && errno == EINTR) {}
+  return 0;
+}
+
+static int exited_ok(const child_result* r) {
+  return WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
+}
+
+static long long child_value(const child_result* r) {
+  const char* v = strstr(r->out, "value=");
+  return v ? strtoll(v + 6, NULL, 10) : -999;
+}
+
+/* number of lines of `text` that start with `prefix` and contain `needle` (NULL: any) */
+static int count_lines(const char* text, const char* prefix, const char* needle) {
+  int c = 0;
+  const char* s = text;
+  while (*s) {
+    const char* e = strchr(s, '\n');
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    char line[1024];
+    size_t l = len < sizeof line - 1 ? len : sizeof line - 1;
+    memcpy(line, s, l);
+    line[l] = 0;
+    if ((!prefix || strncmp(line, prefix, strlen(prefix)) == 0) && (!needle || strstr(line, needle))) c++;
+    s += len + (e ? 1 : 0);
+  }
+  return c;
+}
+
+/* the "hakmem: option" line for `name` (whole-word match), copied to buf */
+static int option_line(const char* text, const char* name, char* buf, size_t cap) {
+  const char* s = text;
+  size_t nl = strlen(name);
+  while (*s) {
+    const char* e = strchr(s, '\n');
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    if (strncmp(s, "hakmem: option ", 15) == 0) {
+      const char* hit = s;
+      while ((hit = strstr(hit, name)) && hit < s + len) {
+        char after = hit[nl];
+        if (!(after == '_' || (after >= 'A' && after <= 'Z') || (after >= '0' && after <= '9'))) {
+          size_t l = len < cap - 1 ? len : cap - 1;
+          memcpy(buf, s, l);
+          buf[l] = 0;
+          return 1;
+        }
+        hit += nl;
+      }
+    }
+    s += len + (e ? 1 : 0);
+  }
+  return 0;
+}
+
+static int is_numeric_option(const hak_option_info* o) {
+  const char* u = o->unit ? o->unit : "";
+  return !(strcmp(u, "path") == 0 || strcmp(u, "string") == 0 || strcmp(u, "str") == 0 ||
+           strcmp(u, "file") == 0);
+}
+
+/* ---- in-process: the table ------------------------------------------------------- */
+
+static void test_table(void) {
+  int n = hak_option_count();
+  CHECK(n > 0);
+  CHECK(hak_option_get(-1) == NULL);
+  CHECK(hak_option_get(n) == NULL);
+  int have_superslab = 0, have_verbose = 0;
+  for (int i = 0; i < n; i++) {
+    const hak_option_info* o = hak_option_get(i);
+    CHECK_MSG(o != NULL, "hak_option_get(%d) == NULL", i);
+    if (!o) continue;
+    CHECK_MSG(o->name && strncmp(o->name, "HAKMEM_", 7) == 0, "option %d name %s", i, o->name ? o->name : "(null)");
+    if (!o->name) continue;
+    for (int j = 0; j < i; j++) {
+      const hak_option_info* p = hak_option_get(j);
+      CHECK_MSG(!p || !p->name || strcmp(p->name, o->name) != 0, "option %s listed twice", o->name);
+    }
+    CHECK_MSG(o->min <= o->def && o->def <= o->max, "%s: default %lld outside [%lld, %lld]", o->name, o->def, o->min, o->max);
+    CHECK_MSG(o->min <= o->value && o->value <= o->max, "%s: value %lld outside [%lld, %lld]", o->name, o->value, o->min, o->max);
+    CHECK_MSG(o->unit && *o->unit, "%s: no unit", o->name);
+    CHECK_MSG(o->help && *o->help, "%s: no help", o->name);
+    if (!getenv(o->name)) {
+      CHECK_MSG(o->from_env == 0, "%s: from_env set but the variable is not", o->name);
+      CHECK_MSG(o->value == o->def, "%s: value %lld != default %lld without the variable", o->name, o->value, o->def);
+    } else {
+      CHECK_MSG(o->from_env == 1 || o->value == o->def, "%s: set in the environment but from_env == 0", o->name);
+    }
+    CHECK_MSG(hak_option_value(o->name) == o->value, "hak_option_value(%s) = %lld, table says %lld",
+              o->name, hak_option_value(o->name), o->value);
+    CHECK_MSG(hak_option_value(o->name + 7) == o->value, "hak_option_value(%s) without the prefix = %lld",
+              o->name + 7, hak_option_value(o->name + 7));
+    if (strcmp(o->name, SUPERSLAB) == 0) {
+      have_superslab = 1;
+      CHECK_EQ(o->def, 1);
+      CHECK_EQ(o->min, 0);
+      CHECK_MSG(o->max >= 1, "%s max %lld", o->name, o->max);
+    }
+    if (strcmp(o->name, "HAKMEM_VERBOSE") == 0) have_verbose = 1;
+  }
+  CHECK_MSG(have_superslab, "no option " SUPERSLAB);
+  CHECK_MSG(have_verbose, "no option HAKMEM_VERBOSE");
+  errno = 0;
+  CHECK_EQ(hak_option_value("HAKMEM_NO_SUCH_OPTION"), -1);
+  CHECK_EQ(errno, ENOENT);
+  errno = 0;
+  CHECK_EQ(hak_option_value("NO_SUCH_OPTION"), -1);
+  CHECK_EQ(errno, ENOENT);
+  errno = 0;
+  CHECK_EQ(hak_option_value(""), -1);
+  CHECK_EQ(errno, ENOENT);
+  const char* e = getenv(SUPERSLAB);
+  if (!e) {
+    CHECK_EQ(hak_option_value(SUPERSLAB), 1);
+    CHECK_EQ(hak_option_value("TINY_USE_SUPERSLAB"), 1);
+  }
+}
+
+/* ---- child processes ----------------------------------------------------------------- */
+
+static child_result res;
+
+static void test_default_is_quiet(void) {
+  CHECK(run_child(NULL, &res) == 0);
+  CHECK_MSG(exited_ok(&res), "child status %#x; stderr:\n%s", res.status, res.err);
+  CHECK_MSG(strstr(res.out, "alloc=ok") != NULL, "stdout: %s", res.out);
+  CHECK_EQ(child_value(&res), 1);
+  CHECK_MSG(res.err[0] == 0, "stderr without any HAKMEM_ variable is not empty:\n%s", res.err);
+}
+
+static void test_verbose_lists_options(void) {
+  const char* env[] = {"HAKMEM_VERBOSE=1", NULL};
+  CHECK(run_child(env, &res) == 0);
+  CHECK_MSG(exited_ok(&res), "child status %#x; stderr:\n%s", res.status, res.err);
+  CHECK_EQ(child_value(&res), 1);
+  int n = hak_option_count();
+  int lines = count_lines(res.err, "hakmem: option ", NULL);
+  CHECK_MSG(lines == n, "%d \"hakmem: option\" lines for %d options; stderr:\n%s", lines, n, res.err);
+  char line[1024];
+  for (int i = 0; i < n; i++) {
+    const hak_option_info* o = hak_option_get(i);
+    if (!o || !o->name) continue;
+    CHECK_MSG(option_line(res.err, o->name, line, sizeof line), "no \"hakmem: option\" line for %s", o->name);
+  }
+  CHECK_MSG(option_line(res.err, SUPERSLAB, line, sizeof line), "no line for " SUPERSLAB "; stderr:\n%s", res.err);
+  const char* after = strstr(line, SUPERSLAB);
+  CHECK_MSG(after && strchr(after + strlen(SUPERSLAB), '1'), "the " SUPERSLAB " line does not show 1: %s", line);
+  /* verbose output is about options and start-up, not warnings */
+  CHECK_EQ(count_lines(res.err, "hakmem: warning", NULL), 0);
+}
+
+static void test_verbose_shows_env_value(void) {
+  const char* env[] = {"HAKMEM_VERBOSE=1", SUPERSLAB "=0", NULL};
+  CHECK(run_child(env, &res) == 0);
+  CHECK_MSG(exited_ok(&res), "child status %#x; stderr:\n%s", res.status, res.err);
+  CHECK_EQ(child_value(&res), 0);
+  char line[1024];
+  CHECK_MSG(option_line(res.err, SUPERSLAB, line, sizeof line), "no line for " SUPERSLAB "; stderr:\n%s", res.err);
+  const char* after = strstr(line, SUPERSLAB);
+  CHECK_MSG(after && strchr(after + strlen(SUPERSLAB), '0'), "the " SUPERSLAB " line does not show 0: %s", line);
+}
+
+static void test_superslab_off(void) {
+  const char* env[] = {SUPERSLAB "=0", NULL};
+  CHECK(run_child(env, &res) == 0);
+  CHECK_MSG(exited_ok(&res), "child status %#x; stderr:\n%s", res.status, res.err);
+  CHECK_MSG(strstr(res.out, "alloc=ok") != NULL, "stdout: %s", res.out);
+  CHECK_EQ(child_value(&res), 0);
+  CHECK_MSG(res.err[0] == 0, "stderr with a valid setting is not empty:\n%s", res.err);
+}
+
+static void test_invalid_value_warns(void) {
+  static const char* bad[] = {SUPERSLAB "=banana", SUPERSLAB "=", SUPERSLAB "=1x", SUPERSLAB "=7",
+                              SUPERSLAB "=-1", SUPERSLAB "=99999999999999999999999"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char* env[] = {bad[i], NULL};
+    CHECK(run_child(env, &res) == 0);
+    CHECK_MSG(exited_ok(&res), "%s: child status %#x; stderr:\n%s", bad[i], res.status, res.err);
+    CHECK_MSG(strstr(res.out, "alloc=ok") != NULL, "%s: stdout: %s", bad[i], res.out);
+    CHECK_MSG(child_value(&res) == 1, "%s: value %lld, expected the default 1", bad[i], child_value(&res));
+    int w = count_lines(res.err, NULL, "hakmem: warning: " SUPERSLAB);
+    CHECK_MSG(w == 1, "%s: %d warning lines naming the option, expected 1; stderr:\n%s", bad[i], w, res.err);
+  }
+}
+
+/* every numeric option set to garbage at once: one warning each, still works */
+static void test_every_option_invalid(void) {
+  int n = hak_option_count();
+  if (n <= 0) { CHECK(n > 0); return; }
+  char** env = (char**)calloc((size_t)n + 1, sizeof(char*));
+  int k = 0;
+  for (int i = 0; i < n; i++) {
+    const hak_option_info* o = hak_option_get(i);
+    if (!o || !o->name || !is_numeric_option(o)) continue;
+    size_t len = strlen(o->name) + 16;
+    env[k] = (char*)malloc(len);
+    snprintf(env[k], len, "%s=banana", o->name);
+    k++;
+  }
+  CHECK(run_child((const char* const*)env, &res) == 0);
+  CHECK_MSG(exited_ok(&res), "child status %#x; stderr:\n%s", res.status, res.err);
+  CHECK_MSG(strstr(res.out, "alloc=ok") != NULL, "stdout: %s", res.out);
+  CHECK_EQ(child_value(&res), 1);
+  for (int i = 0; i < n; i++) {
+    const hak_option_info* o = hak_option_get(i);
+    if (!o || !o->name || !is_numeric_option(o)) continue;
+    char needle[256];
+    snprintf(needle, sizeof needle, "hakmem: warning: %s", o->name);
+    int w = 0;
+    /* whole-word: the next character is not part of a longer name */
+    const char* s = res.err;
+    while ((s = strstr(s, needle))) {
+      char after = s[strlen(needle)];
+      if (!(after == '_' || (after >= 'A' && after <= 'Z') || (after >= '0' && after <= '9'))) w++;
+      s += strlen(needle);
+    }
+    CHECK_MSG(w == 1, "%s=banana: %d warnings naming it, expected 1", o->name, w);
+  }
+  for (int i = 0; i < k; i++) free(env[i]);
+  free(env);
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "--child") == 0) return child_main();
+  ht_init(argc, argv);
+  HT_RUN(test_table);
+  HT_RUN(test_default_is_quiet);
+  HT_RUN(test_verbose_lists_options);
+  HT_RUN(test_verbose_shows_env_value);
+  HT_RUN(test_superslab_off);
+  HT_RUN(test_invalid_value_warns);
+  HT_RUN(test_every_option_invalid);
+  return ht_report();
+}

@@ -10,14 +10,16 @@
 
 typedef struct hak_lock {
   pthread_mutex_t m;
-  _Atomic uint64_t waits;     /* times lock() found the mutex taken */
 } hak_lock;
 
-#define HAK_LOCK_INIT {PTHREAD_MUTEX_INITIALIZER, 0}
+#define HAK_LOCK_INIT {PTHREAD_MUTEX_INITIALIZER}
+
+/* Times any allocator lock was found taken (stats and ACE's lock-wait signal). */
+HAK_HIDDEN extern _Atomic uint64_t hak_lock_waits;
 
 HAK_INLINE void hak_lock_take(hak_lock* l) {
   if (HAK_UNLIKELY(pthread_mutex_trylock(&l->m) != 0)) {
-    atomic_fetch_add_explicit(&l->waits, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&hak_lock_waits, 1, memory_order_relaxed);
     pthread_mutex_lock(&l->m);
   }
 }

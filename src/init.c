@@ -108,3 +108,6 @@ void hak_assert_fail(const char* expr, const char* file, int line) {
   hak_prim_write_err(buf, n);
   abort();
 }
+
+/* Programs that never allocate still get their HAKMEM_VERBOSE / HAKMEM_STATS output. */
+__attribute__((constructor)) static void hak_init_at_load(void) { hak_ensure_init(); }

@@ -7,7 +7,12 @@
 typedef struct hak_os_counters {
   _Atomic uint64_t seg_mapped, seg_cache_hits, seg_cached, seg_unmapped;
   _Atomic uint64_t decommit_calls, decommit_bytes, purge_bytes;
-  _Atomic uint64_t large_mapped, large_cache_hits, large_unmapped, large_grow_in_place, large_moved;
+  _Atomic int64_t  bytes_mapped;          /* segments + large mappings, now */
+  _Atomic int64_t  bytes_cached;          /* of which in the segment and large caches */
+  _Atomic uint64_t large_allocs, large_frees, large_cache_hits, large_grow_in_place, large_moved;
+  _Atomic int64_t  large_in_use;          /* usable bytes of live large blocks */
+  _Atomic uint64_t orphan_frees[112];     /* frees by threads without a heap, per class */
+  _Atomic uint64_t remote_drained[112];   /* remote frees taken back, per class */
 } hak_os_counters;
 
 HAK_HIDDEN extern hak_os_counters hak_os_ctr;

@@ -27,6 +27,7 @@
 #include "hak_base.h"
 #include "hak_lock.h"
 #include "alloc/sizeclass.h"
+#include "debug_counters.h"
 
 #define HAK_CHUNK_SHIFT 21
 #define HAK_CHUNK_SIZE  ((size_t)1 << HAK_CHUNK_SHIFT)        /* 2 MiB */
@@ -101,10 +102,17 @@ typedef struct hak_tcache {
   hak_block* head;
   uint32_t   count;
   uint32_t   cap;      /* flush when count would exceed cap */
+  uint64_t   nalloc;   /* blocks allocated from this class by this thread (stats) */
+  uint64_t   nfree;    /* blocks of this class freed by this thread (stats) */
 } hak_tcache;
 
+/* Slow-path counters of one class in one heap (plain stores, summed by stats.c). */
+typedef struct hak_cls_counters {
+  uint64_t refills, flushes, remote_out, remote_in;
+} hak_cls_counters;
+
 typedef struct hak_heap_counters {
-  uint64_t refills, flushes, remote_frees, remote_drained, slabs_new, segs_new, segs_adopted;
+  uint64_t slabs_new, segs_new, segs_adopted;
 } hak_heap_counters;
 
 typedef struct hak_heap {
@@ -118,6 +126,10 @@ typedef struct hak_heap {
   struct hak_heap*  all_next;                /* live heaps */
   struct hak_heap*  all_prev;
   hak_heap_counters ctr;
+  hak_cls_counters  cc[HAK_NCLS];
+#if HAK_DEBUG_COUNTERS
+  uint64_t          dbg[HAK_DBG_COUNT];
+#endif
 } hak_heap;
 
 /* ---- init.c ------------------------------------------------------------------- */
@@ -182,6 +194,10 @@ HAK_HIDDEN void hak_abandoned_reclaim(void);
 HAK_HIDDEN void hak_heap_fork_lock(void);
 HAK_HIDDEN void hak_heap_fork_unlock(bool child);
 HAK_HIDDEN void hak_heap_key_create(void);
+/* Call fn on every live heap, the retired-heaps accumulator and the global heap, under
+ * the heap pool lock (stats). Counters of other threads are read without ordering. */
+HAK_HIDDEN void hak_heap_foreach(void (*fn)(const hak_heap* h, void* arg), void* arg,
+                                 uint64_t* started, uint64_t* ended);
 
 /* ---- tls_cache.c: refill and flush between TLS lists and slabs ---------------- */
 HAK_HIDDEN void* hak_tcache_refill(hak_heap* h, unsigned cls);

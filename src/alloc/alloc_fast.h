@@ -19,7 +19,9 @@ HAK_INLINE void* hak_tcache_pop_fast(hak_heap* h, unsigned cls) {
   if (HAK_LIKELY(b != NULL)) {
     tc->head = HAK_DEC(b, b->next);
     tc->count--;
+    tc->nalloc++;
     b->key = 0;
+    HAK_DBG(h, MALLOC_TLS_HIT);
   }
   return b;
 }
@@ -46,6 +48,8 @@ HAK_INLINE void hak_free_fast(void* p) {
         b->key = hak_free_key;
         tc->head = b;
         tc->count++;
+        tc->nfree++;
+        HAK_DBG(h, FREE_TLS_SLL);
         return;
       }
     }

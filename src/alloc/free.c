@@ -13,6 +13,7 @@
 #include "alloc/alloc_fast.h"
 #include "hakmem.h"
 #include "prim/prim.h"
+#include "stats_os.h"
 
 #include <errno.h>
 #include <string.h>
@@ -35,12 +36,27 @@ static bool list_contains(hak_block* b, const hak_block* target) {
   return false;
 }
 
+/* Debug counter for a free that ended in a slab, by tier. */
+static inline void count_slab_free(hak_heap* h, const hak_segment* seg, bool local) {
+#if HAK_DEBUG_COUNTERS
+  if (seg->kind == HAK_SEG_TINY) { if (local) HAK_DBG(h, FREE_SS_LOCAL); else HAK_DBG(h, FREE_SS_REMOTE); }
+  else if (seg->kind == HAK_SEG_MID) { if (local) HAK_DBG(h, FREE_MID_LOCAL); else HAK_DBG(h, FREE_MID_REMOTE); }
+  else { if (local) HAK_DBG(h, FREE_POOL_LOCAL); else HAK_DBG(h, FREE_POOL_REMOTE); }
+#else
+  (void)h; (void)seg; (void)local;
+#endif
+}
+
 HAK_NOINLINE void hak_free_slow(void* p) {
-  if (p == NULL) return;
+  if (p == NULL) { HAK_DBG(hak_tls_heap, EARLY_FREE_NULL); return; }
   uintptr_t a = (uintptr_t)p;
   hak_segment* seg = hak_registry_lookup(a);
   if (HAK_UNLIKELY(seg == NULL)) hak_fatal("free", "invalid pointer", p);
-  if (seg->kind == HAK_SEG_LARGE) { hak_large_free(seg, p, "free"); return; }
+  if (seg->kind == HAK_SEG_LARGE) {
+    HAK_DBG(hak_tls_heap, FREE_LARGE);
+    hak_large_free(seg, p, "free");
+    return;
+  }
   hak_slab* s = checked_slab(seg, p, "free");
   hak_block* b = (hak_block*)p;
   hak_heap* h = hak_tls_heap;
@@ -56,7 +72,9 @@ HAK_NOINLINE void hak_free_slow(void* p) {
   if (!local && hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED && h != &hak_heap_empty &&
       h != &hak_heap_dead && !h->is_global) {
     local = hak_heap_adopt_on_free(h, seg);
+    if (local) HAK_DBG(h, FREE_ADOPT); else HAK_DBG(h, EARLY_ADOPT_BUSY);
   }
+  count_slab_free(h, seg, local);
   if (local) {
     hak_tcache* tc = &h->tc[s->cls];
     if (tc->count >= tc->cap) hak_tcache_flush(h, s->cls, tc->cap / 2);
@@ -64,9 +82,15 @@ HAK_NOINLINE void hak_free_slow(void* p) {
     b->key = hak_free_key;
     tc->head = b;
     tc->count++;
+    tc->nfree++;
     return;
   }
-  if (h != &hak_heap_empty && h != &hak_heap_dead) h->ctr.remote_frees++;
+  if (h != &hak_heap_empty && h != &hak_heap_dead) {
+    h->tc[s->cls].nfree++;
+    h->cc[s->cls].remote_out++;
+  } else {
+    HAK_OS_COUNT(orphan_frees[s->cls], 1);
+  }
   hak_remote_push(s, b);
 }
 
@@ -109,11 +133,16 @@ HAK_EXPORT void* hak_realloc(void* p, size_t size) {
   if (seg->kind == HAK_SEG_LARGE) {
     if (size > HAK_POOL_MAX || size > usable) {
       void* q = size > HAK_POOL_MAX ? hak_large_realloc(seg, p, size) : NULL;
-      if (q) return q;
+      if (q) {
+        if (q == p) HAK_DBG(hak_tls_heap, EARLY_REALLOC_LARGE);
+        return q;
+      }
     } else if (size >= usable / 2) {
+      HAK_DBG(hak_tls_heap, EARLY_REALLOC_INPLACE);
       return p;
     }
   } else if (size <= usable && (size >= usable / 2 || usable <= 16)) {
+    HAK_DBG(hak_tls_heap, EARLY_REALLOC_INPLACE);
     return p;
   }
   void* q = hak_malloc_fast(size);

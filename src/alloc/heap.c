@@ -25,6 +25,8 @@ static hak_heap* heap_free_list;      /* recycled heap structs (linked by all_ne
 static uint8_t* heap_bump;            /* carving area for new heap structs */
 static uint8_t* heap_bump_end;
 static hak_heap* heap_all;            /* live heaps */
+static hak_heap heap_retired;         /* counters of heaps torn down (stats only) */
+static uint64_t heaps_started, heaps_ended;
 
 static hak_lock abandoned_lock = HAK_LOCK_INIT;
 static void abandoned_unlink(hak_segment* seg);
@@ -48,6 +50,7 @@ static hak_heap* heap_struct_new(void) {
     if (heap_bump) { h = (hak_heap*)heap_bump; heap_bump += sz; }
   }
   if (h) {
+    heaps_started++;
     memset(h, 0, sizeof *h);
     h->all_next = heap_all;
     if (heap_all) heap_all->all_prev = h;
@@ -57,8 +60,28 @@ static hak_heap* heap_struct_new(void) {
   return h;
 }
 
+/* Fold a dying heap's counters into heap_retired (under heap_pool_lock). */
+static void heap_retire_counters(const hak_heap* h) {
+  for (unsigned c = 0; c < HAK_NCLS; c++) {
+    heap_retired.tc[c].nalloc += h->tc[c].nalloc;
+    heap_retired.tc[c].nfree += h->tc[c].nfree;
+    heap_retired.cc[c].refills += h->cc[c].refills;
+    heap_retired.cc[c].flushes += h->cc[c].flushes;
+    heap_retired.cc[c].remote_out += h->cc[c].remote_out;
+    heap_retired.cc[c].remote_in += h->cc[c].remote_in;
+  }
+  heap_retired.ctr.slabs_new += h->ctr.slabs_new;
+  heap_retired.ctr.segs_new += h->ctr.segs_new;
+  heap_retired.ctr.segs_adopted += h->ctr.segs_adopted;
+#if HAK_DEBUG_COUNTERS
+  for (unsigned i = 0; i < HAK_DBG_COUNT; i++) heap_retired.dbg[i] += h->dbg[i];
+#endif
+  heaps_ended++;
+}
+
 static void heap_struct_free(hak_heap* h) {
   hak_lock_take(&heap_pool_lock);
+  heap_retire_counters(h);
   if (h->all_prev) h->all_prev->all_next = h->all_next; else heap_all = h->all_next;
   if (h->all_next) h->all_next->all_prev = h->all_prev;
   h->all_prev = NULL;
@@ -223,6 +246,18 @@ void hak_abandoned_reclaim(void) {
     }
   }
   hak_lock_release(&abandoned_lock);
+}
+
+/* ---- stats ---------------------------------------------------------------------------- */
+void hak_heap_foreach(void (*fn)(const hak_heap* h, void* arg), void* arg, uint64_t* started,
+                      uint64_t* ended) {
+  hak_lock_take(&heap_pool_lock);
+  for (hak_heap* h = heap_all; h; h = h->all_next) fn(h, arg);
+  fn(&heap_retired, arg);
+  fn(&hak_heap_global, arg);
+  *started = heaps_started;
+  *ended = heaps_ended;
+  hak_lock_release(&heap_pool_lock);
 }
 
 /* ---- fork ---------------------------------------------------------------------------- */

@@ -10,6 +10,7 @@
 #include "alloc/alloc.h"
 #include "options.h"
 #include "prim/prim.h"
+#include "stats_os.h"
 
 #include <errno.h>
 #include <string.h>
@@ -23,6 +24,7 @@ static size_t large_offset(size_t align) { return align > HAK_PAGE_SIZE ? align 
 static size_t large_map_align(size_t align) { return align > HAK_CHUNK_SIZE ? align : HAK_CHUNK_SIZE; }
 
 static void large_unmap(hak_segment* seg) {
+  HAK_OS_COUNT(bytes_mapped, -(int64_t)seg->size);
   hak_registry_set(seg, seg->size, NULL);
   hak_prim_unmap(seg, seg->size);
 }
@@ -45,6 +47,10 @@ static hak_segment* cache_take(size_t need, size_t map_align) {
     large_cache_n--;
   }
   hak_lock_release(&large_lock);
+  if (best) {
+    HAK_OS_COUNT(large_cache_hits, 1);
+    HAK_OS_COUNT(bytes_cached, -(int64_t)best->size);
+  }
   return best;
 }
 
@@ -64,6 +70,7 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
     if (!hak_registry_set(seg, need, seg)) { hak_prim_unmap(seg, need); errno = ENOMEM; return NULL; }
     seg->size = need;
     fresh = true;
+    HAK_OS_COUNT(bytes_mapped, (int64_t)need);
   }
   seg->magic = HAK_SEG_MAGIC;
   seg->kind = HAK_SEG_LARGE;
@@ -77,6 +84,8 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
   seg->next = seg->prev = NULL;
   hak_store_release(&seg->state, HAK_SEGST_LARGE_LIVE);
   if (zero && !fresh) memset(seg->user, 0, size);
+  HAK_OS_COUNT(large_allocs, 1);
+  HAK_OS_COUNT(large_in_use, (int64_t)seg->usable);
   return seg->user;
 }
 
@@ -86,6 +95,8 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
   if (!atomic_compare_exchange_strong(&seg->state, &live, HAK_SEGST_LARGE_FREE)) {
     hak_fatal(fn, live == HAK_SEGST_LARGE_FREE ? "double free" : "invalid pointer", p);
   }
+  HAK_OS_COUNT(large_frees, 1);
+  HAK_OS_COUNT(large_in_use, -(int64_t)seg->usable);
   size_t limit = (size_t)hak_opt(HAK_OPT_LARGE_CACHE);
   unsigned max_n = (unsigned)hak_opt(HAK_OPT_LARGE_CACHE_ENTRIES);
   if (seg->size > limit || max_n == 0) { large_unmap(seg); return; }
@@ -95,6 +106,8 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
   hak_lock_release(&large_lock);
   if (decommit) hak_prim_decommit((uint8_t*)seg + HAK_PAGE_SIZE, seg->size - HAK_PAGE_SIZE);
   seg->fresh = decommit;
+  if (decommit) { HAK_OS_COUNT(decommit_calls, 1); HAK_OS_COUNT(decommit_bytes, seg->size - HAK_PAGE_SIZE); }
+  HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
   hak_segment* evict = NULL;
   hak_lock_take(&large_lock);
   seg->prev = NULL;
@@ -114,6 +127,7 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
     large_cache_n--;
     old->next = evict;
     evict = old;
+    HAK_OS_COUNT(bytes_cached, -(int64_t)old->size);
   }
   hak_lock_release(&large_lock);
   while (evict) { hak_segment* n = evict->next; large_unmap(evict); evict = n; }
@@ -124,6 +138,8 @@ void* hak_large_realloc(hak_segment* seg, void* p, size_t size) {
   size_t need = HAK_ALIGN_UP(off + size, HAK_PAGE_SIZE);
   if (size <= seg->usable) {
     if (seg->size - need >= HAK_CHUNK_SIZE) {     /* give a large tail back */
+      HAK_OS_COUNT(bytes_mapped, -(int64_t)(seg->size - need));
+      HAK_OS_COUNT(large_in_use, -(int64_t)(seg->usable - (need - off)));
       hak_registry_set(seg, seg->size, NULL);
       hak_prim_unmap((uint8_t*)seg + need, seg->size - need);
       seg->size = need;
@@ -142,6 +158,9 @@ void* hak_large_realloc(hak_segment* seg, void* p, size_t size) {
         hak_prim_unmap((uint8_t*)seg + seg->size, target - seg->size);
         return NULL;
       }
+      HAK_OS_COUNT(bytes_mapped, (int64_t)(target - seg->size));
+      HAK_OS_COUNT(large_in_use, (int64_t)(target - off - seg->usable));
+      HAK_OS_COUNT(large_grow_in_place, 1);
       seg->size = target;
       seg->usable = target - off;
       return p;
@@ -160,6 +179,9 @@ void* hak_large_realloc(hak_segment* seg, void* p, size_t size) {
     hak_prim_unmap(to, want);
     return NULL;
   }
+  HAK_OS_COUNT(bytes_mapped, (int64_t)(want - old_size));
+  HAK_OS_COUNT(large_in_use, (int64_t)(want - off - to->usable));
+  HAK_OS_COUNT(large_moved, 1);
   to->size = want;
   to->user = (uint8_t*)to + off;
   to->usable = want - off;

@@ -6,6 +6,7 @@
  * free of the same block is caught. The slab cannot go away while a push is in flight:
  * the block being pushed still counts in slab->used until the owner drains it. */
 #include "alloc/alloc.h"
+#include "stats_os.h"
 
 void hak_remote_push(hak_slab* s, hak_block* b) {
   b->key = hak_free_key;
@@ -28,5 +29,6 @@ uint32_t hak_remote_drain(hak_slab* s) {
   }
   s->nfree += n;
   s->used -= n;
+  if (n) HAK_OS_COUNT(remote_drained[s->cls], n);
   return n;
 }

@@ -56,8 +56,12 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
     if (!seg) return NULL;
     if (!hak_registry_set(seg, size, seg)) { hak_prim_unmap(seg, size); return NULL; }
     HAK_OS_COUNT(seg_mapped, 1);
+    HAK_OS_COUNT(bytes_mapped, (int64_t)size);
+    HAK_DBG(heap, REFILL_NEW_SEG_OS);
   } else {
     HAK_OS_COUNT(seg_cache_hits, 1);
+    HAK_OS_COUNT(bytes_cached, -(int64_t)size);
+    HAK_DBG(heap, REFILL_NEW_SEG_CACHE);
   }
   seg->magic = HAK_SEG_MAGIC;
   seg->kind = (uint8_t)kind;
@@ -111,10 +115,12 @@ void hak_segment_release(hak_segment* seg) {
     seg_cache = seg;
     hak_lock_release(&seg_cache_lock);
     HAK_OS_COUNT(seg_cached, 1);
+    HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
     return;
   }
   hak_lock_release(&seg_cache_lock);
   hak_registry_set(seg, seg->size, NULL);
+  HAK_OS_COUNT(bytes_mapped, -(int64_t)seg->size);
   hak_prim_unmap(seg, seg->size);
   HAK_OS_COUNT(seg_unmapped, 1);
 }

@@ -56,7 +56,10 @@ static inline bool slab_has_local(const hak_slab* s) {
  * segment goes to the cache unless it is the heap's last of its kind. */
 bool hak_slab_maybe_release(hak_heap* h, hak_slab* s) {
   if (s->used != 0) return false;
-  if (s->state == HAK_SLAB_PARTIAL && h->partial[s->cls] == s && s->next == NULL && !h->is_global) return false;
+  if (s->state == HAK_SLAB_PARTIAL && h->partial[s->cls] == s && s->next == NULL && !h->is_global) {
+    HAK_DBG(h, EARLY_KEEP_LAST_SLAB);
+    return false;
+  }
   hak_segment* seg = slab_segment(s);
   hak_slab_list_remove(h, s);
   hak_segment_give_slab(seg, s);
@@ -65,6 +68,7 @@ bool hak_slab_maybe_release(hak_heap* h, hak_slab* s) {
     hak_segment_release(seg);
     return true;
   }
+  if (seg->used_slabs == 0) HAK_DBG(h, EARLY_KEEP_LAST_SEG);
   return false;
 }
 
@@ -86,6 +90,7 @@ void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
  * unused slabs that stayed unused for HAKMEM_PURGE_DELAY ms. Walks segments, not
  * classes, so its cost follows the memory the heap holds. */
 static void heap_sweep(hak_heap* h) {
+  HAK_DBG(h, EARLY_SWEEP);
   uint64_t now = hak_prim_now_ns();
   uint64_t delay = (uint64_t)hak_opt(HAK_OPT_PURGE_DELAY) * 1000000u;
   for (unsigned kind = 0; kind < HAK_SEG_LARGE; kind++) {
@@ -122,6 +127,7 @@ static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
       if (slab_has_local(s)) {
         hak_slab_list_remove(h, s);
         hak_slab_list_push(h, s, HAK_SLAB_PARTIAL);
+        HAK_DBG(h, REFILL_FULL_SLAB);
         return s;
       }
     }
@@ -136,6 +142,7 @@ static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
   if (!seg) {
     hak_segment* adopted = hak_heap_adopt(h, kind, cls);
     if (adopted) {
+      HAK_DBG(h, REFILL_ADOPTED);
       if (h->partial[cls]) return h->partial[cls];
       if (adopted->free_slabs) seg = adopted;
       else return h->partial[cls];   /* NULL: caller loops and tries again */
@@ -150,11 +157,12 @@ static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
   hak_slab* s = hak_segment_take_slab(seg, cls);
   hak_slab_list_push(h, s, HAK_SLAB_PARTIAL);
   h->ctr.slabs_new++;
+  HAK_DBG(h, REFILL_NEW_SLAB);
   return s;
 }
 
 void* hak_tcache_refill(hak_heap* h, unsigned cls) {
-  h->ctr.refills++;
+  h->cc[cls].refills++;
   if (++h->slow_events >= (uint32_t)hak_opt(HAK_OPT_DRAIN_THRESHOLD)) {
     h->slow_events = 0;
     heap_sweep(h);
@@ -181,6 +189,9 @@ void* hak_tcache_refill(hak_heap* h, unsigned cls) {
       last = b;
       took++;
     }
+    HAK_DBG_ADD(h, REFILL_SLAB_FREELIST, took);
+    uint32_t from_list = took;
+    (void)from_list;
     uint8_t* bump = hak_load_relaxed(&s->bump);
     while (got + took < want && bump + bsize <= s->end) {
       hak_block* b = (hak_block*)bump;
@@ -191,26 +202,34 @@ void* hak_tcache_refill(hak_heap* h, unsigned cls) {
       took++;
     }
     hak_store_release(&s->bump, bump);
+    HAK_DBG_ADD(h, REFILL_BUMP, took - from_list);
     s->used += took;
     got += took;
     if (s->free == NULL && bump + bsize > s->end) {
-      if (hak_load_relaxed(&s->remote) != NULL && hak_remote_drain(s) > 0) continue;
+      if (hak_load_relaxed(&s->remote) != NULL && hak_remote_drain(s) > 0) {
+        HAK_DBG(h, REFILL_REMOTE_DRAIN);
+        continue;
+      }
       hak_slab_list_remove(h, s);
       hak_slab_list_push(h, s, HAK_SLAB_FULL);
     }
   }
-  if (!first) return NULL;
+  if (!first) {
+    HAK_DBG(h, EARLY_REFILL_OOM);
+    return NULL;
+  }
   last->next = HAK_ENC(last, h->tc[cls].head);
   hak_block* b = first;
   hak_tcache* tc = &h->tc[cls];
   tc->head = HAK_DEC(b, b->next);
   tc->count += got - 1;
+  tc->nalloc++;
   b->key = 0;
   return b;
 }
 
 void hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep) {
-  h->ctr.flushes++;
+  h->cc[cls].flushes++;
   if (++h->slow_events >= (uint32_t)hak_opt(HAK_OPT_DRAIN_THRESHOLD)) {
     h->slow_events = 0;
     heap_sweep(h);
@@ -226,6 +245,7 @@ void hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep) {
     hak_block* next = HAK_DEC(b, b->next);
     hak_segment* seg = hak_registry_lookup((uintptr_t)b);
     hak_slab_return_local(h, hak_slab_of(seg, (uintptr_t)b), b);
+    HAK_DBG(h, FLUSH_TO_SLAB);
     b = next;
   }
 }

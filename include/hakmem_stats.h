@@ -1,0 +1,89 @@
+/* hakmem_stats.h — public statistics of the hakmem allocator.
+ *
+ * hak_stats_get() fills a versioned struct: set `size` to sizeof(hak_stats) before the
+ * call; the library fills at most that many bytes and writes back the size and version
+ * it filled, so a program built against an older header keeps working with a newer
+ * library. Counters are cumulative since start-up; "in use" and "held" are current.
+ * Per-thread counters are plain per-thread stores summed at read time, so a reading
+ * taken while other threads run is a consistent-enough snapshot, not an atomic one.
+ */
+#ifndef HAKMEM_STATS_H
+#define HAKMEM_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HAKMEM_STATS_VERSION 1
+#define HAKMEM_STATS_CLASSES 112   /* size classes of the tiny, mid and pool tiers */
+#define HAKMEM_STATS_DEBUG_MAX 48  /* room for the debug counters (HAK_DEBUG_COUNTERS builds) */
+
+/* Process-wide counters: X(name, help). */
+#define HAKMEM_STATS_FIELDS(X)                                                            \
+  X(allocs,            "blocks allocated, all tiers")                                      \
+  X(frees,             "blocks freed, all tiers")                                          \
+  X(refills,           "TLS list refills from slabs (slow path)")                          \
+  X(flushes,           "TLS list flushes back to slabs (slow path)")                       \
+  X(remote_frees,      "frees of blocks owned by another thread")                          \
+  X(remote_drained,    "remote frees taken back by the owning thread")                     \
+  X(remote_backlog,    "remote frees not yet taken back")                                  \
+  X(bytes_in_use,      "bytes in live blocks (block sizes, large blocks by usable size)")  \
+  X(bytes_held,        "bytes mapped by hakmem (segments, large blocks, caches)")          \
+  X(bytes_cached,      "bytes of empty segments and freed large mappings kept for reuse")  \
+  X(bytes_decommitted, "bytes given back to the OS with madvise, cumulative")              \
+  X(rss_bytes,         "resident set size of the process (/proc/self/statm)")              \
+  X(segments_mapped,   "segments mapped from the OS")                                      \
+  X(segments_unmapped, "segments returned to the OS")                                      \
+  X(segments_adopted,  "abandoned segments taken over by another thread")                  \
+  X(slabs_assigned,    "slabs given a size class")                                         \
+  X(large_allocs,      "blocks served by the large tier")                                  \
+  X(large_frees,       "large blocks freed")                                               \
+  X(lock_waits,        "times an allocator lock was found taken")                          \
+  X(threads_started,   "thread heaps created")                                             \
+  X(threads_ended,     "thread heaps torn down at thread exit")
+
+typedef struct hak_stats_class {
+  uint64_t block_size;     /* bytes per block of this class */
+  uint64_t allocs;         /* blocks allocated */
+  uint64_t frees;          /* blocks freed */
+  uint64_t in_use;         /* allocs - frees */
+  uint64_t refills;        /* TLS refills */
+  uint64_t flushes;        /* TLS flushes */
+  uint64_t remote_frees;   /* cross-thread frees */
+  uint64_t remote_backlog; /* cross-thread frees not yet drained */
+} hak_stats_class;
+
+typedef struct hak_stats {
+  uint32_t size;           /* in: sizeof(hak_stats) of the caller; out: bytes filled */
+  uint32_t version;        /* out: HAKMEM_STATS_VERSION of the library */
+#define HAKMEM_STATS_DECLARE(name, help) uint64_t name;
+  HAKMEM_STATS_FIELDS(HAKMEM_STATS_DECLARE)
+#undef HAKMEM_STATS_DECLARE
+  uint32_t superslab;      /* 1 when tiny sizes use SuperSlabs (HAKMEM_TINY_USE_SUPERSLAB) */
+  uint32_t ace;            /* 1 when the ACE learning layer runs; 0 (not built yet) */
+  uint32_t pmu_mode;       /* 0 none, 1 software events only, 2 hardware events */
+  uint32_t debug_counters; /* number of debug counters filled below (0 unless HAK_DEBUG_COUNTERS) */
+  uint32_t nclasses;       /* HAKMEM_STATS_CLASSES */
+  uint32_t reserved;
+  hak_stats_class cls[HAKMEM_STATS_CLASSES];
+  uint64_t debug[HAKMEM_STATS_DEBUG_MAX];
+} hak_stats;
+
+/* Fill *out (out->size must be set). Returns 0, or -1 with errno EINVAL when out is NULL
+ * or out->size is smaller than the fixed header (size and version). */
+int  hak_stats_get(hak_stats* out);
+/* Name of debug counter i ("refill_slab_freelist", ...), or NULL when out of range. */
+const char* hak_stats_debug_name(unsigned i);
+/* Write a human-readable summary to stderr. */
+void hak_stats_print(void);
+/* Write the statistics as one JSON object into buf (at most size bytes, NUL-terminated
+ * when size > 0). Returns the length the whole object needs, like snprintf. */
+size_t hak_stats_json(char* buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HAKMEM_STATS_H */

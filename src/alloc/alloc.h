@@ -119,7 +119,8 @@ typedef struct hak_heap {
   hak_tcache        tc[HAK_NCLS];            /* hot: the fast path touches only this */
   hak_slab*         partial[HAK_NCLS];       /* slabs with free blocks */
   hak_slab*         full[HAK_NCLS];          /* slabs without local free blocks */
-  uint16_t          batch[HAK_NCLS];         /* blocks per refill */
+  uint16_t          batch[HAK_NCLS];         /* blocks per refill (grows to batch_max) */
+  uint16_t          batch_max[HAK_NCLS];
   hak_segment*      segs[HAK_SEG_KINDS];     /* owned segments per kind */
   uint32_t          slow_events;             /* refills + flushes, for remote sweeps */
   bool              is_global;               /* the shared heap of exiting threads */

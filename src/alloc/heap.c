@@ -39,6 +39,7 @@ void hak_heap_key_create(void) { pthread_key_create(&heap_key, hak_heap_thread_e
 static hak_heap* heap_struct_new(void) {
   hak_lock_take(&heap_pool_lock);
   hak_heap* h = heap_free_list;
+  bool recycled = h != NULL;
   if (h) heap_free_list = h->all_next;
   else {
     size_t sz = HAK_ALIGN_UP(sizeof(hak_heap), HAK_CACHELINE);
@@ -47,11 +48,11 @@ static hak_heap* heap_struct_new(void) {
       heap_bump = hak_prim_map(region);
       heap_bump_end = heap_bump ? heap_bump + region : NULL;
     }
-    if (heap_bump) { h = (hak_heap*)heap_bump; heap_bump += sz; }
+    if (heap_bump) { h = (hak_heap*)heap_bump; heap_bump += sz; }   /* fresh: zero */
   }
   if (h) {
     heaps_started++;
-    memset(h, 0, sizeof *h);
+    if (recycled) memset(h, 0, sizeof *h);
     h->all_next = heap_all;
     if (heap_all) heap_all->all_prev = h;
     heap_all = h;

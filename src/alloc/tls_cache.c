@@ -27,7 +27,12 @@ void hak_heap_set_caps(hak_heap* h) {
     long long b = cap / 2 < batch ? cap / 2 : batch;
     if (b < 1) b = 1;
     h->tc[c].cap = (uint32_t)cap;
-    h->batch[c] = (uint16_t)b;
+    h->batch_max[c] = (uint16_t)b;
+    /* Slow start: the first refill of a class touches about one page; each refill then
+     * doubles the batch up to batch_max, so a class used once costs little memory. */
+    long long first = (long long)(HAK_PAGE_SIZE / hak_cls_size[c]);
+    if (first < 1) first = 1;
+    h->batch[c] = (uint16_t)(first < b ? first : b);
   }
 }
 
@@ -168,6 +173,10 @@ void* hak_tcache_refill(hak_heap* h, unsigned cls) {
     heap_sweep(h);
   }
   uint32_t want = h->batch[cls], got = 0;
+  if (want < h->batch_max[cls]) {
+    uint32_t next = want * 2;
+    h->batch[cls] = (uint16_t)(next < h->batch_max[cls] ? next : h->batch_max[cls]);
+  }
   uint32_t bsize = hak_cls_size[cls];
   hak_block *first = NULL, *last = NULL;
   unsigned tries = 0;

@@ -134,6 +134,7 @@ stamp=$(date +%Y%m%d-%H%M%S)
 [ -n "$out" ] || out=$HB_ROOT/results/$stamp
 mkdir -p "$out/logs" || hb_die "cannot create $out"
 out=$(cd "$out" && pwd)
+hb_snapshot_libs "$out/lib"
 base=mimalloc
 hb_has_col mimalloc || base=${HB_COLS[0]}
 

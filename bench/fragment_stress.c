@@ -111,7 +111,7 @@ static void free_burst_shuffled(worker_t *w, blk_t *burst) {
 
 static void *worker_main(void *arg) {
   worker_t *w = arg;
-  const uint64_t survive_per_mille = (uint64_t)(opt_survive * 10.0 + 0.5);
+  const uint64_t survive_ppm = (uint64_t)(opt_survive * 10000.0 + 0.5);
   for (size_t i = 0; i < opt_long; i++) blk_alloc(w, &w->longs[i], phase_size(&w->rng, &k_phases[0]));
   w->ops = 0;
   pthread_barrier_wait(&g_bar);
@@ -122,7 +122,7 @@ static void *worker_main(void *arg) {
     if (r >= opt_lifetime) free_burst_shuffled(w, burst); /* the oldest burst dies */
     for (size_t i = 0; i < opt_burst; i++) {
       blk_alloc(w, &burst[i], phase_size(&w->rng, ph));
-      if (bc_rng_below(&w->rng, 1000) < survive_per_mille) {
+      if (bc_rng_below(&w->rng, 1000000) < survive_ppm) {
         blk_t *victim = &w->longs[bc_rng_below(&w->rng, opt_long)];
         blk_free(w, victim, "fragment long-lived free");
         *victim = burst[i];
@@ -145,6 +145,7 @@ int main(int argc, char **argv) {
   const bc_opt opts[] = {
       {"threads", BC_OPT_U64, &opt_threads, 1, 1024, "independent copies, one per thread"},
       {"rounds", BC_OPT_U64, &opt_rounds, 1, 1e12, "rounds of work per thread (the iteration count)"},
+      {"iterations", BC_OPT_U64, &opt_rounds, 1, 1e12, "same as --rounds"},
       {"seconds", BC_OPT_DBL, &opt_seconds, 0, 86400, "if > 0: stop after this long even if rounds remain"},
       {"seed", BC_OPT_U64, &opt_seed, 0, 1.8e19, "random seed"},
       {"long-lived", BC_OPT_SIZE, &opt_long, 1, 1e8, "long-lived blocks per thread"},

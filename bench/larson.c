@@ -10,8 +10,9 @@
  * connection on a fresh thread: blocks outlive the thread that allocated them, and the
  * allocator's per-thread state is born and torn down all the time.
  *
- * After --seconds the main thread raises a stop flag, waits until every lane's current
- * thread has finished, checks and frees all live blocks.
+ * After --seconds the main thread raises a stop flag (or, with --iterations, each lane
+ * stops after that many replacements), waits until every lane's current thread has
+ * finished, checks and frees all live blocks.
  * ops = malloc calls + free calls by the lane threads; ops_per_sec = ops / elapsed.
  */
 #ifndef _GNU_SOURCE
@@ -33,6 +34,7 @@ static size_t opt_max = 1024;
 static size_t opt_slots = 1000;
 static uint64_t opt_rounds = 20000;
 static uint64_t opt_seed = 4141;
+static uint64_t opt_iterations = 0;
 static const char *opt_dist = "uniform";
 
 typedef struct {
@@ -66,7 +68,15 @@ static void *lane_main(void *arg) {
   for (;;) {
     uint64_t ops = 0;
     int stopped = 0;
-    for (uint64_t i = 0; i < opt_rounds; i++) {
+    uint64_t todo = opt_rounds;
+    if (opt_iterations) { /* fixed work: a lane ends after opt_iterations replacements */
+      uint64_t left = opt_iterations - L->ops / 2;
+      if (left <= todo) {
+        todo = left;
+        stopped = 1;
+      }
+    }
+    for (uint64_t i = 0; i < todo; i++) {
       if (atomic_load_explicit(&g_stop, memory_order_relaxed)) {
         stopped = 1;
         break;
@@ -107,6 +117,7 @@ int main(int argc, char **argv) {
       {"slots", BC_OPT_SIZE, &opt_slots, 1, 1e8, "live blocks per lane"},
       {"rounds-per-thread", BC_OPT_U64, &opt_rounds, 1, 1e15, "free+malloc replacements a thread does before handing its lane to a new thread"},
       {"seed", BC_OPT_U64, &opt_seed, 0, 1.8e19, "random seed"},
+      {"iterations", BC_OPT_U64, &opt_iterations, 0, 1e15, "if > 0: free+malloc replacements per lane instead of --seconds"},
       {"dist", BC_OPT_STR, &opt_dist, 0, 0, "size distribution: uniform | log (log-uniform, each doubling equally likely)"},
   };
   bc_parse_args(argc, argv, "larson",
@@ -147,8 +158,10 @@ int main(int argc, char **argv) {
     int rc = pthread_create(&t, &g_detached, lane_main, &lanes[l]);
     if (rc != 0) bc_fail("larson: pthread_create for lane %zu: %s", l, strerror(rc));
   }
-  bc_sleep(opt_seconds);
-  atomic_store(&g_stop, 1);
+  if (!opt_iterations) {
+    bc_sleep(opt_seconds);
+    atomic_store(&g_stop, 1);
+  }
   for (size_t l = 0; l < nl; l++)
     while (!atomic_load_explicit(&lanes[l].finished, memory_order_acquire)) bc_sleep(0.0005);
   double secs = bc_now() - t0;

@@ -102,11 +102,16 @@ hb_ensure_bins "$bindir"
 base=mimalloc
 hb_has_col mimalloc || base=${HB_COLS[0]}
 ncols=${#HB_COLS[@]}
-for n in "${HB_NOTES[@]+"${HB_NOTES[@]}"}"; do hb_log "note: $n"; done
 hb_log "larson.sh: profiles: $profiles; threads: $threads_list; ${seconds}s x $runs runs; columns: ${HB_COLS[*]}"
 
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/larson.XXXXXX")
 trap 'rm -rf "$logdir"' EXIT
+# hakmem is preloaded from a snapshot (kept after a failure so its commands reproduce).
+keep_snap=0
+if [ -n "$csv" ]; then snapdir=${csv%.csv}.lib; else snapdir=$(mktemp -d "${TMPDIR:-/tmp}/larson-lib.XXXXXX"); fi
+hb_snapshot_libs "$snapdir"
+trap 'rm -rf "$logdir"; [ $keep_snap = 1 ] || [ -n "$csv" ] || rm -rf "$snapdir"' EXIT
+for n in "${HB_NOTES[@]+"${HB_NOTES[@]}"}"; do hb_log "note: $n"; done
 [ -z "$csv" ] || echo "profile,threads,allocator,run,status,ops_per_sec,peak_rss_kb,cpu_pct,load1" >"$csv" ||
   hb_die "cannot write $csv"
 declare -A OPS FAILS NOK
@@ -166,6 +171,7 @@ for p in $profiles; do
 done
 for n in "${HB_NOTES[@]+"${HB_NOTES[@]}"}"; do echo; echo "note: $n"; done
 if [ -n "$failures" ]; then
+  keep_snap=1
   echo
   echo "FAILURES:"
   printf '%s' "$failures"

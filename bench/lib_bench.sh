@@ -1,4 +1,5 @@
 # lib_bench.sh — shared by compare.sh and larson.sh (sourced, not run).
+# shellcheck shell=bash disable=SC2034  # RUN_* and HB_BINDIR are read by the sourcing scripts
 #
 # Columns: each column is an allocator run (name, library to preload, extra env).
 #   glibc     no preload (the system allocator)
@@ -135,12 +136,8 @@ hb_setup_columns() {
   shift 4
   local a lib
   [ -n "$list" ] || list=$(echo "$HB_KNOWN_ALLOCATORS" | tr ' ' ',')
-  local IFS_SAVE=$IFS
-  IFS=,
-  set -f
-  local names=($list)
-  set +f
-  IFS=$IFS_SAVE
+  local names=()
+  IFS=, read -r -a names <<<"$list"
   for a in "${names[@]}"; do
     case $a in
       glibc) hb_add_col glibc "" "" ;;
@@ -195,6 +192,28 @@ hb_setup_columns() {
     hb_add_col "$name" "$lib" "$envs"
   done
   [ ${#HB_COLS[@]} -gt 0 ] || hb_die "no allocator columns to run"
+}
+
+# hb_snapshot_libs DIR: copy every preloaded library that is not a system one (hakmem)
+# into DIR and preload the copy, so a rebuild of build/libhakmem.so in the middle of a
+# comparison cannot mix two versions, and failing commands stay reproducible.
+hb_snapshot_libs() {
+  local dir=$1 i lib real dst sum
+  declare -A done_map=()
+  mkdir -p "$dir" || hb_die "cannot create $dir"
+  for i in "${!HB_COLS[@]}"; do
+    lib=${HB_COL_LIB[$i]}
+    case $lib in "" | /usr/lib/* | /lib/* | /usr/lib64/* | /usr/local/lib/*) continue ;; esac
+    real=$(readlink -f "$lib")
+    dst=$dir/$(basename "$lib")
+    if [ -z "${done_map[$real]:-}" ]; then
+      cp -p "$real" "$dst" || hb_die "cannot copy $real to $dst"
+      sum=$(sha256sum "$dst" | cut -c1-16)
+      HB_NOTES+=("$(basename "$lib"): runs preload a snapshot of $lib (-> $real, modified $(date -r "$real" '+%Y-%m-%d %H:%M:%S'), sha256 $sum...) copied to $dst")
+      done_map[$real]=$dst
+    fi
+    HB_COL_LIB[$i]=${done_map[$real]}
+  done
 }
 
 # hb_col_index NAME -> index in HB_COLS

@@ -93,7 +93,8 @@ typedef struct hak_segment {
   uint8_t*               user;       /* the pointer malloc returned */
   size_t                 usable;     /* bytes usable at `user` */
   size_t                 align;      /* alignment the mapping was made for */
-  bool                   fresh;      /* never handed out before: reads as zero */
+  bool                   fresh;      /* never handed out before / decommitted: reads as zero */
+  uint64_t               cached_at;  /* when it entered a cache (ns), for the purge delay */
   hak_slab               slabs[];
 } hak_segment;
 
@@ -165,6 +166,8 @@ HAK_HIDDEN void hak_segment_give_slab(hak_segment* seg, hak_slab* s);
 HAK_HIDDEN size_t hak_segment_cached_bytes(void);
 /* Decommit unused slabs that have stayed unused for `delay_ns`; returns bytes released. */
 HAK_HIDDEN size_t hak_segment_purge(hak_segment* seg, uint64_t now, uint64_t delay_ns);
+/* Decommit cached empty segments unused for `delay_ns`; returns bytes released. */
+HAK_HIDDEN size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns);
 HAK_HIDDEN void hak_segment_fork_lock(void);
 HAK_HIDDEN void hak_segment_fork_unlock(bool child);
 

@@ -36,6 +36,17 @@ static bool list_contains(hak_block* b, const hak_block* target) {
   return false;
 }
 
+/* True when block b (carrying the free key) is really free: the owner searches its
+ * TLS list and the slab's lists; for anyone else the key is proof enough (a program
+ * storing the 64-bit random key by chance is not a case to design for). */
+static bool block_is_free(hak_heap* h, bool local, hak_slab* s, hak_block* b) {
+  if (b->key != hak_free_key) return false;
+  if (!local) return true;
+  if (list_contains(h->tc[s->cls].head, b) || list_contains(s->free, b)) return true;
+  hak_remote_drain(s);
+  return list_contains(s->free, b);
+}
+
 /* Debug counter for a free that ended in a slab, by tier. */
 static inline void count_slab_free(hak_heap* h, const hak_segment* seg, bool local) {
 #if HAK_DEBUG_COUNTERS
@@ -61,14 +72,7 @@ HAK_NOINLINE void hak_free_slow(void* p) {
   hak_block* b = (hak_block*)p;
   hak_heap* h = hak_tls_heap;
   bool local = hak_load_acquire(&seg->heap) == h;
-  if (b->key == hak_free_key) {
-    /* Marked free: a double free, unless the program happened to store the key. Only
-     * the owner can search its lists; for anyone else the mark is proof enough. */
-    if (!local) hak_fatal("free", "double free", p);
-    if (list_contains(h->tc[s->cls].head, b) || list_contains(s->free, b)) hak_fatal("free", "double free", p);
-    hak_remote_drain(s);
-    if (list_contains(s->free, b)) hak_fatal("free", "double free", p);
-  }
+  if (HAK_UNLIKELY(block_is_free(h, local, s, b))) hak_fatal("free", "double free", p);
   if (!local && hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED && h != &hak_heap_empty &&
       h != &hak_heap_dead && !h->is_global) {
     local = hak_heap_adopt_on_free(h, seg);
@@ -109,8 +113,9 @@ size_t hak_usable_checked(const void* p, const char* fn) {
     return seg->usable;
   }
   hak_slab* s = checked_slab(seg, p, fn);
-  if (((const hak_block*)p)->key == hak_free_key && hak_load_relaxed(&seg->heap) != hak_tls_heap) {
-    hak_fatal(fn, "invalid pointer", p);
+  hak_heap* h = hak_tls_heap;
+  if (HAK_UNLIKELY(block_is_free(h, hak_load_relaxed(&seg->heap) == h, s, (hak_block*)p))) {
+    hak_fatal(fn, "invalid pointer", p);   /* glibc's word for a freed block passed in */
   }
   return s->bsize;
 }

@@ -21,7 +21,7 @@ _Static_assert(sizeof(hak_segment) + 32 * sizeof(hak_slab) <= HAK_SEG_HDR, "segm
 static hak_lock seg_cache_lock = HAK_LOCK_INIT;
 static hak_segment* seg_cache;        /* empty segments, LIFO */
 static size_t seg_cache_bytes;        /* bytes mapped by cached segments */
-static size_t seg_cache_dirty;        /* of which not decommitted */
+static _Atomic size_t seg_cache_dirty; /* of which not decommitted (changed under the lock) */
 
 static size_t segment_size(unsigned kind, unsigned pool_cls, unsigned* shift, unsigned* nslabs) {
   switch (kind) {
@@ -41,7 +41,7 @@ static hak_segment* cache_take(size_t size) {
     if (seg->prev) seg->prev->next = seg->next; else seg_cache = seg->next;
     if (seg->next) seg->next->prev = seg->prev;
     seg_cache_bytes -= seg->size;
-    if (seg->fresh == false) seg_cache_dirty -= seg->size;   /* `fresh` = decommitted here */
+    if (seg->fresh == false) atomic_fetch_sub(&seg_cache_dirty, seg->size);   /* `fresh` = decommitted */
   }
   hak_lock_release(&seg_cache_lock);
   return seg;
@@ -97,18 +97,12 @@ void hak_segment_release(hak_segment* seg) {
   size_t limit = (size_t)hak_opt(HAK_OPT_SEGMENT_CACHE);
   hak_lock_take(&seg_cache_lock);
   if (seg_cache_bytes + seg->size <= limit) {
-    /* Keep at most half of the cache dirty; decommit the rest before it is visible. */
-    bool decommit = seg_cache_dirty + seg->size > limit / 2;
-    seg->fresh = decommit;
-    if (!decommit) seg_cache_dirty += seg->size;
+    /* Cached dirty: a thread that needs a segment soon gets it without page faults.
+     * hak_segment_cache_purge decommits what stays unused for the purge delay. */
+    seg->fresh = false;
+    seg->cached_at = hak_prim_now_ns();
+    atomic_fetch_add(&seg_cache_dirty, seg->size);
     seg_cache_bytes += seg->size;
-    if (decommit) {
-      hak_lock_release(&seg_cache_lock);
-      hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
-      HAK_OS_COUNT(decommit_calls, 1);
-      HAK_OS_COUNT(decommit_bytes, seg->size - HAK_SEG_HDR);
-      hak_lock_take(&seg_cache_lock);
-    }
     seg->prev = NULL;
     seg->next = seg_cache;
     if (seg_cache) seg_cache->prev = seg;
@@ -123,6 +117,46 @@ void hak_segment_release(hak_segment* seg) {
   HAK_OS_COUNT(bytes_mapped, -(int64_t)seg->size);
   hak_prim_unmap(seg, seg->size);
   HAK_OS_COUNT(seg_unmapped, 1);
+}
+
+size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
+  if (hak_load_relaxed(&seg_cache_dirty) == 0) return 0;
+  if (pthread_mutex_trylock(&seg_cache_lock.m) != 0) return 0;   /* someone else is at it */
+  /* Take the old dirty entries out, decommit them unlocked, put them back clean. */
+  hak_segment* old = NULL;
+  hak_segment* seg = seg_cache;
+  while (seg) {
+    hak_segment* next = seg->next;
+    if (!seg->fresh && seg->cached_at + delay_ns <= now) {
+      if (seg->prev) seg->prev->next = seg->next; else seg_cache = seg->next;
+      if (seg->next) seg->next->prev = seg->prev;
+      atomic_fetch_sub(&seg_cache_dirty, seg->size);
+      seg->next = old;
+      old = seg;
+    }
+    seg = next;
+  }
+  hak_lock_release(&seg_cache_lock);
+  size_t bytes = 0;
+  for (seg = old; seg; seg = seg->next) {
+    hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
+    seg->fresh = true;
+    bytes += seg->size - HAK_SEG_HDR;
+    HAK_OS_COUNT(decommit_calls, 1);
+  }
+  if (!old) return 0;
+  HAK_OS_COUNT(decommit_bytes, bytes);
+  hak_lock_take(&seg_cache_lock);
+  while (old) {
+    seg = old;
+    old = old->next;
+    seg->prev = NULL;
+    seg->next = seg_cache;
+    if (seg_cache) seg_cache->prev = seg;
+    seg_cache = seg;
+  }
+  hak_lock_release(&seg_cache_lock);
+  return bytes;
 }
 
 size_t hak_segment_cached_bytes(void) {

@@ -118,6 +118,7 @@ static void heap_sweep(hak_heap* h) {
       seg = next;
     }
   }
+  hak_segment_cache_purge(now, delay);
 }
 
 /* A slab of class cls with blocks to give, or NULL when out of memory. */

@@ -211,6 +211,8 @@ HAK_HIDDEN void  hak_slab_list_remove(hak_heap* h, hak_slab* s);
 HAK_HIDDEN void  hak_slab_list_push(hak_heap* h, hak_slab* s, uint8_t state);
 /* Give an empty slab back to its segment; true when that released the segment too. */
 HAK_HIDDEN bool  hak_slab_maybe_release(hak_heap* h, hak_slab* s);
+/* Give an empty slab back now (no keep-one rule); true when the segment went too. */
+HAK_HIDDEN bool  hak_slab_release(hak_heap* h, hak_slab* s);
 HAK_HIDDEN void  hak_heap_set_caps(hak_heap* h);
 
 /* ---- remote.c: cross-thread frees --------------------------------------------- */

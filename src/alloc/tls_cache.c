@@ -63,8 +63,13 @@ bool hak_slab_maybe_release(hak_heap* h, hak_slab* s) {
   if (s->used != 0) return false;
   if (s->state == HAK_SLAB_PARTIAL && h->partial[s->cls] == s && s->next == NULL && !h->is_global) {
     HAK_DBG(h, EARLY_KEEP_LAST_SLAB);
+    s->freed_at = hak_prim_now_ns();   /* heap_sweep gives it back if it stays empty */
     return false;
   }
+  return hak_slab_release(h, s);
+}
+
+bool hak_slab_release(hak_heap* h, hak_slab* s) {
   hak_segment* seg = slab_segment(s);
   hak_slab_list_remove(h, s);
   hak_segment_give_slab(seg, s);
@@ -106,7 +111,16 @@ static void heap_sweep(hak_heap* h) {
       bool released = false;
       for (unsigned i = 0; !released && i < seg->nslabs; i++) {   /* released: seg is gone */
         hak_slab* s = &seg->slabs[i];
-        if (s->state == HAK_SLAB_UNUSED || hak_load_relaxed(&s->remote) == NULL) continue;
+        if (s->state == HAK_SLAB_UNUSED) continue;
+        if (s->used == 0 && s->freed_at + delay <= now) {
+          /* The class's last slab, kept empty for reuse and not reused within the
+           * delay: give it back and let the purge below return its pages. */
+          uint64_t empty_since = s->freed_at;
+          released = hak_slab_release(h, s);
+          if (!released) s->freed_at = empty_since;
+          continue;
+        }
+        if (hak_load_relaxed(&s->remote) == NULL) continue;
         hak_remote_drain(s);
         if (s->state == HAK_SLAB_FULL && slab_has_local(s)) {
           hak_slab_list_remove(h, s);

@@ -107,9 +107,10 @@ void hak_segment_release(hak_segment* seg) {
     seg->next = seg_cache;
     if (seg_cache) seg_cache->prev = seg;
     seg_cache = seg;
+    size_t size = seg->size;      /* seg may be taken and reused once the lock is gone */
     hak_lock_release(&seg_cache_lock);
     HAK_OS_COUNT(seg_cached, 1);
-    HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
+    HAK_OS_COUNT(bytes_cached, (int64_t)size);
     return;
   }
   hak_lock_release(&seg_cache_lock);

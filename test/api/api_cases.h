@@ -604,6 +604,30 @@ static void test_calloc_zeroed(void) {
       T_FREE(p);
     }
   }
+  /* blocks dirtied, shrunk in place (maybe), freed: a later calloc of the full
+   * size must not trust "only the used part is dirty" */
+  static const size_t shrink[][3] = {
+    {30000, 2000, 30000}, {900000, 40000, 900000}, {8 * MiB, 3 * MiB, 7 * MiB},
+    {8 * MiB, 1500000, 8 * MiB}, {3 * MiB, 100, 3 * MiB}, {6 * MiB, 5 * MiB, 6 * MiB},
+  };
+  for (size_t i = 0; i < sizeof shrink / sizeof shrink[0]; i++) {
+    for (int round = 0; round < 2; round++) {
+      uint8_t* d = (uint8_t*)(round ? T_ALIGNED_ALLOC(2 * MiB, shrink[i][0]) : T_MALLOC(shrink[i][0]));
+      CHECK(d != NULL);
+      if (!d) continue;
+      memset(d, 0xff, shrink[i][0]);
+      uint8_t* e = (uint8_t*)T_REALLOC(d, shrink[i][1]);
+      CHECK(e != NULL);
+      T_FREE(e ? e : d);
+      uint8_t* p = (uint8_t*)T_CALLOC(1, shrink[i][2]);
+      CHECK(p != NULL);
+      if (!p) continue;
+      size_t nz = find_nonzero(p, shrink[i][2]);
+      CHECK_MSG(nz == SIZE_MAX, "malloc(%zu) dirty, realloc to %zu, free, calloc(%zu): byte %zu is %#x",
+                shrink[i][0], shrink[i][1], shrink[i][2], nz, nz == SIZE_MAX ? 0 : p[nz]);
+      T_FREE(p);
+    }
+  }
   /* a batch dirtied and freed, then a batch calloc'ed */
   enum { B = 200 };
   void* v[B];
@@ -820,6 +844,32 @@ static void test_threads_cross_free(void) {
     }
   }
   pthread_key_delete(tsd_key);
+}
+
+/* ---- after main: atexit handlers free and allocate -------------------------------------- */
+
+static void* exit_blocks[4];
+
+static void at_exit_handler(void) {
+  /* runs after main returned (and after the report line): a crash here fails the test */
+  for (int i = 0; i < 4; i++) T_FREE(exit_blocks[i]);
+  void* p = T_MALLOC(100);
+  void* q = T_MALLOC(50000);
+  if (!p || !q) abort();
+  memset(p, 1, 100);
+  memset(q, 2, 50000);
+  T_FREE(q);
+  T_FREE(p);
+}
+
+static void test_atexit_registration(void) {
+  static const size_t sizes[4] = {32, 3000, 200000, 2 * MiB};
+  for (int i = 0; i < 4; i++) {
+    exit_blocks[i] = T_MALLOC(sizes[i]);
+    CHECK(exit_blocks[i] != NULL);
+    if (exit_blocks[i]) memset(exit_blocks[i], i, sizes[i]);
+  }
+  CHECK_EQ(atexit(at_exit_handler), 0);
 }
 
 #endif /* HAK_API_CASES_H */

@@ -96,5 +96,6 @@ int main(int argc, char** argv) {
   HT_RUN(test_cfree);
   HT_RUN(test_live_blocks_disjoint);
   HT_RUN(test_threads_cross_free);
+  HT_RUN(test_atexit_registration);
   return ht_report();
 }

@@ -149,6 +149,35 @@ static void free_interior_large(void) {
   char* p = (char*)T_MALLOC(3u << 20);
   T_FREE(launder(p + 4096));
 }
+static void free_before_large(void) {
+  warm_up();
+  char* p = (char*)T_MALLOC(3u << 20);
+  T_FREE(launder(p - 16));  /* inside the mapping, in front of the block */
+}
+/* the 2 MiB-aligned start of the SuperSlab holding a tiny block: its header, never a
+ * block (DESIGN: ptr & ~(2 MiB-1) finds the header).  Not so for other tiers, nor with
+ * HAKMEM_TINY_USE_SUPERSLAB=0: there a block of some class may start at that address. */
+static void free_region_base_small(void) {
+  warm_up();
+  char* p = (char*)T_MALLOC(64);
+  T_FREE(launder((void*)((uintptr_t)p & ~(uintptr_t)((2u << 20) - 1))));
+}
+static void realloc_freed(void) {
+  warm_up();
+  void* p = T_MALLOC(64);
+  T_FREE(p);
+  void* r = T_REALLOC(launder(p), 100);
+  (void)r;
+}
+/* the new size fits the old block: an in-place "success" would hand out a free block */
+static void realloc_freed_inplace(void) {
+  warm_up();
+  void* p = T_MALLOC(64);
+  T_FREE(p);
+  void* r = T_REALLOC(launder(p), 60);
+  void* q = T_MALLOC(64);
+  (void)r; (void)q;
+}
 static void double_free_small(void) {
   warm_up();
   void* p = T_MALLOC(64);
@@ -174,6 +203,12 @@ static void double_free_pool(void) {
   void* p = T_MALLOC(100000);
   T_FREE(p);
   T_FREE(launder(p));
+}
+static void double_free_large(void) {
+  warm_up();
+  void* p = T_MALLOC(3u << 20);
+  T_FREE(p);
+  T_FREE(launder(p));  /* the mapping may sit in the large cache, still mapped */
 }
 static void realloc_stack(void) {
   int local[4] = {0};
@@ -203,6 +238,7 @@ static void valid_frees(void) {
 #define FREE_DOUBLE       "free(): double free"
 #define FREE_ANY          "free(): "
 #define REALLOC_INVALID   "realloc(): invalid pointer"
+#define REALLOC_ANY       "realloc(): "
 #define PREFIX            "hakmem: "
 #else
 #define FREE_INVALID      "hakmem: free(): invalid pointer"
@@ -210,6 +246,7 @@ static void valid_frees(void) {
 #define FREE_DOUBLE       "hakmem: free(): double free"
 #define FREE_ANY          "hakmem: free(): "
 #define REALLOC_INVALID   "hakmem: realloc(): invalid pointer"
+#define REALLOC_ANY       "hakmem: realloc(): "
 #define PREFIX            NULL
 #endif
 
@@ -222,10 +259,22 @@ DEATH(free_interior_64, FREE_INVALID)
 DEATH(free_interior_100000, FREE_INVALID)
 DEATH(free_interior_5000, FREE_INVALID)
 DEATH(free_interior_large, FREE_INVALID)
+DEATH(free_before_large, FREE_INVALID)
+static void test_death_free_region_base_small(void) {
+  const char* e = getenv("HAKMEM_TINY_USE_SUPERSLAB");
+  if (e && strcmp(e, "1") != 0) {
+    printf("  (HAKMEM_TINY_USE_SUPERSLAB=%s: no SuperSlab header to free; skipped)\n", e);
+    return;
+  }
+  death_case("free_region_base_small", free_region_base_small, EXPECT_ABORT, FREE_INVALID, PREFIX);
+}
+DEATH(realloc_freed, REALLOC_ANY)
+DEATH(realloc_freed_inplace, REALLOC_ANY)
 DEATH(double_free_small, FREE_DOUBLE)
 DEATH(double_free_small_gap, FREE_DOUBLE)
 DEATH(double_free_mid, FREE_ANY)
 DEATH(double_free_pool, FREE_ANY)
+DEATH(double_free_large, FREE_ANY)
 DEATH(realloc_stack, REALLOC_INVALID)
 DEATH(realloc_interior, REALLOC_INVALID)
 #ifdef HAK_TEST_HAK_API
@@ -247,10 +296,15 @@ int main(int argc, char** argv) {
   HT_RUN(test_death_free_interior_100000);
   HT_RUN(test_death_free_interior_5000);
   HT_RUN(test_death_free_interior_large);
+  HT_RUN(test_death_free_before_large);
+  HT_RUN(test_death_free_region_base_small);
+  HT_RUN(test_death_realloc_freed);
+  HT_RUN(test_death_realloc_freed_inplace);
   HT_RUN(test_death_double_free_small);
   HT_RUN(test_death_double_free_small_gap);
   HT_RUN(test_death_double_free_mid);
   HT_RUN(test_death_double_free_pool);
+  HT_RUN(test_death_double_free_large);
   HT_RUN(test_death_realloc_stack);
   HT_RUN(test_death_realloc_interior);
 #ifdef HAK_TEST_HAK_API

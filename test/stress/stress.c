@@ -540,7 +540,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; i++) {
     const char* a = argv[i];
     if (strcmp(a, "--smoke") == 0) {
-      opt_threads = 4; opt_scale = 10; opt_iter = 4; opt_forks = 30;
+      opt_threads = 4; opt_scale = 10; opt_iter = 4; opt_forks = 50;
     } else if (strncmp(a, "--phase=", 8) == 0) opt_phase = a + 8;
     else if (strncmp(a, "--churn=", 8) == 0) opt_churn = atol(a + 8);
     else if (strncmp(a, "--forks=", 8) == 0) opt_forks = atoi(a + 8);

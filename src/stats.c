@@ -191,7 +191,14 @@ static void stats_json(const hak_stats* st, outbuf* o) {
   out_printf(o, "}}");
 }
 
-static void write_all(const char* s, size_t n) { hak_prim_write_err(s, n); }
+/* Where the exit report goes: a private copy of stderr taken at start-up, because
+ * programs may close stderr in their own exit handlers (coreutils does) before ours. */
+static int stats_fd = -1;
+
+static void write_all(const char* s, size_t n) {
+  if (stats_fd >= 0) hak_prim_write_fd(stats_fd, s, n);
+  else hak_prim_write_err(s, n);
+}
 
 /* Render one snapshot with `fmt` (text or JSON) and write it to stderr: measure, then
  * allocate and fill, so the output is whole even though allocating moves the counters. */
@@ -213,7 +220,12 @@ static void stats_write(void (*fmt)(const hak_stats*, outbuf*), bool newline) {
   hak_free(st);
 }
 
-HAK_EXPORT void hak_stats_print(void) { stats_write(stats_text, false); }
+HAK_EXPORT void hak_stats_print(void) {
+  int saved = stats_fd;
+  stats_fd = -1;               /* the program's stderr as it is now */
+  stats_write(stats_text, false);
+  stats_fd = saved;
+}
 
 HAK_EXPORT size_t hak_stats_json(char* buf, size_t size) {
   hak_stats* st = hak_malloc(sizeof *st);
@@ -232,5 +244,8 @@ static void stats_at_exit(void) {
 }
 
 HAK_HIDDEN void hak_stats_init(void) {
-  if (hak_opt(HAK_OPT_STATS)) atexit(stats_at_exit);
+  if (hak_opt(HAK_OPT_STATS)) {
+    stats_fd = hak_prim_dup_err();
+    atexit(stats_at_exit);
+  }
 }

@@ -26,6 +26,10 @@ HAK_HIDDEN uint64_t hak_prim_now_ns(void);
 HAK_HIDDEN uint64_t hak_prim_random64(void);
 /* Write a whole buffer to stderr (fd 2) with write(2); no stdio, no malloc. */
 HAK_HIDDEN void  hak_prim_write_err(const char* s, size_t n);
+/* Write a whole buffer to file descriptor fd. */
+HAK_HIDDEN void  hak_prim_write_fd(int fd, const char* s, size_t n);
+/* A close-on-exec duplicate of fd 2 (≥ 100 where possible), or -1. */
+HAK_HIDDEN int   hak_prim_dup_err(void);
 /* The value of environment variable `name`, or NULL; safe before libc constructors ran. */
 HAK_HIDDEN const char* hak_prim_getenv(const char* name);
 /* Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown. */

@@ -82,14 +82,24 @@ uint64_t hak_prim_random64(void) {
   return r | 1; /* never zero: zero means "no key" in block headers */
 }
 
-void hak_prim_write_err(const char* s, size_t n) {
+void hak_prim_write_fd(int fd, const char* s, size_t n) {
   int e = errno;
   while (n > 0) {
-    ssize_t w = write(2, s, n);
+    ssize_t w = write(fd, s, n);
     if (w < 0) { if (errno == EINTR) continue; break; }
     s += w; n -= (size_t)w;
   }
   errno = e;
+}
+
+void hak_prim_write_err(const char* s, size_t n) { hak_prim_write_fd(2, s, n); }
+
+int hak_prim_dup_err(void) {
+  int e = errno;
+  int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+  if (fd < 0) fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+  errno = e;
+  return fd;
 }
 
 const char* hak_prim_getenv(const char* name) {

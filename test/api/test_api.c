@@ -76,26 +76,6 @@ int main(int argc, char** argv) {
   ht_init(argc, argv);
   HT_RUN(test_hakmem_is_active);
   HT_RUN(test_superslab_option);
-  HT_RUN(test_malloc_zero);
-  HT_RUN(test_free_null);
-  HT_RUN(test_overflow_enomem);
-  HT_RUN(test_realloc_failure_keeps_block);
-  HT_RUN(test_posix_memalign_einval);
-  HT_RUN(test_aligned_alloc_einval);
-  HT_RUN(test_memalign_rounds_alignment);
-  HT_RUN(test_free_keeps_errno);
-  HT_RUN(test_alignment_matrix);
-  HT_RUN(test_realloc_tiers);
-  HT_RUN(test_realloc_null_is_malloc);
-  HT_RUN(test_realloc_zero_frees);
-  HT_RUN(test_reallocarray);
-  HT_RUN(test_usable_size);
-  HT_RUN(test_calloc_zeroed);
-  HT_RUN(test_valloc_pvalloc);
-  HT_RUN(test_free_sized);
-  HT_RUN(test_cfree);
-  HT_RUN(test_live_blocks_disjoint);
-  HT_RUN(test_threads_cross_free);
-  HT_RUN(test_atexit_registration);
+  API_RUN_SHARED_CASES();
   return ht_report();
 }

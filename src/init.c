@@ -12,6 +12,7 @@
  * as they were in the child (their memory is unreachable there, not corrupted). */
 #include "alloc/alloc.h"
 #include "options.h"
+#include "hak_knobs.h"
 #include "prim/prim.h"
 
 #include <pthread.h>
@@ -54,6 +55,7 @@ HAK_COLD void hak_init_slow(void) {
     hak_cls_kind[c] = c <= HAK_CLS_TINY_LAST ? (superslab ? HAK_SEG_TINY : HAK_SEG_MID)
                     : c <= HAK_CLS_MID_LAST ? HAK_SEG_MID : HAK_SEG_POOL;
   }
+  hak_knobs_init();
   hak_heap_set_caps(&hak_heap_global);
   hak_heap_key_create();
   hak_store_release(&hak_init_state, 2);

@@ -124,6 +124,9 @@ typedef struct hak_heap {
   uint16_t          batch_max[HAK_NCLS];
   hak_segment*      segs[HAK_SEG_KINDS];     /* owned segments per kind */
   uint32_t          slow_events;             /* refills + flushes, for remote sweeps */
+  uint32_t          drain_threshold;         /* from the knob snapshot of knob_gen */
+  uint64_t          purge_delay_ns;          /* from the knob snapshot of knob_gen */
+  uint64_t          knob_gen;                /* generation of the knobs copied in */
   bool              is_global;               /* the shared heap of exiting threads */
   struct hak_heap*  all_next;                /* live heaps */
   struct hak_heap*  all_prev;

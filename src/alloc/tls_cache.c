@@ -8,7 +8,7 @@
  * Only the owning thread runs these (or any thread holding hak_global_lock for the
  * global heap), so slab lists and slab local state need no locks. */
 #include "alloc/alloc.h"
-#include "options.h"
+#include "hak_knobs.h"
 #include "prim/prim.h"
 
 #include <stddef.h>
@@ -17,13 +17,17 @@ static inline hak_segment* slab_segment(hak_slab* s) {
   return (hak_segment*)((uint8_t*)(s - s->idx) - offsetof(hak_segment, slabs));
 }
 
+/* Copy the knob snapshot's values into the heap (its TLS caps, batch bounds, sweep
+ * period and purge delay) and remember the generation they came from. */
 void hak_heap_set_caps(hak_heap* h) {
-  long long bytes = hak_opt(HAK_OPT_TLS_CACHE_BYTES), capmax = hak_opt(HAK_OPT_TLS_CAP_MAX);
-  long long batch = hak_opt(HAK_OPT_REFILL_BATCH);
+  uint64_t gen = hak_load_acquire(&hak_knobs_generation);
+  const hak_knobs* k = hak_knobs_read();
+  long long batch = k->bundle_width;
+  h->knob_gen = gen;
+  h->drain_threshold = k->drain_threshold ? k->drain_threshold : 1;
+  h->purge_delay_ns = (uint64_t)k->purge_delay_ms * 1000000u;
   for (unsigned c = 0; c < HAK_NCLS; c++) {
-    long long cap = bytes / hak_cls_size[c];
-    if (cap < 1) cap = 1;
-    if (cap > capmax) cap = capmax;
+    long long cap = k->tls_cap[c] ? k->tls_cap[c] : 1;
     long long b = cap / 2 < batch ? cap / 2 : batch;
     if (b < 1) b = 1;
     h->tc[c].cap = (uint32_t)cap;
@@ -102,7 +106,7 @@ void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
 static void heap_sweep(hak_heap* h) {
   HAK_DBG(h, EARLY_SWEEP);
   uint64_t now = hak_prim_now_ns();
-  uint64_t delay = (uint64_t)hak_opt(HAK_OPT_PURGE_DELAY) * 1000000u;
+  uint64_t delay = h->purge_delay_ns;
   for (unsigned kind = 0; kind < HAK_SEG_LARGE; kind++) {
     hak_segment* seg = h->segs[kind];
     while (seg) {
@@ -133,6 +137,16 @@ static void heap_sweep(hak_heap* h) {
     }
   }
   hak_segment_cache_purge(now, delay);
+}
+
+/* Bookkeeping of every refill and flush: pick up a new knob snapshot, and sweep every
+ * drain_threshold events. */
+static inline void heap_slow_event(hak_heap* h) {
+  if (HAK_UNLIKELY(h->knob_gen != hak_load_acquire(&hak_knobs_generation))) hak_heap_set_caps(h);
+  if (++h->slow_events >= h->drain_threshold) {
+    h->slow_events = 0;
+    heap_sweep(h);
+  }
 }
 
 /* A slab of class cls with blocks to give, or NULL when out of memory. */
@@ -183,10 +197,7 @@ static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
 
 void* hak_tcache_refill(hak_heap* h, unsigned cls) {
   h->cc[cls].refills++;
-  if (++h->slow_events >= (uint32_t)hak_opt(HAK_OPT_DRAIN_THRESHOLD)) {
-    h->slow_events = 0;
-    heap_sweep(h);
-  }
+  heap_slow_event(h);
   uint32_t want = h->batch[cls], got = 0;
   if (want < h->batch_max[cls]) {
     uint32_t next = want * 2;
@@ -254,10 +265,7 @@ void* hak_tcache_refill(hak_heap* h, unsigned cls) {
 
 void hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep) {
   h->cc[cls].flushes++;
-  if (++h->slow_events >= (uint32_t)hak_opt(HAK_OPT_DRAIN_THRESHOLD)) {
-    h->slow_events = 0;
-    heap_sweep(h);
-  }
+  heap_slow_event(h);
   hak_tcache* tc = &h->tc[cls];
   hak_block* b = tc->head;
   hak_block* prev = NULL;

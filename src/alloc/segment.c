@@ -33,18 +33,31 @@ static size_t segment_size(unsigned kind, unsigned pool_cls, unsigned* shift, un
   }
 }
 
+/* A cached segment of exactly `size` bytes, else the smallest larger one cut down to
+ * size (its tail chunks unmapped), else NULL. */
 static hak_segment* cache_take(size_t size) {
   hak_lock_take(&seg_cache_lock);
-  hak_segment* seg = seg_cache;
-  for (; seg; seg = seg->next) if (seg->size == size) break;
-  if (seg) {
-    if (seg->prev) seg->prev->next = seg->next; else seg_cache = seg->next;
-    if (seg->next) seg->next->prev = seg->prev;
-    seg_cache_bytes -= seg->size;
-    if (seg->fresh == false) atomic_fetch_sub(&seg_cache_dirty, seg->size);   /* `fresh` = decommitted */
+  hak_segment* best = NULL;
+  for (hak_segment* seg = seg_cache; seg; seg = seg->next) {
+    if (seg->size == size) { best = seg; break; }
+    if (seg->size > size && (!best || seg->size < best->size)) best = seg;
+  }
+  if (best) {
+    if (best->prev) best->prev->next = best->next; else seg_cache = best->next;
+    if (best->next) best->next->prev = best->prev;
+    seg_cache_bytes -= best->size;
+    if (best->fresh == false) atomic_fetch_sub(&seg_cache_dirty, best->size);   /* `fresh` = decommitted */
   }
   hak_lock_release(&seg_cache_lock);
-  return seg;
+  if (best && best->size > size) {
+    size_t extra = best->size - size;
+    hak_registry_set((uint8_t*)best + size, extra, NULL);
+    hak_prim_unmap((uint8_t*)best + size, extra);
+    HAK_OS_COUNT(bytes_mapped, -(int64_t)extra);
+    HAK_OS_COUNT(bytes_cached, -(int64_t)extra);   /* the caller subtracts `size` */
+    best->size = size;
+  }
+  return best;
 }
 
 hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
@@ -98,11 +111,20 @@ void hak_segment_release(hak_segment* seg) {
   hak_lock_take(&seg_cache_lock);
   if (seg_cache_bytes + seg->size <= limit) {
     /* Cached dirty: a thread that needs a segment soon gets it without page faults.
-     * hak_segment_cache_purge decommits what stays unused for the purge delay. */
-    seg->fresh = false;
+     * hak_segment_cache_purge decommits what stays unused for the purge delay; past the
+     * dirty budget the segment is decommitted before it becomes visible. */
+    bool decommit = hak_load_relaxed(&seg_cache_dirty) + seg->size > (size_t)hak_opt(HAK_OPT_SEGMENT_CACHE_DIRTY);
+    seg->fresh = decommit;
     seg->cached_at = hak_prim_now_ns();
-    atomic_fetch_add(&seg_cache_dirty, seg->size);
+    if (!decommit) atomic_fetch_add(&seg_cache_dirty, seg->size);
     seg_cache_bytes += seg->size;
+    if (decommit) {
+      hak_lock_release(&seg_cache_lock);
+      hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
+      HAK_OS_COUNT(decommit_calls, 1);
+      HAK_OS_COUNT(decommit_bytes, seg->size - HAK_SEG_HDR);
+      hak_lock_take(&seg_cache_lock);
+    }
     seg->prev = NULL;
     seg->next = seg_cache;
     if (seg_cache) seg_cache->prev = seg;

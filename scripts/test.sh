@@ -97,15 +97,16 @@ if [ $built -eq 1 ]; then
   fi
 fi
 
-# A build with HAK_DEBUG_COUNTERS=ON: the debug counters compile and count the known
-# patterns of the stats test (the release build above runs it with them compiled out).
+# A build with HAK_DEBUG_COUNTERS=ON and HAK_HARDENED=ON: the debug counters compile and
+# count the known patterns of the stats test (the release build runs it with them
+# compiled out), and the encoded free lists pass the hak_* API, death and stress tests.
 if [ $built -eq 1 ]; then
   dbg="${build}-counters"
   if run_logged "debug-counters build: $dbg" "$logs/counters-build.log" bash -c \
-       "cmake -S . -B '$dbg' -DCMAKE_BUILD_TYPE=Release -DHAK_DEBUG_COUNTERS=ON -DHAK_BUILD_BENCH=OFF >/dev/null &&
-        cmake --build '$dbg' -j$jobs --target unit_test_stats test_hak_api"; then
-    run_logged "ctest: $dbg (stats, hak_api)" "$logs/counters-ctest.log" \
-      ctest --test-dir "$dbg" --output-on-failure -R '^(unit_stats|hak_api)$'
+       "cmake -S . -B '$dbg' -DCMAKE_BUILD_TYPE=Release -DHAK_DEBUG_COUNTERS=ON -DHAK_HARDENED=ON -DHAK_BUILD_BENCH=OFF >/dev/null &&
+        cmake --build '$dbg' -j$jobs --target unit_test_stats test_hak_api test_hak_death stress_hak"; then
+    run_logged "ctest: $dbg (stats, hak_api, hak_death, hak_stress)" "$logs/counters-ctest.log" \
+      ctest --test-dir "$dbg" --output-on-failure -j"$jobs" -R '^(unit_stats|hak_api|hak_death|hak_stress_.*)$'
     rc=$?
     count_ctest "$logs/counters-ctest.log"
     [ $rc -ne 0 ] && [ "$nfail" -eq 0 ] && failed_steps+=("debug-counters ctest exited $rc")

@@ -26,7 +26,7 @@
   X(FREE_POOL_LOCAL,       "pool_local",            "pool frees into an own slab (slow path)")   \
   X(FREE_POOL_REMOTE,      "pool_remote",           "pool frees into another thread's slab")     \
   X(FREE_LARGE,            "large",                 "frees of large blocks")                      \
-  X(FREE_ADOPT,            "adopt_on_free",         "frees that took over an abandoned segment")  \
+  X(FREE_ADOPT,            "abandoned_reclaim",     "reclaims of emptied abandoned segments started by frees")  \
   X(FLUSH_TO_SLAB,         "flush_to_slab",         "blocks returned from TLS lists to slabs")    \
   /* early returns: each place a path stops early, and why */                                  \
   X(EARLY_FREE_NULL,       "early_free_null",       "free(NULL)")                                 \
@@ -35,7 +35,7 @@
   X(EARLY_KEEP_LAST_SLAB,  "early_keep_last_slab",  "empty slab kept: the class's only partial slab") \
   X(EARLY_KEEP_LAST_SEG,   "early_keep_last_seg",   "empty segment kept: the heap's last of its kind") \
   X(EARLY_REFILL_OOM,      "early_refill_oom",      "refill found no memory")                     \
-  X(EARLY_ADOPT_BUSY,      "early_adopt_busy",      "adopt-on-free skipped: abandoned list busy")  \
+  X(EARLY_ADOPT_BUSY,      "early_reclaim_busy",    "abandoned-segment reclaim skipped: list busy")  \
   X(EARLY_SWEEP,           "early_sweep",           "heap sweeps (remote drain + purge)")
 
 enum hak_dbg_id {

@@ -35,7 +35,7 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
     "unused slabs stay resident this long before their pages go back to the OS", NULL},
   [HAK_OPT_SEGMENT_CACHE] = {"HAKMEM_SEGMENT_CACHE", 256 << 20, 0, 1LL << 40, "bytes",
     "address space of empty segments kept mapped for reuse (decommitted ones cost no memory)", NULL},
-  [HAK_OPT_SEGMENT_CACHE_DIRTY] = {"HAKMEM_SEGMENT_CACHE_DIRTY", 128 << 20, 0, 1LL << 40, "bytes",
+  [HAK_OPT_SEGMENT_CACHE_DIRTY] = {"HAKMEM_SEGMENT_CACHE_DIRTY", 16 << 20, 0, 1LL << 40, "bytes",
     "of those, bytes kept resident; beyond this a released segment is decommitted at once", NULL},
   [HAK_OPT_LARGE_CACHE] = {"HAKMEM_LARGE_CACHE", 64 << 20, 0, 1LL << 40, "bytes",
     "bytes of freed large mappings kept for reuse", NULL},

@@ -124,7 +124,10 @@ typedef struct hak_heap {
   uint16_t          batch_max[HAK_NCLS];
   hak_segment*      segs[HAK_SEG_KINDS];     /* owned segments per kind */
   uint32_t          slow_events;             /* refills + flushes, for remote sweeps */
+  uint32_t          abandoned_frees;         /* frees into abandoned segments (reclaim pacing) */
   uint32_t          drain_threshold;         /* from the knob snapshot of knob_gen */
+  uint32_t          sweep_kind;              /* heap_sweep's cursor: kind and next segment */
+  hak_segment*      sweep_next;
   uint64_t          purge_delay_ns;          /* from the knob snapshot of knob_gen */
   uint64_t          knob_gen;                /* generation of the knobs copied in */
   bool              is_global;               /* the shared heap of exiting threads */
@@ -194,7 +197,6 @@ HAK_HIDDEN hak_heap* hak_heap_thread_init(void);
 HAK_HIDDEN void hak_heap_thread_exit(void* heap);
 HAK_HIDDEN void hak_heap_abandon(hak_heap* h);
 HAK_HIDDEN hak_segment* hak_heap_adopt(hak_heap* h, unsigned kind, unsigned cls);
-HAK_HIDDEN bool hak_heap_adopt_on_free(hak_heap* h, hak_segment* seg);
 HAK_HIDDEN void hak_heap_link_segment(hak_heap* h, hak_segment* seg);
 HAK_HIDDEN void hak_heap_unlink_segment(hak_heap* h, hak_segment* seg);
 HAK_HIDDEN void hak_abandoned_reclaim(void);

@@ -75,8 +75,14 @@ HAK_NOINLINE void hak_free_slow(void* p) {
   if (HAK_UNLIKELY(block_is_free(h, local, s, b))) hak_fatal("free", "double free", p);
   if (!local && hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED && h != &hak_heap_empty &&
       h != &hak_heap_dead && !h->is_global) {
-    local = hak_heap_adopt_on_free(h, seg);
-    if (local) HAK_DBG(h, FREE_ADOPT); else HAK_DBG(h, EARLY_ADOPT_BUSY);
+    /* Freeing into a segment whose owner has exited: stays a remote free, and every
+     * so often this thread collects the abandoned segments that emptied. (Taking the
+     * segment over instead made a thread that frees other threads' blocks - a main
+     * thread joining workers - pile up hundreds of nearly empty segments.) */
+    if ((++h->abandoned_frees & 255) == 0) {
+      HAK_DBG(h, FREE_ADOPT);
+      hak_abandoned_reclaim();
+    }
   }
   count_slab_free(h, seg, local);
   if (local) {

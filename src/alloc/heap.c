@@ -125,6 +125,7 @@ void hak_heap_link_segment(hak_heap* h, hak_segment* seg) {
 void hak_heap_unlink_segment(hak_heap* h, hak_segment* seg) {
   HAK_ASSERT(seg->linked == h);
   seg->linked = NULL;
+  if (h->sweep_next == seg) h->sweep_next = seg->next;   /* keep heap_sweep's cursor valid */
   if (seg->prev) seg->prev->next = seg->next; else h->segs[seg->kind] = seg->next;
   if (seg->next) seg->next->prev = seg->prev;
   seg->next = seg->prev = NULL;
@@ -163,7 +164,7 @@ void hak_heap_abandon(hak_heap* h) {
       } else {
         hak_store_release(&seg->heap, NULL);
         hak_lock_take(&abandoned_lock);
-        hak_store_release(&seg->state, HAK_SEGST_ABANDONED);   /* under the lock: see adopt_on_free */
+        hak_store_release(&seg->state, HAK_SEGST_ABANDONED);   /* under the lock, with the list */
         seg->next = abandoned[kind];
         seg->prev = NULL;
         if (abandoned[kind]) abandoned[kind]->prev = seg;
@@ -218,22 +219,13 @@ hak_segment* hak_heap_adopt(hak_heap* h, unsigned kind, unsigned cls) {
   return seg;
 }
 
-/* A thread freeing into an abandoned segment takes it over, so that memory freed by
- * the threads that outlive its owner comes back (reclaim on free). Skips when the
- * lock is busy: the free then stays a remote free, which is always correct. */
-bool hak_heap_adopt_on_free(hak_heap* h, hak_segment* seg) {
-  if (pthread_mutex_trylock(&abandoned_lock.m) != 0) return false;
-  bool ok = hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED;
-  if (ok) abandoned_claim(h, seg);
-  hak_lock_release(&abandoned_lock);
-  if (ok) adopt_segment(h, seg);
-  return ok;
-}
-
 /* Reclaim abandoned segments whose blocks have all come back through remote frees. */
 void hak_abandoned_reclaim(void) {
   if (hak_load_relaxed(&abandoned_count) == 0) return;
-  hak_lock_take(&abandoned_lock);
+  if (pthread_mutex_trylock(&abandoned_lock.m) != 0) {   /* someone else is collecting */
+    HAK_DBG(hak_tls_heap, EARLY_ADOPT_BUSY);
+    return;
+  }
   for (unsigned kind = 0; kind < HAK_SEG_KINDS; kind++) {
     hak_segment* seg = abandoned[kind];
     while (seg) {

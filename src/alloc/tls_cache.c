@@ -100,41 +100,54 @@ void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
 }
 
 /* Periodic upkeep of a heap (every HAKMEM_DRAIN_THRESHOLD slow-path events): drain
- * slabs with pending remote frees, give back slabs that became empty, and decommit
- * unused slabs that stayed unused for HAKMEM_PURGE_DELAY ms. Walks segments, not
- * classes, so its cost follows the memory the heap holds. */
+ * slabs with pending remote frees, give back slabs that became empty (and the class's
+ * last slab once it stayed empty for the purge delay), and decommit unused slabs after
+ * HAKMEM_PURGE_DELAY ms. It visits at most SWEEP_SEGMENTS segments per call, resuming
+ * where the last call stopped, so its cost stays bounded however much the heap holds. */
+#define SWEEP_SEGMENTS 64
+
+static void sweep_segment(hak_heap* h, hak_segment* seg, uint64_t now, uint64_t delay) {
+  bool released = false;
+  for (unsigned i = 0; !released && i < seg->nslabs; i++) {   /* released: seg is gone */
+    hak_slab* s = &seg->slabs[i];
+    if (s->state == HAK_SLAB_UNUSED) continue;
+    if (s->used == 0 && s->freed_at + delay <= now) {
+      /* The class's last slab, kept empty for reuse and not reused within the
+       * delay: give it back and let the purge below return its pages. */
+      uint64_t empty_since = s->freed_at;
+      released = hak_slab_release(h, s);
+      if (!released) s->freed_at = empty_since;
+      continue;
+    }
+    if (hak_load_relaxed(&s->remote) == NULL) continue;
+    hak_remote_drain(s);
+    if (s->state == HAK_SLAB_FULL && slab_has_local(s)) {
+      hak_slab_list_remove(h, s);
+      hak_slab_list_push(h, s, HAK_SLAB_PARTIAL);
+    }
+    if (s->used == 0) released = hak_slab_maybe_release(h, s);
+  }
+  if (!released) hak_segment_purge(seg, now, delay);
+}
+
 static void heap_sweep(hak_heap* h) {
   HAK_DBG(h, EARLY_SWEEP);
   uint64_t now = hak_prim_now_ns();
   uint64_t delay = h->purge_delay_ns;
-  for (unsigned kind = 0; kind < HAK_SEG_LARGE; kind++) {
-    hak_segment* seg = h->segs[kind];
-    while (seg) {
-      hak_segment* next = seg->next;
-      HAK_ASSERT(seg->linked == h && hak_load_relaxed(&seg->heap) == h);
-      bool released = false;
-      for (unsigned i = 0; !released && i < seg->nslabs; i++) {   /* released: seg is gone */
-        hak_slab* s = &seg->slabs[i];
-        if (s->state == HAK_SLAB_UNUSED) continue;
-        if (s->used == 0 && s->freed_at + delay <= now) {
-          /* The class's last slab, kept empty for reuse and not reused within the
-           * delay: give it back and let the purge below return its pages. */
-          uint64_t empty_since = s->freed_at;
-          released = hak_slab_release(h, s);
-          if (!released) s->freed_at = empty_since;
-          continue;
-        }
-        if (hak_load_relaxed(&s->remote) == NULL) continue;
-        hak_remote_drain(s);
-        if (s->state == HAK_SLAB_FULL && slab_has_local(s)) {
-          hak_slab_list_remove(h, s);
-          hak_slab_list_push(h, s, HAK_SLAB_PARTIAL);
-        }
-        if (s->used == 0) released = hak_slab_maybe_release(h, s);
-      }
-      if (!released) hak_segment_purge(seg, now, delay);
-      seg = next;
+  unsigned budget = SWEEP_SEGMENTS, kinds_started = 0;
+  while (budget > 0) {
+    hak_segment* seg = h->sweep_next;
+    if (seg == NULL) {                       /* end of a kind's list: start the next kind */
+      if (kinds_started == HAK_SEG_LARGE) break;
+      h->sweep_kind = (h->sweep_kind + 1) % HAK_SEG_LARGE;
+      h->sweep_next = h->segs[h->sweep_kind];
+      kinds_started++;
+      continue;
     }
+    h->sweep_next = seg->next;               /* advance first: seg may be released */
+    budget--;
+    HAK_ASSERT(seg->linked == h && hak_load_relaxed(&seg->heap) == h);
+    sweep_segment(h, seg, now, delay);
   }
   hak_segment_cache_purge(now, delay);
 }

@@ -169,7 +169,6 @@ HAK_HIDDEN hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned 
 HAK_HIDDEN void hak_segment_release(hak_segment* seg);
 HAK_HIDDEN hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls);
 HAK_HIDDEN void hak_segment_give_slab(hak_segment* seg, hak_slab* s);
-HAK_HIDDEN size_t hak_segment_cached_bytes(void);
 /* Decommit unused slabs that have stayed unused for `delay_ns`; returns bytes released. */
 HAK_HIDDEN size_t hak_segment_purge(hak_segment* seg, uint64_t now, uint64_t delay_ns);
 /* Decommit cached empty segments unused for `delay_ns`; returns bytes released. */

@@ -182,13 +182,6 @@ size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
   return bytes;
 }
 
-size_t hak_segment_cached_bytes(void) {
-  hak_lock_take(&seg_cache_lock);
-  size_t n = seg_cache_bytes;
-  hak_lock_release(&seg_cache_lock);
-  return n;
-}
-
 hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   if (seg->free_slabs == 0) return NULL;
   /* Prefer a slab whose pages are still resident: no page faults, nothing to purge. */

@@ -149,8 +149,9 @@ void hak_options_init(void) {
       hak_line l = {.n = 0};
       line_str(&l, "hakmem: option "); line_str(&l, info->name); line_str(&l, " = ");
       line_num(&l, info->value); line_str(&l, " "); line_str(&l, info->unit);
-      line_str(&l, info->from_env ? " (environment" : " (default");
-      line_str(&l, ", default "); line_num(&l, info->def); line_str(&l, ") — ");
+      if (info->from_env) { line_str(&l, " (from the environment; default "); line_num(&l, info->def); line_str(&l, ")"); }
+      else line_str(&l, " (default)");
+      line_str(&l, " — ");
       line_str(&l, info->help);
       line_flush(&l);
     }

@@ -192,6 +192,10 @@ HAK_HIDDEN extern hak_heap hak_heap_empty;   /* threads that have not allocated 
 HAK_HIDDEN extern hak_heap hak_heap_dead;    /* threads whose heap was torn down */
 HAK_HIDDEN extern hak_heap hak_heap_global;  /* serves exiting threads, under hak_global_lock */
 HAK_HIDDEN extern hak_lock hak_global_lock;
+/* True for a thread's own heap (not the empty, dead or global stand-ins). */
+HAK_INLINE bool hak_heap_is_thread_heap(const hak_heap* h) {
+  return h != &hak_heap_empty && h != &hak_heap_dead && !h->is_global;
+}
 HAK_HIDDEN hak_heap* hak_heap_thread_init(void);
 HAK_HIDDEN void hak_heap_thread_exit(void* heap);
 HAK_HIDDEN void hak_heap_abandon(hak_heap* h);

@@ -73,8 +73,7 @@ HAK_NOINLINE void hak_free_slow(void* p) {
   hak_heap* h = hak_tls_heap;
   bool local = hak_load_acquire(&seg->heap) == h;
   if (HAK_UNLIKELY(block_is_free(h, local, s, b))) hak_fatal("free", "double free", p);
-  if (!local && hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED && h != &hak_heap_empty &&
-      h != &hak_heap_dead && !h->is_global) {
+  if (!local && hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED && hak_heap_is_thread_heap(h)) {
     /* Freeing into a segment whose owner has exited: stays a remote free, and every
      * so often this thread collects the abandoned segments that emptied. (Taking the
      * segment over instead made a thread that frees other threads' blocks - a main
@@ -95,7 +94,7 @@ HAK_NOINLINE void hak_free_slow(void* p) {
     tc->nfree++;
     return;
   }
-  if (h != &hak_heap_empty && h != &hak_heap_dead) {
+  if (hak_heap_is_thread_heap(h)) {
     h->tc[s->cls].nfree++;
     h->cc[s->cls].remote_out++;
   } else {
@@ -186,7 +185,7 @@ HAK_EXPORT int hak_owns(const void* p) {
 
 HAK_EXPORT void hak_thread_flush(void) {
   hak_heap* h = hak_tls_heap;
-  if (h == &hak_heap_empty || h == &hak_heap_dead) return;
+  if (!hak_heap_is_thread_heap(h)) return;
   for (unsigned c = 0; c < HAK_NCLS; c++) {
     if (h->tc[c].head) hak_tcache_flush(h, c, 0);
   }

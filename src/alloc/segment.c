@@ -182,6 +182,11 @@ size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
   return bytes;
 }
 
+/* End of slab i's area: the next slab's start, or the segment's end. */
+static uint8_t* slab_area_end(const hak_segment* seg, unsigned i) {
+  return seg->nslabs == 1 ? (uint8_t*)seg + seg->size : (uint8_t*)seg + ((size_t)(i + 1) << seg->slab_shift);
+}
+
 hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   if (seg->free_slabs == 0) return NULL;
   /* Prefer a slab whose pages are still resident: no page faults, nothing to purge. */
@@ -191,8 +196,7 @@ hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   seg->dirty_free &= ~(1u << i);
   seg->used_slabs++;
   hak_slab* s = &seg->slabs[i];
-  uint8_t* slab_end = seg->nslabs == 1 ? (uint8_t*)seg + seg->size
-                                       : (uint8_t*)seg + ((size_t)(i + 1) << seg->slab_shift);
+  uint8_t* slab_end = slab_area_end(seg, i);
   uint32_t bsize = hak_cls_size[cls];
   size_t cap = (size_t)(slab_end - s->start) / bsize;
   s->cls = (uint16_t)cls;
@@ -215,10 +219,6 @@ void hak_segment_give_slab(hak_segment* seg, hak_slab* s) {
    * faults. hak_segment_purge returns them once they have stayed unused long enough. */
   s->freed_at = hak_prim_now_ns();
   seg->dirty_free |= 1u << s->idx;
-}
-
-static uint8_t* slab_area_end(const hak_segment* seg, unsigned i) {
-  return seg->nslabs == 1 ? (uint8_t*)seg + seg->size : (uint8_t*)seg + ((size_t)(i + 1) << seg->slab_shift);
 }
 
 size_t hak_segment_purge(hak_segment* seg, uint64_t now, uint64_t delay_ns) {

@@ -1,10 +1,10 @@
-/* hakmem_ace.h — the knob snapshot: the values the allocator's slow paths steer by.
+/* hakmem_ace.h — the knob snapshot: every value the allocator's slow paths steer by.
  *
- * Today the snapshot is built once from the HAKMEM_* options at start-up. It is the
- * seam through which the ACE learning layer (not built yet) will publish new values:
- * a snapshot is immutable once published, and `generation` grows with each one, so a
- * thread notices a new snapshot with one load and re-reads it on its next refill or
- * flush. The struct is versioned like hak_stats: set `size` before hak_knobs_get().
+ * A snapshot is built from the HAKMEM_* options at start-up; the ACE controller (and
+ * only it) publishes newer ones. A snapshot is immutable once published, and
+ * `generation` grows with each one, so a thread notices a new snapshot with one load
+ * and takes its values on its next refill or flush. The struct is versioned like
+ * hak_stats: set `size` before hak_knobs_get().
  */
 #ifndef HAKMEM_ACE_H
 #define HAKMEM_ACE_H
@@ -16,17 +16,42 @@
 extern "C" {
 #endif
 
-#define HAKMEM_KNOBS_VERSION 1
+#define HAKMEM_KNOBS_VERSION 2
 #define HAKMEM_KNOB_CLASSES 112
 
 typedef struct hak_knobs {
   uint32_t size;             /* in: sizeof(hak_knobs) of the caller; out: bytes filled */
   uint32_t version;          /* out: HAKMEM_KNOBS_VERSION */
   uint64_t generation;       /* 1 for the start-up snapshot, +1 per published snapshot */
-  uint32_t tls_cap[HAKMEM_KNOB_CLASSES];  /* blocks a thread caches per size class */
-  uint32_t bundle_width;     /* most blocks moved per refill */
-  uint32_t drain_threshold;  /* slow-path events between sweeps of remote-free lists */
-  uint32_t purge_delay_ms;   /* unused slabs stay resident this long */
+
+  /* Per size class (index = class, see hak_stats_class.block_size). */
+  uint32_t tls_cap[HAKMEM_KNOB_CLASSES];       /* most free blocks a thread caches (>= 1) */
+  uint32_t refill_batch[HAKMEM_KNOB_CLASSES];  /* most blocks moved from slabs per refill: the
+                                                  "bundle width" (1..tls_cap; the first refill of
+                                                  a class moves about one page, then doubles) */
+  uint32_t remote_drain_interval[HAKMEM_KNOB_CLASSES]; /* refills of the class between drains of
+                                                  the remote frees waiting on its full slabs */
+
+  /* Per thread heap. */
+  uint32_t sweep_interval;        /* refills + flushes between heap sweeps (drain every remote
+                                     list, give back empty slabs, purge unused pages) */
+  uint32_t diet_pct;              /* percent of tls_cap in force, 1..100 (100: no diet) */
+  uint32_t purge_delay_ms;        /* unused slabs and cached segments and mappings stay
+                                     resident this long before their pages go back */
+  uint32_t partial_release_pages; /* smallest run of whole free pages a release inside a
+                                     partly used slab gives back */
+
+  /* Process-wide caches. */
+  uint64_t segment_cache_bytes;        /* address space of empty segments kept for reuse */
+  uint64_t segment_cache_dirty_bytes;  /* of which resident before the purge delay */
+  uint64_t large_cache_bytes;          /* bytes of freed large mappings kept for reuse */
+  uint32_t large_cache_entries;        /* freed large mappings kept for reuse */
+
+  /* realloc. */
+  uint32_t realloc_shrink_keep_pct;    /* a block shrunk to at least this percent of its
+                                          usable size stays where it is */
+  uint32_t realloc_grow_headroom_pct;  /* a block (<= 1 MiB) that grows by less than this
+                                          percent and must move gets this much room */
   uint32_t reserved;
 } hak_knobs;
 

@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define HAKMEM_STATS_VERSION 1
+#define HAKMEM_STATS_VERSION 2
 #define HAKMEM_STATS_CLASSES 112   /* size classes of the tiny, mid and pool tiers */
 #define HAKMEM_STATS_DEBUG_MAX 48  /* room for the debug counters (HAK_DEBUG_COUNTERS builds) */
 
@@ -43,7 +43,11 @@ extern "C" {
   X(large_frees,       "large blocks freed")                                               \
   X(lock_waits,        "times an allocator lock was found taken")                          \
   X(threads_started,   "thread heaps created")                                             \
-  X(threads_ended,     "thread heaps torn down at thread exit")
+  X(threads_ended,     "thread heaps torn down at thread exit")                            \
+  X(bytes_unused_resident, "resident bytes holding no block: unused slabs, cached segments and mappings") \
+  X(bytes_released_inside_blocks, "pages inside free blocks given back to the OS, cumulative") \
+  X(bytes_refaulted,   "of those, bytes handed out again (faulted back in), cumulative")   \
+  X(os_failures,       "munmap/madvise calls the kernel refused")
 
 typedef struct hak_stats_class {
   uint64_t block_size;     /* bytes per block of this class */

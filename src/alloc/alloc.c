@@ -10,9 +10,8 @@
  *     → hak_alloc_aligned: a class whose blocks are naturally aligned (≤ 4 KiB), else large
  */
 #include "alloc/alloc_fast.h"
-#include "options.h"
+#include "base/options.h"
 #include "prim/prim.h"
-#include "hakmem.h"
 
 #include <errno.h>
 #include <string.h>
@@ -52,9 +51,7 @@ HAK_NOINLINE void* hak_malloc_slow(size_t size) {
   return hak_alloc_cls_slow(hak_size_to_cls(size));
 }
 
-HAK_EXPORT void* hak_malloc(size_t size) { return hak_malloc_fast(size); }
-
-HAK_EXPORT void* hak_calloc(size_t n, size_t size) {
+void* hak_alloc_calloc(size_t n, size_t size) {
   size_t total;
   if (HAK_UNLIKELY(__builtin_mul_overflow(n, size, &total) || total > PTRDIFF_MAX)) {
     errno = ENOMEM;
@@ -89,12 +86,12 @@ void* hak_alloc_aligned(size_t align, size_t size) {
   return hak_large_alloc(size, align, false);
 }
 
-HAK_EXPORT void* hak_aligned_alloc(size_t align, size_t size) {
+void* hak_alloc_aligned_alloc(size_t align, size_t size) {
   if (HAK_UNLIKELY(!HAK_IS_POW2(align))) { errno = EINVAL; return NULL; }
   return hak_alloc_aligned(align, size);
 }
 
-HAK_EXPORT int hak_posix_memalign(void** out, size_t align, size_t size) {
+int hak_alloc_posix_memalign(void** out, size_t align, size_t size) {
   if (HAK_UNLIKELY(!HAK_IS_POW2(align) || align % sizeof(void*) != 0)) return EINVAL;
   int e = errno;
   void* p = hak_alloc_aligned(align, size);
@@ -103,16 +100,16 @@ HAK_EXPORT int hak_posix_memalign(void** out, size_t align, size_t size) {
   return 0;
 }
 
-HAK_EXPORT void* hak_memalign(size_t align, size_t size) {
+void* hak_alloc_memalign(size_t align, size_t size) {
   /* glibc: a non-power-of-two alignment is rounded up to the next power of two. */
   if (align > ((size_t)1 << 62)) { errno = EINVAL; return NULL; }
   if (!HAK_IS_POW2(align) && align > 1) align = (size_t)1 << (64 - __builtin_clzll(align - 1));
   return hak_alloc_aligned(align, size);
 }
 
-HAK_EXPORT void* hak_valloc(size_t size) { return hak_alloc_aligned(HAK_PAGE_SIZE, size); }
+void* hak_alloc_valloc(size_t size) { return hak_alloc_aligned(HAK_PAGE_SIZE, size); }
 
-HAK_EXPORT void* hak_pvalloc(size_t size) {
+void* hak_alloc_pvalloc(size_t size) {
   if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }
   size_t rounded = HAK_ALIGN_UP(size, HAK_PAGE_SIZE);
   if (rounded == 0) rounded = HAK_PAGE_SIZE;

@@ -24,10 +24,10 @@
 #ifndef HAK_ALLOC_H
 #define HAK_ALLOC_H
 
-#include "hak_base.h"
-#include "hak_lock.h"
+#include "base/base.h"
+#include "base/lock.h"
 #include "alloc/sizeclass.h"
-#include "debug_counters.h"
+#include "alloc/debug_counters.h"
 
 #define HAK_CHUNK_SHIFT 21
 #define HAK_CHUNK_SIZE  ((size_t)1 << HAK_CHUNK_SHIFT)        /* 2 MiB */
@@ -62,7 +62,7 @@ typedef struct hak_slab {
   uint16_t            cls;      /* size class */
   uint8_t             state;    /* hak_slab_state */
   uint8_t             idx;      /* index in the segment */
-  /* owner only */
+  /* under the owning heap's lock (or the lock of the list the segment is on) */
   hak_block*          free;     /* local free list */
   uint8_t*            end;      /* start + capacity * bsize */
   uint32_t            used;     /* blocks outside the slab */
@@ -89,6 +89,10 @@ typedef struct hak_segment {
   struct hak_segment*    next;       /* in the owner's list, the abandoned list or the cache */
   struct hak_segment*    prev;
   struct hak_heap*       linked;     /* the heap whose segment list holds it (checks only) */
+  /* the list of all segments (seglist.c), under its lock */
+  struct hak_segment*    all_next;
+  struct hak_segment*    all_prev;
+  _Atomic uint32_t       pins;       /* walkers visiting it: it is not unmapped meanwhile */
   /* large blocks only */
   uint8_t*               user;       /* the pointer malloc returned */
   size_t                 usable;     /* bytes usable at `user` */
@@ -117,15 +121,19 @@ typedef struct hak_heap_counters {
 } hak_heap_counters;
 
 typedef struct hak_heap {
+  hak_spin          lock;                    /* slab and segment state of this heap (not tc) */
   hak_tcache        tc[HAK_NCLS];            /* hot: the fast path touches only this */
   hak_slab*         partial[HAK_NCLS];       /* slabs with free blocks */
   hak_slab*         full[HAK_NCLS];          /* slabs without local free blocks */
   uint16_t          batch[HAK_NCLS];         /* blocks per refill (grows to batch_max) */
   uint16_t          batch_max[HAK_NCLS];
+  uint16_t          refills_since_drain[HAK_NCLS];
+  uint32_t          drain_interval[HAK_NCLS]; /* knob remote_drain_interval */
   hak_segment*      segs[HAK_SEG_KINDS];     /* owned segments per kind */
-  uint32_t          slow_events;             /* refills + flushes, for remote sweeps */
+  uint32_t          slow_events;             /* refills + flushes since the last sweep */
+  _Atomic uint64_t  activity;                /* refills + flushes ever (idle detection) */
   uint32_t          abandoned_frees;         /* frees into abandoned segments (reclaim pacing) */
-  uint32_t          drain_threshold;         /* from the knob snapshot of knob_gen */
+  uint32_t          sweep_interval;          /* from the knob snapshot of knob_gen */
   uint32_t          sweep_kind;              /* heap_sweep's cursor: kind and next segment */
   hak_segment*      sweep_next;
   uint64_t          purge_delay_ns;          /* from the knob snapshot of knob_gen */
@@ -173,18 +181,27 @@ HAK_HIDDEN void hak_segment_give_slab(hak_segment* seg, hak_slab* s);
 HAK_HIDDEN size_t hak_segment_purge(hak_segment* seg, uint64_t now, uint64_t delay_ns);
 /* Decommit cached empty segments unused for `delay_ns`; returns bytes released. */
 HAK_HIDDEN size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns);
+HAK_HIDDEN size_t hak_segment_cache_dirty_bytes(void);
 HAK_HIDDEN void hak_segment_fork_lock(void);
 HAK_HIDDEN void hak_segment_fork_unlock(bool child);
 
-HAK_INLINE hak_slab* hak_slab_of(hak_segment* seg, uintptr_t a) {
-  return &seg->slabs[(a - (uintptr_t)seg) >> seg->slab_shift];
-}
-/* True when a is the start of a block that slab s has handed out at some point. */
-HAK_INLINE bool hak_slab_is_block(const hak_slab* s, uintptr_t a) {
-  uintptr_t off = a - (uintptr_t)s->start;
-  uint64_t idx = (off * s->recip) >> 48;
-  return idx * s->bsize == off && a < (uintptr_t)hak_load_relaxed(&s->bump);
-}
+/* ---- seglist.c: the list of all segments, walkable by any thread ---------------- */
+typedef struct hak_seg_cursor {
+  hak_segment*           next;         /* where the walk resumes (NULL: at the end) */
+  struct hak_seg_cursor* next_cursor;  /* open cursors (seglist.c) */
+} hak_seg_cursor;
+HAK_HIDDEN void hak_seglist_add(hak_segment* seg);
+/* Unlink seg and wait until no walker visits it; then it may be unmapped. */
+HAK_HIDDEN void hak_seglist_remove(hak_segment* seg);
+HAK_HIDDEN void hak_seglist_cursor_open(hak_seg_cursor* c);
+HAK_HIDDEN void hak_seglist_cursor_close(hak_seg_cursor* c);
+/* The next segment of the walk, pinned (hak_seglist_unpin when done with it), or NULL at
+ * the end of the list (with `wrap`, start again at the head; NULL only when empty). */
+HAK_HIDDEN hak_segment* hak_seglist_next(hak_seg_cursor* c, bool wrap);
+HAK_HIDDEN void hak_seglist_unpin(hak_segment* seg);
+HAK_HIDDEN size_t hak_seglist_count(void);
+HAK_HIDDEN void hak_seglist_fork_lock(void);
+HAK_HIDDEN void hak_seglist_fork_unlock(bool child);
 
 /* ---- heap.c: thread heaps, abandonment and adoption --------------------------- */
 HAK_HIDDEN extern HAK_TLS hak_heap* hak_tls_heap;
@@ -193,6 +210,9 @@ HAK_HIDDEN extern hak_heap hak_heap_dead;    /* threads whose heap was torn down
 HAK_HIDDEN extern hak_heap hak_heap_global;  /* serves exiting threads, under hak_global_lock */
 HAK_HIDDEN extern hak_lock hak_global_lock;
 /* True for a thread's own heap (not the empty, dead or global stand-ins). */
+/* Lock h for slab/segment work: the owner blocks (a scavenger holds it briefly). */
+HAK_INLINE void hak_heap_lock(hak_heap* h) { hak_spin_take(&h->lock); }
+HAK_INLINE void hak_heap_unlock(hak_heap* h) { hak_spin_release(&h->lock); }
 HAK_INLINE bool hak_heap_is_thread_heap(const hak_heap* h) {
   return h != &hak_heap_empty && h != &hak_heap_dead && !h->is_global;
 }
@@ -206,6 +226,8 @@ HAK_HIDDEN void hak_abandoned_reclaim(void);
 HAK_HIDDEN void hak_heap_fork_lock(void);
 HAK_HIDDEN void hak_heap_fork_unlock(bool child);
 HAK_HIDDEN void hak_heap_key_create(void);
+/* Periodic upkeep: drain remote frees, give back empty slabs, purge unused pages. */
+HAK_HIDDEN void hak_heap_sweep(hak_heap* h);
 /* Call fn on every live heap, the retired-heaps accumulator and the global heap, under
  * the heap pool lock (stats). Counters of other threads are read without ordering. */
 HAK_HIDDEN void hak_heap_foreach(void (*fn)(const hak_heap* h, void* arg), void* arg,
@@ -214,13 +236,6 @@ HAK_HIDDEN void hak_heap_foreach(void (*fn)(const hak_heap* h, void* arg), void*
 /* ---- tls_cache.c: refill and flush between TLS lists and slabs ---------------- */
 HAK_HIDDEN void* hak_tcache_refill(hak_heap* h, unsigned cls);
 HAK_HIDDEN void  hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep);
-HAK_HIDDEN void  hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b);
-HAK_HIDDEN void  hak_slab_list_remove(hak_heap* h, hak_slab* s);
-HAK_HIDDEN void  hak_slab_list_push(hak_heap* h, hak_slab* s, uint8_t state);
-/* Give an empty slab back to its segment; true when that released the segment too. */
-HAK_HIDDEN bool  hak_slab_maybe_release(hak_heap* h, hak_slab* s);
-/* Give an empty slab back now (no keep-one rule); true when the segment went too. */
-HAK_HIDDEN bool  hak_slab_release(hak_heap* h, hak_slab* s);
 HAK_HIDDEN void  hak_heap_set_caps(hak_heap* h);
 
 /* ---- remote.c: cross-thread frees --------------------------------------------- */
@@ -231,6 +246,9 @@ HAK_HIDDEN uint32_t hak_remote_drain(hak_slab* s);
 HAK_HIDDEN void*  hak_large_alloc(size_t size, size_t align, bool zero);
 HAK_HIDDEN void   hak_large_free(hak_segment* seg, void* p, const char* fn);
 HAK_HIDDEN void*  hak_large_realloc(hak_segment* seg, void* p, size_t size);
+/* Decommit cached mappings unused for `delay_ns`; returns bytes released. */
+HAK_HIDDEN size_t hak_large_cache_purge(uint64_t now, uint64_t delay_ns);
+HAK_HIDDEN size_t hak_large_cache_dirty_bytes(void);
 HAK_HIDDEN void   hak_large_fork_lock(void);
 HAK_HIDDEN void   hak_large_fork_unlock(bool child);
 
@@ -241,5 +259,18 @@ HAK_HIDDEN void   hak_free_slow(void* p);
 HAK_HIDDEN void*  hak_alloc_aligned(size_t align, size_t size);
 /* Usable size of p, validating it; `fn` names the caller in the abort message. */
 HAK_HIDDEN size_t hak_usable_checked(const void* p, const char* fn);
+/* The libc operations with glibc's behaviour (errno, NULL, EINVAL), exported by the
+ * shim under the hak_* and libc names. */
+HAK_HIDDEN void*  hak_alloc_calloc(size_t n, size_t size);
+HAK_HIDDEN void*  hak_alloc_aligned_alloc(size_t align, size_t size);
+HAK_HIDDEN int    hak_alloc_posix_memalign(void** out, size_t align, size_t size);
+HAK_HIDDEN void*  hak_alloc_memalign(size_t align, size_t size);
+HAK_HIDDEN void*  hak_alloc_valloc(size_t size);
+HAK_HIDDEN void*  hak_alloc_pvalloc(size_t size);
+HAK_HIDDEN void*  hak_alloc_realloc(void* p, size_t size);
+HAK_HIDDEN void*  hak_alloc_reallocarray(void* p, size_t n, size_t size);
+HAK_HIDDEN size_t hak_alloc_usable_size(const void* p);
+HAK_HIDDEN int    hak_alloc_owns(const void* p);
+HAK_HIDDEN void   hak_alloc_thread_flush(void);
 
 #endif /* HAK_ALLOC_H */

@@ -11,7 +11,7 @@
 #ifndef HAK_ALLOC_FAST_H
 #define HAK_ALLOC_FAST_H
 
-#include "alloc/alloc.h"
+#include "alloc/slab.h"
 
 HAK_INLINE void* hak_tcache_pop_fast(hak_heap* h, unsigned cls) {
   hak_tcache* tc = &h->tc[cls];

@@ -11,9 +11,9 @@
  *                    └─ another thread's (or an abandoned) slab   → hak_remote_push
  */
 #include "alloc/alloc_fast.h"
-#include "hakmem.h"
+#include "alloc/knobs.h"
 #include "prim/prim.h"
-#include "stats_os.h"
+#include "alloc/os_counters.h"
 
 #include <errno.h>
 #include <string.h>
@@ -42,9 +42,15 @@ static bool list_contains(hak_block* b, const hak_block* target) {
 static bool block_is_free(hak_heap* h, bool local, hak_slab* s, hak_block* b) {
   if (b->key != hak_free_key) return false;
   if (!local) return true;
-  if (list_contains(h->tc[s->cls].head, b) || list_contains(s->free, b)) return true;
-  hak_remote_drain(s);
-  return list_contains(s->free, b);
+  if (list_contains(h->tc[s->cls].head, b)) return true;
+  hak_heap_lock(h);                       /* the slab's lists: see heap.c */
+  bool found = list_contains(s->free, b);
+  if (!found) {
+    hak_remote_drain(s);
+    found = list_contains(s->free, b);
+  }
+  hak_heap_unlock(h);
+  return found;
 }
 
 /* Debug counter for a free that ended in a slab, by tier. */
@@ -103,13 +109,6 @@ HAK_NOINLINE void hak_free_slow(void* p) {
   hak_remote_push(s, b);
 }
 
-HAK_EXPORT void hak_free(void* p) { hak_free_fast(p); }
-HAK_EXPORT void hak_free_sized(void* p, size_t size) { (void)size; hak_free_fast(p); }
-HAK_EXPORT void hak_free_aligned_sized(void* p, size_t align, size_t size) {
-  (void)align; (void)size;
-  hak_free_fast(p);
-}
-
 /* Usable size of p inside seg (seg = registry lookup of p), validating p. */
 static inline size_t usable_in(hak_segment* seg, const void* p, const char* fn) {
   if (HAK_UNLIKELY(seg == NULL)) hak_fatal(fn, "invalid pointer", p);
@@ -129,12 +128,12 @@ size_t hak_usable_checked(const void* p, const char* fn) {
   return usable_in(hak_registry_lookup((uintptr_t)p), p, fn);
 }
 
-HAK_EXPORT size_t hak_malloc_usable_size(const void* p) {
+size_t hak_alloc_usable_size(const void* p) {
   if (p == NULL) return 0;
   return hak_usable_checked(p, "malloc_usable_size");
 }
 
-HAK_EXPORT void* hak_realloc(void* p, size_t size) {
+void* hak_alloc_realloc(void* p, size_t size) {
   if (p == NULL) return hak_malloc_fast(size);
   if (size == 0) { hak_free_fast(p); return NULL; }      /* glibc: frees, returns NULL */
   if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
@@ -144,6 +143,7 @@ HAK_EXPORT void* hak_realloc(void* p, size_t size) {
   }
   hak_segment* seg = hak_registry_lookup((uintptr_t)p);
   size_t usable = usable_in(seg, p, "realloc");
+  size_t keep_pct = HAK_KNOB(realloc_shrink_keep_pct);
   if (seg->kind == HAK_SEG_LARGE) {
     if (size > HAK_POOL_MAX || size > usable) {
       void* q = size > HAK_POOL_MAX ? hak_large_realloc(seg, p, size) : NULL;
@@ -151,18 +151,18 @@ HAK_EXPORT void* hak_realloc(void* p, size_t size) {
         if (q == p) HAK_DBG(hak_tls_heap, EARLY_REALLOC_LARGE);
         return q;
       }
-    } else if (size >= usable / 2) {
+    } else if (size * 100 >= usable * keep_pct) {
       HAK_DBG(hak_tls_heap, EARLY_REALLOC_INPLACE);
       return p;
     }
-  } else if (size <= usable && (size >= usable / 2 || usable <= 16)) {
+  } else if (size <= usable && (size * 100 >= usable * keep_pct || usable <= 16)) {
     HAK_DBG(hak_tls_heap, EARLY_REALLOC_INPLACE);
     return p;
   }
   /* A block that grows by small steps moves with 1/4 headroom: half as many copies,
    * and a run of growths touches every other size class instead of each one. */
-  size_t want = size;
-  if (size > usable && size <= HAK_POOL_MAX && size - usable < usable / 4) want = usable + usable / 4;
+  size_t want = size, headroom = usable * HAK_KNOB(realloc_grow_headroom_pct) / 100;
+  if (size > usable && size <= HAK_POOL_MAX && size - usable < headroom) want = usable + headroom;
   void* q = hak_malloc_fast(want);
   if (!q) return NULL;
   memcpy(q, p, size < usable ? size : usable);
@@ -170,20 +170,20 @@ HAK_EXPORT void* hak_realloc(void* p, size_t size) {
   return q;
 }
 
-HAK_EXPORT void* hak_reallocarray(void* p, size_t n, size_t size) {
+void* hak_alloc_reallocarray(void* p, size_t n, size_t size) {
   size_t total;
   if (__builtin_mul_overflow(n, size, &total)) { errno = ENOMEM; return NULL; }
-  return hak_realloc(p, total);
+  return hak_alloc_realloc(p, total);
 }
 
-HAK_EXPORT int hak_owns(const void* p) {
+int hak_alloc_owns(const void* p) {
   hak_segment* seg = hak_registry_lookup((uintptr_t)p);
   if (!seg) return 0;
   uint8_t st = hak_load_acquire(&seg->state);
   return st != HAK_SEGST_CACHED && st != HAK_SEGST_LARGE_FREE;
 }
 
-HAK_EXPORT void hak_thread_flush(void) {
+void hak_alloc_thread_flush(void) {
   hak_heap* h = hak_tls_heap;
   if (!hak_heap_is_thread_heap(h)) return;
   for (unsigned c = 0; c < HAK_NCLS; c++) {

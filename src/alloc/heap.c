@@ -6,8 +6,8 @@
  *
  * A thread's TLS pointer starts at hak_heap_empty: every list is empty and every cap
  * is 0, so the fast paths fall through to the slow path, which creates the heap. */
-#include "alloc/alloc.h"
-#include "options.h"
+#include "alloc/slab.h"
+#include "base/options.h"
 #include "prim/prim.h"
 
 #include <pthread.h>
@@ -52,7 +52,13 @@ static hak_heap* heap_struct_new(void) {
   }
   if (h) {
     heaps_started++;
-    if (recycled) memset(h, 0, sizeof *h);
+    if (recycled) {
+      /* A scavenger may still try this heap's lock (it read an old segment owner):
+       * clear the heap under the lock, which itself stays as it is. */
+      hak_heap_lock(h);
+      memset((uint8_t*)h + sizeof h->lock, 0, sizeof *h - sizeof h->lock);
+      hak_heap_unlock(h);
+    }
     h->all_next = heap_all;
     if (heap_all) heap_all->all_prev = h;
     heap_all = h;
@@ -149,6 +155,7 @@ void hak_heap_abandon(hak_heap* h) {
   for (unsigned c = 0; c < HAK_NCLS; c++) {
     if (h->tc[c].head) hak_tcache_flush(h, c, 0);
   }
+  hak_heap_lock(h);
   for (unsigned kind = 0; kind < HAK_SEG_KINDS; kind++) {
     hak_segment* seg = h->segs[kind];
     while (seg) {
@@ -175,6 +182,7 @@ void hak_heap_abandon(hak_heap* h) {
       seg = next;
     }
   }
+  hak_heap_unlock(h);
 }
 
 /* Take seg off the abandoned list and make h its owner; under abandoned_lock, so that
@@ -239,6 +247,61 @@ void hak_abandoned_reclaim(void) {
     }
   }
   hak_lock_release(&abandoned_lock);
+}
+
+/* ---- upkeep ---------------------------------------------------------------------------- */
+/* Periodic upkeep of a heap (every sweep_interval slow-path events): drain
+ * slabs with pending remote frees, give back slabs that became empty (and the class's
+ * last slab once it stayed empty for the purge delay), and decommit unused slabs after
+ * HAKMEM_PURGE_DELAY ms. It visits at most SWEEP_SEGMENTS segments per call, resuming
+ * where the last call stopped, so its cost stays bounded however much the heap holds. */
+#define SWEEP_SEGMENTS 64
+
+static void sweep_segment(hak_heap* h, hak_segment* seg, uint64_t now, uint64_t delay) {
+  bool released = false;
+  for (unsigned i = 0; !released && i < seg->nslabs; i++) {   /* released: seg is gone */
+    hak_slab* s = &seg->slabs[i];
+    if (s->state == HAK_SLAB_UNUSED) continue;
+    if (s->used == 0 && s->freed_at + delay <= now) {
+      /* The class's last slab, kept empty for reuse and not reused within the
+       * delay: give it back and let the purge below return its pages. */
+      uint64_t empty_since = s->freed_at;
+      released = hak_slab_release(h, s);
+      if (!released) s->freed_at = empty_since;
+      continue;
+    }
+    if (hak_load_relaxed(&s->remote) == NULL) continue;
+    hak_remote_drain(s);
+    if (s->state == HAK_SLAB_FULL && hak_slab_has_local(s)) {
+      hak_slab_list_remove(h, s);
+      hak_slab_list_push(h, s, HAK_SLAB_PARTIAL);
+    }
+    if (s->used == 0) released = hak_slab_maybe_release(h, s);
+  }
+  if (!released) hak_segment_purge(seg, now, delay);
+}
+
+void hak_heap_sweep(hak_heap* h) {
+  HAK_DBG(h, EARLY_SWEEP);
+  uint64_t now = hak_prim_now_ns();
+  uint64_t delay = h->purge_delay_ns;
+  unsigned budget = SWEEP_SEGMENTS, kinds_started = 0;
+  while (budget > 0) {
+    hak_segment* seg = h->sweep_next;
+    if (seg == NULL) {                       /* end of a kind's list: start the next kind */
+      if (kinds_started == HAK_SEG_LARGE) break;
+      h->sweep_kind = (h->sweep_kind + 1) % HAK_SEG_LARGE;
+      h->sweep_next = h->segs[h->sweep_kind];
+      kinds_started++;
+      continue;
+    }
+    h->sweep_next = seg->next;               /* advance first: seg may be released */
+    budget--;
+    HAK_ASSERT(seg->linked == h && hak_load_relaxed(&seg->heap) == h);
+    sweep_segment(h, seg, now, delay);
+  }
+  hak_segment_cache_purge(now, delay);
+  hak_large_cache_purge(now, delay);
 }
 
 /* ---- stats ---------------------------------------------------------------------------- */

@@ -3,14 +3,15 @@
  * `off` = max(4 KiB, alignment). Every chunk of the mapping is registered, so free()
  * validates the pointer by comparing it with header->user.
  *
- * Freed mappings go to a small cache (HAKMEM_LARGE_CACHE bytes, _ENTRIES mappings);
- * only a quarter of it stays dirty, the rest is decommitted on the way in. realloc
+ * Freed mappings go to a small cache (knobs large_cache_bytes and _entries); only a
+ * quarter of it stays dirty, the rest is decommitted on the way in, and a dirty one is
+ * decommitted once it stays unused for the purge delay (hak_large_cache_purge). realloc
  * grows in place with mremap when the address space after the block is free, and
  * otherwise moves the pages (mremap to a fresh aligned mapping) instead of copying. */
 #include "alloc/alloc.h"
-#include "options.h"
+#include "alloc/knobs.h"
 #include "prim/prim.h"
-#include "stats_os.h"
+#include "alloc/os_counters.h"
 
 #include <errno.h>
 #include <string.h>
@@ -24,6 +25,7 @@ static size_t large_offset(size_t align) { return align > HAK_PAGE_SIZE ? align 
 static size_t large_map_align(size_t align) { return align > HAK_CHUNK_SIZE ? align : HAK_CHUNK_SIZE; }
 
 static void large_unmap(hak_segment* seg) {
+  hak_seglist_remove(seg);
   HAK_OS_COUNT(bytes_mapped, -(int64_t)seg->size);
   hak_registry_set(seg, seg->size, NULL);
   hak_prim_unmap(seg, seg->size);
@@ -69,6 +71,7 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
     if (!seg) { errno = ENOMEM; return NULL; }
     if (!hak_registry_set(seg, need, seg)) { hak_prim_unmap(seg, need); errno = ENOMEM; return NULL; }
     seg->size = need;
+    hak_seglist_add(seg);
     fresh = true;
     HAK_OS_COUNT(bytes_mapped, (int64_t)need);
   }
@@ -97,8 +100,8 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
   }
   HAK_OS_COUNT(large_frees, 1);
   HAK_OS_COUNT(large_in_use, -(int64_t)seg->usable);
-  size_t limit = (size_t)hak_opt(HAK_OPT_LARGE_CACHE);
-  unsigned max_n = (unsigned)hak_opt(HAK_OPT_LARGE_CACHE_ENTRIES);
+  size_t limit = (size_t)HAK_KNOB(large_cache_bytes);
+  unsigned max_n = HAK_KNOB(large_cache_entries);
   if (seg->size > limit || max_n == 0) { large_unmap(seg); return; }
   /* Decide dirty-or-decommitted before the mapping becomes visible in the cache. */
   hak_lock_take(&large_lock);
@@ -110,6 +113,7 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
   HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
   hak_segment* evict = NULL;
   hak_lock_take(&large_lock);
+  seg->cached_at = hak_prim_now_ns();
   seg->prev = NULL;
   seg->next = large_cache;
   if (large_cache) large_cache->prev = seg;
@@ -173,7 +177,9 @@ void* hak_large_realloc(hak_segment* seg, void* p, size_t size) {
   if (!hak_registry_set(to, want, to)) { hak_prim_unmap(to, want); return NULL; }
   size_t old_size = seg->size;
   hak_registry_set(seg, old_size, NULL);
+  hak_seglist_remove(seg);              /* the header moves with the pages */
   if (!hak_prim_move(seg, old_size, to, want)) {
+    hak_seglist_add(seg);
     hak_registry_set(seg, old_size, seg);
     hak_registry_set(to, want, NULL);
     hak_prim_unmap(to, want);
@@ -182,10 +188,64 @@ void* hak_large_realloc(hak_segment* seg, void* p, size_t size) {
   HAK_OS_COUNT(bytes_mapped, (int64_t)(want - old_size));
   HAK_OS_COUNT(large_in_use, (int64_t)(want - off - to->usable));
   HAK_OS_COUNT(large_moved, 1);
+  hak_seglist_add(to);
   to->size = want;
   to->user = (uint8_t*)to + off;
   to->usable = want - off;
   return to->user;
+}
+
+size_t hak_large_cache_purge(uint64_t now, uint64_t delay_ns) {
+  if (hak_load_relaxed(&large_cache_n) == 0) return 0;
+  if (pthread_mutex_trylock(&large_lock.m) != 0) return 0;   /* someone else is at it */
+  /* Take the old dirty mappings out, decommit them unlocked, put them back clean. */
+  hak_segment* old = NULL;
+  for (hak_segment* seg = large_cache; seg;) {
+    hak_segment* next = seg->next;
+    if (!seg->fresh && seg->cached_at + delay_ns <= now) {
+      if (seg->prev) seg->prev->next = seg->next; else large_cache = seg->next;
+      if (seg->next) seg->next->prev = seg->prev;
+      large_cache_bytes -= seg->size;
+      large_cache_dirty -= seg->size;
+      large_cache_n--;
+      seg->next = old;
+      old = seg;
+    }
+    seg = next;
+  }
+  hak_lock_release(&large_lock);
+  size_t bytes = 0;
+  for (hak_segment* seg = old; seg; seg = seg->next) {
+    if (!hak_prim_decommit((uint8_t*)seg + HAK_PAGE_SIZE, seg->size - HAK_PAGE_SIZE)) HAK_OS_COUNT(os_failures, 1);
+    seg->fresh = true;
+    bytes += seg->size - HAK_PAGE_SIZE;
+    HAK_OS_COUNT(decommit_calls, 1);
+  }
+  if (!old) return 0;
+  HAK_OS_COUNT(decommit_bytes, bytes);
+  HAK_OS_COUNT(purge_bytes, bytes);
+  hak_lock_take(&large_lock);
+  while (old) {     /* back at the tail: they are the oldest */
+    hak_segment* seg = old;
+    old = old->next;
+    seg->next = NULL;
+    hak_segment** tail = &large_cache;
+    hak_segment* prev = NULL;
+    while (*tail) { prev = *tail; tail = &(*tail)->next; }
+    seg->prev = prev;
+    *tail = seg;
+    large_cache_bytes += seg->size;
+    large_cache_n++;
+  }
+  hak_lock_release(&large_lock);
+  return bytes;
+}
+
+size_t hak_large_cache_dirty_bytes(void) {
+  hak_lock_take(&large_lock);
+  size_t n = large_cache_dirty;
+  hak_lock_release(&large_lock);
+  return n;
 }
 
 void hak_large_fork_lock(void) { hak_lock_take(&large_lock); }

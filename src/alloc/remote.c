@@ -6,7 +6,7 @@
  * free of the same block is caught. The slab cannot go away while a push is in flight:
  * the block being pushed still counts in slab->used until the owner drains it. */
 #include "alloc/alloc.h"
-#include "stats_os.h"
+#include "alloc/os_counters.h"
 
 void hak_remote_push(hak_slab* s, hak_block* b) {
   b->key = hak_free_key;

@@ -8,15 +8,24 @@
  * A segment stays registered while it sits in the cache, so a stale free into it is
  * still recognised (and reported) rather than mistaken for a foreign pointer. */
 #include "alloc/alloc.h"
-#include "options.h"
+#include "alloc/knobs.h"
 #include "prim/prim.h"
-#include "stats_os.h"
+#include "alloc/os_counters.h"
 
 #include <errno.h>
 
-#define HAK_SEG_HDR ((size_t)4096)
+#define HAK_SEG_HDR ((size_t)4096)      /* header page: segment struct + slab table */
+#define TINY_SLAB_SHIFT 16               /* 64 KiB slabs ... */
+#define TINY_SLABS      32               /* ... 32 of them: one 2 MiB chunk */
+#define MID_SLAB_SHIFT  19               /* 512 KiB slabs ... */
+#define MID_SLABS       8                /* ... 8 of them: two chunks */
+#define POOL_SLAB_SHIFT 40               /* one slab: the shift only has to exceed the size */
+#define POOL_BLOCKS     8                /* blocks per pool segment */
+#define MAX_SLABS       32               /* free_slabs and dirty_free are 32-bit masks */
 
-_Static_assert(sizeof(hak_segment) + 32 * sizeof(hak_slab) <= HAK_SEG_HDR, "segment header fits a page");
+_Static_assert(sizeof(hak_segment) + MAX_SLABS * sizeof(hak_slab) <= HAK_SEG_HDR, "segment header fits a page");
+_Static_assert(TINY_SLABS << TINY_SLAB_SHIFT == HAK_CHUNK_SIZE, "a SuperSlab is one chunk");
+_Static_assert(MID_SLABS << MID_SLAB_SHIFT == 2 * HAK_CHUNK_SIZE, "a mid segment is two chunks");
 
 static hak_lock seg_cache_lock = HAK_LOCK_INIT;
 static hak_segment* seg_cache;        /* empty segments, LIFO */
@@ -25,12 +34,17 @@ static _Atomic size_t seg_cache_dirty; /* of which not decommitted (changed unde
 
 static size_t segment_size(unsigned kind, unsigned pool_cls, unsigned* shift, unsigned* nslabs) {
   switch (kind) {
-    case HAK_SEG_TINY: *shift = 16; *nslabs = 32; return HAK_CHUNK_SIZE;
-    case HAK_SEG_MID:  *shift = 19; *nslabs = 8;  return 2 * HAK_CHUNK_SIZE;
+    case HAK_SEG_TINY: *shift = TINY_SLAB_SHIFT; *nslabs = TINY_SLABS; return HAK_CHUNK_SIZE;
+    case HAK_SEG_MID:  *shift = MID_SLAB_SHIFT;  *nslabs = MID_SLABS;  return 2 * HAK_CHUNK_SIZE;
     default:
-      *shift = 40; *nslabs = 1;
-      return HAK_ALIGN_UP(HAK_SEG_HDR + 8 * (size_t)hak_cls_size[pool_cls], HAK_CHUNK_SIZE);
+      *shift = POOL_SLAB_SHIFT; *nslabs = 1;
+      return HAK_ALIGN_UP(HAK_SEG_HDR + POOL_BLOCKS * (size_t)hak_cls_size[pool_cls], HAK_CHUNK_SIZE);
   }
+}
+
+/* End of slab i's area: the next slab's start, or the segment's end. */
+static uint8_t* slab_area_end(const hak_segment* seg, unsigned i) {
+  return seg->nslabs == 1 ? (uint8_t*)seg + seg->size : (uint8_t*)seg + ((size_t)(i + 1) << seg->slab_shift);
 }
 
 /* A cached segment of exactly `size` bytes, else the smallest larger one cut down to
@@ -64,10 +78,13 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
   unsigned shift, nslabs;
   size_t size = segment_size(kind, pool_cls, &shift, &nslabs);
   hak_segment* seg = cache_take(size);
+  bool cached = seg != NULL;
+  uint64_t now = hak_prim_now_ns();
   if (!seg) {
     seg = hak_prim_map_aligned(size, HAK_CHUNK_SIZE);
     if (!seg) return NULL;
     if (!hak_registry_set(seg, size, seg)) { hak_prim_unmap(seg, size); return NULL; }
+    hak_seglist_add(seg);
     HAK_OS_COUNT(seg_mapped, 1);
     HAK_OS_COUNT(bytes_mapped, (int64_t)size);
     HAK_DBG(heap, REFILL_NEW_SEG_OS);
@@ -81,13 +98,16 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
   seg->slab_shift = (uint8_t)shift;
   seg->nslabs = (uint8_t)nslabs;
   seg->size = size;
-  seg->free_slabs = nslabs == 32 ? 0xffffffffu : (1u << nslabs) - 1;
+  seg->free_slabs = nslabs == MAX_SLABS ? 0xffffffffu : (1u << nslabs) - 1;
   seg->used_slabs = 0;
-  seg->dirty_free = 0;
+  /* A segment that comes dirty from the cache has resident pages in every slab: they
+   * count as unused-dirty until reused or purged. */
+  bool dirty = cached && !seg->fresh;
+  seg->dirty_free = dirty ? seg->free_slabs : 0;
   seg->pool_cls = (uint16_t)pool_cls;
   seg->next = seg->prev = NULL;
   seg->linked = NULL;
-  seg->user = NULL; seg->usable = 0; seg->align = 0; seg->fresh = false;
+  seg->user = NULL; seg->usable = 0; seg->align = 0;
   for (unsigned i = 0; i < nslabs; i++) {
     hak_slab* s = &seg->slabs[i];
     s->idx = (uint8_t)i;
@@ -96,24 +116,39 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
     hak_store_relaxed(&s->bump, s->start);
     hak_store_relaxed(&s->remote, NULL);
     s->free = NULL; s->nfree = 0; s->used = 0; s->next = s->prev = NULL;
+    s->freed_at = now;
   }
+  seg->fresh = false;
+  if (dirty) HAK_OS_COUNT(unused_dirty_bytes[kind], (int64_t)(size - HAK_SEG_HDR));
   hak_store_relaxed(&seg->state, HAK_SEGST_OWNED);
   hak_store_release(&seg->heap, heap);
   heap->ctr.segs_new++;
   return seg;
 }
 
+/* Bytes of the slab areas in mask (slabs of seg). */
+static size_t slabs_bytes(const hak_segment* seg, uint32_t mask) {
+  size_t bytes = 0;
+  for (; mask; mask &= mask - 1) {
+    unsigned i = (unsigned)__builtin_ctz(mask);
+    bytes += (size_t)(slab_area_end(seg, i) - seg->slabs[i].start);
+  }
+  return bytes;
+}
+
 void hak_segment_release(hak_segment* seg) {
   HAK_ASSERT(seg->used_slabs == 0 && seg->next == NULL && seg->prev == NULL && seg->linked == NULL);
+  HAK_OS_COUNT(unused_dirty_bytes[seg->kind], -(int64_t)slabs_bytes(seg, seg->dirty_free & seg->free_slabs));
+  seg->dirty_free = 0;
   hak_store_release(&seg->heap, NULL);
   hak_store_release(&seg->state, HAK_SEGST_CACHED);
-  size_t limit = (size_t)hak_opt(HAK_OPT_SEGMENT_CACHE);
+  size_t limit = (size_t)HAK_KNOB(segment_cache_bytes);
   hak_lock_take(&seg_cache_lock);
   if (seg_cache_bytes + seg->size <= limit) {
     /* Cached dirty: a thread that needs a segment soon gets it without page faults.
      * hak_segment_cache_purge decommits what stays unused for the purge delay; past the
      * dirty budget the segment is decommitted before it becomes visible. */
-    bool decommit = hak_load_relaxed(&seg_cache_dirty) + seg->size > (size_t)hak_opt(HAK_OPT_SEGMENT_CACHE_DIRTY);
+    bool decommit = hak_load_relaxed(&seg_cache_dirty) + seg->size > (size_t)HAK_KNOB(segment_cache_dirty_bytes);
     seg->fresh = decommit;
     seg->cached_at = hak_prim_now_ns();
     if (!decommit) atomic_fetch_add(&seg_cache_dirty, seg->size);
@@ -136,6 +171,7 @@ void hak_segment_release(hak_segment* seg) {
     return;
   }
   hak_lock_release(&seg_cache_lock);
+  hak_seglist_remove(seg);
   hak_registry_set(seg, seg->size, NULL);
   HAK_OS_COUNT(bytes_mapped, -(int64_t)seg->size);
   hak_prim_unmap(seg, seg->size);
@@ -182,21 +218,19 @@ size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
   return bytes;
 }
 
-/* End of slab i's area: the next slab's start, or the segment's end. */
-static uint8_t* slab_area_end(const hak_segment* seg, unsigned i) {
-  return seg->nslabs == 1 ? (uint8_t*)seg + seg->size : (uint8_t*)seg + ((size_t)(i + 1) << seg->slab_shift);
-}
-
 hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   if (seg->free_slabs == 0) return NULL;
   /* Prefer a slab whose pages are still resident: no page faults, nothing to purge. */
   uint32_t dirty = seg->free_slabs & seg->dirty_free;
   unsigned i = (unsigned)__builtin_ctz(dirty ? dirty : seg->free_slabs);
+  hak_slab* s = &seg->slabs[i];
+  uint8_t* slab_end = slab_area_end(seg, i);
+  size_t area = (size_t)(slab_end - s->start);
+  if (seg->dirty_free & (1u << i)) HAK_OS_COUNT(unused_dirty_bytes[seg->kind], -(int64_t)area);
+  HAK_OS_COUNT(slab_bytes[cls], (int64_t)area);
   seg->free_slabs &= ~(1u << i);
   seg->dirty_free &= ~(1u << i);
   seg->used_slabs++;
-  hak_slab* s = &seg->slabs[i];
-  uint8_t* slab_end = slab_area_end(seg, i);
   uint32_t bsize = hak_cls_size[cls];
   size_t cap = (size_t)(slab_end - s->start) / bsize;
   s->cls = (uint16_t)cls;
@@ -219,6 +253,9 @@ void hak_segment_give_slab(hak_segment* seg, hak_slab* s) {
    * faults. hak_segment_purge returns them once they have stayed unused long enough. */
   s->freed_at = hak_prim_now_ns();
   seg->dirty_free |= 1u << s->idx;
+  size_t area = (size_t)(slab_area_end(seg, s->idx) - s->start);
+  HAK_OS_COUNT(slab_bytes[s->cls], -(int64_t)area);
+  HAK_OS_COUNT(unused_dirty_bytes[seg->kind], (int64_t)area);
 }
 
 size_t hak_segment_purge(hak_segment* seg, uint64_t now, uint64_t delay_ns) {
@@ -235,16 +272,22 @@ size_t hak_segment_purge(hak_segment* seg, uint64_t now, uint64_t delay_ns) {
     old &= old - 1;
     /* Merge runs of adjacent slabs into one madvise call. */
     unsigned j = i;
-    while (j + 1 < 32 && (old & (1u << (j + 1)))) { j++; old &= ~(1u << j); }
+    while (j + 1 < MAX_SLABS && (old & (1u << (j + 1)))) { j++; old &= ~(1u << j); }
     uint8_t* from = seg->slabs[i].start;
     uint8_t* to = slab_area_end(seg, j);
     hak_prim_decommit(from, (size_t)(to - from));
     bytes += (size_t)(to - from);
     HAK_OS_COUNT(decommit_calls, 1);
   }
-  if (bytes) { HAK_OS_COUNT(purge_bytes, bytes); HAK_OS_COUNT(decommit_bytes, bytes); }
+  if (bytes) {
+    HAK_OS_COUNT(purge_bytes, bytes);
+    HAK_OS_COUNT(decommit_bytes, bytes);
+    HAK_OS_COUNT(unused_dirty_bytes[seg->kind], -(int64_t)bytes);
+  }
   return bytes;
 }
+
+size_t hak_segment_cache_dirty_bytes(void) { return hak_load_relaxed(&seg_cache_dirty); }
 
 void hak_segment_fork_lock(void) { hak_lock_take(&seg_cache_lock); }
 void hak_segment_fork_unlock(bool child) {

@@ -12,7 +12,7 @@
 #ifndef HAK_SIZECLASS_H
 #define HAK_SIZECLASS_H
 
-#include "hak_base.h"
+#include "base/base.h"
 
 #define HAK_NCLS          112
 #define HAK_TINY_MAX      1024u

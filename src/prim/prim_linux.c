@@ -1,5 +1,5 @@
-/* prim_linux.c — the only file that makes Linux system calls for memory, time,
- * randomness and error output. Every function restores errno before returning, so
+/* prim_linux.c — the only file that makes Linux system calls for memory, time and
+ * randomness. Every function restores errno before returning, so
  * that free() and friends keep the program's errno. */
 #include "prim/prim.h"
 
@@ -12,8 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-extern char** environ;
-
 void* hak_prim_map(size_t size) {
   int e = errno;
   void* p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -21,7 +19,7 @@ void* hak_prim_map(size_t size) {
   return p == MAP_FAILED ? NULL : p;
 }
 
-void* hak_prim_map_aligned(size_t size, size_t align) {
+static void* linux_map_aligned(size_t size, size_t align) {
   if (align <= HAK_PAGE_SIZE) return hak_prim_map(size);
   if (size + align < size) return NULL;
   int e = errno;
@@ -32,39 +30,51 @@ void* hak_prim_map_aligned(size_t size, size_t align) {
   uint8_t* p = (uint8_t*)HAK_ALIGN_UP((uintptr_t)raw, align);
   size_t head = (size_t)(p - raw);
   size_t tail = over - head - size;
-  if (head) munmap(raw, head);
-  if (tail) munmap(p + size, tail);
+  /* Trimming splits one mapping into at most three; it can fail only at the
+   * mapping-count limit, and then the whole over-mapping is given up. */
+  if (head && munmap(raw, head) != 0) {
+    munmap(raw, over);            /* unsplit: one whole mapping goes away */
+    errno = e;
+    return NULL;
+  }
+  if (tail && munmap(p + size, tail) != 0) {
+    munmap(p, size + tail);
+    errno = e;
+    return NULL;
+  }
   errno = e;
   return p;
 }
 
-void hak_prim_unmap(void* p, size_t size) {
+static bool linux_unmap(void* p, size_t size) {
   int e = errno;
-  munmap(p, size);
+  int r = munmap(p, size);
   errno = e;
+  return r == 0;
 }
 
-void hak_prim_decommit(void* p, size_t size) {
+static bool linux_decommit(void* p, size_t size) {
   int e = errno;
-  madvise(p, size, MADV_DONTNEED);
+  int r = madvise(p, size, MADV_DONTNEED);
   errno = e;
+  return r == 0;
 }
 
-bool hak_prim_grow_in_place(void* p, size_t old_size, size_t new_size) {
+static bool linux_grow_in_place(void* p, size_t old_size, size_t new_size) {
   int e = errno;
   void* q = mremap(p, old_size, new_size, 0);
   errno = e;
   return q == p;
 }
 
-bool hak_prim_move(void* p, size_t old_size, void* to, size_t new_size) {
+static bool linux_move(void* p, size_t old_size, void* to, size_t new_size) {
   int e = errno;
   void* q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
   errno = e;
   return q == to;
 }
 
-uint64_t hak_prim_now_ns(void) {
+static uint64_t linux_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -76,40 +86,24 @@ uint64_t hak_prim_random64(void) {
   if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
     const uint8_t* at = (const uint8_t*)getauxval(AT_RANDOM);
     if (at) memcpy(&r, at, sizeof r);
-    r ^= hak_prim_now_ns() * 0x9E3779B97F4A7C15ull;
+    r ^= linux_now_ns() * 0x9E3779B97F4A7C15ull;
   }
   errno = e;
   return r | 1; /* never zero: zero means "no key" in block headers */
 }
 
-void hak_prim_write_fd(int fd, const char* s, size_t n) {
-  int e = errno;
-  while (n > 0) {
-    ssize_t w = write(fd, s, n);
-    if (w < 0) { if (errno == EINTR) continue; break; }
-    s += w; n -= (size_t)w;
-  }
-  errno = e;
-}
+const hak_prim_ops hak_prim_linux = {
+  .map_aligned = linux_map_aligned,
+  .unmap = linux_unmap,
+  .decommit = linux_decommit,
+  .grow_in_place = linux_grow_in_place,
+  .move = linux_move,
+  .now_ns = linux_now_ns,
+};
+_Atomic(const hak_prim_ops*) hak_prim_current = &hak_prim_linux;
 
-void hak_prim_write_err(const char* s, size_t n) { hak_prim_write_fd(2, s, n); }
-
-int hak_prim_dup_err(void) {
-  int e = errno;
-  int fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
-  if (fd < 0) fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
-  errno = e;
-  return fd;
-}
-
-const char* hak_prim_getenv(const char* name) {
-  char** env = environ;
-  if (!env || !name) return NULL;
-  size_t n = strlen(name);
-  for (; *env; env++) {
-    if (strncmp(*env, name, n) == 0 && (*env)[n] == '=') return *env + n + 1;
-  }
-  return NULL;
+const hak_prim_ops* hak_prim_set_ops(const hak_prim_ops* ops) {
+  return atomic_exchange(&hak_prim_current, ops ? ops : &hak_prim_linux);
 }
 
 size_t hak_prim_rss_bytes(void) {

@@ -9,8 +9,8 @@
  * handler too and return NULL when there is none; a handler that throws from inside a
  * nothrow new ends the program (catching would need libstdc++). */
 #include "hakmem.h"
-#include "hak_base.h"
-#include "prim/prim.h"
+#include "base/base.h"
+#include "base/io.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -26,7 +26,7 @@ static HAK_NOINLINE void* new_retry(size_t n, size_t align, bool nothrow) {
       if (nothrow) return NULL;
       if (_ZSt17__throw_bad_allocv) _ZSt17__throw_bad_allocv();
       static const char msg[] = "hakmem: operator new: out of memory\n";
-      hak_prim_write_err(msg, sizeof msg - 1);
+      hak_write_err(msg, sizeof msg - 1);
       abort();
     }
     h();

@@ -1,12 +1,15 @@
 /* preload.c — the libc allocation names, for -lhakmem and LD_PRELOAD. Only overrides
  * live here; malloc and free inline the fast paths so that they cost no extra call. */
 #include "alloc/alloc_fast.h"
-#include "hakmem.h"
+#include "runtime/runtime.h"
 
-#include <errno.h>
 #include <stdlib.h>
 
 #define HAK_SHIM HAK_EXPORT __attribute__((used))
+
+/* Fork handlers and the exit report at load time. api.c has the same constructor; a
+ * static link may take this object without that one. Both are idempotent. */
+__attribute__((constructor)) static void preload_init_at_load(void) { hak_runtime_init(); }
 
 HAK_SHIM void* malloc(size_t size) { return hak_malloc_fast(size); }
 HAK_SHIM void free(void* p) { hak_free_fast(p); }
@@ -16,12 +19,12 @@ HAK_SHIM void free_aligned_sized(void* p, size_t align, size_t size) {
   (void)align; (void)size;
   hak_free_fast(p);
 }
-HAK_SHIM void* calloc(size_t n, size_t size) { return hak_calloc(n, size); }
-HAK_SHIM void* realloc(void* p, size_t size) { return hak_realloc(p, size); }
-HAK_SHIM void* reallocarray(void* p, size_t n, size_t size) { return hak_reallocarray(p, n, size); }
-HAK_SHIM void* aligned_alloc(size_t align, size_t size) { return hak_aligned_alloc(align, size); }
-HAK_SHIM int posix_memalign(void** out, size_t align, size_t size) { return hak_posix_memalign(out, align, size); }
-HAK_SHIM void* memalign(size_t align, size_t size) { return hak_memalign(align, size); }
-HAK_SHIM void* valloc(size_t size) { return hak_valloc(size); }
-HAK_SHIM void* pvalloc(size_t size) { return hak_pvalloc(size); }
-HAK_SHIM size_t malloc_usable_size(void* p) { return hak_malloc_usable_size(p); }
+HAK_SHIM void* calloc(size_t n, size_t size) { return hak_alloc_calloc(n, size); }
+HAK_SHIM void* realloc(void* p, size_t size) { return hak_alloc_realloc(p, size); }
+HAK_SHIM void* reallocarray(void* p, size_t n, size_t size) { return hak_alloc_reallocarray(p, n, size); }
+HAK_SHIM void* aligned_alloc(size_t align, size_t size) { return hak_alloc_aligned_alloc(align, size); }
+HAK_SHIM int posix_memalign(void** out, size_t align, size_t size) { return hak_alloc_posix_memalign(out, align, size); }
+HAK_SHIM void* memalign(size_t align, size_t size) { return hak_alloc_memalign(align, size); }
+HAK_SHIM void* valloc(size_t size) { return hak_alloc_valloc(size); }
+HAK_SHIM void* pvalloc(size_t size) { return hak_alloc_pvalloc(size); }
+HAK_SHIM size_t malloc_usable_size(void* p) { return hak_alloc_usable_size(p); }

@@ -14,7 +14,7 @@ out=$(HAKMEM_STATS=json LD_PRELOAD=$lib sh -c 'for i in 1 2 3; do echo $i; done 
 echo "$out" | tail -n 1 | python3 -c '
 import json, sys
 d = json.loads(sys.stdin.read())
-assert d["version"] == 1, d["version"]
+assert d["version"] == 2, d["version"]
 assert set(d["modes"]) >= {"superslab", "ace", "pmu", "debug_counters"}
 for k in ("allocs", "frees", "refills", "remote_frees", "remote_backlog", "bytes_in_use",
           "bytes_held", "rss_bytes", "lock_waits", "threads_started"):

@@ -1,12 +1,12 @@
-/* stats.c — statistics: the per-thread counters of every heap (plain stores, read here
- * without synchronisation), the process-wide OS counters, the public hak_stats_* API, and
- * the report printed at exit when HAKMEM_STATS is set (1: text, json: JSON). */
-#include "alloc/alloc.h"
-#include "hakmem.h"
-#include "hakmem_stats.h"
-#include "options.h"
+/* stats.c — the public hak_stats_* API over the allocator's collection (alloc/collect.h),
+ * and the report printed at exit when HAKMEM_STATS is set (1: text, json: JSON). */
+#include "runtime/runtime.h"
+#include "alloc/alloc_fast.h"
+#include "alloc/collect.h"
+#include "base/io.h"
+#include "base/options.h"
 #include "prim/prim.h"
-#include "stats_os.h"
+#include "hakmem_stats.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -17,108 +17,80 @@
 _Static_assert(HAKMEM_STATS_CLASSES == HAK_NCLS, "public class count matches the size-class table");
 _Static_assert(HAK_DBG_COUNT <= HAKMEM_STATS_DEBUG_MAX, "debug counters fit the public struct");
 
-hak_os_counters hak_os_ctr;
-_Atomic uint64_t hak_lock_waits;
-
 static const char* const dbg_names[HAK_DBG_COUNT] = {
 #define HAK_DBG_NAME(e, name, help) name,
   HAK_DBG_LIST(HAK_DBG_NAME)
 #undef HAK_DBG_NAME
 };
 
-typedef struct stats_acc {
-  hak_stats* st;
-  uint64_t slabs, adopted;
-  uint64_t dbg[HAK_DBG_COUNT];
-} stats_acc;
-
-/* Other threads' counters are read racily on purpose: each is a word-sized plain store
- * by its owner, and a statistic may lag by the operations in flight. */
-#define RD(x) (*(const volatile uint64_t*)&(x))
-
-__attribute__((no_sanitize_thread))
-static void add_heap(const hak_heap* h, void* arg) {
-  stats_acc* a = arg;
-  hak_stats* st = a->st;
-  for (unsigned c = 0; c < HAK_NCLS; c++) {
-    st->cls[c].allocs += RD(h->tc[c].nalloc);
-    st->cls[c].frees += RD(h->tc[c].nfree);
-    st->cls[c].refills += RD(h->cc[c].refills);
-    st->cls[c].flushes += RD(h->cc[c].flushes);
-    st->cls[c].remote_frees += RD(h->cc[c].remote_out);
-  }
-  a->slabs += RD(h->ctr.slabs_new);
-  a->adopted += RD(h->ctr.segs_adopted);
-#if HAK_DEBUG_COUNTERS
-  for (unsigned i = 0; i < HAK_DBG_COUNT; i++) a->dbg[i] += RD(h->dbg[i]);
-#endif
-}
-
-static uint64_t nonneg(int64_t v) { return v < 0 ? 0 : (uint64_t)v; }
-
+/* Fill *st from one collection (alloc/collect.h); allocates nothing. */
 static void stats_collect(hak_stats* st) {
+  hak_collect c;
+  hak_collect_all(&c);
   memset(st, 0, sizeof *st);
   st->size = sizeof *st;
   st->version = HAKMEM_STATS_VERSION;
-  stats_acc a;
-  memset(&a, 0, sizeof a);
-  a.st = st;
-  uint64_t started = 0, ended = 0;
-  if (hak_load_acquire(&hak_init_state) == 2) hak_heap_foreach(add_heap, &a, &started, &ended);
-  hak_os_counters* o = &hak_os_ctr;
-  for (unsigned c = 0; c < HAK_NCLS; c++) {
-    hak_stats_class* k = &st->cls[c];
-    k->block_size = hak_cls_size[c];
-    uint64_t orphan = hak_load_relaxed(&o->orphan_frees[c]);
-    k->frees += orphan;
-    k->remote_frees += orphan;
-    uint64_t drained = hak_load_relaxed(&o->remote_drained[c]);
-    k->in_use = k->allocs > k->frees ? k->allocs - k->frees : 0;
-    k->remote_backlog = k->remote_frees > drained ? k->remote_frees - drained : 0;
-    st->allocs += k->allocs;
-    st->frees += k->frees;
-    st->refills += k->refills;
-    st->flushes += k->flushes;
-    st->remote_frees += k->remote_frees;
-    st->remote_drained += drained;
-    st->remote_backlog += k->remote_backlog;
-    st->bytes_in_use += k->in_use * k->block_size;
+  for (unsigned i = 0; i < HAK_NCLS; i++) {
+    const hak_collect_class* from = &c.cls[i];
+    hak_stats_class* k = &st->cls[i];
+    k->block_size = from->block_size;
+    k->allocs = from->allocs;
+    k->frees = from->frees;
+    k->in_use = from->in_use;
+    k->refills = from->refills;
+    k->flushes = from->flushes;
+    k->remote_frees = from->remote_frees;
+    k->remote_backlog = from->remote_backlog;
   }
-  st->large_allocs = hak_load_relaxed(&o->large_allocs);
-  st->large_frees = hak_load_relaxed(&o->large_frees);
-  st->allocs += st->large_allocs;
-  st->frees += st->large_frees;
-  st->bytes_in_use += nonneg(hak_load_relaxed(&o->large_in_use));
-  st->bytes_held = nonneg(hak_load_relaxed(&o->bytes_mapped));
-  st->bytes_cached = nonneg(hak_load_relaxed(&o->bytes_cached));
-  st->bytes_decommitted = hak_load_relaxed(&o->decommit_bytes);
+  st->allocs = c.allocs;
+  st->frees = c.frees;
+  st->refills = c.refills;
+  st->flushes = c.flushes;
+  st->remote_frees = c.remote_frees;
+  st->remote_drained = c.remote_drained;
+  st->remote_backlog = c.remote_backlog;
+  st->bytes_in_use = c.bytes_in_use;
+  st->bytes_held = c.bytes_mapped;
+  st->bytes_cached = c.bytes_cached;
+  st->bytes_decommitted = c.bytes_decommitted;
   st->rss_bytes = hak_prim_rss_bytes();
-  st->segments_mapped = hak_load_relaxed(&o->seg_mapped);
-  st->segments_unmapped = hak_load_relaxed(&o->seg_unmapped);
-  st->segments_adopted = a.adopted;
-  st->slabs_assigned = a.slabs;
-  st->lock_waits = hak_load_relaxed(&hak_lock_waits);
-  st->threads_started = started;
-  st->threads_ended = ended;
+  st->segments_mapped = c.segments_mapped;
+  st->segments_unmapped = c.segments_unmapped;
+  st->segments_adopted = c.segments_adopted;
+  st->slabs_assigned = c.slabs_assigned;
+  st->large_allocs = c.large_allocs;
+  st->large_frees = c.large_frees;
+  st->lock_waits = c.lock_waits;
+  st->threads_started = c.threads_started;
+  st->threads_ended = c.threads_ended;
+  uint64_t unused = c.segment_cache_dirty_bytes + c.large_cache_dirty_bytes;
+  for (unsigned kind = 0; kind < HAK_SEG_KINDS; kind++) unused += c.unused_dirty_bytes[kind];
+  st->bytes_unused_resident = unused;
+  st->bytes_released_inside_blocks = c.interior_release_bytes;
+  st->bytes_refaulted = c.interior_refault_bytes;
+  st->os_failures = c.os_failures;
   st->superslab = hak_opt(HAK_OPT_TINY_USE_SUPERSLAB) != 0;
   st->ace = 0;
   st->pmu_mode = 0;
   st->nclasses = HAK_NCLS;
 #if HAK_DEBUG_COUNTERS
   st->debug_counters = HAK_DBG_COUNT;
-  for (unsigned i = 0; i < HAK_DBG_COUNT; i++) st->debug[i] = a.dbg[i];
+  for (unsigned i = 0; i < HAK_DBG_COUNT; i++) st->debug[i] = c.dbg[i];
 #endif
 }
 
 HAK_EXPORT int hak_stats_get(hak_stats* out) {
   if (!out || out->size < 2 * sizeof(uint32_t)) { errno = EINVAL; return -1; }
-  hak_stats* full = hak_malloc(sizeof *full);
-  if (!full) return -1;
-  stats_collect(full);
-  size_t n = out->size < sizeof *full ? out->size : sizeof *full;
-  memcpy(out, full, n);
+  hak_ensure_init();
+  if (out->size >= sizeof *out) {   /* the whole struct: fill it in place */
+    stats_collect(out);
+    return 0;
+  }
+  hak_stats full;
+  stats_collect(&full);
+  size_t n = out->size;
+  memcpy(out, &full, n);
   out->size = (uint32_t)n;
-  hak_free(full);
   return 0;
 }
 
@@ -196,28 +168,28 @@ static void stats_json(const hak_stats* st, outbuf* o) {
 static int stats_fd = -1;
 
 static void write_all(const char* s, size_t n) {
-  if (stats_fd >= 0) hak_prim_write_fd(stats_fd, s, n);
-  else hak_prim_write_err(s, n);
+  if (stats_fd >= 0) hak_write_fd(stats_fd, s, n);
+  else hak_write_err(s, n);
 }
 
 /* Render one snapshot with `fmt` (text or JSON) and write it to stderr: measure, then
  * allocate and fill, so the output is whole even though allocating moves the counters. */
 static void stats_write(void (*fmt)(const hak_stats*, outbuf*), bool newline) {
-  hak_stats* st = hak_malloc(sizeof *st);
+  hak_stats* st = hak_malloc_fast(sizeof *st);
   if (!st) return;
   stats_collect(st);
   outbuf o = {NULL, 0, 0};
   fmt(st, &o);
-  o.buf = hak_malloc(o.len + 2);
+  o.buf = hak_malloc_fast(o.len + 2);
   if (o.buf) {
     o.size = o.len + 1;
     o.len = 0;
     fmt(st, &o);
     if (newline) o.buf[o.len++] = '\n';
     write_all(o.buf, o.len);
-    hak_free(o.buf);
+    hak_free_fast(o.buf);
   }
-  hak_free(st);
+  hak_free_fast(st);
 }
 
 HAK_EXPORT void hak_stats_print(void) {
@@ -228,13 +200,12 @@ HAK_EXPORT void hak_stats_print(void) {
 }
 
 HAK_EXPORT size_t hak_stats_json(char* buf, size_t size) {
-  hak_stats* st = hak_malloc(sizeof *st);
-  if (!st) { if (buf && size) buf[0] = 0; return 0; }
-  stats_collect(st);
+  hak_ensure_init();
+  hak_stats st;
+  stats_collect(&st);
   outbuf o = {buf, buf ? size : 0, 0};
-  stats_json(st, &o);
+  stats_json(&st, &o);
   if (buf && size && o.len >= size) buf[size - 1] = 0;
-  hak_free(st);
   return o.len;
 }
 
@@ -245,7 +216,7 @@ static void stats_at_exit(void) {
 
 HAK_HIDDEN void hak_stats_init(void) {
   if (hak_opt(HAK_OPT_STATS)) {
-    stats_fd = hak_prim_dup_err();
+    stats_fd = hak_dup_stderr();
     atexit(stats_at_exit);
   }
 }

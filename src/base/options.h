@@ -3,7 +3,7 @@
 #ifndef HAK_OPTIONS_H
 #define HAK_OPTIONS_H
 
-#include "hak_base.h"
+#include "base/base.h"
 
 typedef enum hak_opt {
   HAK_OPT_VERBOSE,
@@ -12,7 +12,9 @@ typedef enum hak_opt {
   HAK_OPT_TLS_CACHE_BYTES,
   HAK_OPT_TLS_CAP_MAX,
   HAK_OPT_REFILL_BATCH,
-  HAK_OPT_DRAIN_THRESHOLD,
+  HAK_OPT_SWEEP_INTERVAL,
+  HAK_OPT_REMOTE_DRAIN_INTERVAL,
+  HAK_OPT_PARTIAL_RELEASE_PAGES,
   HAK_OPT_PURGE_DELAY,
   HAK_OPT_SEGMENT_CACHE,
   HAK_OPT_SEGMENT_CACHE_DIRTY,
@@ -27,5 +29,11 @@ HAK_HIDDEN extern long long hak_opt_values[HAK_OPT_COUNT];
 
 /* Parse the environment (warnings for bad values); print the table when VERBOSE. */
 HAK_HIDDEN void hak_options_init(void);
+
+/* Description and effective value of option i (NULL when out of range). */
+HAK_HIDDEN const struct hak_option_info* hak_options_info(int i);
+/* Effective value of the option named `name` (with or without the HAKMEM_ prefix);
+ * *found tells whether there is such an option. */
+HAK_HIDDEN long long hak_options_lookup(const char* name, bool* found);
 
 #endif

@@ -1,9 +1,9 @@
 /* options.c — the table of HAKMEM_* options: name, default, range, unit, help.
  * Adding an option = one enum entry in options.h + one row here.
  * Parsing uses no malloc and no stdio: it runs inside the first malloc call. */
-#include "options.h"
+#include "base/options.h"
 #include "hakmem.h"
-#include "prim/prim.h"
+#include "base/io.h"
 
 #include <errno.h>
 #include <string.h>
@@ -29,8 +29,12 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
     "upper bound on cached blocks per size class per thread", NULL},
   [HAK_OPT_REFILL_BATCH] = {"HAKMEM_REFILL_BATCH", 32, 1, 1024, "count",
     "blocks moved from a slab into a thread cache per refill (bundle width)", NULL},
-  [HAK_OPT_DRAIN_THRESHOLD] = {"HAKMEM_DRAIN_THRESHOLD", 64, 1, 1 << 20, "count",
-    "slow-path events between sweeps of a thread's remote-free lists", NULL},
+  [HAK_OPT_SWEEP_INTERVAL] = {"HAKMEM_SWEEP_INTERVAL", 64, 1, 1 << 20, "count",
+    "refills + flushes between sweeps of a thread heap (remote frees, empty slabs, purge)", NULL},
+  [HAK_OPT_REMOTE_DRAIN_INTERVAL] = {"HAKMEM_REMOTE_DRAIN_INTERVAL", 64, 1, 1 << 20, "count",
+    "refills of a size class between drains of the remote frees on its full slabs", NULL},
+  [HAK_OPT_PARTIAL_RELEASE_PAGES] = {"HAKMEM_PARTIAL_RELEASE_PAGES", 1, 1, 512, "count",
+    "smallest run of free pages given back from inside a partly used slab", NULL},
   [HAK_OPT_PURGE_DELAY] = {"HAKMEM_PURGE_DELAY", 100, 0, 1000000, "ms",
     "unused slabs stay resident this long before their pages go back to the OS", NULL},
   [HAK_OPT_SEGMENT_CACHE] = {"HAKMEM_SEGMENT_CACHE", 256 << 20, 0, 1LL << 40, "bytes",
@@ -58,7 +62,7 @@ static void line_num(hak_line* l, long long v) {
   if (v < 0) line_str(l, "-");
   while (i > 0 && l->n < sizeof l->buf - 1) l->buf[l->n++] = tmp[--i];
 }
-static void line_flush(hak_line* l) { l->buf[l->n++] = '\n'; hak_prim_write_err(l->buf, l->n); l->n = 0; }
+static void line_flush(hak_line* l) { l->buf[l->n++] = '\n'; hak_write_err(l->buf, l->n); l->n = 0; }
 
 static bool word_eq(const char* a, size_t an, const char* b) {
   size_t bn = strlen(b);
@@ -128,7 +132,7 @@ void hak_options_init(void) {
     info->name = row->name; info->def = row->def; info->min = row->min; info->max = row->max;
     info->unit = row->unit; info->help = row->help;
     info->value = row->def; info->from_env = 0;
-    const char* s = hak_prim_getenv(row->name);
+    const char* s = hak_getenv(row->name);
     if (s) {
       long long v;
       if (parse_value(row, s, &v)) { info->value = v; info->from_env = 1; }
@@ -158,25 +162,17 @@ void hak_options_init(void) {
   }
 }
 
-/* --- public API ------------------------------------------------------------------ */
-HAK_HIDDEN void hak_ensure_init(void);
-
-HAK_EXPORT int hak_option_count(void) { return HAK_OPT_COUNT; }
-
-HAK_EXPORT const hak_option_info* hak_option_get(int i) {
-  hak_ensure_init();
-  if (i < 0 || i >= HAK_OPT_COUNT) return NULL;
-  return &hak_option_infos[i];
+const hak_option_info* hak_options_info(int i) {
+  return i >= 0 && i < HAK_OPT_COUNT ? &hak_option_infos[i] : NULL;
 }
 
-HAK_EXPORT long long hak_option_value(const char* name) {
-  hak_ensure_init();
+long long hak_options_lookup(const char* name, bool* found) {
+  *found = false;
   if (name) {
     for (int i = 0; i < HAK_OPT_COUNT; i++) {
       const char* full = hak_option_rows[i].name;
-      if (strcmp(full, name) == 0 || strcmp(full + 7, name) == 0) return hak_opt_values[i];
+      if (strcmp(full, name) == 0 || strcmp(full + 7, name) == 0) { *found = true; return hak_opt_values[i]; }
     }
   }
-  errno = ENOENT;
   return -1;
 }

@@ -1,0 +1,41 @@
+/* slab.h — slabs: blocks of one size class inside a segment (types in alloc.h).
+ * The owner's operations are in slab.c; the checks every free makes are inline here. */
+#ifndef HAK_SLAB_H
+#define HAK_SLAB_H
+
+#include "alloc/alloc.h"
+
+#include <stddef.h>
+
+/* The slab that holds address a of segment seg. */
+HAK_INLINE hak_slab* hak_slab_of(hak_segment* seg, uintptr_t a) {
+  return &seg->slabs[(a - (uintptr_t)seg) >> seg->slab_shift];
+}
+/* True when a is the start of a block that slab s has handed out at some point. */
+HAK_INLINE bool hak_slab_is_block(const hak_slab* s, uintptr_t a) {
+  uintptr_t off = a - (uintptr_t)s->start;
+  uint64_t idx = (off * s->recip) >> 48;
+  return idx * s->bsize == off && a < (uintptr_t)hak_load_relaxed(&s->bump);
+}
+/* The segment whose header holds slab s. */
+HAK_INLINE hak_segment* hak_slab_segment(hak_slab* s) {
+  return (hak_segment*)((uint8_t*)(s - s->idx) - offsetof(hak_segment, slabs));
+}
+/* True when s can give blocks without draining: a local free block or never-used space. */
+HAK_INLINE bool hak_slab_has_local(const hak_slab* s) {
+  return s->free != NULL || hak_load_relaxed(&s->bump) < s->end;
+}
+
+/* Take s off its heap's partial/full list of its class. */
+HAK_HIDDEN void hak_slab_list_remove(hak_heap* h, hak_slab* s);
+/* Put s at the head of its heap's list for `state` (partial or full). */
+HAK_HIDDEN void hak_slab_list_push(hak_heap* h, hak_slab* s, uint8_t state);
+/* Block b of s comes home (from a TLS list); s may go back to its segment. */
+HAK_HIDDEN void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b);
+/* Give an empty slab back to its segment unless it is its class's only partial slab
+ * (kept against map/unmap churn); true when that released the segment too. */
+HAK_HIDDEN bool hak_slab_maybe_release(hak_heap* h, hak_slab* s);
+/* Give an empty slab back now (no keep-one rule); true when the segment went too. */
+HAK_HIDDEN bool hak_slab_release(hak_heap* h, hak_slab* s);
+
+#endif

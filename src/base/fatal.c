@@ -1,0 +1,49 @@
+/* fatal.c — the two ways hakmem stops a program: heap corruption or a bad pointer from
+ * the program (hak_fatal), and a broken internal invariant (hak_assert_fail). Both
+ * write one line to stderr without malloc or stdio, then abort(). */
+#include "base/base.h"
+#include "base/io.h"
+
+#include <stdlib.h>
+
+static size_t fmt_hex(char* out, uintptr_t v) {
+  char tmp[16]; size_t n = 0;
+  do { tmp[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+  size_t k = 0;
+  out[k++] = '0'; out[k++] = 'x';
+  while (n) out[k++] = tmp[--n];
+  return k;
+}
+
+static size_t append(char* buf, size_t n, size_t cap, const char* s) {
+  while (*s && n < cap) buf[n++] = *s++;
+  return n;
+}
+
+void hak_fatal(const char* fn, const char* what, const void* p) {
+  char buf[256];
+  size_t n = append(buf, 0, sizeof buf - 24, "hakmem: ");
+  n = append(buf, n, sizeof buf - 24, fn);
+  n = append(buf, n, sizeof buf - 24, "(): ");
+  n = append(buf, n, sizeof buf - 24, what);
+  buf[n++] = ' ';
+  n += fmt_hex(buf + n, (uintptr_t)p);
+  buf[n++] = '\n';
+  hak_write_err(buf, n);
+  abort();
+}
+
+void hak_assert_fail(const char* expr, const char* file, int line) {
+  char buf[512];
+  size_t n = append(buf, 0, sizeof buf - 40, "hakmem: internal error: ");
+  n = append(buf, n, sizeof buf - 40, expr);
+  n = append(buf, n, sizeof buf - 40, " at ");
+  n = append(buf, n, sizeof buf - 40, file);
+  n = append(buf, n, sizeof buf - 40, ":");
+  char num[16]; size_t k = 0; unsigned v = (unsigned)line;
+  do { num[k++] = (char)('0' + v % 10); v /= 10; } while (v);
+  while (k) buf[n++] = num[--k];
+  buf[n++] = '\n';
+  hak_write_err(buf, n);
+  abort();
+}

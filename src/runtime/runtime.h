@@ -1,0 +1,25 @@
+/* runtime.h — the runtime layer: process start-up and fork (init.c), statistics
+ * (stats.c), knob publishing (knobs.c) and the public option accessors (options_api.c).
+ * It stands on alloc and reads it only through the knob snapshot and the stats
+ * collection. */
+#ifndef HAK_RUNTIME_H
+#define HAK_RUNTIME_H
+
+#include "base/base.h"
+#include "hakmem_ace.h"
+
+/* ---- init.c --------------------------------------------------------------------- */
+/* Idempotent: initialise the allocator, register the fork handlers and the exit report.
+ * Called from the shim's load-time constructors. */
+HAK_HIDDEN void hak_runtime_init(void);
+
+/* ---- stats.c -------------------------------------------------------------------- */
+HAK_HIDDEN void hak_stats_init(void);
+
+/* ---- knobs.c -------------------------------------------------------------------- */
+/* Validate `candidate` and make it the current snapshot (its generation is assigned
+ * here). Returns 0, or -1 with errno EINVAL when a value is out of range (nothing
+ * changes then). Not for concurrent use: one publisher at a time (ACE's thread). */
+HAK_HIDDEN int hak_knobs_publish(const hak_knobs* candidate);
+
+#endif

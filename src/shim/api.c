@@ -1,0 +1,31 @@
+/* api.c — the public hak_* allocation API (include/hakmem.h). The same operations as
+ * the libc names of preload.c, under names of hakmem's own, so that a program can call
+ * hakmem however it is linked (libhakmem-api.a replaces no libc name). */
+#include "alloc/alloc_fast.h"
+#include "runtime/runtime.h"
+#include "hakmem.h"
+
+/* Fork handlers and the exit report, as soon as the library is loaded (also when the
+ * program only uses the hak_* names). */
+__attribute__((constructor)) static void api_init_at_load(void) { hak_runtime_init(); }
+
+HAK_EXPORT void*  hak_malloc(size_t size) { return hak_malloc_fast(size); }
+HAK_EXPORT void   hak_free(void* p) { hak_free_fast(p); }
+HAK_EXPORT void   hak_free_sized(void* p, size_t size) { (void)size; hak_free_fast(p); }
+HAK_EXPORT void   hak_free_aligned_sized(void* p, size_t align, size_t size) {
+  (void)align; (void)size;
+  hak_free_fast(p);
+}
+HAK_EXPORT void*  hak_calloc(size_t n, size_t size) { return hak_alloc_calloc(n, size); }
+HAK_EXPORT void*  hak_realloc(void* p, size_t size) { return hak_alloc_realloc(p, size); }
+HAK_EXPORT void*  hak_reallocarray(void* p, size_t n, size_t size) { return hak_alloc_reallocarray(p, n, size); }
+HAK_EXPORT void*  hak_aligned_alloc(size_t align, size_t size) { return hak_alloc_aligned_alloc(align, size); }
+HAK_EXPORT int    hak_posix_memalign(void** out, size_t align, size_t size) {
+  return hak_alloc_posix_memalign(out, align, size);
+}
+HAK_EXPORT void*  hak_memalign(size_t align, size_t size) { return hak_alloc_memalign(align, size); }
+HAK_EXPORT void*  hak_valloc(size_t size) { return hak_alloc_valloc(size); }
+HAK_EXPORT void*  hak_pvalloc(size_t size) { return hak_alloc_pvalloc(size); }
+HAK_EXPORT size_t hak_malloc_usable_size(const void* p) { return hak_alloc_usable_size(p); }
+HAK_EXPORT int    hak_owns(const void* p) { return hak_alloc_owns(p); }
+HAK_EXPORT void   hak_thread_flush(void) { hak_alloc_thread_flush(); }

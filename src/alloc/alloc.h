@@ -139,6 +139,10 @@ typedef struct hak_heap {
   uint64_t          purge_delay_ns;          /* from the knob snapshot of knob_gen */
   uint64_t          knob_gen;                /* generation of the knobs copied in */
   bool              is_global;               /* the shared heap of exiting threads */
+  bool              hold_segments;           /* set by a scavenger holding the lock: empty
+                                                segments stay (it has one pinned) */
+  uint64_t          scav_activity;           /* scavengers only (under the lock): activity */
+  uint64_t          scav_idle_since;         /* seen last, and since when it has not moved */
   struct hak_heap*  all_next;                /* live heaps */
   struct hak_heap*  all_prev;
   hak_heap_counters ctr;
@@ -228,6 +232,13 @@ HAK_HIDDEN void hak_heap_fork_unlock(bool child);
 HAK_HIDDEN void hak_heap_key_create(void);
 /* Periodic upkeep: drain remote frees, give back empty slabs, purge unused pages. */
 HAK_HIDDEN void hak_heap_sweep(hak_heap* h);
+/* One segment of h's sweep: drain, give back slabs empty for `delay`, purge. Returns
+ * the bytes purged; *gone when the segment itself was released (never while
+ * h->hold_segments). */
+HAK_HIDDEN size_t hak_heap_sweep_segment(hak_heap* h, hak_segment* seg, uint64_t now, uint64_t delay,
+                                         bool* gone);
+/* A scavenger's visit of an abandoned segment it has pinned; bytes given back. */
+HAK_HIDDEN size_t hak_abandoned_release(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages);
 /* Call fn on every live heap, the retired-heaps accumulator and the global heap, under
  * the heap pool lock (stats). Counters of other threads are read without ordering. */
 HAK_HIDDEN void hak_heap_foreach(void (*fn)(const hak_heap* h, void* arg), void* arg,

@@ -249,6 +249,25 @@ void hak_abandoned_reclaim(void) {
   hak_lock_release(&abandoned_lock);
 }
 
+/* Scavenger's visit of an abandoned segment (pinned by the caller): take the remote
+ * frees back, return emptied slabs to the segment, decommit unused slabs after the
+ * delay and the pages inside free blocks. The segment itself stays on the abandoned
+ * list (hak_abandoned_reclaim releases it once empty): the caller's pin forbids an
+ * unmap here. Returns bytes given back, 0 when the list is busy. */
+size_t hak_abandoned_release(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages) {
+  if (pthread_mutex_trylock(&abandoned_lock.m) != 0) return 0;
+  size_t bytes = 0;
+  if (hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED) {
+    segment_collect(NULL, seg);
+    bytes += hak_segment_purge(seg, now, delay);
+    for (unsigned i = 0; i < seg->nslabs; i++) {
+      if (seg->slabs[i].state != HAK_SLAB_UNUSED) bytes += hak_slab_release_free_pages(&seg->slabs[i], min_pages);
+    }
+  }
+  hak_lock_release(&abandoned_lock);
+  return bytes;
+}
+
 /* ---- upkeep ---------------------------------------------------------------------------- */
 /* Periodic upkeep of a heap (every sweep_interval slow-path events): drain
  * slabs with pending remote frees, give back slabs that became empty (and the class's
@@ -257,7 +276,7 @@ void hak_abandoned_reclaim(void) {
  * where the last call stopped, so its cost stays bounded however much the heap holds. */
 #define SWEEP_SEGMENTS 64
 
-static void sweep_segment(hak_heap* h, hak_segment* seg, uint64_t now, uint64_t delay) {
+size_t hak_heap_sweep_segment(hak_heap* h, hak_segment* seg, uint64_t now, uint64_t delay, bool* gone) {
   bool released = false;
   for (unsigned i = 0; !released && i < seg->nslabs; i++) {   /* released: seg is gone */
     hak_slab* s = &seg->slabs[i];
@@ -278,7 +297,8 @@ static void sweep_segment(hak_heap* h, hak_segment* seg, uint64_t now, uint64_t 
     }
     if (s->used == 0) released = hak_slab_maybe_release(h, s);
   }
-  if (!released) hak_segment_purge(seg, now, delay);
+  *gone = released;
+  return released ? 0 : hak_segment_purge(seg, now, delay);
 }
 
 void hak_heap_sweep(hak_heap* h) {
@@ -298,7 +318,8 @@ void hak_heap_sweep(hak_heap* h) {
     h->sweep_next = seg->next;               /* advance first: seg may be released */
     budget--;
     HAK_ASSERT(seg->linked == h && hak_load_relaxed(&seg->heap) == h);
-    sweep_segment(h, seg, now, delay);
+    bool gone;
+    hak_heap_sweep_segment(h, seg, now, delay, &gone);
   }
   hak_segment_cache_purge(now, delay);
   hak_large_cache_purge(now, delay);

@@ -107,7 +107,10 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
   hak_lock_take(&large_lock);
   bool decommit = large_cache_dirty + seg->size > limit / 4;
   hak_lock_release(&large_lock);
-  if (decommit) hak_prim_decommit((uint8_t*)seg + HAK_PAGE_SIZE, seg->size - HAK_PAGE_SIZE);
+  if (decommit && !hak_prim_decommit((uint8_t*)seg + HAK_PAGE_SIZE, seg->size - HAK_PAGE_SIZE)) {
+    HAK_OS_COUNT(os_failures, 1);     /* refused: cached dirty */
+    decommit = false;
+  }
   seg->fresh = decommit;
   if (decommit) { HAK_OS_COUNT(decommit_calls, 1); HAK_OS_COUNT(decommit_bytes, seg->size - HAK_PAGE_SIZE); }
   HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
@@ -216,8 +219,8 @@ size_t hak_large_cache_purge(uint64_t now, uint64_t delay_ns) {
   hak_lock_release(&large_lock);
   size_t bytes = 0;
   for (hak_segment* seg = old; seg; seg = seg->next) {
-    if (!hak_prim_decommit((uint8_t*)seg + HAK_PAGE_SIZE, seg->size - HAK_PAGE_SIZE)) HAK_OS_COUNT(os_failures, 1);
-    seg->fresh = true;
+    seg->fresh = hak_prim_decommit((uint8_t*)seg + HAK_PAGE_SIZE, seg->size - HAK_PAGE_SIZE);
+    if (!seg->fresh) { HAK_OS_COUNT(os_failures, 1); continue; }
     bytes += seg->size - HAK_PAGE_SIZE;
     HAK_OS_COUNT(decommit_calls, 1);
   }
@@ -235,6 +238,7 @@ size_t hak_large_cache_purge(uint64_t now, uint64_t delay_ns) {
     seg->prev = prev;
     *tail = seg;
     large_cache_bytes += seg->size;
+    if (!seg->fresh) large_cache_dirty += seg->size;   /* refused: still dirty */
     large_cache_n++;
   }
   hak_lock_release(&large_lock);

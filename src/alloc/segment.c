@@ -149,17 +149,21 @@ void hak_segment_release(hak_segment* seg) {
      * hak_segment_cache_purge decommits what stays unused for the purge delay; past the
      * dirty budget the segment is decommitted before it becomes visible. */
     bool decommit = hak_load_relaxed(&seg_cache_dirty) + seg->size > (size_t)HAK_KNOB(segment_cache_dirty_bytes);
-    seg->fresh = decommit;
     seg->cached_at = hak_prim_now_ns();
-    if (!decommit) atomic_fetch_add(&seg_cache_dirty, seg->size);
     seg_cache_bytes += seg->size;
     if (decommit) {
       hak_lock_release(&seg_cache_lock);
-      hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
-      HAK_OS_COUNT(decommit_calls, 1);
-      HAK_OS_COUNT(decommit_bytes, seg->size - HAK_SEG_HDR);
+      decommit = hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
+      if (decommit) {
+        HAK_OS_COUNT(decommit_calls, 1);
+        HAK_OS_COUNT(decommit_bytes, seg->size - HAK_SEG_HDR);
+      } else {
+        HAK_OS_COUNT(os_failures, 1);      /* refused: it stays dirty */
+      }
       hak_lock_take(&seg_cache_lock);
     }
+    seg->fresh = decommit;
+    if (!decommit) atomic_fetch_add(&seg_cache_dirty, seg->size);
     seg->prev = NULL;
     seg->next = seg_cache;
     if (seg_cache) seg_cache->prev = seg;
@@ -198,17 +202,19 @@ size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
   hak_lock_release(&seg_cache_lock);
   size_t bytes = 0;
   for (seg = old; seg; seg = seg->next) {
-    hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
-    seg->fresh = true;
+    seg->fresh = hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
+    if (!seg->fresh) { HAK_OS_COUNT(os_failures, 1); continue; }
     bytes += seg->size - HAK_SEG_HDR;
     HAK_OS_COUNT(decommit_calls, 1);
   }
   if (!old) return 0;
   HAK_OS_COUNT(decommit_bytes, bytes);
+  HAK_OS_COUNT(purge_bytes, bytes);
   hak_lock_take(&seg_cache_lock);
   while (old) {
     seg = old;
     old = old->next;
+    if (!seg->fresh) atomic_fetch_add(&seg_cache_dirty, seg->size);   /* refused: still dirty */
     seg->prev = NULL;
     seg->next = seg_cache;
     if (seg_cache) seg_cache->prev = seg;
@@ -275,7 +281,11 @@ size_t hak_segment_purge(hak_segment* seg, uint64_t now, uint64_t delay_ns) {
     while (j + 1 < MAX_SLABS && (old & (1u << (j + 1)))) { j++; old &= ~(1u << j); }
     uint8_t* from = seg->slabs[i].start;
     uint8_t* to = slab_area_end(seg, j);
-    hak_prim_decommit(from, (size_t)(to - from));
+    if (!hak_prim_decommit(from, (size_t)(to - from))) {
+      HAK_OS_COUNT(os_failures, 1);
+      for (unsigned k = i; k <= j; k++) seg->dirty_free |= 1u << k;   /* still resident */
+      continue;
+    }
     bytes += (size_t)(to - from);
     HAK_OS_COUNT(decommit_calls, 1);
   }

@@ -6,6 +6,7 @@
  * (see heap.c for the lock protocol); other threads touch a slab only through its
  * remote list (remote.c). */
 #include "alloc/slab.h"
+#include "alloc/os_counters.h"
 #include "prim/prim.h"
 
 void hak_slab_list_remove(hak_heap* h, hak_slab* s) {
@@ -41,7 +42,8 @@ bool hak_slab_release(hak_heap* h, hak_slab* s) {
   hak_segment* seg = hak_slab_segment(s);
   hak_slab_list_remove(h, s);
   hak_segment_give_slab(seg, s);
-  if (seg->used_slabs == 0 && (h->segs[seg->kind] != seg || seg->next != NULL || seg->kind == HAK_SEG_POOL)) {
+  if (seg->used_slabs == 0 && !h->hold_segments &&
+      (h->segs[seg->kind] != seg || seg->next != NULL || seg->kind == HAK_SEG_POOL)) {
     hak_heap_unlink_segment(h, seg);
     hak_segment_release(seg);
     return true;
@@ -63,3 +65,33 @@ void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
   if (s->used == 0) hak_slab_maybe_release(h, s);
 }
 
+
+/* Pages inside free blocks: a free block of two pages or more keeps its first page (its
+ * list link and free key live there) and gives the pages after it back. The block stays
+ * on the free list and reads as zero past its first page when it is handed out again;
+ * its third word carries hak_released_tag() so that it is released once and its
+ * return counts as a refault (refill clears the tag). Blocks in TLS lists are the
+ * owner thread's alone and are not touched.
+ * Smaller blocks share pages with their neighbours; giving such a page back needs
+ * every block on it free and off every list, which this does not attempt. */
+size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages) {
+  if (s->bsize < 2 * HAK_PAGE_SIZE) return 0;
+  uintptr_t tag = hak_released_tag();
+  size_t bytes = 0;
+  for (hak_block* b = s->free; b; b = HAK_DEC(b, b->next)) {
+    uintptr_t* word = &((uintptr_t*)b)[HAK_BLOCK_TAG_WORD];
+    if (*word == tag) continue;
+    uintptr_t from = HAK_ALIGN_UP((uintptr_t)b + 1, HAK_PAGE_SIZE);
+    uintptr_t to = HAK_ALIGN_DOWN((uintptr_t)b + s->bsize, HAK_PAGE_SIZE);
+    if (to <= from || to - from < (size_t)min_pages * HAK_PAGE_SIZE) continue;
+    if (!hak_prim_decommit((void*)from, to - from)) { HAK_OS_COUNT(os_failures, 1); continue; }
+    *word = tag;
+    bytes += to - from;
+  }
+  if (bytes) {
+    HAK_OS_COUNT(interior_release_bytes, bytes);
+    HAK_OS_COUNT(decommit_bytes, bytes);
+    HAK_OS_COUNT(decommit_calls, 1);
+  }
+  return bytes;
+}

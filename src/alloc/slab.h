@@ -38,4 +38,12 @@ HAK_HIDDEN bool hak_slab_maybe_release(hak_heap* h, hak_slab* s);
 /* Give an empty slab back now (no keep-one rule); true when the segment went too. */
 HAK_HIDDEN bool hak_slab_release(hak_heap* h, hak_slab* s);
 
+/* Give back the pages inside s's free blocks that span min_pages pages or more after
+ * their first page (blocks of two pages or more only); returns bytes released. */
+HAK_HIDDEN size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages);
+
+/* The word of a free block that marks its inner pages as given back (see slab.c). */
+#define HAK_BLOCK_TAG_WORD 2
+HAK_INLINE uintptr_t hak_released_tag(void) { return hak_free_key ^ (uintptr_t)0x52454c4541534544ull; }
+
 #endif

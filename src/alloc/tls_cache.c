@@ -10,6 +10,7 @@
  * heap's unused memory (heap.c). The TLS lists themselves are the owner's alone. */
 #include "alloc/slab.h"
 #include "alloc/knobs.h"
+#include "alloc/os_counters.h"
 #include "prim/prim.h"
 
 /* Copy the knob snapshot's values into the heap (TLS caps after the diet, batch bounds,
@@ -76,6 +77,17 @@ static hak_slab* revive_full_slabs(hak_heap* h, unsigned cls, bool first_only) {
     s = next;
   }
   return revived;
+}
+
+/* A big block leaves its slab's free list: if its inner pages were given back, they
+ * fault in again as it is used (counted as a refault) and the tag goes. */
+static inline void take_released(hak_block* b, uint32_t bsize) {
+  uintptr_t* word = &((uintptr_t*)b)[HAK_BLOCK_TAG_WORD];
+  if (HAK_UNLIKELY(*word == hak_released_tag())) {
+    *word = 0;
+    HAK_OS_COUNT(interior_refault_bytes, HAK_ALIGN_DOWN((uintptr_t)b + bsize, HAK_PAGE_SIZE) -
+                                         HAK_ALIGN_UP((uintptr_t)b + 1, HAK_PAGE_SIZE));
+  }
 }
 
 static void* refill_locked(hak_heap* h, unsigned cls);
@@ -147,10 +159,12 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
       }
     }
     uint32_t took = 0;
+    bool big = bsize >= 2 * HAK_PAGE_SIZE;      /* blocks whose inner pages may be released */
     while (got + took < want && s->free) {
       hak_block* b = s->free;
       s->free = HAK_DEC(b, b->next);
       s->nfree--;
+      if (big) take_released(b, bsize);
       if (last) last->next = HAK_ENC(last, b); else first = b;
       last = b;
       took++;
@@ -163,6 +177,7 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
       hak_block* b = (hak_block*)bump;
       bump += bsize;
       b->key = hak_free_key;
+      if (big) ((uintptr_t*)b)[HAK_BLOCK_TAG_WORD] = 0;   /* no stale tag of an earlier slab */
       if (last) last->next = HAK_ENC(last, b); else first = b;
       last = b;
       took++;

@@ -9,23 +9,30 @@
  * as they were in the child (their memory is unreachable there, not corrupted). */
 #include "runtime/runtime.h"
 #include "alloc/alloc.h"
+#include "alloc/release.h"
 
 #include <pthread.h>
 
 static void fork_prepare(void) {
+  hak_release_fork_lock();     /* no walker holds a heap's lock across the fork */
   hak_heap_fork_lock();        /* heap pool → global heap → abandoned */
   hak_segment_fork_lock();     /* segment cache */
   hak_large_fork_lock();       /* large cache */
+  hak_seglist_fork_lock();     /* list of all segments */
 }
 static void fork_parent(void) {
+  hak_seglist_fork_unlock(false);
   hak_large_fork_unlock(false);
   hak_segment_fork_unlock(false);
   hak_heap_fork_unlock(false);
+  hak_release_fork_unlock(false);
 }
 static void fork_child(void) {
+  hak_seglist_fork_unlock(true);
   hak_large_fork_unlock(true);
   hak_segment_fork_unlock(true);
   hak_heap_fork_unlock(true);
+  hak_release_fork_unlock(true);
 }
 
 void hak_runtime_init(void) {

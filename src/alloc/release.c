@@ -1,0 +1,93 @@
+/* release.c — giving memory that holds no block back to the OS, from any thread: the
+ * scavenger's and malloc_trim's way into every heap, not only the caller's own.
+ *
+ * A walk visits segments of the list of all segments (seglist.c), each pinned while it
+ * is visited, and works on a segment under the lock its state names:
+ *   owned      the owning heap's lock, taken with trylock (a heap whose owner is in a
+ *              slow path is skipped this time); then as the owner's own sweep would:
+ *              remote frees drained, slabs empty for the purge delay given back,
+ *              unused slabs decommitted, pages inside free blocks released. Segments
+ *              stay with their heap (h->hold_segments): unmapping one would wait for
+ *              the very pin the walk holds.
+ *   abandoned  the abandoned-list lock (trylock), the same work (heap.c).
+ *   cached     the cache purges (segment and large caches), once per walk.
+ *   large      nothing: a live large block is all in use.
+ * The thread caches (TLS lists) belong to their threads alone and are not touched. */
+#include "alloc/release.h"
+#include "alloc/knobs.h"
+#include "alloc/slab.h"
+
+static size_t release_owned(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages,
+                            bool* busy) {
+  hak_heap* h = hak_load_acquire(&seg->heap);
+  if (!h) return 0;
+  if (!hak_spin_try(&h->lock)) { *busy = true; return 0; }
+  size_t bytes = 0;
+  /* The owner may have changed before the lock was ours (abandon, adoption by another
+   * heap, a recycled heap struct): only a segment that is still h's is touched. */
+  if (hak_load_acquire(&seg->heap) == h && hak_load_relaxed(&seg->state) == HAK_SEGST_OWNED) {
+    h->hold_segments = true;
+    bool gone;
+    bytes += hak_heap_sweep_segment(h, seg, now, delay, &gone);
+    /* Pages inside free blocks go back only once the heap has been idle (no refill or
+     * flush) for the delay: a busy heap would fault them straight back in. */
+    uint64_t act = hak_load_relaxed(&h->activity);
+    if (act != h->scav_activity) { h->scav_activity = act; h->scav_idle_since = now; }
+    if (now >= h->scav_idle_since + delay) {
+      for (unsigned i = 0; i < seg->nslabs; i++) {
+        if (seg->slabs[i].state != HAK_SLAB_UNUSED) bytes += hak_slab_release_free_pages(&seg->slabs[i], min_pages);
+      }
+    }
+    h->hold_segments = false;
+  }
+  hak_spin_release(&h->lock);
+  return bytes;
+}
+
+size_t hak_release_segment(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages,
+                           bool* busy) {
+  switch (hak_load_acquire(&seg->state)) {
+    case HAK_SEGST_OWNED:     return release_owned(seg, now, delay, min_pages, busy);
+    case HAK_SEGST_ABANDONED: return hak_abandoned_release(seg, now, delay, min_pages);
+    default:                  return 0;
+  }
+}
+
+/* One walker at a time, and none across fork (a walker holds heap locks). */
+static hak_lock release_lock = HAK_LOCK_INIT;
+
+void hak_release_walk(hak_release_walk_t* w, uint64_t now, uint64_t delay) {
+  hak_lock_take(&release_lock);
+  unsigned min_pages = HAK_KNOB(partial_release_pages);
+  size_t n = hak_seglist_count();
+  if (w->max_segments && w->max_segments < n) n = w->max_segments;
+  for (size_t i = 0; i < n; i++) {
+    hak_segment* seg = hak_seglist_next(&w->cursor, true);
+    if (!seg) break;
+    w->visited++;
+    bool busy = false;
+    w->released += hak_release_segment(seg, now, delay, min_pages, &busy);
+    w->busy += busy;
+    hak_seglist_unpin(seg);
+    if (w->deadline_ns && (i & 7) == 7 && hak_prim_now_ns() >= w->deadline_ns) { w->out_of_time = true; break; }
+  }
+  /* No pin held now: empty abandoned segments may go to the cache (or be unmapped). */
+  hak_abandoned_reclaim();
+  w->released += hak_segment_cache_purge(now, delay);
+  w->released += hak_large_cache_purge(now, delay);
+  hak_lock_release(&release_lock);
+}
+
+void hak_release_fork_lock(void) { hak_lock_take(&release_lock); }
+void hak_release_fork_unlock(bool child) {
+  if (child) hak_lock_reset(&release_lock); else hak_lock_release(&release_lock);
+}
+
+size_t hak_release_all(uint64_t delay) {
+  hak_release_walk_t w = {0};
+  hak_seglist_cursor_open(&w.cursor);
+  uint64_t now = hak_prim_now_ns();
+  hak_release_walk(&w, now, delay);
+  hak_seglist_cursor_close(&w.cursor);
+  return w.released;
+}

@@ -1,0 +1,282 @@
+/* test_release.c — memory that a second thread can find and release safely (issue
+ * "Core ready for ACE"): the walk over all segments gives back what an idle thread's
+ * heap no longer uses, while other threads allocate and free (contents checked); the
+ * purge delay follows the (replaceable) clock; a refused madvise is survived.
+ *
+ *   unit_release [--seconds=S] [test names]   (the walk under load runs S seconds, default 3)
+ * The test links the static library and calls the alloc layer's release walk and the
+ * prim layer's hooks directly. */
+#include "hak_test.h"
+#include "hakmem.h"
+#include "hakmem_ace.h"
+#include "hakmem_stats.h"
+#include "alloc/release.h"
+#include "prim/prim.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int hak_knobs_publish(const hak_knobs* candidate);
+
+static double seconds = 3;
+
+static size_t rss_bytes(void) {
+  FILE* f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, res = 0;
+  if (f) { if (fscanf(f, "%lu %lu", &size, &res) != 2) res = 0; fclose(f); }
+  return res * 4096;
+}
+
+static hak_stats stats(void) {
+  hak_stats st;
+  st.size = sizeof st;
+  hak_stats_get(&st);
+  return st;
+}
+
+static void fill(unsigned char* p, size_t n, unsigned seed) {
+  for (size_t i = 0; i + 1 < n; i += 64) p[i] = (unsigned char)(seed + i / 64);
+  p[n - 1] = (unsigned char)(seed ^ 0x5a);
+}
+static bool intact(const unsigned char* p, size_t n, unsigned seed) {
+  for (size_t i = 0; i + 1 < n; i += 64) if (p[i] != (unsigned char)(seed + i / 64)) return false;
+  return p[n - 1] == (unsigned char)(seed ^ 0x5a);
+}
+
+/* ---- an idle owner's memory, freed by another thread ------------------------------- */
+enum { IDLE_N = 4000 };
+static unsigned char* idle_blocks[IDLE_N];
+static size_t idle_size[IDLE_N];
+static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cv = PTHREAD_COND_INITIALIZER;
+static int idle_phase;              /* 0 start, 1 owner built, 2 owner may check and exit */
+static long idle_bad;
+
+static void* idle_owner(void* arg) {
+  (void)arg;
+  for (int i = 0; i < IDLE_N; i++) {
+    idle_size[i] = i % 3 == 0 ? 16384 : i % 3 == 1 ? 24576 : 60000;   /* mid and pool classes */
+    idle_blocks[i] = hak_malloc(idle_size[i]);
+    fill(idle_blocks[i], idle_size[i], (unsigned)i);
+  }
+  pthread_mutex_lock(&idle_mu);
+  idle_phase = 1;
+  pthread_cond_broadcast(&idle_cv);
+  while (idle_phase != 2) pthread_cond_wait(&idle_cv, &idle_mu);   /* idle: no malloc */
+  pthread_mutex_unlock(&idle_mu);
+  for (int i = 0; i < IDLE_N; i++) {
+    if (!idle_blocks[i]) continue;
+    if (!intact(idle_blocks[i], idle_size[i], (unsigned)i)) idle_bad++;
+    hak_free(idle_blocks[i]);
+  }
+  return NULL;
+}
+
+static void test_idle_owner_memory_released_by_another_thread(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, idle_owner, NULL);
+  pthread_mutex_lock(&idle_mu);
+  while (idle_phase != 1) pthread_cond_wait(&idle_cv, &idle_mu);
+  pthread_mutex_unlock(&idle_mu);
+  size_t freed = 0;
+  for (int i = 0; i < IDLE_N; i++) {            /* free 90 % from this thread: remote frees */
+    if (i % 10 == 0) continue;
+    freed += idle_size[i];
+    hak_free(idle_blocks[i]);
+    idle_blocks[i] = NULL;
+  }
+  size_t rss_before = rss_bytes();
+  hak_stats a = stats();
+  size_t released = hak_release_all(0);
+  hak_stats b = stats();
+  size_t rss_after = rss_bytes();
+  CHECK_MSG(released >= freed / 2, "released %zu of %zu freed bytes", released, freed);
+  CHECK_MSG(rss_before - rss_after >= freed / 2, "RSS %zu -> %zu after freeing %zu", rss_before, rss_after, freed);
+  CHECK(b.bytes_decommitted - a.bytes_decommitted >= released);
+  CHECK(b.bytes_released_inside_blocks > a.bytes_released_inside_blocks);
+  CHECK_EQ(b.remote_backlog, 0);                /* the idle owner's remote frees were drained */
+  pthread_mutex_lock(&idle_mu);
+  idle_phase = 2;
+  pthread_cond_broadcast(&idle_cv);
+  pthread_mutex_unlock(&idle_mu);
+  pthread_join(t, NULL);
+  CHECK_EQ(idle_bad, 0);
+  /* Blocks whose pages went back and are handed out again read as zero after their
+   * first page and count as refaults. */
+  hak_stats c = stats();
+  unsigned char* p[64];
+  for (int i = 0; i < 64; i++) { p[i] = hak_malloc(16384); fill(p[i], 16384, (unsigned)i + 7); }
+  for (int i = 0; i < 64; i++) { CHECK(intact(p[i], 16384, (unsigned)i + 7)); hak_free(p[i]); }
+  hak_stats d = stats();
+  CHECK(d.bytes_refaulted >= c.bytes_refaulted);
+}
+
+/* ---- the release walk under load ------------------------------------------------------ */
+#define LOAD_THREADS 3
+enum { LOAD_SLOTS = 2048 };
+static _Atomic(unsigned char*) shared_slot[LOAD_SLOTS];   /* blocks handed between threads */
+static atomic_int load_stop;
+static atomic_long load_bad, load_ops;
+
+static size_t pick_size(unsigned r) {
+  switch (r % 4) {
+    case 0:  return 32 + r % 1000;           /* tiny (room for the length at 8..15) */
+    case 1:  return 1024 + r % 31000;        /* mid */
+    case 2:  return 32768 + r % 200000;      /* pool */
+    default: return 8192 + r % 8192;         /* mid, several pages */
+  }
+}
+
+static void* load_thread(void* arg) {
+  unsigned r = (unsigned)(uintptr_t)arg * 2654435761u + 17;
+  enum { MINE = 256 };
+  unsigned char* mine[MINE] = {0};
+  size_t len[MINE] = {0};
+  unsigned seed[MINE] = {0};
+  long ops = 0;
+  while (!atomic_load(&load_stop)) {
+    r = r * 1103515245u + 12345u;
+    unsigned i = (r >> 7) % MINE;
+    if (mine[i]) {
+      if (!intact(mine[i], len[i], seed[i])) atomic_fetch_add(&load_bad, 1);
+      if ((r >> 20) & 1) {
+        /* hand it over: another thread frees it (a remote free), after checking it */
+        unsigned s = (r >> 3) % LOAD_SLOTS;
+        fill(mine[i], len[i], s);
+        memcpy(mine[i] + 8, &len[i], sizeof len[i]);      /* the block carries its length */
+        unsigned char* old = atomic_exchange(&shared_slot[s], mine[i]);
+        if (old) {
+          size_t n;
+          memcpy(&n, old + 8, sizeof n);
+          if (!intact(old, n, s)) atomic_fetch_add(&load_bad, 1);
+          hak_free(old);
+        }
+      } else {
+        hak_free(mine[i]);
+      }
+      mine[i] = NULL;
+    } else {
+      len[i] = pick_size(r >> 4);
+      mine[i] = hak_malloc(len[i]);
+      seed[i] = r;
+      fill(mine[i], len[i], seed[i]);
+    }
+    ops++;
+  }
+  for (unsigned i = 0; i < MINE; i++) hak_free(mine[i]);
+  atomic_fetch_add(&load_ops, ops);
+  return NULL;
+}
+
+static void test_release_walk_under_load(void) {
+  hak_stats a = stats();
+  pthread_t t[LOAD_THREADS];
+  for (long i = 0; i < LOAD_THREADS; i++) pthread_create(&t[i], NULL, load_thread, (void*)i);
+  hak_release_walk_t w = {0};
+  hak_seglist_cursor_open(&w.cursor);
+  w.max_segments = 16;
+  struct timespec t0, now;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  long rounds = 0;
+  do {
+    hak_release_walk(&w, hak_prim_now_ns(), 0);   /* no delay: as aggressive as it gets */
+    rounds++;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+  } while ((now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
+  hak_seglist_cursor_close(&w.cursor);
+  atomic_store(&load_stop, 1);
+  for (int i = 0; i < LOAD_THREADS; i++) pthread_join(t[i], NULL);
+  for (unsigned s = 0; s < LOAD_SLOTS; s++) {
+    unsigned char* p = atomic_exchange(&shared_slot[s], NULL);
+    size_t n = 0;
+    if (p) memcpy(&n, p + 8, sizeof n);
+    if (p && !intact(p, n, s)) atomic_fetch_add(&load_bad, 1);
+    hak_free(p);
+  }
+  hak_stats b = stats();
+  CHECK_EQ(atomic_load(&load_bad), 0);
+  CHECK(atomic_load(&load_ops) > 10000);
+  CHECK_MSG(w.released > 0, "released %llu in %ld rounds", (unsigned long long)w.released, rounds);
+  CHECK(b.bytes_decommitted > a.bytes_decommitted);
+  CHECK(w.visited > 0);
+  fprintf(stderr, "    %ld walks, %llu segments visited, %llu busy, %llu bytes released, %ld ops\n", rounds,
+          (unsigned long long)w.visited, (unsigned long long)w.busy, (unsigned long long)w.released,
+          atomic_load(&load_ops));
+}
+
+/* ---- the purge delay follows the clock (a fake one) --------------------------------- */
+static _Atomic uint64_t fake_now = 1000000000ull;
+static uint64_t fake_clock(void) { return atomic_load(&fake_now); }
+
+static void test_purge_delay_on_a_fake_clock(void) {
+  hak_release_all(0);                        /* settle what earlier tests left behind */
+  hak_prim_ops ops = hak_prim_linux;
+  ops.now_ns = fake_clock;
+  hak_prim_set_ops(&ops);
+  enum { N = 200 };
+  void* p[N];
+  for (int i = 0; i < N; i++) p[i] = hak_malloc(3000);     /* a class nothing else uses here */
+  for (int i = 0; i < N; i++) hak_free(p[i]);
+  hak_thread_flush();                        /* slabs empty at fake time T */
+  const uint64_t delay = 1000000000ull;      /* 1 s */
+  hak_stats a = stats();
+  hak_release_all(delay);
+  hak_stats b = stats();
+  atomic_fetch_add(&fake_now, delay - 1000000);   /* T + 0.999 s: not yet */
+  hak_release_all(delay);
+  hak_stats c = stats();
+  atomic_fetch_add(&fake_now, 2000000);           /* T + 1.001 s */
+  hak_release_all(delay);
+  hak_stats d = stats();
+  hak_prim_set_ops(NULL);
+  /* Slab purges only: pages inside free blocks of earlier tests' heaps follow their
+   * own idle rule. */
+#define PURGED(st) ((st).bytes_decommitted - (st).bytes_released_inside_blocks)
+  CHECK_EQ(PURGED(b), PURGED(a));
+  CHECK_EQ(PURGED(c), PURGED(b));
+  CHECK_MSG(PURGED(d) - PURGED(c) >= 60000, "purged %llu bytes after the delay",
+            (unsigned long long)(PURGED(d) - PURGED(c)));
+}
+
+/* ---- madvise refused: counted, nothing breaks, works again afterwards -------------- */
+static atomic_int refuse;
+static bool refusing_decommit(void* p, size_t n) {
+  if (atomic_load(&refuse)) return false;
+  return hak_prim_linux.decommit(p, n);
+}
+
+static void test_refused_decommit_is_survived(void) {
+  hak_prim_ops ops = hak_prim_linux;
+  ops.decommit = refusing_decommit;
+  hak_prim_set_ops(&ops);
+  atomic_store(&refuse, 1);
+  unsigned char* p[300];
+  for (int i = 0; i < 300; i++) { p[i] = hak_malloc(20000); fill(p[i], 20000, (unsigned)i); }
+  for (int i = 0; i < 300; i += 2) hak_free(p[i]);
+  hak_thread_flush();
+  hak_stats a = stats();
+  size_t released = hak_release_all(0);
+  hak_stats b = stats();
+  CHECK_EQ(released, 0);
+  CHECK(b.os_failures > a.os_failures);
+  for (int i = 1; i < 300; i += 2) CHECK(intact(p[i], 20000, (unsigned)i));
+  atomic_store(&refuse, 0);
+  released = hak_release_all(0);
+  CHECK(released > 0);
+  for (int i = 1; i < 300; i += 2) { CHECK(intact(p[i], 20000, (unsigned)i)); hak_free(p[i]); }
+  hak_prim_set_ops(NULL);
+}
+
+int main(int argc, char** argv) {
+  ht_init(argc, argv);
+  for (int i = 1; i < argc; i++) if (strncmp(argv[i], "--seconds=", 10) == 0) seconds = atof(argv[i] + 10);
+  HT_RUN(test_idle_owner_memory_released_by_another_thread);
+  HT_RUN(test_release_walk_under_load);
+  HT_RUN(test_purge_delay_on_a_fake_clock);
+  HT_RUN(test_refused_decommit_is_survived);
+  return ht_report();
+}

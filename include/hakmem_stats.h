@@ -47,7 +47,12 @@ extern "C" {
   X(bytes_unused_resident, "resident bytes holding no block: unused slabs, cached segments and mappings") \
   X(bytes_released_inside_blocks, "pages inside free blocks given back to the OS, cumulative") \
   X(bytes_refaulted,   "of those, bytes handed out again (faulted back in), cumulative")   \
-  X(os_failures,       "munmap/madvise calls the kernel refused")
+  X(os_failures,       "munmap/madvise calls the kernel refused")                          \
+  X(decommit_calls,    "madvise calls that gave pages back")                               \
+  X(segment_cache_hits, "segments reused from the empty-segment cache")                    \
+  X(large_cache_hits,  "large blocks served from the cache of freed mappings")             \
+  X(large_grown_in_place, "large reallocs that grew the mapping in place")                 \
+  X(large_moved,       "large reallocs that moved the pages (mremap) instead of copying")
 
 typedef struct hak_stats_class {
   uint64_t block_size;     /* bytes per block of this class */

@@ -113,7 +113,7 @@ typedef struct hak_tcache {
 
 /* Slow-path counters of one class in one heap (plain stores, summed by stats.c). */
 typedef struct hak_cls_counters {
-  uint64_t refills, flushes, remote_out, remote_in;
+  uint64_t refills, flushes, remote_out;
 } hak_cls_counters;
 
 typedef struct hak_heap_counters {

@@ -75,6 +75,11 @@ void hak_collect_all(hak_collect* out) {
   out->interior_release_bytes = hak_load_relaxed(&o->interior_release_bytes);
   out->interior_refault_bytes = hak_load_relaxed(&o->interior_refault_bytes);
   out->os_failures = hak_load_relaxed(&o->os_failures);
+  out->decommit_calls = hak_load_relaxed(&o->decommit_calls);
+  out->segment_cache_hits = hak_load_relaxed(&o->seg_cache_hits);
+  out->large_cache_hits = hak_load_relaxed(&o->large_cache_hits);
+  out->large_grown_in_place = hak_load_relaxed(&o->large_grow_in_place);
+  out->large_moved = hak_load_relaxed(&o->large_moved);
   out->segments_mapped = hak_load_relaxed(&o->seg_mapped);
   out->segments_unmapped = hak_load_relaxed(&o->seg_unmapped);
   out->segments_listed = hak_seglist_count();

@@ -33,7 +33,8 @@ typedef struct hak_collect {
   uint64_t bytes_mapped, bytes_cached;         /* now */
   uint64_t bytes_decommitted, purge_bytes;     /* cumulative */
   uint64_t interior_release_bytes, interior_refault_bytes;
-  uint64_t os_failures;
+  uint64_t os_failures, decommit_calls;
+  uint64_t segment_cache_hits, large_cache_hits, large_grown_in_place, large_moved;
   uint64_t segments_mapped, segments_unmapped, segments_listed, segments_adopted;
   uint64_t slabs_assigned;
   uint64_t lock_waits;

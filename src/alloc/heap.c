@@ -75,7 +75,6 @@ static void heap_retire_counters(const hak_heap* h) {
     heap_retired.cc[c].refills += h->cc[c].refills;
     heap_retired.cc[c].flushes += h->cc[c].flushes;
     heap_retired.cc[c].remote_out += h->cc[c].remote_out;
-    heap_retired.cc[c].remote_in += h->cc[c].remote_in;
   }
   heap_retired.ctr.slabs_new += h->ctr.slabs_new;
   heap_retired.ctr.segs_new += h->ctr.segs_new;

@@ -6,7 +6,7 @@
 #include "alloc/alloc.h"
 
 typedef struct hak_os_counters {
-  _Atomic uint64_t seg_mapped, seg_cache_hits, seg_cached, seg_unmapped;
+  _Atomic uint64_t seg_mapped, seg_cache_hits, seg_unmapped;
   _Atomic uint64_t decommit_calls, decommit_bytes, purge_bytes;
   _Atomic int64_t  bytes_mapped;          /* segments + large mappings, now */
   _Atomic int64_t  bytes_cached;          /* of which in the segment and large caches */

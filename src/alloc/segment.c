@@ -170,7 +170,6 @@ void hak_segment_release(hak_segment* seg) {
     seg_cache = seg;
     size_t size = seg->size;      /* seg may be taken and reused once the lock is gone */
     hak_lock_release(&seg_cache_lock);
-    HAK_OS_COUNT(seg_cached, 1);
     HAK_OS_COUNT(bytes_cached, (int64_t)size);
     return;
   }

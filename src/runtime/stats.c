@@ -69,6 +69,11 @@ static void stats_collect(hak_stats* st) {
   st->bytes_released_inside_blocks = c.interior_release_bytes;
   st->bytes_refaulted = c.interior_refault_bytes;
   st->os_failures = c.os_failures;
+  st->decommit_calls = c.decommit_calls;
+  st->segment_cache_hits = c.segment_cache_hits;
+  st->large_cache_hits = c.large_cache_hits;
+  st->large_grown_in_place = c.large_grown_in_place;
+  st->large_moved = c.large_moved;
   st->superslab = hak_opt(HAK_OPT_TINY_USE_SUPERSLAB) != 0;
   st->ace = 0;
   st->pmu_mode = 0;

@@ -46,7 +46,7 @@ extern "C" {
   X(threads_ended,     "thread heaps torn down at thread exit")                            \
   X(bytes_unused_resident, "resident bytes holding no block: unused slabs, cached segments and mappings") \
   X(bytes_released_inside_blocks, "pages inside free blocks given back to the OS, cumulative") \
-  X(bytes_refaulted,   "of those, bytes handed out again (faulted back in), cumulative")   \
+  X(bytes_refaulted,   "given-back bytes handed out again (faulted back in), cumulative")  \
   X(os_failures,       "munmap/madvise calls the kernel refused")                          \
   X(decommit_calls,    "madvise calls that gave pages back")                               \
   X(segment_cache_hits, "segments reused from the empty-segment cache")                    \

@@ -36,10 +36,22 @@ void* hak_alloc_cls_slow(unsigned cls) {
   if (HAK_UNLIKELY(h == &hak_heap_dead)) p = alloc_cls_global(cls);
   else {
     p = hak_tcache_pop_fast(h, cls);
-    if (!p) p = hak_tcache_refill(h, cls);
+    if (!p) {
+      p = hak_tcache_refill(h, cls);
+      hak_slow_hook_tick(h);
+    }
   }
   if (HAK_UNLIKELY(!p)) errno = ENOMEM;
   return p;
+}
+
+_Atomic(void (*)(void)) hak_slow_hook;
+
+void hak_slow_hook_tick(hak_heap* h) {
+  if (HAK_LIKELY(h->hook_countdown-- != 0)) return;
+  h->hook_countdown = HAK_SLOW_HOOK_PERIOD;
+  void (*hook)(void) = hak_load_acquire(&hak_slow_hook);
+  if (hook) hook();
 }
 
 HAK_NOINLINE void* hak_malloc_slow(size_t size) {

@@ -99,8 +99,20 @@ typedef struct hak_segment {
   size_t                 align;      /* alignment the mapping was made for */
   bool                   fresh;      /* never handed out before / decommitted: reads as zero */
   uint64_t               cached_at;  /* when it entered a cache (ns), for the purge delay */
+  uint32_t               purged;     /* slabs decommitted by a purge, not yet reused
+                                        (their reuse counts as a refault) */
   hak_slab               slabs[];
 } hak_segment;
+
+/* Sampled slow-path latency: one refill in HAK_LAT_SAMPLE is timed, into buckets of
+ * log2(ns) (bucket b holds [2^(b-1), 2^b) ns). */
+#define HAK_LAT_SAMPLE  64
+#define HAK_LAT_BUCKETS 40
+
+/* What an upper layer wants run now and then from a slow path with no allocator lock
+ * held (the ACE thread's lazy start). Set once at start-up; NULL: nothing. */
+HAK_HIDDEN extern _Atomic(void (*)(void)) hak_slow_hook;
+#define HAK_SLOW_HOOK_PERIOD 256      /* slow paths of a thread between calls */
 
 /* A thread's cache of free blocks for one class: a singly linked list. */
 typedef struct hak_tcache {
@@ -141,6 +153,10 @@ typedef struct hak_heap {
   bool              is_global;               /* the shared heap of exiting threads */
   bool              hold_segments;           /* set by a scavenger holding the lock: empty
                                                 segments stay (it has one pinned) */
+  uint32_t          hook_countdown;          /* slow paths until the next hak_slow_hook call */
+  uint32_t          lat_count;               /* refills; every HAK_LAT_SAMPLE-th is timed */
+  uint64_t          lat_hist[HAK_LAT_BUCKETS]; /* timed refills by log2(ns) (stats, ACE) */
+  bool              in_set_caps;             /* re-entry guard (urcu registration may malloc) */
   uint64_t          scav_activity;           /* scavengers only (under the lock): activity */
   uint64_t          scav_idle_since;         /* seen last, and since when it has not moved */
   struct hak_heap*  all_next;                /* live heaps */
@@ -283,5 +299,8 @@ HAK_HIDDEN void*  hak_alloc_reallocarray(void* p, size_t n, size_t size);
 HAK_HIDDEN size_t hak_alloc_usable_size(const void* p);
 HAK_HIDDEN int    hak_alloc_owns(const void* p);
 HAK_HIDDEN void   hak_alloc_thread_flush(void);
+/* Count down this thread's slow paths; every HAK_SLOW_HOOK_PERIOD-th calls hak_slow_hook
+ * (the caller holds no allocator lock). */
+HAK_HIDDEN void   hak_slow_hook_tick(hak_heap* h);
 
 #endif /* HAK_ALLOC_H */

@@ -24,6 +24,7 @@ static void add_heap(const hak_heap* h, void* arg) {
     k->remote_frees += RD(h->cc[c].remote_out);
   }
   out->slabs_assigned += RD(h->ctr.slabs_new);
+  for (unsigned b = 0; b < HAK_LAT_BUCKETS; b++) out->lat_hist[b] += RD(h->lat_hist[b]);
   out->segments_adopted += RD(h->ctr.segs_adopted);
 #if HAK_DEBUG_COUNTERS
   for (unsigned i = 0; i < HAK_DBG_COUNT; i++) out->dbg[i] += RD(h->dbg[i]);
@@ -74,6 +75,7 @@ void hak_collect_all(hak_collect* out) {
   out->purge_bytes = hak_load_relaxed(&o->purge_bytes);
   out->interior_release_bytes = hak_load_relaxed(&o->interior_release_bytes);
   out->interior_refault_bytes = hak_load_relaxed(&o->interior_refault_bytes);
+  out->slab_refault_bytes = hak_load_relaxed(&o->slab_refault_bytes);
   out->os_failures = hak_load_relaxed(&o->os_failures);
   out->decommit_calls = hak_load_relaxed(&o->decommit_calls);
   out->segment_cache_hits = hak_load_relaxed(&o->seg_cache_hits);

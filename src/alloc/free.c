@@ -103,9 +103,11 @@ HAK_NOINLINE void hak_free_slow(void* p) {
   if (hak_heap_is_thread_heap(h)) {
     h->tc[s->cls].nfree++;
     h->cc[s->cls].remote_out++;
-  } else {
-    HAK_OS_COUNT(orphan_frees[s->cls], 1);
+    hak_remote_push(s, b);
+    hak_slow_hook_tick(h);
+    return;
   }
+  HAK_OS_COUNT(orphan_frees[s->cls], 1);
   hak_remote_push(s, b);
 }
 

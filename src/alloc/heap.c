@@ -77,6 +77,7 @@ static void heap_retire_counters(const hak_heap* h) {
     heap_retired.cc[c].remote_out += h->cc[c].remote_out;
   }
   heap_retired.ctr.slabs_new += h->ctr.slabs_new;
+  for (unsigned b = 0; b < HAK_LAT_BUCKETS; b++) heap_retired.lat_hist[b] += h->lat_hist[b];
   heap_retired.ctr.segs_new += h->ctr.segs_new;
   heap_retired.ctr.segs_adopted += h->ctr.segs_adopted;
 #if HAK_DEBUG_COUNTERS

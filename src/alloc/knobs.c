@@ -4,11 +4,13 @@
 #include "alloc/sizeclass.h"
 #include "base/options.h"
 
+#include <urcu-bp.h>
+
 _Static_assert(HAKMEM_KNOB_CLASSES == HAK_NCLS, "knob classes match the size-class table");
 _Static_assert(sizeof(hak_knobs) % sizeof(uint32_t) == 0, "snapshots are copied word by word");
 
 static hak_knob_slot knobs_startup;
-_Atomic(hak_knob_slot*) hak_knobs_current = &knobs_startup;
+hak_knob_slot* hak_knobs_current = &knobs_startup;
 _Atomic uint64_t hak_knobs_generation;
 hak_knobs_process hak_knobs_proc;
 
@@ -59,17 +61,19 @@ int hak_knobs_validate(const hak_knobs* k) {
 void hak_knobs_copy(hak_knobs* out) {
   knob_word* dst = (knob_word*)out;
   for (;;) {
-    hak_knob_slot* slot = hak_load_acquire(&hak_knobs_current);
+    urcu_bp_read_lock();
+    hak_knob_slot* slot = rcu_dereference(hak_knobs_current);
     uint64_t s1 = hak_load_acquire(&slot->seq);
-    if (s1 & 1) continue;                       /* being rewritten: the pointer moved on */
     const knob_word* src = (const knob_word*)&slot->k;
     for (size_t i = 0; i < KNOB_WORDS; i++) dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
     atomic_thread_fence(memory_order_acquire);
-    if (hak_load_relaxed(&slot->seq) == s1) return;
+    bool stable = !(s1 & 1) && hak_load_relaxed(&slot->seq) == s1;
+    urcu_bp_read_unlock();
+    if (stable) return;
   }
 }
 
-void hak_knobs_install(hak_knob_slot* slot, const hak_knobs* k) {
+void hak_knobs_fill(hak_knob_slot* slot, const hak_knobs* k) {
   uint64_t seq = hak_load_relaxed(&slot->seq);
   hak_store_relaxed(&slot->seq, seq + 1);       /* odd: readers of this slot retry */
   atomic_thread_fence(memory_order_release);
@@ -86,13 +90,12 @@ void hak_knobs_install(hak_knob_slot* slot, const hak_knobs* k) {
   hak_store_relaxed(&p->partial_release_pages, k->partial_release_pages);
   hak_store_relaxed(&p->realloc_shrink_keep_pct, k->realloc_shrink_keep_pct);
   hak_store_relaxed(&p->realloc_grow_headroom_pct, k->realloc_grow_headroom_pct);
-  hak_store_release(&hak_knobs_current, slot);
-  hak_store_release(&hak_knobs_generation, k->generation);
 }
 
 void hak_knobs_init(void) {
   hak_knobs k;
   hak_knobs_defaults(&k);
   k.generation = 1;
-  hak_knobs_install(&knobs_startup, &k);
+  hak_knobs_fill(&knobs_startup, &k);          /* already current; no reader yet */
+  hak_store_release(&hak_knobs_generation, 1);
 }

@@ -5,10 +5,11 @@
  * uses into its heap (hak_heap_set_caps). Process-wide values (cache sizes, the purge
  * delay) are mirrored in hak_knobs_proc, relaxed atomics read where they are needed.
  *
- * Snapshots live in slots that a publisher recycles; a slot carries a sequence number
- * that is odd while it is written, so a reader copying a slot that was recycled under
- * it sees the number change and copies again (hak_knobs_copy). The publisher is
- * runtime/knobs.c. */
+ * Snapshots live in slots that the publisher (runtime/knobs.c) recycles only after an
+ * RCU grace period. A slot also carries a sequence number that is odd while it is
+ * written, and readers copy it word by word with relaxed atomic loads and check the
+ * number: a second line of defence, and what makes the copy visible as race-free to
+ * ThreadSanitizer, which does not see urcu's barriers. */
 #ifndef HAK_ALLOC_KNOBS_H
 #define HAK_ALLOC_KNOBS_H
 
@@ -20,7 +21,10 @@ typedef struct hak_knob_slot {
   hak_knobs        k;        /* written and read word by word with relaxed atomics */
 } hak_knob_slot;
 
-HAK_HIDDEN extern _Atomic(hak_knob_slot*) hak_knobs_current;
+/* The current snapshot. An RCU-protected pointer (urcu-bp): readers load it with
+ * rcu_dereference inside a read-side section; the publisher swaps it with
+ * rcu_xchg_pointer and waits for a grace period before it reuses the old slot. */
+HAK_HIDDEN extern hak_knob_slot* hak_knobs_current;
 HAK_HIDDEN extern _Atomic uint64_t hak_knobs_generation;
 
 /* Process-wide knob values, for code that has no heap to cache them in. */
@@ -41,8 +45,9 @@ HAK_HIDDEN void hak_knobs_defaults(hak_knobs* k);
 HAK_HIDDEN int  hak_knobs_validate(const hak_knobs* k);
 /* A consistent copy of the current snapshot. */
 HAK_HIDDEN void hak_knobs_copy(hak_knobs* out);
-/* Write k (valid, generation set) into slot and make it current; one writer at a time. */
-HAK_HIDDEN void hak_knobs_install(hak_knob_slot* slot, const hak_knobs* k);
+/* Write k (valid, generation set) into slot (not the current one) and mirror its
+ * process-wide values; the caller then makes the slot current. One writer at a time. */
+HAK_HIDDEN void hak_knobs_fill(hak_knob_slot* slot, const hak_knobs* k);
 /* Build the start-up snapshot from the options (alloc init). */
 HAK_HIDDEN void hak_knobs_init(void);
 

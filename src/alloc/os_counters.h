@@ -18,6 +18,7 @@ typedef struct hak_os_counters {
   _Atomic int64_t  unused_dirty_bytes[HAK_SEG_KINDS]; /* unused slabs still resident, now */
   _Atomic uint64_t interior_release_bytes;   /* pages inside free blocks given back */
   _Atomic uint64_t interior_refault_bytes;   /* of those, handed out again (faulted back) */
+  _Atomic uint64_t slab_refault_bytes;       /* purged slabs reused (faulted back) */
   _Atomic uint64_t os_failures;              /* munmap/madvise calls the kernel refused */
 } hak_os_counters;
 

@@ -104,6 +104,7 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
    * count as unused-dirty until reused or purged. */
   bool dirty = cached && !seg->fresh;
   seg->dirty_free = dirty ? seg->free_slabs : 0;
+  seg->purged = 0;
   seg->pool_cls = (uint16_t)pool_cls;
   seg->next = seg->prev = NULL;
   seg->linked = NULL;
@@ -232,6 +233,10 @@ hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   uint8_t* slab_end = slab_area_end(seg, i);
   size_t area = (size_t)(slab_end - s->start);
   if (seg->dirty_free & (1u << i)) HAK_OS_COUNT(unused_dirty_bytes[seg->kind], -(int64_t)area);
+  if (seg->purged & (1u << i)) {       /* decommitted by a purge: its pages fault back in */
+    seg->purged &= ~(1u << i);
+    HAK_OS_COUNT(slab_refault_bytes, area);
+  }
   HAK_OS_COUNT(slab_bytes[cls], (int64_t)area);
   seg->free_slabs &= ~(1u << i);
   seg->dirty_free &= ~(1u << i);
@@ -286,6 +291,7 @@ size_t hak_segment_purge(hak_segment* seg, uint64_t now, uint64_t delay_ns) {
       continue;
     }
     bytes += (size_t)(to - from);
+    for (unsigned k = i; k <= j; k++) seg->purged |= 1u << k;
     HAK_OS_COUNT(decommit_calls, 1);
   }
   if (bytes) {

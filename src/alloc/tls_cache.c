@@ -45,10 +45,19 @@ void hak_heap_set_caps(hak_heap* h) {
   }
 }
 
-/* Bookkeeping of every refill and flush (heap lock held): pick up a new knob snapshot,
- * and sweep every sweep_interval events. */
+/* Before every refill and flush, with no lock held (reading a snapshot may register the
+ * thread with urcu-bp, which may call malloc): pick up a new knob snapshot. */
+static inline void knobs_refresh(hak_heap* h) {
+  if (HAK_UNLIKELY(h->knob_gen != hak_load_acquire(&hak_knobs_generation)) && !h->in_set_caps) {
+    h->in_set_caps = true;
+    hak_heap_set_caps(h);
+    h->in_set_caps = false;
+  }
+}
+
+/* Bookkeeping of every refill and flush (heap lock held): sweep every sweep_interval
+ * events. */
 static inline void heap_slow_event(hak_heap* h) {
-  if (HAK_UNLIKELY(h->knob_gen != hak_load_acquire(&hak_knobs_generation))) hak_heap_set_caps(h);
   hak_store_relaxed(&h->activity, hak_load_relaxed(&h->activity) + 1);
   if (++h->slow_events >= h->sweep_interval) {
     h->slow_events = 0;
@@ -128,9 +137,21 @@ static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
 }
 
 void* hak_tcache_refill(hak_heap* h, unsigned cls) {
+  knobs_refresh(h);
+  if (HAK_LIKELY(h->lat_count++ % HAK_LAT_SAMPLE != 0)) {
+    hak_heap_lock(h);
+    void* p = refill_locked(h, cls);
+    hak_heap_unlock(h);
+    return p;
+  }
+  /* A sampled refill: its time, lock wait included, goes into the heap's histogram. */
+  uint64_t t0 = hak_prim_now_ns();
   hak_heap_lock(h);
   void* p = refill_locked(h, cls);
   hak_heap_unlock(h);
+  uint64_t ns = hak_prim_now_ns() - t0;
+  unsigned b = ns ? 64u - (unsigned)__builtin_clzll(ns) : 0;
+  h->lat_hist[b < HAK_LAT_BUCKETS ? b : HAK_LAT_BUCKETS - 1]++;
   return p;
 }
 
@@ -210,6 +231,7 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
 }
 
 void hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep) {
+  knobs_refresh(h);
   hak_heap_lock(h);
   flush_locked(h, cls, keep);
   hak_heap_unlock(h);

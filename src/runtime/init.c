@@ -12,6 +12,7 @@
 #include "alloc/release.h"
 
 #include <pthread.h>
+#include <urcu-bp.h>
 
 static void fork_prepare(void) {
   hak_release_fork_lock();     /* no walker holds a heap's lock across the fork */
@@ -19,8 +20,10 @@ static void fork_prepare(void) {
   hak_segment_fork_lock();     /* segment cache */
   hak_large_fork_lock();       /* large cache */
   hak_seglist_fork_lock();     /* list of all segments */
+  urcu_bp_before_fork();       /* urcu-bp's registry and grace-period locks */
 }
 static void fork_parent(void) {
+  urcu_bp_after_fork_parent();
   hak_seglist_fork_unlock(false);
   hak_large_fork_unlock(false);
   hak_segment_fork_unlock(false);
@@ -28,6 +31,7 @@ static void fork_parent(void) {
   hak_release_fork_unlock(false);
 }
 static void fork_child(void) {
+  urcu_bp_after_fork_child();
   hak_seglist_fork_unlock(true);
   hak_large_fork_unlock(true);
   hak_segment_fork_unlock(true);

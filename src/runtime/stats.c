@@ -67,7 +67,7 @@ static void stats_collect(hak_stats* st) {
   for (unsigned kind = 0; kind < HAK_SEG_KINDS; kind++) unused += c.unused_dirty_bytes[kind];
   st->bytes_unused_resident = unused;
   st->bytes_released_inside_blocks = c.interior_release_bytes;
-  st->bytes_refaulted = c.interior_refault_bytes;
+  st->bytes_refaulted = c.interior_refault_bytes + c.slab_refault_bytes;
   st->os_failures = c.os_failures;
   st->decommit_calls = c.decommit_calls;
   st->segment_cache_hits = c.segment_cache_hits;

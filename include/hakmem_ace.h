@@ -59,6 +59,69 @@ typedef struct hak_knobs {
  * errno EINVAL when out is NULL or out->size is smaller than size and version. */
 int hak_knobs_get(hak_knobs* out);
 
+/* ---- ACE: the controller's configuration and state ---------------------------------
+ * The controller is one background thread ("hakmem-ace") that starts lazily, once the
+ * process has lived start_delay_ms or holds start_bytes; see docs/ACE.md. Its settings
+ * come from the HAKMEM_ACE_* variables and can be changed with hakmem_ace_config(). */
+#define HAKMEM_ACE_CONFIG_VERSION 1
+#define HAKMEM_ACE_STATE_VERSION 1
+
+/* Knob groups that ACE leaves as they are (hakmem_ace_config_t.pinned, HAKMEM_ACE_PIN). */
+#define HAKMEM_ACE_PIN_TLS_CAP      0x01u  /* tls_cap[] (the diet) */
+#define HAKMEM_ACE_PIN_REFILL_BATCH 0x02u  /* refill_batch[] (bundle width) */
+#define HAKMEM_ACE_PIN_DRAIN        0x04u  /* remote_drain_interval[] */
+#define HAKMEM_ACE_PIN_SCAVENGE     0x08u  /* no background return of memory */
+#define HAKMEM_ACE_PIN_ALL          0x0fu
+
+typedef struct hakmem_ace_config {
+  uint32_t size;               /* in: sizeof(hakmem_ace_config_t) of the caller */
+  uint32_t version;            /* HAKMEM_ACE_CONFIG_VERSION */
+  uint32_t enabled;            /* 0: no thread (a running one stops, defaults come back) */
+  uint32_t fast_interval_ms;   /* fast loop period, 10..60000 (default 500) */
+  uint32_t slow_interval_s;    /* slow loop period, 1..3600 (default 30) */
+  uint32_t scavenge_budget_us; /* time the scavenger may spend per fast tick, 100..1000000 */
+  uint32_t start_delay_ms;     /* the thread starts once the process lived this long ... */
+  uint32_t max_cpu_percent;    /* guard: ACE's own CPU time per wall time, 1..100 */
+  uint64_t start_bytes;        /* ... or holds this many bytes (0: only the delay counts) */
+  uint64_t max_p99_lat_ns;     /* guard: sampled slow-path p99 latency (0: no guard) */
+  uint64_t max_rss_bytes;      /* guard: resident set size (0: no guard) */
+  uint32_t log_level;          /* 0 off, 1 decisions, 2 every tick (stderr) */
+  uint32_t pmu;                /* 0 hakmem's counters only, 1 software events, 2 hardware
+                                  events where the kernel allows them, else software */
+  uint32_t pinned;             /* HAKMEM_ACE_PIN_* */
+  uint32_t reserved;
+} hakmem_ace_config_t;
+
+enum {
+  HAKMEM_ACE_MODE_OFF = 0,       /* disabled */
+  HAKMEM_ACE_MODE_WAITING = 1,   /* enabled, the thread has not started (yet) */
+  HAKMEM_ACE_MODE_STEERING = 2,  /* the thread runs and steers */
+  HAKMEM_ACE_MODE_STOPPED = 3,   /* a guard stopped the steering (defaults in force) */
+  HAKMEM_ACE_MODE_FAILED = 4     /* the thread could not be started: defaults in force */
+};
+
+typedef struct hakmem_ace_state {
+  uint32_t size;               /* in: sizeof(hakmem_ace_state_t) of the caller */
+  uint32_t version;            /* HAKMEM_ACE_STATE_VERSION */
+  uint32_t mode;               /* HAKMEM_ACE_MODE_* */
+  uint32_t pmu_mode;           /* 0 none (hakmem's counters), 1 software events, 2 hardware */
+  uint64_t fast_ticks, slow_ticks;
+  uint64_t publishes;          /* knob snapshots published */
+  uint64_t scavenged_bytes;    /* returned to the OS by the scavenger */
+  uint64_t cpu_ns;             /* CPU time of the ACE thread */
+  uint64_t last_p99_ns;        /* last fast tick: sampled slow-path p99 latency */
+  uint64_t last_rss_bytes;     /* last RSS reading */
+  char     last_reason[160];   /* the last decision or guard, or "" */
+} hakmem_ace_state_t;
+
+/* Apply a configuration: every field is validated first; out of range (or a NULL cfg,
+ * a wrong size or version) gives -1 with errno EINVAL and changes nothing. */
+int hakmem_ace_config(const hakmem_ace_config_t* cfg);
+/* The configuration in force (out->size must be set). 0, or -1 with EINVAL. */
+int hakmem_ace_config_get(hakmem_ace_config_t* out);
+/* The controller's state (out->size must be set). 0, or -1 with EINVAL. */
+int hakmem_ace_state_get(hakmem_ace_state_t* out);
+
 #ifdef __cplusplus
 }
 #endif

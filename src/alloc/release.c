@@ -58,6 +58,8 @@ static hak_lock release_lock = HAK_LOCK_INIT;
 
 void hak_release_walk(hak_release_walk_t* w, uint64_t now, uint64_t delay) {
   hak_lock_take(&release_lock);
+  w->out_of_time = false;
+  w->calls++;
   unsigned min_pages = HAK_KNOB(partial_release_pages);
   size_t n = hak_seglist_count();
   if (w->max_segments && w->max_segments < n) n = w->max_segments;
@@ -69,12 +71,16 @@ void hak_release_walk(hak_release_walk_t* w, uint64_t now, uint64_t delay) {
     w->released += hak_release_segment(seg, now, delay, min_pages, &busy);
     w->busy += busy;
     hak_seglist_unpin(seg);
-    if (w->deadline_ns && (i & 7) == 7 && hak_prim_now_ns() >= w->deadline_ns) { w->out_of_time = true; break; }
+    if (w->deadline_ns && hak_prim_now_ns() >= w->deadline_ns) { w->out_of_time = true; break; }
   }
-  /* No pin held now: empty abandoned segments may go to the cache (or be unmapped). */
-  hak_abandoned_reclaim();
-  w->released += hak_segment_cache_purge(now, delay);
-  w->released += hak_large_cache_purge(now, delay);
+  /* No pin held now: empty abandoned segments may go to the cache (or be unmapped),
+   * and the caches are purged, unless the time is up (then every 4th call anyway, so a
+   * walk that never finishes in time still purges them). */
+  if (!w->out_of_time || (w->calls & 3) == 0) {
+    hak_abandoned_reclaim();
+    w->released += hak_segment_cache_purge(now, delay);
+    w->released += hak_large_cache_purge(now, delay);
+  }
   hak_lock_release(&release_lock);
 }
 

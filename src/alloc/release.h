@@ -16,6 +16,7 @@ typedef struct hak_release_walk_t {
   uint64_t busy;           /* out, cumulative: segments skipped, their lock was taken */
   uint64_t released;       /* out, cumulative: bytes given back */
   bool     out_of_time;    /* out: the last call stopped at the deadline */
+  uint64_t calls;          /* out: calls so far */
 } hak_release_walk_t;
 
 /* Visit segments from w's cursor on, giving back what has been unused for `delay` ns

@@ -45,9 +45,39 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
     "bytes of freed large mappings kept for reuse", NULL},
   [HAK_OPT_LARGE_CACHE_ENTRIES] = {"HAKMEM_LARGE_CACHE_ENTRIES", 16, 0, 64, "count",
     "freed large mappings kept for reuse", NULL},
+  [HAK_OPT_ACE_ENABLED] = {"HAKMEM_ACE_ENABLED", 1, 0, 1, "bool",
+    "run the ACE controller thread once the process is worth steering (0: never a thread)", NULL},
+  [HAK_OPT_ACE_FAST_INTERVAL_MS] = {"HAKMEM_ACE_FAST_INTERVAL_MS", 500, 10, 60000, "ms",
+    "ACE fast loop period: metrics, rules, guards, scavenger", NULL},
+  [HAK_OPT_ACE_SLOW_INTERVAL_S] = {"HAKMEM_ACE_SLOW_INTERVAL_S", 30, 1, 3600, "s",
+    "ACE slow loop period: RSS, fragmentation, unused resident memory", NULL},
+  [HAK_OPT_ACE_SCAVENGE_BUDGET_US] = {"HAKMEM_ACE_SCAVENGE_BUDGET_US", 5000, 100, 1000000, "us",
+    "time the scavenger may spend returning memory per fast tick", NULL},
+  [HAK_OPT_ACE_START_DELAY_MS] = {"HAKMEM_ACE_START_DELAY_MS", 1000, 0, 3600000, "ms",
+    "the ACE thread starts once the process has lived this long ...", NULL},
+  [HAK_OPT_ACE_START_BYTES] = {"HAKMEM_ACE_START_BYTES", 1LL << 30, 0, 1LL << 40, "bytes",
+    "... or holds this many bytes (0: only the delay counts)", NULL},
+  [HAK_OPT_ACE_MAX_P99_LAT_NS] = {"HAKMEM_ACE_MAX_P99_LAT_NS", 10000000, 0, 1000000000000LL, "ns",
+    "guard: sampled slow-path p99 latency above this stops the steering (0: no guard)", NULL},
+  [HAK_OPT_ACE_MAX_RSS_MB] = {"HAKMEM_ACE_MAX_RSS_MB", 0, 0, 1LL << 24, "MiB",
+    "guard: RSS above this stops the steering; 90 % of it is the diet's target (0: none)", NULL},
+  [HAK_OPT_ACE_MAX_CPU_PERCENT] = {"HAKMEM_ACE_MAX_CPU_PERCENT", 5, 1, 100, "percent",
+    "guard: ACE thread CPU time per wall time above this stops steering and scavenging", NULL},
+  [HAK_OPT_ACE_LOG_LEVEL] = {"HAKMEM_ACE_LOG_LEVEL", 0, 0, 2, "enum",
+    "ACE messages on stderr: 0 off, 1 decisions, 2 every tick", "off=0,info=1,debug=2"},
+  [HAK_OPT_ACE_PMU] = {"HAKMEM_ACE_PMU", 2, 0, 2, "enum",
+    "ACE's PMU: auto (=2) hardware events where the kernel allows, software (=1) events only, off (=0)",
+    "auto=2,software=1,off=0"},
+  [HAK_OPT_ACE_PIN] = {"HAKMEM_ACE_PIN", 0, 0, 15, "mask",
+    "knob groups ACE leaves alone: 1 tls_cap, 2 refill_batch, 4 remote drain, 8 scavenging", NULL},
+  [HAK_OPT_ACE_TRACE] = {"HAKMEM_ACE_TRACE", 0, 0, 1, "path",
+    "file that receives one JSON line per ACE tick (metrics, knobs, reasons)", NULL},
 };
 
 long long hak_opt_values[HAK_OPT_COUNT];
+static const char* hak_opt_texts[HAK_OPT_COUNT];   /* "path" options: the environment's string */
+
+const char* hak_opt_text(hak_opt o) { return o < HAK_OPT_COUNT ? hak_opt_texts[o] : NULL; }
 static hak_option_info hak_option_infos[HAK_OPT_COUNT];
 
 /* --- tiny formatting helpers (no stdio inside malloc) --------------------------- */
@@ -95,6 +125,7 @@ static bool parse_value(const hak_option_row* row, const char* s, long long* out
       w = *end ? end + 1 : end;
     }
   }
+  if (strcmp(row->unit, "path") == 0) { *out = 1; return true; }   /* the text is kept aside */
   if (strcmp(row->unit, "bool") == 0) {
     static const char* const yes[] = {"1", "true", "yes", "on"};
     static const char* const no[] = {"0", "false", "no", "off"};
@@ -135,7 +166,10 @@ void hak_options_init(void) {
     const char* s = hak_getenv(row->name);
     if (s) {
       long long v;
-      if (parse_value(row, s, &v)) { info->value = v; info->from_env = 1; }
+      if (parse_value(row, s, &v)) {
+        info->value = v; info->from_env = 1;
+        if (strcmp(row->unit, "path") == 0) hak_opt_texts[i] = s;
+      }
       else {
         hak_line l = {.n = 0};
         line_str(&l, "hakmem: warning: "); line_str(&l, row->name); line_str(&l, "=");

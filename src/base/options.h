@@ -20,6 +20,19 @@ typedef enum hak_opt {
   HAK_OPT_SEGMENT_CACHE_DIRTY,
   HAK_OPT_LARGE_CACHE,
   HAK_OPT_LARGE_CACHE_ENTRIES,
+  HAK_OPT_ACE_ENABLED,
+  HAK_OPT_ACE_FAST_INTERVAL_MS,
+  HAK_OPT_ACE_SLOW_INTERVAL_S,
+  HAK_OPT_ACE_SCAVENGE_BUDGET_US,
+  HAK_OPT_ACE_START_DELAY_MS,
+  HAK_OPT_ACE_START_BYTES,
+  HAK_OPT_ACE_MAX_P99_LAT_NS,
+  HAK_OPT_ACE_MAX_RSS_MB,
+  HAK_OPT_ACE_MAX_CPU_PERCENT,
+  HAK_OPT_ACE_LOG_LEVEL,
+  HAK_OPT_ACE_PMU,
+  HAK_OPT_ACE_PIN,
+  HAK_OPT_ACE_TRACE,
   HAK_OPT_COUNT
 } hak_opt;
 
@@ -29,6 +42,9 @@ HAK_HIDDEN extern long long hak_opt_values[HAK_OPT_COUNT];
 
 /* Parse the environment (warnings for bad values); print the table when VERBOSE. */
 HAK_HIDDEN void hak_options_init(void);
+
+/* The text of a "path" option (HAKMEM_ACE_TRACE), or NULL when unset. */
+HAK_HIDDEN const char* hak_opt_text(hak_opt o);
 
 /* Description and effective value of option i (NULL when out of range). */
 HAK_HIDDEN const struct hak_option_info* hak_options_info(int i);

@@ -3,11 +3,15 @@
  * hakmem however it is linked (libhakmem-api.a replaces no libc name). */
 #include "alloc/alloc_fast.h"
 #include "runtime/runtime.h"
+#include "ace/ace.h"
 #include "hakmem.h"
 
 /* Fork handlers and the exit report, as soon as the library is loaded (also when the
  * program only uses the hak_* names). */
-__attribute__((constructor)) static void api_init_at_load(void) { hak_runtime_init(); }
+__attribute__((constructor)) static void api_init_at_load(void) {
+  hak_runtime_init();
+  hak_ace_init();
+}
 
 HAK_EXPORT void*  hak_malloc(size_t size) { return hak_malloc_fast(size); }
 HAK_EXPORT void   hak_free(void* p) { hak_free_fast(p); }

@@ -2,6 +2,7 @@
  * live here; malloc and free inline the fast paths so that they cost no extra call. */
 #include "alloc/alloc_fast.h"
 #include "runtime/runtime.h"
+#include "ace/ace.h"
 
 #include <stdlib.h>
 
@@ -9,7 +10,10 @@
 
 /* Fork handlers and the exit report at load time. api.c has the same constructor; a
  * static link may take this object without that one. Both are idempotent. */
-__attribute__((constructor)) static void preload_init_at_load(void) { hak_runtime_init(); }
+__attribute__((constructor)) static void preload_init_at_load(void) {
+  hak_runtime_init();
+  hak_ace_init();
+}
 
 HAK_SHIM void* malloc(size_t size) { return hak_malloc_fast(size); }
 HAK_SHIM void free(void* p) { hak_free_fast(p); }

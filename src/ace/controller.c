@@ -1,0 +1,192 @@
+/* controller.c — one tick of the controller, called by the ACE thread (or a test, with
+ * its own `now`):
+ *
+ *   fast tick  collect the counters, read the PMU and RSS, compute the window's metrics;
+ *              check the guards (tripped: defaults back, steering stops); apply the
+ *              rules and publish a new knob snapshot when they changed something; run
+ *              the scavenger within its budget; write a trace line.
+ *   slow tick  RSS, fragmentation and unused resident memory by tier, to the trace.
+ * State lives here, in statics: there is one controller per process. */
+#include "ace/ace.h"
+#include "alloc/knobs.h"
+#include "base/options.h"
+#include "prim/prim.h"
+#include "runtime/runtime.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static hak_collect col_prev, col_cur;          /* ~10 KiB each: static, not on the stack */
+static ace_pmu_reading pmu_prev, pmu_cur;
+static uint64_t t_start, t_prev, thread_cpu_prev;
+static hak_knobs knobs_default, knobs_now;
+static bool steering, scavenging, started;
+static ace_metrics last_metrics;
+
+static const char* mode_name(uint32_t m) {
+  switch (m) {
+    case HAKMEM_ACE_MODE_OFF: return "off";
+    case HAKMEM_ACE_MODE_WAITING: return "waiting";
+    case HAKMEM_ACE_MODE_STEERING: return "steering";
+    case HAKMEM_ACE_MODE_STOPPED: return "stopped";
+    default: return "failed";
+  }
+}
+static const char* pmu_name(int m) { return m == 2 ? "hardware" : m == 1 ? "software" : "none"; }
+
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The trace file: HAKMEM_ACE_TRACE with "%p" replaced by the pid. A child of fork
+ * traces only when the name has %p (it would overwrite its parent's file otherwise). */
+static void open_trace(bool in_child) {
+  const char* path = hak_opt_text(HAK_OPT_ACE_TRACE);
+  if (!path) return;
+  char name[512];
+  size_t n = 0;
+  bool has_pid = false;
+  for (const char* s = path; *s && n + 24 < sizeof name; s++) {
+    if (s[0] == '%' && s[1] == 'p') {
+      n += (size_t)snprintf(name + n, sizeof name - n, "%d", (int)getpid());
+      s++;
+      has_pid = true;
+    } else {
+      name[n++] = *s;
+    }
+  }
+  name[n] = 0;
+  if (in_child && !has_pid) return;
+  ace_trace_open(name);
+}
+
+static bool in_child_after_fork;
+void ace_ctl_mark_child(void) { in_child_after_fork = true; started = false; }
+
+void ace_ctl_start(uint64_t now) {
+  hakmem_ace_config_t cfg;
+  ace_config_copy(&cfg);
+  int mode = ace_pmu_open((int)cfg.pmu);
+  hak_store_relaxed(&ace_state.pmu_mode, (uint32_t)mode);
+  hak_knobs_defaults(&knobs_default);
+  knobs_now.size = sizeof knobs_now;
+  hak_knobs_copy(&knobs_now);
+  hak_collect_all(&col_prev);
+  ace_pmu_read(&pmu_prev);
+  t_start = t_prev = now;
+  thread_cpu_prev = thread_cpu_ns();
+  steering = scavenging = true;
+  started = true;
+  hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_STEERING);
+  open_trace(in_child_after_fork);
+  ace_log(1, "controller started: fast loop %u ms, slow loop %u s, PMU %s", cfg.fast_interval_ms,
+          cfg.slow_interval_s, pmu_name(mode));
+}
+
+static void publish(const hak_knobs* k) {
+  hak_knobs c = *k;
+  if (hak_knobs_publish(&c) == 0) {
+    hak_knobs_copy(&knobs_now);
+    atomic_fetch_add_explicit(&ace_state.publishes, 1, memory_order_relaxed);
+  }
+}
+
+void ace_ctl_restore_defaults(const char* why) {
+  if (started && memcmp(knobs_now.tls_cap, knobs_default.tls_cap, sizeof knobs_now.tls_cap) == 0 &&
+      memcmp(knobs_now.refill_batch, knobs_default.refill_batch, sizeof knobs_now.refill_batch) == 0 &&
+      memcmp(knobs_now.remote_drain_interval, knobs_default.remote_drain_interval,
+             sizeof knobs_now.remote_drain_interval) == 0) {
+    /* nothing to restore */
+  } else {
+    hak_knobs d;
+    hak_knobs_defaults(&d);
+    publish(&d);
+  }
+  if (why && *why) {
+    ace_set_reason(why);
+    ace_log(1, "%s", why);
+  }
+}
+
+void ace_ctl_fast_tick(uint64_t now) {
+  hakmem_ace_config_t cfg;
+  ace_config_copy(&cfg);
+  hak_collect_all(&col_cur);
+  ace_pmu_read(&pmu_cur);
+  ace_metrics m;
+  ace_metrics_compute(&col_prev, &col_cur, &pmu_prev, &pmu_cur, now > t_prev ? now - t_prev : 1, &m);
+  m.rss_bytes = hak_prim_rss_bytes();
+  uint64_t cpu = thread_cpu_ns();
+  double ace_cpu = now > t_prev ? (double)(cpu - thread_cpu_prev) / (double)(now - t_prev) : 0;
+  char reason[640];
+  reason[0] = 0;
+  if (steering || scavenging) {
+    ace_guard g = ace_guards_check(&m, &cfg, ace_cpu, reason, sizeof reason);
+    if (g != ACE_GUARD_OK) {
+      steering = false;
+      if (g == ACE_GUARD_CPU) scavenging = false;
+      ace_ctl_restore_defaults(reason);
+      hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_STOPPED);
+    }
+  }
+  if (steering) {
+    hak_knobs k = knobs_now;
+    ace_rule_input in = {.m = &m, .defaults = &knobs_default, .pinned = cfg.pinned,
+                         .rss_target = cfg.max_rss_bytes / 10 * 9};
+    if (ace_rules_apply(&in, &k, reason, sizeof reason) > 0) {
+      publish(&k);
+      ace_set_reason(reason);
+      ace_log(1, "%s", reason);
+    }
+  }
+  size_t scavenged = 0;
+  if (scavenging && !(cfg.pinned & HAKMEM_ACE_PIN_SCAVENGE)) {
+    scavenged = ace_scavenge(now, (uint64_t)cfg.scavenge_budget_us * 1000, (uint64_t)knobs_now.purge_delay_ms * 1000000);
+    atomic_fetch_add_explicit(&ace_state.scavenged_bytes, scavenged, memory_order_relaxed);
+  }
+  uint32_t mode = hak_load_relaxed(&ace_state.mode);
+  ace_trace_tick((double)(now - t_start) / 1e9, "fast", &m, &knobs_now, mode_name(mode), pmu_name(pmu_cur.mode),
+                 reason, scavenged);
+  ace_log(2, "tick: %.0f ops/s, p99 %llu ns, backlog %llu, RSS %llu MiB, scavenged %zu", m.ops_per_s,
+          (unsigned long long)m.lat_p99_ns, (unsigned long long)m.remote_backlog,
+          (unsigned long long)(m.rss_bytes >> 20), scavenged);
+  atomic_fetch_add_explicit(&ace_state.fast_ticks, 1, memory_order_relaxed);
+  hak_store_relaxed(&ace_state.last_p99_ns, m.lat_p99_ns);
+  hak_store_relaxed(&ace_state.last_rss_bytes, m.rss_bytes);
+  hak_store_relaxed(&ace_state.cpu_ns, cpu);
+  last_metrics = m;
+  memcpy(&col_prev, &col_cur, sizeof col_prev);
+  pmu_prev = pmu_cur;
+  t_prev = now;
+  thread_cpu_prev = cpu;
+}
+
+void ace_ctl_slow_tick(uint64_t now) {
+  ace_metrics m = last_metrics;
+  m.rss_bytes = hak_prim_rss_bytes();
+  char reason[256];
+  snprintf(reason, sizeof reason, "slow: fragmentation %.2f, unused resident %llu MiB (tiny %llu, mid %llu, pool %llu, "
+           "segment cache %llu, large cache %llu MiB)", m.fragmentation, (unsigned long long)(m.unused_resident >> 20),
+           (unsigned long long)(col_prev.unused_dirty_bytes[HAK_SEG_TINY] >> 20),
+           (unsigned long long)(col_prev.unused_dirty_bytes[HAK_SEG_MID] >> 20),
+           (unsigned long long)(col_prev.unused_dirty_bytes[HAK_SEG_POOL] >> 20),
+           (unsigned long long)(col_prev.segment_cache_dirty_bytes >> 20),
+           (unsigned long long)(col_prev.large_cache_dirty_bytes >> 20));
+  hak_store_relaxed(&ace_state.last_rss_bytes, m.rss_bytes);
+  atomic_fetch_add_explicit(&ace_state.slow_ticks, 1, memory_order_relaxed);
+  ace_trace_tick((double)(now - t_start) / 1e9, "slow", &m, &knobs_now,
+                 mode_name(hak_load_relaxed(&ace_state.mode)), pmu_name(pmu_cur.mode), reason, 0);
+  ace_log(2, "%s", reason);
+}
+
+void ace_ctl_stop(void) {
+  ace_ctl_restore_defaults(NULL);
+  ace_scavenge_reset();
+  ace_pmu_close();
+  ace_trace_close();
+  started = false;
+}

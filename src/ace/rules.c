@@ -1,0 +1,142 @@
+/* rules.c — the first, plain rules of the controller (the learning comes later and
+ * replaces or joins them). Pure: metrics and knobs in, knobs and reasons out.
+ *
+ *   remote backlog of a class high    -> drain its remote frees more often
+ *   LLC miss rate high, or RSS high   -> diet: shrink the thread caches, hot classes last
+ *   allocator lock waits high         -> wider refill bundles (fewer trips to the slabs)
+ *   a pressure gone                   -> that knob group back toward its default, 10 %
+ *                                        per tick
+ * Pinned knob groups are never touched. */
+#include "ace/ace.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct reasons { char* buf; size_t n, len; } reasons;
+
+static void say(reasons* r, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(reasons* r, const char* fmt, ...) {
+  if (r->n == 0) return;
+  if (r->len && r->len + 2 < r->n) { r->buf[r->len++] = ';'; r->buf[r->len++] = ' '; r->buf[r->len] = 0; }
+  if (r->len >= r->n) return;
+  va_list ap;
+  va_start(ap, fmt);
+  int w = vsnprintf(r->buf + r->len, r->n - r->len, fmt, ap);
+  va_end(ap);
+  if (w > 0) r->len = r->len + (size_t)w < r->n ? r->len + (size_t)w : r->n - 1;
+}
+
+/* One step of v toward target by `step` of the distance (at least 1). */
+static uint32_t toward(uint32_t v, uint32_t target, double step) {
+  if (v == target) return v;
+  uint32_t dist = v < target ? target - v : v - target;
+  uint32_t d = (uint32_t)(dist * step);
+  if (d < 1) d = 1;
+  return v < target ? v + d : v - d;
+}
+
+/* The ACE_HOT_CLASSES classes with the most allocations in the window. */
+static void hot_classes(const ace_metrics* m, bool hot[HAK_NCLS]) {
+  memset(hot, 0, HAK_NCLS * sizeof hot[0]);
+  for (int n = 0; n < ACE_HOT_CLASSES; n++) {
+    int best = -1;
+    for (unsigned c = 0; c < HAK_NCLS; c++) {
+      if (!hot[c] && m->allocs[c] && (best < 0 || m->allocs[c] > m->allocs[best])) best = (int)c;
+    }
+    if (best < 0) break;
+    hot[best] = true;
+  }
+}
+
+static int rule_backlog(const ace_rule_input* in, hak_knobs* k, reasons* r) {
+  const ace_metrics* m = in->m;
+  int changed = 0;
+  unsigned worst = 0, lowered = 0;
+  for (unsigned c = 0; c < HAK_NCLS; c++) {
+    uint32_t def = in->defaults->remote_drain_interval[c];
+    uint32_t v = k->remote_drain_interval[c];
+    if (m->backlog[c] > ACE_BACKLOG_HIGH) {
+      uint32_t nv = v / 2 > ACE_MIN_DRAIN_INTERVAL ? v / 2 : ACE_MIN_DRAIN_INTERVAL;
+      if (nv < v) { k->remote_drain_interval[c] = nv; lowered++; if (m->backlog[c] > m->backlog[worst]) worst = c; }
+    } else if (v != def) {
+      k->remote_drain_interval[c] = toward(v, def, ACE_RESTORE_STEP);
+      changed = 1;
+    }
+  }
+  if (lowered) {
+    say(r, "remote backlog %llu blocks in class %u (> %d): drain interval of %u class(es) halved, class %u now %u",
+        (unsigned long long)m->backlog[worst], worst, ACE_BACKLOG_HIGH, lowered, worst, k->remote_drain_interval[worst]);
+    return 1;
+  }
+  if (changed) say(r, "remote backlog low: drain intervals back toward the default");
+  return changed;
+}
+
+static int rule_diet(const ace_rule_input* in, hak_knobs* k, reasons* r) {
+  const ace_metrics* m = in->m;
+  bool llc = m->llc_miss_rate > ACE_LLC_MISS_HIGH;
+  bool rss = in->rss_target && m->rss_bytes > in->rss_target;
+  int changed = 0;
+  if (llc || rss) {
+    bool hot[HAK_NCLS];
+    hot_classes(m, hot);
+    for (unsigned c = 0; c < HAK_NCLS; c++) {
+      uint32_t v = k->tls_cap[c];
+      uint32_t floor = in->defaults->tls_cap[c] < 4 ? in->defaults->tls_cap[c] : 4;
+      uint32_t nv = (uint32_t)(v * (hot[c] ? ACE_DIET_FACTOR_HOT : ACE_DIET_FACTOR));
+      if (nv < floor) nv = floor;
+      if (nv < v) { k->tls_cap[c] = nv; changed = 1; }
+    }
+    if (changed) {
+      if (llc) say(r, "LLC miss rate %.3f > %.2f: diet, thread caches x%.3f (hot classes x%.3f)", m->llc_miss_rate,
+                   ACE_LLC_MISS_HIGH, ACE_DIET_FACTOR, ACE_DIET_FACTOR_HOT);
+      else say(r, "RSS %llu MiB > target %llu MiB: diet, thread caches x%.3f (hot classes x%.3f)",
+               (unsigned long long)(m->rss_bytes >> 20), (unsigned long long)(in->rss_target >> 20),
+               ACE_DIET_FACTOR, ACE_DIET_FACTOR_HOT);
+    }
+    return changed;
+  }
+  for (unsigned c = 0; c < HAK_NCLS; c++) {
+    if (k->tls_cap[c] != in->defaults->tls_cap[c]) {
+      k->tls_cap[c] = toward(k->tls_cap[c], in->defaults->tls_cap[c], ACE_RESTORE_STEP);
+      changed = 1;
+    }
+  }
+  if (changed) say(r, "cache pressure gone: thread caches back toward the default");
+  return changed;
+}
+
+static int rule_bundles(const ace_rule_input* in, hak_knobs* k, reasons* r) {
+  const ace_metrics* m = in->m;
+  int changed = 0;
+  if (m->lock_waits_per_s > ACE_LOCK_WAITS_HIGH) {
+    for (unsigned c = 0; c < HAK_NCLS; c++) {
+      if (!m->allocs[c]) continue;
+      uint32_t v = k->refill_batch[c];
+      uint32_t nv = v * 2 < ACE_MAX_REFILL_BATCH ? v * 2 : ACE_MAX_REFILL_BATCH;
+      if (nv > v) { k->refill_batch[c] = nv; changed = 1; }
+    }
+    if (changed) say(r, "lock waits %.0f/s > %.0f: refill bundles of the busy classes doubled", m->lock_waits_per_s,
+                     ACE_LOCK_WAITS_HIGH);
+    return changed;
+  }
+  for (unsigned c = 0; c < HAK_NCLS; c++) {
+    if (k->refill_batch[c] != in->defaults->refill_batch[c]) {
+      k->refill_batch[c] = toward(k->refill_batch[c], in->defaults->refill_batch[c], ACE_RESTORE_STEP);
+      changed = 1;
+    }
+  }
+  if (changed) say(r, "lock waits low: refill bundles back toward the default");
+  return changed;
+}
+
+int ace_rules_apply(const ace_rule_input* in, hak_knobs* k, char* reason, size_t n) {
+  reasons r = {reason, n, 0};
+  if (n) reason[0] = 0;
+  int changed = 0;
+  if (!(in->pinned & HAKMEM_ACE_PIN_DRAIN)) changed += rule_backlog(in, k, &r);
+  if (!(in->pinned & HAKMEM_ACE_PIN_TLS_CAP)) changed += rule_diet(in, k, &r);
+  if (!(in->pinned & HAKMEM_ACE_PIN_REFILL_BATCH)) changed += rule_bundles(in, k, &r);
+  return changed;
+}

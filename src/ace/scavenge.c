@@ -1,0 +1,28 @@
+/* scavenge.c — the background return of memory: each fast tick, the release walk over
+ * the list of all segments (alloc/release.c) for at most the time budget, resuming
+ * where the last tick stopped. It respects the purge delay (hysteresis: memory unused
+ * for less than the delay stays), and it works while every program thread is idle:
+ * remote frees queued for idle owners are taken back and what they free returned. */
+#include "ace/ace.h"
+#include "alloc/release.h"
+
+static hak_release_walk_t walk;
+static bool walk_open;
+
+size_t ace_scavenge(uint64_t now, uint64_t budget_ns, uint64_t delay_ns) {
+  if (!walk_open) {
+    hak_seglist_cursor_open(&walk.cursor);
+    walk_open = true;
+  }
+  uint64_t before = walk.released;
+  walk.max_segments = 0;                  /* one round of the list at most ... */
+  walk.deadline_ns = now + budget_ns;     /* ... within the budget */
+  hak_release_walk(&walk, now, delay_ns);
+  return (size_t)(walk.released - before);
+}
+
+void ace_scavenge_reset(void) {
+  if (walk_open) hak_seglist_cursor_close(&walk.cursor);
+  walk = (hak_release_walk_t){0};
+  walk_open = false;
+}

@@ -1,0 +1,187 @@
+/* thread.c — the ACE thread: one pthread named "hakmem-ace".
+ *
+ * Start: lazily, from an allocator slow path with no allocator lock held (the alloc
+ * layer's hak_slow_hook, every 256 slow paths of a thread), once the process has shown
+ * it is worth steering: it has lived start_delay_ms (1 s), or holds start_bytes (1 GiB).
+ * A short command never gets the thread: a helper thread makes a process
+ * multi-threaded, and that changes what the program may do (unshare(CLONE_NEWUSER)
+ * fails with EINVAL, newer Pythons warn on fork). All signals are blocked in the thread
+ * (it must not take the program's SIGTERM). A failed pthread_create leaves the
+ * allocator on its defaults; three failures and ACE stops trying.
+ * Loop: fast tick every fast_interval_ms, slow tick every slow_interval_s; it waits on a
+ * condition variable so that a stop is immediate. It takes no lock that malloc needs,
+ * except for the heap locks it only ever trylocks (alloc/release.c).
+ * fork: the child has no ACE thread; it gets one lazily after start_delay_ms of its own
+ * life, so a fork+exec child never does. */
+#include "ace/ace.h"
+#include "alloc/os_counters.h"
+#include "base/lock.h"
+#include "prim/prim.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+void ace_ctl_mark_child(void);
+
+enum { TH_NONE, TH_STARTING, TH_RUNNING };
+static _Atomic int th_state;
+static pthread_t th_id;
+static pthread_mutex_t th_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t th_cv;
+static bool th_stop;
+static _Atomic uint64_t proc_start_ns;   /* process (or fork child) start, prim clock */
+static _Atomic int start_failures;
+static _Atomic bool fail_next_start;
+static _Atomic uint32_t ace_enabled;     /* mirror of config.enabled for the hook */
+
+void ace_thread_fail_next_start(void) { hak_store_relaxed(&fail_next_start, true); }
+
+static void cond_init(void) {
+  pthread_condattr_t a;
+  pthread_condattr_init(&a);
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  pthread_cond_init(&th_cv, &a);
+  pthread_condattr_destroy(&a);
+}
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void* ace_main(void* arg) {
+  (void)arg;
+  pthread_setname_np(pthread_self(), "hakmem-ace");
+  uint64_t now = hak_prim_now_ns();
+  ace_ctl_start(now);
+  uint64_t next_fast = mono_ns(), next_slow = next_fast;
+  hakmem_ace_config_t cfg;
+  ace_config_copy(&cfg);
+  next_fast += (uint64_t)cfg.fast_interval_ms * 1000000u;
+  next_slow += (uint64_t)cfg.slow_interval_s * 1000000000u;
+  pthread_mutex_lock(&th_mu);
+  while (!th_stop) {
+    uint64_t wake = next_fast < next_slow ? next_fast : next_slow;
+    struct timespec ts = {(time_t)(wake / 1000000000u), (long)(wake % 1000000000u)};
+    int rc = 0;
+    while (!th_stop && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&th_cv, &th_mu, &ts);
+    if (th_stop) break;
+    pthread_mutex_unlock(&th_mu);
+    ace_config_copy(&cfg);
+    uint64_t t = mono_ns();
+    if (t >= next_fast) {
+      ace_ctl_fast_tick(hak_prim_now_ns());
+      next_fast = t + (uint64_t)cfg.fast_interval_ms * 1000000u;
+    }
+    if (t >= next_slow) {
+      ace_ctl_slow_tick(hak_prim_now_ns());
+      next_slow = t + (uint64_t)cfg.slow_interval_s * 1000000000u;
+    }
+    pthread_mutex_lock(&th_mu);
+  }
+  pthread_mutex_unlock(&th_mu);
+  ace_ctl_stop();
+  return NULL;
+}
+
+static void start_thread(void) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);        /* the new thread inherits the mask */
+  int rc;
+  if (atomic_exchange(&fail_next_start, false)) rc = EAGAIN;
+  else rc = pthread_create(&th_id, NULL, ace_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (rc != 0) {
+    atomic_fetch_add(&start_failures, 1);
+    hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_FAILED);
+    ace_set_reason("the ACE thread could not be started: the allocator runs on its defaults");
+    ace_log(1, "the controller thread could not be started (error %d); defaults stay in force", rc);
+    hak_store_release(&th_state, TH_NONE);
+    return;
+  }
+  hak_store_release(&th_state, TH_RUNNING);
+}
+
+/* hak_slow_hook: a slow path of some thread, no allocator lock held. */
+static void ace_hook(void) {
+  if (HAK_LIKELY(hak_load_relaxed(&th_state) != TH_NONE) || !hak_load_relaxed(&ace_enabled)) return;
+  if (hak_load_relaxed(&start_failures) >= 3) return;
+  hakmem_ace_config_t cfg;
+  ace_config_copy(&cfg);
+  uint64_t age = hak_prim_now_ns() - hak_load_relaxed(&proc_start_ns);
+  int64_t held = hak_load_relaxed(&hak_os_ctr.bytes_mapped);
+  bool worth = age >= (uint64_t)cfg.start_delay_ms * 1000000u ||
+               (cfg.start_bytes && held > 0 && (uint64_t)held >= cfg.start_bytes);
+  if (!worth) return;
+  int expected = TH_NONE;
+  if (!atomic_compare_exchange_strong(&th_state, &expected, TH_STARTING)) return;
+  start_thread();
+}
+
+static void stop_thread(void) {
+  if (hak_load_acquire(&th_state) != TH_RUNNING) return;
+  pthread_mutex_lock(&th_mu);
+  th_stop = true;
+  pthread_cond_signal(&th_cv);
+  pthread_mutex_unlock(&th_mu);
+  pthread_join(th_id, NULL);
+  pthread_mutex_lock(&th_mu);
+  th_stop = false;
+  pthread_mutex_unlock(&th_mu);
+  hak_store_release(&th_state, TH_NONE);
+}
+
+void ace_thread_apply_config(void) {
+  hakmem_ace_config_t cfg;
+  ace_config_copy(&cfg);
+  hak_store_relaxed(&ace_enabled, cfg.enabled);
+  if (!cfg.enabled) {
+    stop_thread();
+    hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_OFF);
+    return;
+  }
+  atomic_store(&start_failures, 0);
+  uint32_t mode = hak_load_relaxed(&ace_state.mode);
+  if (hak_load_acquire(&th_state) == TH_NONE && mode != HAKMEM_ACE_MODE_FAILED) {
+    hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_WAITING);
+  }
+  pthread_mutex_lock(&th_mu);
+  pthread_cond_signal(&th_cv);      /* new intervals take effect at once */
+  pthread_mutex_unlock(&th_mu);
+}
+
+/* fork: no tick runs across it (the thread waits on th_mu between ticks, and a tick in
+ * flight holds locks the runtime's prepare handler waits for). */
+static void fork_prepare(void) { pthread_mutex_lock(&th_mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&th_mu); }
+static void fork_child(void) {
+  pthread_mutex_init(&th_mu, NULL);
+  cond_init();
+  th_stop = false;
+  hak_store_relaxed(&th_state, TH_NONE);
+  hak_store_relaxed(&proc_start_ns, hak_prim_now_ns());
+  hak_store_relaxed(&start_failures, 0);
+  ace_scavenge_reset();
+  ace_pmu_close();
+  ace_trace_close();
+  ace_ctl_mark_child();
+  hak_store_relaxed(&ace_state.mode, hak_load_relaxed(&ace_enabled) ? HAKMEM_ACE_MODE_WAITING : HAKMEM_ACE_MODE_OFF);
+}
+
+void hak_ace_init(void) {
+  static _Atomic int done;
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&done, &expected, 1)) return;
+  hak_store_relaxed(&proc_start_ns, hak_prim_now_ns());
+  cond_init();
+  ace_config_load();
+  hakmem_ace_config_t cfg;
+  ace_config_copy(&cfg);
+  hak_store_relaxed(&ace_enabled, cfg.enabled);
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  hak_store_release(&hak_slow_hook, ace_hook);
+}

@@ -23,7 +23,7 @@ options:
                        (default: all; hakmem is skipped with a note if not built)
   --hakmem PATH        hakmem shared library (default build/libhakmem.so under the repo)
   --extra SPEC         extra column, repeatable: NAME[@BASE]:VAR=VAL[,VAR=VAL...]
-                       BASE defaults to hakmem; e.g. --extra 'hakmem-ace-off:HAKMEM_ACE=0'
+                       BASE defaults to hakmem; e.g. --extra 'hakmem-ace-off:HAKMEM_ACE_ENABLED=0'
                        (NAME=VAR=VAL also accepted)
   --bench LIST         comma-separated benchmarks (default: all of the profile):
                        $(echo "$ALL_BENCHES_FULL" | tr ' ' ',')

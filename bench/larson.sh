@@ -31,7 +31,7 @@ options:
                        hakmem is skipped with a note if not built)
   --hakmem PATH        hakmem shared library (default build/libhakmem.so under the repo)
   --extra SPEC         extra column, repeatable: NAME[@BASE]:VAR=VAL[,VAR=VAL...]
-                       (BASE defaults to hakmem), e.g. 'hakmem-ace-off:HAKMEM_ACE=0'
+                       (BASE defaults to hakmem), e.g. 'hakmem-ace-off:HAKMEM_ACE_ENABLED=0'
   --bindir DIR         benchmark binaries (default build/bench, else build-bench/bench)
   --csv FILE           also write the per-run results as CSV
   --timeout S          kill a run after S seconds (default 120)

@@ -8,7 +8,7 @@
 #   tcmalloc  libtcmalloc_minimal.so.4  (Debian package libtcmalloc-minimal4)
 #   hakmem    build/libhakmem.so (or --hakmem PATH)
 #   extras    --extra 'NAME[@BASE]:VAR=VAL[,VAR=VAL...]' — BASE (default hakmem)
-#             preloaded with those variables, e.g. 'hakmem-ace-off:HAKMEM_ACE=0'
+#             preloaded with those variables, e.g. 'hakmem-ace-off:HAKMEM_ACE_ENABLED=0'
 #
 # A run: `timeout` around `/usr/bin/time -f %M` around `env VARS LD_PRELOAD=LIB bin args`.
 # Its result: the last "RESULT " line of stdout (ops_per_sec=...), the max RSS that

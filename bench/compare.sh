@@ -2,20 +2,27 @@
 # compare.sh — run hakmem's benchmarks against glibc, mimalloc, jemalloc and tcmalloc
 # (and any extra columns), report medians, peak RSS and ratios vs mimalloc as Markdown,
 # CSV and PNG charts. See docs/BENCHMARKS.md.
+#
+# stdout carries only the tables (and the notes and the results path after them);
+# progress, warnings and build output go to stderr or to log files.
 set -u -o pipefail
 HB_PROG=compare.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib_bench.sh"
 
 usage() {
   cat <<EOF
-usage: compare.sh [--quick | --full] [options]
+usage: compare.sh [--smoke | --quick | --full] [options]
 
 Runs each selected benchmark with each allocator column, round-robin inside each
 repetition, and reports median ops/s, median peak RSS and ratios vs mimalloc.
+The tables go to stdout; progress ([k/N] and the time left) to stderr.
 
 profiles:
+  --smoke              very short runs, all benchmarks, 1 run (~30 s with 5 columns):
+                       checks that every program runs with every allocator
   --quick              short runs, all benchmarks, 3 runs (default; ~3-4 min on 2 cores)
   --full               longer runs, extra Larson profiles, 5 runs
+  --mode NAME          the same as --NAME (smoke, quick or full)
 
 options:
   --runs N             repetitions (default 3 quick, 5 full)
@@ -32,7 +39,7 @@ options:
   --out DIR            results folder (default results/<timestamp>/ under the repo)
   --bindir DIR         use benchmark binaries from DIR (default: build/bench, else a
                        standalone build in build-bench/)
-  --timeout S          kill a run after S seconds (default 120 quick, 600 full)
+  --timeout S          kill a run after S seconds (default 30 smoke, 120 quick, 600 full)
   --no-charts          skip the gnuplot PNGs
   --no-latest          do not refresh results/latest/
   -h, --help           show this text
@@ -50,8 +57,11 @@ charts=1 latest=1
 need() { [ $# -ge 2 ] && [ -n "$2" ] || hb_usage_error "$1 needs a value"; }
 while [ $# -gt 0 ]; do
   case $1 in
+    --smoke) profile=smoke ;;
     --quick) profile=quick ;;
     --full) profile=full ;;
+    --mode) need "$@"; profile=$2; shift ;;
+    --mode=*) profile=${1#*=} ;;
     --runs) need "$@"; runs=$2; shift ;;
     --runs=*) runs=${1#*=} ;;
     --allocators) need "$@"; allocs=$2; allocs_explicit=1; shift ;;
@@ -80,17 +90,25 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+case $profile in smoke | quick | full) ;; *) hb_usage_error "unknown mode '$profile' (known: smoke quick full)" ;; esac
 is_uint() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
 is_num() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]] && awk -v x="$1" 'BEGIN{exit !(x > 0)}'; }
-[ -z "$runs" ] && { [ $profile = quick ] && runs=3 || runs=5; }
-[ -z "$tmo" ] && { [ $profile = quick ] && tmo=120 || tmo=600; }
+case $profile in
+  smoke) : "${runs:=1}" "${tmo:=30}" ;;
+  quick) : "${runs:=3}" "${tmo:=120}" ;;
+  full) : "${runs:=5}" "${tmo:=600}" ;;
+esac
 is_uint "$runs" || hb_usage_error "--runs must be a positive integer, not '$runs'"
 is_uint "$threads" || hb_usage_error "--threads must be a positive integer, not '$threads'"
 is_uint "$tmo" || hb_usage_error "--timeout must be a positive integer, not '$tmo'"
 [ -z "$seconds" ] || is_num "$seconds" || hb_usage_error "--seconds must be a positive number, not '$seconds'"
 [ -n "$allocs" ] || [ $allocs_explicit = 0 ] || hb_usage_error "--allocators needs a value"
 
-if [ $profile = quick ]; then all_benches=$ALL_BENCHES_QUICK; dur=${seconds:-1}; else all_benches=$ALL_BENCHES_FULL; dur=${seconds:-3}; fi
+case $profile in
+  smoke) all_benches=$ALL_BENCHES_QUICK; dur=${seconds:-0.2} ;;
+  quick) all_benches=$ALL_BENCHES_QUICK; dur=${seconds:-1} ;;
+  full) all_benches=$ALL_BENCHES_FULL; dur=${seconds:-3} ;;
+esac
 if [ -z "$benches" ]; then
   benches=$all_benches
 else
@@ -112,20 +130,26 @@ bench_cmd() {
     larson-mid) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 1024 --max 32768) ;;
     larson-mixed) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 262144 --dist log) ;;
     fragment)
-      if [ $profile = quick ]; then
-        CMD=("$B/fragment_stress" --rounds 2000 --phase-rounds 150 --burst 500 --long-lived 10000)
-      else
-        CMD=("$B/fragment_stress" --rounds 3000 --phase-rounds 250 --burst 1000 --long-lived 20000)
-      fi ;;
+      case $profile in
+        smoke) CMD=("$B/fragment_stress" --rounds 300 --phase-rounds 50 --burst 200 --long-lived 2000) ;;
+        quick) CMD=("$B/fragment_stress" --rounds 2000 --phase-rounds 150 --burst 500 --long-lived 10000) ;;
+        full) CMD=("$B/fragment_stress" --rounds 3000 --phase-rounds 250 --burst 1000 --long-lived 20000) ;;
+      esac ;;
     huge_ws)
-      if [ $profile = quick ]; then CMD=("$B/huge_ws" --ws 128M --seconds "$dur")
-      else CMD=("$B/huge_ws" --ws 256M --seconds "$dur"); fi ;;
-    realloc) CMD=("$B/realloc_bench" --case all --seconds "$dur") ;;
+      case $profile in
+        smoke) CMD=("$B/huge_ws" --ws 16M --seconds "$dur") ;;
+        quick) CMD=("$B/huge_ws" --ws 128M --seconds "$dur") ;;
+        full) CMD=("$B/huge_ws" --ws 256M --seconds "$dur") ;;
+      esac ;;
+    realloc)
+      CMD=("$B/realloc_bench" --case all --seconds "$dur")
+      [ $profile = smoke ] && CMD+=(--warmup 0.02) ;;
     mid_mt) CMD=("$B/mid_mt" --threads "$T" --seconds "$dur") ;;
     *) hb_die "internal: no command for $1" ;;
   esac
 }
 
+hb_busy_warning
 hb_setup_columns "$allocs" "$allocs_explicit" "$hakmem" "$hakmem_explicit" "${extras[@]+"${extras[@]}"}"
 hb_ensure_tools
 hb_ensure_bins "$bindir"
@@ -151,7 +175,9 @@ echo "benchmark,allocator,run,status,ops_per_sec,peak_rss_kb,wall_s,cpu_pct,load
 declare -A OPS RSS FAILS NOK
 LOADS=""
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-t_start=$(date +%s)
+t_start=$(date +%s.%N)
+nruns=$((runs * nb * ncols))
+k_run=0
 for ((r = 1; r <= runs; r++)); do
   for b in $benches; do
     for ((k = 0; k < ncols; k++)); do
@@ -180,12 +206,15 @@ for ((r = 1; r <= runs; r++)); do
       printf '%s,%s,%d,%s,%s,%s,%s,%s,%s,"%s"\n' "$b" "$col" "$r" "$RUN_STATUS" "$RUN_OPS" "$RUN_RSS_KB" \
         "$RUN_SECS" "$RUN_CPU" "$RUN_LOAD" "$(printf '%s' "$RUN_LINE" | sed 's/"/""/g')" >>"$raw"
       LOADS="$LOADS $RUN_LOAD"
-      printf '[run %d/%d] %-14s %-16s %10s ops/s %9s KiB  %-12s %6ss  cpu %4s%%  load %s\n' "$r" "$runs" "$b" "$col" \
-        "$(hb_human "$RUN_OPS")" "${RUN_RSS_KB:--}" "$RUN_STATUS" "$RUN_SECS" "${RUN_CPU:--}" "$RUN_LOAD" >&2
+      k_run=$((k_run + 1))
+      printf '[%*d/%d] run %d/%d %-14s %-16s %10s ops/s %9s KiB  %-12s %6ss  cpu %4s%%  load %-5s %s\n' \
+        ${#nruns} "$k_run" "$nruns" "$r" "$runs" "$b" "$col" \
+        "$(hb_human "$RUN_OPS")" "${RUN_RSS_KB:--}" "$RUN_STATUS" "$RUN_SECS" "${RUN_CPU:--}" "$RUN_LOAD" \
+        "$(hb_eta "$k_run" "$nruns" "$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')")" >&2
     done
   done
 done
-t_total=$(($(date +%s) - t_start))
+t_total=$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
 
 # ---- summary -------------------------------------------------------------------------
 declare -A MOPS MRSS
@@ -370,11 +399,11 @@ if [ $latest = 1 ] && [ "$out" != "$HB_ROOT/results/latest" ]; then
 fi
 
 # ---- stdout: the tables --------------------------------------------------------------
-echo "## Throughput (median ops/s of $runs runs; ratio vs $base, higher is better)"
+echo "## Throughput (median ops/s of $runs run(s); ratio vs $base, higher is better)"
 echo
 table ops
 echo
-echo "## Peak RSS (median of $runs runs; ratio vs $base, lower is better)"
+echo "## Peak RSS (median of $runs run(s); ratio vs $base, lower is better)"
 echo
 table rss
 for n in "${HB_NOTES[@]+"${HB_NOTES[@]}"}"; do echo; echo "note: $n"; done

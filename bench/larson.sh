@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # larson.sh — the unified Larson runner: profiles x thread counts x allocators,
-# median ops/s and ratio vs mimalloc as a Markdown table. See docs/BENCHMARKS.md.
+# median ops/s and ratio vs mimalloc as a Markdown table on stdout;
+# progress ([k/N] and the time left) on stderr. See docs/BENCHMARKS.md.
 set -u -o pipefail
 HB_PROG=larson.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib_bench.sh"
@@ -96,6 +97,7 @@ profile_args() {
   esac
 }
 
+hb_busy_warning
 hb_setup_columns "$allocs" "$allocs_explicit" "$hakmem" "$hakmem_explicit" "${extras[@]+"${extras[@]}"}"
 hb_ensure_tools
 hb_ensure_bins "$bindir"
@@ -116,6 +118,9 @@ for n in "${HB_NOTES[@]+"${HB_NOTES[@]}"}"; do hb_log "note: $n"; done
   hb_die "cannot write $csv"
 declare -A OPS FAILS NOK
 failures=""
+nruns=$((runs * $(echo $profiles | wc -w) * $(echo $threads_list | wc -w) * ncols))
+k_run=0
+t_start=$(date +%s.%N)
 for ((r = 1; r <= runs; r++)); do
   for p in $profiles; do
     profile_args "$p"
@@ -135,14 +140,17 @@ for ((r = 1; r <= runs; r++)); do
           failures+="$(tail -n 5 "$logdir/run.err" 2>/dev/null | sed 's/^/  stderr: /')"$'\n'
         fi
         [ -z "$csv" ] || echo "$p,$t,$col,$r,$RUN_STATUS,$RUN_OPS,$RUN_RSS_KB,$RUN_CPU,$RUN_LOAD" >>"$csv"
-        printf '[run %d/%d] %-9s %3s thr  %-16s %10s ops/s  %-10s cpu %4s%%  load %s\n' "$r" "$runs" "$p" "$t" \
-          "$col" "$(hb_human "$RUN_OPS")" "$RUN_STATUS" "${RUN_CPU:--}" "$RUN_LOAD" >&2
+        k_run=$((k_run + 1))
+        printf '[%*d/%d] run %d/%d %-9s %3s thr  %-16s %10s ops/s  %-10s cpu %4s%%  load %-5s %s\n' \
+          ${#nruns} "$k_run" "$nruns" "$r" "$runs" "$p" "$t" "$col" "$(hb_human "$RUN_OPS")" "$RUN_STATUS" \
+          "${RUN_CPU:--}" "$RUN_LOAD" \
+          "$(hb_eta "$k_run" "$nruns" "$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')")" >&2
       done
     done
   done
 done
 
-echo "## Larson: median ops/s of $runs runs, ${seconds}s each (ratio vs $base, higher is better)"
+echo "## Larson: median ops/s of $runs run(s), ${seconds}s each (ratio vs $base, higher is better)"
 echo
 printf '| profile | threads |'
 for col in "${HB_COLS[@]}"; do printf ' %s |' "$col"; done

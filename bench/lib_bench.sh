@@ -111,7 +111,7 @@ hb_ensure_bins() {
   hb_log "build/bench is missing or older than bench/ sources: using a standalone build in $sb"
   command -v cmake >/dev/null 2>&1 || hb_die "cmake is needed to build the benchmarks"
   if ! { cmake -S "$HB_ROOT/bench" -B "$sb" -DCMAKE_BUILD_TYPE=Release >"$sb.log" 2>&1 &&
-         cmake --build "$sb" -j"$(nproc)" >>"$sb.log" 2>&1; }; then
+         cmake --build "$sb" -j"${HAK_JOBS:-$(nproc)}" >>"$sb.log" 2>&1; }; then
     hb_die "building the benchmarks failed; see $sb.log"
   fi
   rm -f "$sb.log"
@@ -281,6 +281,33 @@ hb_run() {
   [ "$RUN_STATUS" = ok ] || { RUN_OPS=""; }
   rm -f "$tf"
   return 0
+}
+
+# hb_busy_warning: warn on stderr when the 1-minute load average is above (cores - 0.5),
+# i.e. something else is using a core and the runs will compete with it. Skipped when
+# HB_LOAD_CHECKED=1 (scripts/bench.sh checks before its own build raises the load).
+# HB_LOADAVG names another file to read in place of /proc/loadavg (for the tests).
+hb_busy_warning() {
+  [ "${HB_LOAD_CHECKED:-0}" = 1 ] && return 0
+  local load cores
+  load=$(cut -d' ' -f1 "${HB_LOADAVG:-/proc/loadavg}" 2>/dev/null) || return 0
+  cores=$(nproc 2>/dev/null || echo 1)
+  if awk -v l="$load" -v c="$cores" 'BEGIN { exit !(l > c - 0.5) }'; then
+    hb_log "${HB_PROG:-bench}: warning: machine is busy: results will be noisy (1-minute load average $load on $cores cores)"
+  fi
+}
+
+# hb_duration SECONDS -> 1m05s / 42s
+hb_duration() {
+  awk -v s="$1" 'BEGIN { s = int(s + 0.5); if (s >= 60) printf "%dm%02ds\n", s / 60, s % 60; else printf "%ds\n", s }'
+}
+
+# hb_eta DONE TOTAL ELAPSED_S -> "eta 1m05s": time left if the remaining runs take as
+# long on average as the finished ones.
+hb_eta() {
+  local done=$1 total=$2 elapsed=$3
+  if [ "$done" -ge "$total" ]; then echo "done in $(hb_duration "$elapsed")"; return; fi
+  echo "eta $(hb_duration "$(awk -v d="$done" -v t="$total" -v e="$elapsed" 'BEGIN { print (d > 0 ? e / d * (t - d) : 0) }')")"
 }
 
 # hb_median VALUES... -> median of the numeric values (empty if none)

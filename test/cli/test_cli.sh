@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # test_cli.sh LIBHAKMEM [WRAPPER] — the command-line faces of hakmem: HAKMEM_STATS at
 # exit (text and JSON that parses), HAKMEM_VERBOSE, the hakmem wrapper (options, exit
-# status and messages) and the benchmark runners' option checking.
+# status and messages), the benchmark runners' option checking, and a smoke run of
+# bench/compare.sh.
 #
 # WRAPPER is an installed bin/hakmem; without it, the wrapper is made from
 # scripts/hakmem.sh.in the way `cmake --install` makes it (the three @VAR@ filled in),
-# preloading LIBHAKMEM.
+# preloading LIBHAKMEM. The smoke run uses the benchmark programs in the bench/ folder
+# next to LIBHAKMEM (the build tree's) and is skipped when they were not built
+# (HAK_BUILD_BENCH=OFF); it runs glibc, hakmem and, when it is installed, mimalloc.
 set -u
 lib=$1
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -123,6 +126,57 @@ echo "$out" | grep -q '^hakmem: stats: modes:'; check "wrapper: --stats /bin/tru
 out=$("$W" --help 2>&1); rc=$?
 [ $rc -eq 0 ] && echo "$out" | grep -q -- '--stats=json' && echo "$out" | grep -q '127'
 check "wrapper: --help lists --stats=json and the exit statuses" $? "rc=$rc"
+
+# ---- bench/compare.sh --smoke ---------------------------------------------------------
+bindir=$(cd "$(dirname "$lib")" && pwd)/bench
+if [ ! -x "$bindir/bench_micro" ]; then
+  echo "skipped: compare.sh --smoke ($bindir has no benchmark programs)"
+  skip=$((skip + 1))
+else
+  # glibc, hakmem and mimalloc (the base of the ratios) when it is installed; not
+  # named when it is not, since compare.sh would then try to apt-get it.
+  allocs=glibc,hakmem
+  if (. "$root/bench/lib_bench.sh" && hb_peer_lib mimalloc >/dev/null); then allocs=$allocs,mimalloc
+  else echo "note: compare.sh --smoke without mimalloc (not installed; bash scripts/deps.sh installs it)"; fi
+  t0=$(date +%s)
+  HB_LOAD_CHECKED=1 "$root/bench/compare.sh" --smoke --allocators "$allocs" --hakmem "$lib" \
+    --bindir "$bindir" --out "$tmp/bench" --no-latest >"$tmp/bench.out" 2>"$tmp/bench.err"
+  rc=$?
+  secs=$(($(date +%s) - t0))
+  echo "compare.sh --smoke --allocators $allocs: exit $rc in ${secs}s"
+  out=$(cat "$tmp/bench.out")
+  rows=$(grep -cE '^\| (micro-tight|micro-batch|micro-xthread|larson|fragment|huge_ws|realloc|mid_mt) \|' "$tmp/bench.out")
+  [ $rc -eq 0 ] && [ "$rows" -eq 16 ] && ! echo "$out" | grep -q FAIL
+  check "compare.sh --smoke exits 0 with a throughput and an RSS row per benchmark" $? \
+    "(exit $rc, $rows rows)
+$out
+$(tail -n 20 "$tmp/bench.err")"
+  head -n 1 "$tmp/bench.out" | grep -q '^## Throughput' && ! grep -qiE 'cmake|make\[|Building|Linking' "$tmp/bench.out"
+  check "compare.sh --smoke: stdout starts with the table and holds no build output" $? "$(head -n 3 "$tmp/bench.out")"
+  grep -q '^| \*geomean vs ' "$tmp/bench.out"
+  check "compare.sh --smoke: geomean row" $?
+  grep -qE '^\[ *[0-9]+/[0-9]+\] .*(eta [0-9]|done in)' "$tmp/bench.err"
+  check "compare.sh --smoke: progress [k/N] with the time left on stderr" $? "$(head -n 8 "$tmp/bench.err")"
+  n=$(awk -F, 'NR > 1' "$tmp/bench/summary.csv" | wc -l)
+  [ "$n" -eq $((8 * $(echo "$allocs" | tr ',' '\n' | wc -l))) ]
+  check "compare.sh --smoke: summary.csv has a row per benchmark and allocator" $? "$n rows"
+fi
+
+# The load warning: compare.sh warns when the 1-minute load is above cores - 0.5
+# (HB_LOADAVG stands in for /proc/loadavg, so the machine's real load does not matter).
+if [ -x "$bindir/bench_micro" ]; then
+  for load in busy idle; do
+    if [ $load = busy ]; then echo "$(($(nproc) + 5)).00 0.00 0.00 1/1 1" >"$tmp/loadavg"
+    else echo "0.00 0.00 0.00 1/1 1" >"$tmp/loadavg"; fi
+    HB_LOADAVG=$tmp/loadavg "$root/bench/compare.sh" --smoke --bench micro-tight --allocators glibc \
+      --bindir "$bindir" --out "$tmp/bench-$load" --no-latest --no-charts >/dev/null 2>"$tmp/load.err"
+    rc=$?
+    n=$(grep -c '^compare.sh: warning: machine is busy: results will be noisy' "$tmp/load.err")
+    if [ $load = busy ]; then [ $rc -eq 0 ] && [ "$n" -eq 1 ]; else [ $rc -eq 0 ] && [ "$n" -eq 0 ]; fi
+    check "compare.sh: load warning on stderr only when the machine is busy ($load)" $? \
+      "(exit $rc, $n warnings) $(head -n 3 "$tmp/load.err")"
+  done
+fi
 
 line="$pass passed, $fail failed"
 [ $skip -gt 0 ] && line="$line, $skip skipped"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # larson.sh — the unified Larson runner: profiles x thread counts x allocators,
-# median ops/s and ratio vs mimalloc as a Markdown table on stdout;
+# median ops/s with its min-max and ratio vs mimalloc as a Markdown table on stdout;
 # progress ([k/N] and the time left) on stderr. See docs/BENCHMARKS.md.
 set -u -o pipefail
 HB_PROG=larson.sh
@@ -14,7 +14,8 @@ usage: larson.sh [options]
 
 Runs the larson benchmark (bench/larson.c) for each profile, thread count and allocator
 (allocators round-robin inside each repetition) and prints a Markdown table of median
-ops/s (malloc+free calls per second) with the ratio vs mimalloc.
+ops/s (malloc+free calls per second) with the ratio vs mimalloc and, beside it, the
+lowest and highest of the runs.
 
 profiles (--profile, comma-separated, or 'all'):
   tiny       8 - 128 B uniform, 1000 slots per thread
@@ -150,12 +151,12 @@ for ((r = 1; r <= runs; r++)); do
   done
 done
 
-echo "## Larson: median ops/s of $runs run(s), ${seconds}s each (ratio vs $base, higher is better)"
+echo "## Larson: median ops/s of $runs run(s), ${seconds}s each (ratio vs $base, higher is better; min-max over the runs)"
 echo
 printf '| profile | threads |'
-for col in "${HB_COLS[@]}"; do printf ' %s |' "$col"; done
+for col in "${HB_COLS[@]}"; do printf ' %s | min-max |' "$col"; done
 printf '\n|---|---:|'
-for col in "${HB_COLS[@]}"; do printf -- '---:|'; done
+for col in "${HB_COLS[@]}"; do printf -- '---:|---:|'; done
 printf '\n'
 for p in $profiles; do
   for t in $threads_list; do
@@ -172,7 +173,9 @@ for p in $profiles; do
         [ -n "$rt" ] && txt="$txt (${rt}x)"
         [ "${NOK[$key]:-0}" -lt "$runs" ] && txt="$txt [${NOK[$key]:-0}/$runs ok]"
       fi
-      printf ' %s |' "$txt"
+      spread=-
+      [ "${NOK[$key]:-0}" -ge 2 ] && spread=$(hb_human_range "$(hb_min ${OPS[$key]})" "$(hb_max ${OPS[$key]})")
+      printf ' %s | %s |' "$txt" "$spread"
     done
     printf '\n'
   done

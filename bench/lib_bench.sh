@@ -318,6 +318,19 @@ hb_median() {
     if (n % 2) printf "%.0f\n", v[(n-1)/2]; else printf "%.0f\n", (v[n/2-1] + v[n/2]) / 2 }'
 }
 
+# hb_min VALUES... / hb_max VALUES... -> smallest / largest numeric value (empty if none)
+hb_min() { printf '%s\n' "$@" | awk 'NF && $1 ~ /^[0-9.eE+-]+$/ { if (n++ == 0 || $1 + 0 < m) m = $1 + 0 } END { if (n) printf "%.0f\n", m }'; }
+hb_max() { printf '%s\n' "$@" | awk 'NF && $1 ~ /^[0-9.eE+-]+$/ { if (n++ == 0 || $1 + 0 > m) m = $1 + 0 } END { if (n) printf "%.0f\n", m }'; }
+
+# hb_human_range MIN MAX -> "280-301M": both ends in the unit of MAX, 3 significant
+# digits; "-" when either is missing.
+hb_human_range() {
+  awk -v a="$1" -v b="$2" 'function f(x, d) { x /= d; return x >= 100 ? sprintf("%.0f", x) : x >= 10 ? sprintf("%.1f", x) : sprintf("%.2f", x) }
+    BEGIN { if (a == "" || b == "") { print "-"; exit }
+      if (b >= 1e9) { d = 1e9; u = "G" } else if (b >= 1e6) { d = 1e6; u = "M" } else if (b >= 1e3) { d = 1e3; u = "k" } else { d = 1; u = "" }
+      printf "%s-%s%s\n", f(a, d), f(b, d), u }'
+}
+
 # Human-readable numbers: 12345678 -> 12.3M
 hb_human() {
   awk -v x="$1" 'BEGIN { if (x == "") { print "-"; exit }

@@ -153,11 +153,13 @@ $out
 $(tail -n 20 "$tmp/bench.err")"
   head -n 1 "$tmp/bench.out" | grep -q '^## Throughput' && ! grep -qiE 'cmake|make\[|Building|Linking' "$tmp/bench.out"
   check "compare.sh --smoke: stdout starts with the table and holds no build output" $? "$(head -n 3 "$tmp/bench.out")"
-  grep -q '^| \*geomean vs ' "$tmp/bench.out"
-  check "compare.sh --smoke: geomean row" $?
+  grep -q '^| \*geomean vs ' "$tmp/bench.out" && grep -q '^| realloc/all |' "$tmp/bench.out"
+  check "compare.sh --smoke: geomean row and realloc latency row" $?
   grep -qE '^\[ *[0-9]+/[0-9]+\] .*(eta [0-9]|done in)' "$tmp/bench.err"
   check "compare.sh --smoke: progress [k/N] with the time left on stderr" $? "$(head -n 8 "$tmp/bench.err")"
   n=$(awk -F, 'NR > 1' "$tmp/bench/summary.csv" | wc -l)
+  head -n 1 "$tmp/bench/summary.csv" | grep -q 'median_ops_per_sec,min_ops_per_sec,max_ops_per_sec,median_peak_rss_kb,min_peak_rss_kb,max_peak_rss_kb'
+  check "compare.sh --smoke: summary.csv has min and max beside the medians" $? "$(head -n 1 "$tmp/bench/summary.csv")"
   [ "$n" -eq $((8 * $(echo "$allocs" | tr ',' '\n' | wc -l))) ]
   check "compare.sh --smoke: summary.csv has a row per benchmark and allocator" $? "$n rows"
 fi

@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # compare.sh — run hakmem's benchmarks against glibc, mimalloc, jemalloc and tcmalloc
-# (and any extra columns), report medians, peak RSS and ratios vs mimalloc as Markdown,
-# CSV and PNG charts. See docs/BENCHMARKS.md.
+# (and any extra columns), report medians with their min-max spread, peak RSS, ratios vs
+# mimalloc and sampled latencies as Markdown, CSV and PNG charts. See docs/BENCHMARKS.md.
+#
+# stdout carries only the tables (and the notes and the results path after them);
+# progress, warnings and build output go to stderr or to log files.
 set -u -o pipefail
 HB_PROG=compare.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib_bench.sh"
 
 usage() {
   cat <<EOF
-usage: compare.sh [--quick | --full] [options]
+usage: compare.sh [--smoke | --quick | --full] [options]
 
 Runs each selected benchmark with each allocator column, round-robin inside each
-repetition, and reports median ops/s, median peak RSS and ratios vs mimalloc.
+repetition, and reports median ops/s and peak RSS with their min-max over the runs,
+ratios vs mimalloc, and the p50/p99 latencies of the programs that sample them.
+The tables go to stdout; progress ([k/N] and the time left) to stderr.
 
 profiles:
+  --smoke              very short runs, all benchmarks, 1 run (~30 s with 5 columns):
+                       checks that every program runs with every allocator
   --quick              short runs, all benchmarks, 3 runs (default; ~3-4 min on 2 cores)
   --full               longer runs, extra Larson profiles, 5 runs
+  --mode NAME          the same as --NAME (smoke, quick or full)
 
 options:
   --runs N             repetitions (default 3 quick, 5 full)
@@ -23,7 +31,7 @@ options:
                        (default: all; hakmem is skipped with a note if not built)
   --hakmem PATH        hakmem shared library (default build/libhakmem.so under the repo)
   --extra SPEC         extra column, repeatable: NAME[@BASE]:VAR=VAL[,VAR=VAL...]
-                       BASE defaults to hakmem; e.g. --extra 'hakmem-ace-off:HAKMEM_ACE=0'
+                       BASE defaults to hakmem; e.g. --extra 'hakmem-ace-off:HAKMEM_ACE_ENABLED=0'
                        (NAME=VAR=VAL also accepted)
   --bench LIST         comma-separated benchmarks (default: all of the profile):
                        $(echo "$ALL_BENCHES_FULL" | tr ' ' ',')
@@ -32,7 +40,7 @@ options:
   --out DIR            results folder (default results/<timestamp>/ under the repo)
   --bindir DIR         use benchmark binaries from DIR (default: build/bench, else a
                        standalone build in build-bench/)
-  --timeout S          kill a run after S seconds (default 120 quick, 600 full)
+  --timeout S          kill a run after S seconds (default 30 smoke, 120 quick, 600 full)
   --no-charts          skip the gnuplot PNGs
   --no-latest          do not refresh results/latest/
   -h, --help           show this text
@@ -50,8 +58,11 @@ charts=1 latest=1
 need() { [ $# -ge 2 ] && [ -n "$2" ] || hb_usage_error "$1 needs a value"; }
 while [ $# -gt 0 ]; do
   case $1 in
+    --smoke) profile=smoke ;;
     --quick) profile=quick ;;
     --full) profile=full ;;
+    --mode) need "$@"; profile=$2; shift ;;
+    --mode=*) profile=${1#*=} ;;
     --runs) need "$@"; runs=$2; shift ;;
     --runs=*) runs=${1#*=} ;;
     --allocators) need "$@"; allocs=$2; allocs_explicit=1; shift ;;
@@ -80,17 +91,25 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+case $profile in smoke | quick | full) ;; *) hb_usage_error "unknown mode '$profile' (known: smoke quick full)" ;; esac
 is_uint() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -gt 0 ]; }
 is_num() { [[ $1 =~ ^[0-9]+([.][0-9]+)?$ ]] && awk -v x="$1" 'BEGIN{exit !(x > 0)}'; }
-[ -z "$runs" ] && { [ $profile = quick ] && runs=3 || runs=5; }
-[ -z "$tmo" ] && { [ $profile = quick ] && tmo=120 || tmo=600; }
+case $profile in
+  smoke) : "${runs:=1}" "${tmo:=30}" ;;
+  quick) : "${runs:=3}" "${tmo:=120}" ;;
+  full) : "${runs:=5}" "${tmo:=600}" ;;
+esac
 is_uint "$runs" || hb_usage_error "--runs must be a positive integer, not '$runs'"
 is_uint "$threads" || hb_usage_error "--threads must be a positive integer, not '$threads'"
 is_uint "$tmo" || hb_usage_error "--timeout must be a positive integer, not '$tmo'"
 [ -z "$seconds" ] || is_num "$seconds" || hb_usage_error "--seconds must be a positive number, not '$seconds'"
 [ -n "$allocs" ] || [ $allocs_explicit = 0 ] || hb_usage_error "--allocators needs a value"
 
-if [ $profile = quick ]; then all_benches=$ALL_BENCHES_QUICK; dur=${seconds:-1}; else all_benches=$ALL_BENCHES_FULL; dur=${seconds:-3}; fi
+case $profile in
+  smoke) all_benches=$ALL_BENCHES_QUICK; dur=${seconds:-0.2} ;;
+  quick) all_benches=$ALL_BENCHES_QUICK; dur=${seconds:-1} ;;
+  full) all_benches=$ALL_BENCHES_FULL; dur=${seconds:-3} ;;
+esac
 if [ -z "$benches" ]; then
   benches=$all_benches
 else
@@ -112,20 +131,26 @@ bench_cmd() {
     larson-mid) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 1024 --max 32768) ;;
     larson-mixed) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 262144 --dist log) ;;
     fragment)
-      if [ $profile = quick ]; then
-        CMD=("$B/fragment_stress" --rounds 2000 --phase-rounds 150 --burst 500 --long-lived 10000)
-      else
-        CMD=("$B/fragment_stress" --rounds 3000 --phase-rounds 250 --burst 1000 --long-lived 20000)
-      fi ;;
+      case $profile in
+        smoke) CMD=("$B/fragment_stress" --rounds 300 --phase-rounds 50 --burst 200 --long-lived 2000) ;;
+        quick) CMD=("$B/fragment_stress" --rounds 2000 --phase-rounds 150 --burst 500 --long-lived 10000) ;;
+        full) CMD=("$B/fragment_stress" --rounds 3000 --phase-rounds 250 --burst 1000 --long-lived 20000) ;;
+      esac ;;
     huge_ws)
-      if [ $profile = quick ]; then CMD=("$B/huge_ws" --ws 128M --seconds "$dur")
-      else CMD=("$B/huge_ws" --ws 256M --seconds "$dur"); fi ;;
-    realloc) CMD=("$B/realloc_bench" --case all --seconds "$dur") ;;
+      case $profile in
+        smoke) CMD=("$B/huge_ws" --ws 16M --seconds "$dur") ;;
+        quick) CMD=("$B/huge_ws" --ws 128M --seconds "$dur") ;;
+        full) CMD=("$B/huge_ws" --ws 256M --seconds "$dur") ;;
+      esac ;;
+    realloc)
+      CMD=("$B/realloc_bench" --case all --seconds "$dur")
+      [ $profile = smoke ] && CMD+=(--warmup 0.02) ;;
     mid_mt) CMD=("$B/mid_mt" --threads "$T" --seconds "$dur") ;;
     *) hb_die "internal: no command for $1" ;;
   esac
 }
 
+hb_busy_warning
 hb_setup_columns "$allocs" "$allocs_explicit" "$hakmem" "$hakmem_explicit" "${extras[@]+"${extras[@]}"}"
 hb_ensure_tools
 hb_ensure_bins "$bindir"
@@ -148,10 +173,32 @@ for n in "${HB_NOTES[@]+"${HB_NOTES[@]}"}"; do hb_log "note: $n"; done
 raw=$out/raw.csv
 echo "benchmark,allocator,run,status,ops_per_sec,peak_rss_kb,wall_s,cpu_pct,load1,result" >"$raw"
 : >"$out/failures.log"
-declare -A OPS RSS FAILS NOK
+declare -A OPS RSS FAILS NOK LAT50 LAT99 LATN
+LATROWS=""   # rows of the latency table, in order of first appearance: bench or bench/case
 LOADS=""
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-t_start=$(date +%s)
+t_start=$(date +%s.%N)
+nruns=$((runs * nb * ncols))
+k_run=0
+
+# lat_collect BENCH COL STDOUT_FILE: the p50_ns/p99_ns of every RESULT line of a run
+# (programs that time sampled operations print them; bench_micro and realloc_bench
+# print one line per case, so a row is BENCH/CASE when the line names a case).
+lat_collect() {
+  local b=$1 col=$2 row p50 p99 cas line
+  while IFS= read -r line; do
+    p50=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^p50_ns=//p' | head -n 1)
+    p99=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^p99_ns=//p' | head -n 1)
+    [ -n "$p50" ] && [ -n "$p99" ] || continue
+    cas=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^case=//p' | head -n 1)
+    row=$b${cas:+/$cas}
+    [[ " $LATROWS " == *" $row "* ]] || LATROWS="$LATROWS $row"
+    LAT50[$row|$col]="${LAT50[$row|$col]:-} $p50"
+    LAT99[$row|$col]="${LAT99[$row|$col]:-} $p99"
+    LATN[$row|$col]=$((${LATN[$row|$col]:-0} + 1))
+  done < <(grep '^RESULT .*p50_ns=' "$3" 2>/dev/null)
+}
+
 for ((r = 1; r <= runs; r++)); do
   for b in $benches; do
     for ((k = 0; k < ncols; k++)); do
@@ -165,6 +212,7 @@ for ((r = 1; r <= runs; r++)); do
         OPS[$key]="${OPS[$key]:-} $RUN_OPS"
         RSS[$key]="${RSS[$key]:-} $RUN_RSS_KB"
         NOK[$key]=$((${NOK[$key]:-0} + 1))
+        lat_collect "$b" "$col" "$logp.out"
         rm -f "$logp.err"
         [ -s "$logp.out" ] || rm -f "$logp.out"
       else
@@ -180,28 +228,50 @@ for ((r = 1; r <= runs; r++)); do
       printf '%s,%s,%d,%s,%s,%s,%s,%s,%s,"%s"\n' "$b" "$col" "$r" "$RUN_STATUS" "$RUN_OPS" "$RUN_RSS_KB" \
         "$RUN_SECS" "$RUN_CPU" "$RUN_LOAD" "$(printf '%s' "$RUN_LINE" | sed 's/"/""/g')" >>"$raw"
       LOADS="$LOADS $RUN_LOAD"
-      printf '[run %d/%d] %-14s %-16s %10s ops/s %9s KiB  %-12s %6ss  cpu %4s%%  load %s\n' "$r" "$runs" "$b" "$col" \
-        "$(hb_human "$RUN_OPS")" "${RUN_RSS_KB:--}" "$RUN_STATUS" "$RUN_SECS" "${RUN_CPU:--}" "$RUN_LOAD" >&2
+      k_run=$((k_run + 1))
+      printf '[%*d/%d] run %d/%d %-14s %-16s %10s ops/s %9s KiB  %-12s %6ss  cpu %4s%%  load %-5s %s\n' \
+        ${#nruns} "$k_run" "$nruns" "$r" "$runs" "$b" "$col" \
+        "$(hb_human "$RUN_OPS")" "${RUN_RSS_KB:--}" "$RUN_STATUS" "$RUN_SECS" "${RUN_CPU:--}" "$RUN_LOAD" \
+        "$(hb_eta "$k_run" "$nruns" "$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')")" >&2
     done
   done
 done
-t_total=$(($(date +%s) - t_start))
+t_total=$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
 
 # ---- summary -------------------------------------------------------------------------
-declare -A MOPS MRSS
+declare -A MOPS MRSS LOOPS HIOPS LORSS HIRSS
 summary=$out/summary.csv
-echo "benchmark,allocator,runs_ok,runs,median_ops_per_sec,median_peak_rss_kb,ops_ratio_vs_$base,rss_ratio_vs_$base,failures" >"$summary"
+echo "benchmark,allocator,runs_ok,runs,median_ops_per_sec,min_ops_per_sec,max_ops_per_sec,median_peak_rss_kb,min_peak_rss_kb,max_peak_rss_kb,ops_ratio_vs_$base,rss_ratio_vs_$base,failures" >"$summary"
 for b in $benches; do
   for col in "${HB_COLS[@]}"; do
     key="$b|$col"
     MOPS[$key]=$(hb_median ${OPS[$key]:-})
+    LOOPS[$key]=$(hb_min ${OPS[$key]:-})
+    HIOPS[$key]=$(hb_max ${OPS[$key]:-})
     MRSS[$key]=$(hb_median ${RSS[$key]:-})
+    LORSS[$key]=$(hb_min ${RSS[$key]:-})
+    HIRSS[$key]=$(hb_max ${RSS[$key]:-})
   done
   for col in "${HB_COLS[@]}"; do
     key="$b|$col"
-    echo "$b,$col,${NOK[$key]:-0},$runs,${MOPS[$key]},${MRSS[$key]},$(hb_ratio "${MOPS[$key]}" "${MOPS[$b|$base]}"),$(hb_ratio "${MRSS[$key]}" "${MRSS[$b|$base]}"),${FAILS[$key]:-}" >>"$summary"
+    echo "$b,$col,${NOK[$key]:-0},$runs,${MOPS[$key]},${LOOPS[$key]},${HIOPS[$key]},${MRSS[$key]},${LORSS[$key]},${HIRSS[$key]},$(hb_ratio "${MOPS[$key]}" "${MOPS[$b|$base]}"),$(hb_ratio "${MRSS[$key]}" "${MRSS[$b|$base]}"),${FAILS[$key]:-}" >>"$summary"
   done
 done
+
+# Latency: median over the runs of each run's p50 and p99 (and their min-max).
+declare -A M50 M99
+latcsv=$out/latency.csv
+if [ -n "$LATROWS" ]; then
+  echo "operation,allocator,runs_ok,median_p50_ns,min_p50_ns,max_p50_ns,median_p99_ns,min_p99_ns,max_p99_ns" >"$latcsv"
+  for row in $LATROWS; do
+    for col in "${HB_COLS[@]}"; do
+      key="$row|$col"
+      M50[$key]=$(hb_median ${LAT50[$key]:-})
+      M99[$key]=$(hb_median ${LAT99[$key]:-})
+      echo "$row,$col,${LATN[$key]:-0},${M50[$key]},$(hb_min ${LAT50[$key]:-}),$(hb_max ${LAT50[$key]:-}),${M99[$key]},$(hb_min ${LAT99[$key]:-}),$(hb_max ${LAT99[$key]:-})" >>"$latcsv"
+    done
+  done
+fi
 
 # cell TYPE BENCH COL -> Markdown cell
 cell() {
@@ -219,6 +289,17 @@ cell() {
   printf '%s' "$txt"
 }
 
+# spread TYPE BENCH COL -> the min-max of the passing runs ("-" with fewer than two)
+spread() {
+  local key="$2|$3"
+  if [ "${NOK[$key]:-0}" -lt 2 ]; then printf -- '-'; return; fi
+  if [ "$1" = ops ]; then
+    hb_human_range "${LOOPS[$key]}" "${HIOPS[$key]}"
+  else
+    awk -v a="${LORSS[$key]}" -v b="${HIRSS[$key]}" 'BEGIN { printf "%.1f-%.1f MiB", a / 1024, b / 1024 }'
+  fi
+}
+
 # geomean of ratios vs base over the benchmarks where both have a value
 geomean() {
   local kind=$1 col=$2 b v bv acc=""
@@ -230,21 +311,40 @@ geomean() {
     if (n) printf "%.2fx\n", exp(s / n); else print "-" }'
 }
 
+# table TYPE: one row per benchmark; per column the median (ratio) and the min-max.
 table() {
   local kind=$1 col b
   printf '| benchmark |'
+  for col in "${HB_COLS[@]}"; do printf ' %s | min-max |' "$col"; done
+  printf '\n|---|'
+  for col in "${HB_COLS[@]}"; do printf -- '---:|---:|'; done
+  printf '\n'
+  for b in $benches; do
+    printf '| %s |' "$b"
+    for col in "${HB_COLS[@]}"; do printf ' %s | %s |' "$(cell "$kind" "$b" "$col")" "$(spread "$kind" "$b" "$col")"; done
+    printf '\n'
+  done
+  printf '| *geomean vs %s* |' "$base"
+  for col in "${HB_COLS[@]}"; do printf ' %s | |' "$(geomean "$kind" "$col")"; done
+  printf '\n'
+}
+
+# lat_table: per operation and column, median p50 / p99 in ns.
+lat_table() {
+  local row col key
+  printf '| operation |'
   for col in "${HB_COLS[@]}"; do printf ' %s |' "$col"; done
   printf '\n|---|'
   for col in "${HB_COLS[@]}"; do printf -- '---:|'; done
   printf '\n'
-  for b in $benches; do
-    printf '| %s |' "$b"
-    for col in "${HB_COLS[@]}"; do printf ' %s |' "$(cell "$kind" "$b" "$col")"; done
+  for row in $LATROWS; do
+    printf '| %s |' "$row"
+    for col in "${HB_COLS[@]}"; do
+      key="$row|$col"
+      if [ -n "${M50[$key]}" ]; then printf ' %s / %s |' "${M50[$key]}" "${M99[$key]}"; else printf ' - |'; fi
+    done
     printf '\n'
   done
-  printf '| *geomean vs %s* |' "$base"
-  for col in "${HB_COLS[@]}"; do printf ' %s |' "$(geomean "$kind" "$col")"; done
-  printf '\n'
 }
 
 libinfo() {
@@ -268,7 +368,7 @@ md=$out/summary.md
   echo
   echo "- host: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
   echo "- repo commit: $(git -C "$HB_ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
-  echo "- runs per cell: $runs (allocators round-robin inside each run, start rotated), median reported"
+  echo "- runs per cell: $runs (allocators round-robin inside each run, start rotated), median reported; min-max: the lowest and highest of the passing runs (- with fewer than 2)"
   echo "- threads for multi-thread benchmarks: $threads; timed runs: ${dur}s"
   echo "- load average at start: $load_start; 1-min load before each run: $(echo $LOADS | tr ' ' '\n' | sort -n | sed -n '1p;$p' | paste -sd- -) (min-max); wall time: ${t_total}s"
   echo "  (raw.csv has cpu_pct per run: user+sys time as % of wall; far below the thread count x 100 means the run was starved by other work on the machine)"
@@ -281,6 +381,16 @@ md=$out/summary.md
   echo "## Peak RSS (median; ratio vs $base, lower is better)"
   echo
   table rss
+  if [ -n "$LATROWS" ]; then
+    echo
+    echo "## Latency (sampled operations; median over the runs of p50 / p99 in ns, lower is better)"
+    echo
+    lat_table
+    echo
+    echo "Only the programs that time operations report these: realloc_bench times one realloc in 8"
+    echo "(\`--sample-every\`) with clock_gettime around the call, the clock read (~20-40 ns) included."
+    echo "latency.csv has the min-max over the runs."
+  fi
   echo
   echo "## Columns"
   echo
@@ -306,12 +416,65 @@ md=$out/summary.md
 } >"$md"
 
 # ---- charts --------------------------------------------------------------------------
+# gp_yaxis DATFILE LINEAR_FORMAT: gnuplot settings for the y axis of a bar chart: from 0
+# when the positive values span at most 10x, else a log scale over whole decades (so a
+# 0.01x bar and a 2x bar can both be read).
+gp_yaxis() {
+  awk -v fmt="$2" 'function floor(x) { return x == int(x) || x > 0 ? int(x) : int(x) - 1 }
+    function ceil(x) { return -floor(-x) }
+    NR > 1 { for (i = 2; i <= NF; i++) if ($i != "NaN" && $i + 0 > 0) {
+        v = $i + 0; if (n++ == 0 || v < lo) lo = v; if (v > hi) hi = v } }
+    END { if (n && hi / lo > 10) {
+            printf "set logscale y 10\nset yrange [%g:%g]\nset format y \"%%g\"\n",
+              10 ^ floor(log(lo) / log(10) + 1e-9), 10 ^ ceil(log(hi * 1.05) / log(10) - 1e-9) }
+          else printf "set yrange [0:*]\nset format y \"%s\"\n", fmt }' "$1"
+}
+
+# gp_bars DATFILE TITLE YLABEL FORMAT [REFLINE]: the gnuplot commands of one grouped bar
+# chart (rows of DATFILE on the x axis, one bar per column); REFLINE, a gnuplot plot
+# element such as '1 with lines ... title "..."', is drawn over the bars.
+gp_bars() {
+  local dat=$1 title=$2 ylabel=$3 fmt=$4 ref=${5:-} nrows
+  nrows=$(($(wc -l <"$dat") - 1))
+  cat <<EOF
+set title "$title"
+set datafile missing "NaN"
+set style data histograms
+set style histogram clustered gap 1.5
+set style fill solid 0.85 border rgb "#333333"
+set boxwidth 0.95
+set key outside right top vertical
+set grid ytics lc rgb "#dddddd"
+unset logscale y
+$(gp_yaxis "$dat" "$fmt")
+set ylabel "$ylabel"
+set xtics nomirror rotate by -25 scale 0
+set xrange [-0.6:$((nrows - 1)).6]
+set linetype 1 lc rgb "#4e79a7"
+set linetype 2 lc rgb "#f28e2b"
+set linetype 3 lc rgb "#59a14f"
+set linetype 4 lc rgb "#e15759"
+set linetype 5 lc rgb "#b07aa1"
+set linetype 6 lc rgb "#76b7b2"
+set linetype 7 lc rgb "#edc948"
+set linetype 8 lc rgb "#9c755f"
+plot for [i=2:$((ncols + 1))] '$dat' using i:xtic(1) title columnheader(i)${ref:+, $ref}
+EOF
+}
+
+# dat_header: the first line of a chart's data file (the column names)
+dat_header() {
+  local col
+  printf 'row'
+  for col in "${HB_COLS[@]}"; do printf ' "%s"' "$col"; done
+  printf '\n'
+}
+
+# plot TYPE FILE TITLE YLABEL: ratios vs the base column, one group per benchmark.
 plot() {
   local kind=$1 file=$2 title=$3 ylabel=$4 dat=$out/${2%.png}.dat col b v bv
   {
-    printf 'benchmark'
-    for col in "${HB_COLS[@]}"; do printf ' "%s"' "$col"; done
-    printf '\n'
+    dat_header
     for b in $benches; do
       printf '"%s"' "$b"
       for col in "${HB_COLS[@]}"; do
@@ -322,41 +485,50 @@ plot() {
       printf '\n'
     done
   } >"$dat"
-  gnuplot <<EOF 2>>"$out/gnuplot.log"
-set terminal pngcairo size 1400,640 font "DejaVu Sans,11" noenhanced
-set output '$out/$file'
-set title "$title"
-set datafile missing "NaN"
-set style data histograms
-set style histogram clustered gap 1.5
-set style fill solid 0.85 border rgb "#333333"
-set boxwidth 0.95
-set key outside right top vertical
-set grid ytics lc rgb "#dddddd"
-set yrange [0:*]
-set ylabel "$ylabel"
-set xtics nomirror rotate by -25 scale 0
-set format y "%.1f"
-set xrange [-0.6:$((nb - 1)).6]
-set linetype 1 lc rgb "#4e79a7"
-set linetype 2 lc rgb "#f28e2b"
-set linetype 3 lc rgb "#59a14f"
-set linetype 4 lc rgb "#e15759"
-set linetype 5 lc rgb "#b07aa1"
-set linetype 6 lc rgb "#76b7b2"
-set linetype 7 lc rgb "#edc948"
-set linetype 8 lc rgb "#9c755f"
-plot for [i=2:$((ncols + 1))] '$dat' using i:xtic(1) title columnheader(i), \
-     1 with lines dt 2 lw 1.5 lc rgb "black" title "$base = 1.0"
-EOF
+  {
+    echo "set terminal pngcairo size 1400,640 font \"DejaVu Sans,11\" noenhanced"
+    echo "set output '$out/$file'"
+    gp_bars "$dat" "$title" "$ylabel" "%.1f" "1 with lines dt 2 lw 1.5 lc rgb \"black\" title \"$base = 1.0\""
+  } | gnuplot 2>>"$out/gnuplot.log"
 }
+
+# plot_latency FILE: p50 (top) and p99 (bottom) in ns, one group per operation.
+plot_latency() {
+  local file=$1 pct row col v
+  for pct in 50 99; do
+    {
+      dat_header
+      for row in $LATROWS; do
+        printf '"%s"' "$row"
+        for col in "${HB_COLS[@]}"; do
+          if [ $pct = 50 ]; then v=${M50[$row|$col]}; else v=${M99[$row|$col]}; fi
+          printf ' %s' "${v:-NaN}"
+        done
+        printf '\n'
+      done
+    } >"$out/latency_p$pct.dat"
+  done
+  {
+    echo "set terminal pngcairo size 1400,900 font \"DejaVu Sans,11\" noenhanced"
+    echo "set output '$out/$file'"
+    echo "set multiplot layout 2,1"
+    gp_bars "$out/latency_p50.dat" "Sampled latency p50 (ns, median of runs; lower is better) - $profile, $stamp" "p50 ns" "%.0f"
+    gp_bars "$out/latency_p99.dat" "Sampled latency p99 (ns, median of runs; lower is better)" "p99 ns" "%.0f"
+    echo "unset multiplot"
+  } | gnuplot 2>>"$out/gnuplot.log"
+}
+
 if [ $charts = 1 ]; then
   if ! command -v gnuplot >/dev/null 2>&1; then hb_apt_install gnuplot-nox || true; fi
   if command -v gnuplot >/dev/null 2>&1; then
     plot ops throughput.png "Throughput vs $base (median ops/s ratio, higher is better) - $profile, $stamp" "ops/s relative to $base"
     plot rss peak_rss.png "Peak RSS vs $base (median ratio, lower is better) - $profile, $stamp" "peak RSS relative to $base"
-    [ -s "$out/gnuplot.log" ] || rm -f "$out/gnuplot.log"
     printf '\n![throughput](throughput.png)\n\n![peak RSS](peak_rss.png)\n' >>"$md"
+    if [ -n "$LATROWS" ]; then
+      plot_latency latency.png
+      printf '\n![latency](latency.png)\n' >>"$md"
+    fi
+    [ -s "$out/gnuplot.log" ] || rm -f "$out/gnuplot.log"
   else
     hb_log "note: gnuplot not available (package gnuplot-nox); no charts"
   fi
@@ -370,13 +542,19 @@ if [ $latest = 1 ] && [ "$out" != "$HB_ROOT/results/latest" ]; then
 fi
 
 # ---- stdout: the tables --------------------------------------------------------------
-echo "## Throughput (median ops/s of $runs runs; ratio vs $base, higher is better)"
+echo "## Throughput (median ops/s of $runs run(s); ratio vs $base, higher is better)"
 echo
 table ops
 echo
-echo "## Peak RSS (median of $runs runs; ratio vs $base, lower is better)"
+echo "## Peak RSS (median of $runs run(s); ratio vs $base, lower is better)"
 echo
 table rss
+if [ -n "$LATROWS" ]; then
+  echo
+  echo "## Latency (sampled operations; median of $runs run(s) of p50 / p99 in ns, lower is better)"
+  echo
+  lat_table
+fi
 for n in "${HB_NOTES[@]+"${HB_NOTES[@]}"}"; do echo; echo "note: $n"; done
 if [ -s "$out/failures.log" ]; then
   echo

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # larson.sh — the unified Larson runner: profiles x thread counts x allocators,
-# median ops/s and ratio vs mimalloc as a Markdown table. See docs/BENCHMARKS.md.
+# median ops/s with its min-max and ratio vs mimalloc as a Markdown table on stdout;
+# progress ([k/N] and the time left) on stderr. See docs/BENCHMARKS.md.
 set -u -o pipefail
 HB_PROG=larson.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib_bench.sh"
@@ -13,7 +14,8 @@ usage: larson.sh [options]
 
 Runs the larson benchmark (bench/larson.c) for each profile, thread count and allocator
 (allocators round-robin inside each repetition) and prints a Markdown table of median
-ops/s (malloc+free calls per second) with the ratio vs mimalloc.
+ops/s (malloc+free calls per second) with the ratio vs mimalloc and, beside it, the
+lowest and highest of the runs.
 
 profiles (--profile, comma-separated, or 'all'):
   tiny       8 - 128 B uniform, 1000 slots per thread
@@ -31,7 +33,7 @@ options:
                        hakmem is skipped with a note if not built)
   --hakmem PATH        hakmem shared library (default build/libhakmem.so under the repo)
   --extra SPEC         extra column, repeatable: NAME[@BASE]:VAR=VAL[,VAR=VAL...]
-                       (BASE defaults to hakmem), e.g. 'hakmem-ace-off:HAKMEM_ACE=0'
+                       (BASE defaults to hakmem), e.g. 'hakmem-ace-off:HAKMEM_ACE_ENABLED=0'
   --bindir DIR         benchmark binaries (default build/bench, else build-bench/bench)
   --csv FILE           also write the per-run results as CSV
   --timeout S          kill a run after S seconds (default 120)
@@ -96,6 +98,7 @@ profile_args() {
   esac
 }
 
+hb_busy_warning
 hb_setup_columns "$allocs" "$allocs_explicit" "$hakmem" "$hakmem_explicit" "${extras[@]+"${extras[@]}"}"
 hb_ensure_tools
 hb_ensure_bins "$bindir"
@@ -116,6 +119,9 @@ for n in "${HB_NOTES[@]+"${HB_NOTES[@]}"}"; do hb_log "note: $n"; done
   hb_die "cannot write $csv"
 declare -A OPS FAILS NOK
 failures=""
+nruns=$((runs * $(echo $profiles | wc -w) * $(echo $threads_list | wc -w) * ncols))
+k_run=0
+t_start=$(date +%s.%N)
 for ((r = 1; r <= runs; r++)); do
   for p in $profiles; do
     profile_args "$p"
@@ -135,19 +141,22 @@ for ((r = 1; r <= runs; r++)); do
           failures+="$(tail -n 5 "$logdir/run.err" 2>/dev/null | sed 's/^/  stderr: /')"$'\n'
         fi
         [ -z "$csv" ] || echo "$p,$t,$col,$r,$RUN_STATUS,$RUN_OPS,$RUN_RSS_KB,$RUN_CPU,$RUN_LOAD" >>"$csv"
-        printf '[run %d/%d] %-9s %3s thr  %-16s %10s ops/s  %-10s cpu %4s%%  load %s\n' "$r" "$runs" "$p" "$t" \
-          "$col" "$(hb_human "$RUN_OPS")" "$RUN_STATUS" "${RUN_CPU:--}" "$RUN_LOAD" >&2
+        k_run=$((k_run + 1))
+        printf '[%*d/%d] run %d/%d %-9s %3s thr  %-16s %10s ops/s  %-10s cpu %4s%%  load %-5s %s\n' \
+          ${#nruns} "$k_run" "$nruns" "$r" "$runs" "$p" "$t" "$col" "$(hb_human "$RUN_OPS")" "$RUN_STATUS" \
+          "${RUN_CPU:--}" "$RUN_LOAD" \
+          "$(hb_eta "$k_run" "$nruns" "$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')")" >&2
       done
     done
   done
 done
 
-echo "## Larson: median ops/s of $runs runs, ${seconds}s each (ratio vs $base, higher is better)"
+echo "## Larson: median ops/s of $runs run(s), ${seconds}s each (ratio vs $base, higher is better; min-max over the runs)"
 echo
 printf '| profile | threads |'
-for col in "${HB_COLS[@]}"; do printf ' %s |' "$col"; done
+for col in "${HB_COLS[@]}"; do printf ' %s | min-max |' "$col"; done
 printf '\n|---|---:|'
-for col in "${HB_COLS[@]}"; do printf -- '---:|'; done
+for col in "${HB_COLS[@]}"; do printf -- '---:|---:|'; done
 printf '\n'
 for p in $profiles; do
   for t in $threads_list; do
@@ -164,7 +173,9 @@ for p in $profiles; do
         [ -n "$rt" ] && txt="$txt (${rt}x)"
         [ "${NOK[$key]:-0}" -lt "$runs" ] && txt="$txt [${NOK[$key]:-0}/$runs ok]"
       fi
-      printf ' %s |' "$txt"
+      spread=-
+      [ "${NOK[$key]:-0}" -ge 2 ] && spread=$(hb_human_range "$(hb_min ${OPS[$key]})" "$(hb_max ${OPS[$key]})")
+      printf ' %s | %s |' "$txt" "$spread"
     done
     printf '\n'
   done

@@ -8,7 +8,7 @@
 #   tcmalloc  libtcmalloc_minimal.so.4  (Debian package libtcmalloc-minimal4)
 #   hakmem    build/libhakmem.so (or --hakmem PATH)
 #   extras    --extra 'NAME[@BASE]:VAR=VAL[,VAR=VAL...]' — BASE (default hakmem)
-#             preloaded with those variables, e.g. 'hakmem-ace-off:HAKMEM_ACE=0'
+#             preloaded with those variables, e.g. 'hakmem-ace-off:HAKMEM_ACE_ENABLED=0'
 #
 # A run: `timeout` around `/usr/bin/time -f %M` around `env VARS LD_PRELOAD=LIB bin args`.
 # Its result: the last "RESULT " line of stdout (ops_per_sec=...), the max RSS that
@@ -111,7 +111,7 @@ hb_ensure_bins() {
   hb_log "build/bench is missing or older than bench/ sources: using a standalone build in $sb"
   command -v cmake >/dev/null 2>&1 || hb_die "cmake is needed to build the benchmarks"
   if ! { cmake -S "$HB_ROOT/bench" -B "$sb" -DCMAKE_BUILD_TYPE=Release >"$sb.log" 2>&1 &&
-         cmake --build "$sb" -j"$(nproc)" >>"$sb.log" 2>&1; }; then
+         cmake --build "$sb" -j"${HAK_JOBS:-$(nproc)}" >>"$sb.log" 2>&1; }; then
     hb_die "building the benchmarks failed; see $sb.log"
   fi
   rm -f "$sb.log"
@@ -283,12 +283,52 @@ hb_run() {
   return 0
 }
 
+# hb_busy_warning: warn on stderr when the 1-minute load average is above (cores - 0.5),
+# i.e. something else is using a core and the runs will compete with it. Skipped when
+# HB_LOAD_CHECKED=1 (scripts/bench.sh checks before its own build raises the load).
+# HB_LOADAVG names another file to read in place of /proc/loadavg (for the tests).
+hb_busy_warning() {
+  [ "${HB_LOAD_CHECKED:-0}" = 1 ] && return 0
+  local load cores
+  load=$(cut -d' ' -f1 "${HB_LOADAVG:-/proc/loadavg}" 2>/dev/null) || return 0
+  cores=$(nproc 2>/dev/null || echo 1)
+  if awk -v l="$load" -v c="$cores" 'BEGIN { exit !(l > c - 0.5) }'; then
+    hb_log "${HB_PROG:-bench}: warning: machine is busy: results will be noisy (1-minute load average $load on $cores cores)"
+  fi
+}
+
+# hb_duration SECONDS -> 1m05s / 42s
+hb_duration() {
+  awk -v s="$1" 'BEGIN { s = int(s + 0.5); if (s >= 60) printf "%dm%02ds\n", s / 60, s % 60; else printf "%ds\n", s }'
+}
+
+# hb_eta DONE TOTAL ELAPSED_S -> "eta 1m05s": time left if the remaining runs take as
+# long on average as the finished ones.
+hb_eta() {
+  local done=$1 total=$2 elapsed=$3
+  if [ "$done" -ge "$total" ]; then echo "done in $(hb_duration "$elapsed")"; return; fi
+  echo "eta $(hb_duration "$(awk -v d="$done" -v t="$total" -v e="$elapsed" 'BEGIN { print (d > 0 ? e / d * (t - d) : 0) }')")"
+}
+
 # hb_median VALUES... -> median of the numeric values (empty if none)
 hb_median() {
   printf '%s\n' "$@" | awk 'NF && $1 ~ /^[0-9.eE+-]+$/ {v[n++]=$1} END {
     if (n == 0) exit
     for (i = 1; i < n; i++) { x = v[i]; for (j = i - 1; j >= 0 && v[j] > x; j--) v[j+1] = v[j]; v[j+1] = x }
     if (n % 2) printf "%.0f\n", v[(n-1)/2]; else printf "%.0f\n", (v[n/2-1] + v[n/2]) / 2 }'
+}
+
+# hb_min VALUES... / hb_max VALUES... -> smallest / largest numeric value (empty if none)
+hb_min() { printf '%s\n' "$@" | awk 'NF && $1 ~ /^[0-9.eE+-]+$/ { if (n++ == 0 || $1 + 0 < m) m = $1 + 0 } END { if (n) printf "%.0f\n", m }'; }
+hb_max() { printf '%s\n' "$@" | awk 'NF && $1 ~ /^[0-9.eE+-]+$/ { if (n++ == 0 || $1 + 0 > m) m = $1 + 0 } END { if (n) printf "%.0f\n", m }'; }
+
+# hb_human_range MIN MAX -> "280-301M": both ends in the unit of MAX, 3 significant
+# digits; "-" when either is missing.
+hb_human_range() {
+  awk -v a="$1" -v b="$2" 'function f(x, d) { x /= d; return x >= 100 ? sprintf("%.0f", x) : x >= 10 ? sprintf("%.1f", x) : sprintf("%.2f", x) }
+    BEGIN { if (a == "" || b == "") { print "-"; exit }
+      if (b >= 1e9) { d = 1e9; u = "G" } else if (b >= 1e6) { d = 1e6; u = "M" } else if (b >= 1e3) { d = 1e3; u = "k" } else { d = 1; u = "" }
+      printf "%s-%s%s\n", f(a, d), f(b, d), u }'
 }
 
 # Human-readable numbers: 12345678 -> 12.3M

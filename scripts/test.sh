@@ -87,7 +87,9 @@ if [ $built -eq 1 ]; then
   fi
   [ $rc -ne 0 ] && [ "$nfail" -eq 0 ] && failed_steps+=("ctest exited $rc (log: $logs/ctest.log)")
 
-  if ctest --test-dir "$build" -N 2>/dev/null | grep -qiE 'Test +#[0-9]+: .*install'; then
+  # (grep without -q reads all of ctest's output: with pipefail, an early exit of grep
+  # could kill ctest with SIGPIPE and fail the test of the pipeline.)
+  if ctest --test-dir "$build" -N 2>/dev/null | grep -iE 'Test +#[0-9]+: .*install' >/dev/null; then
     echo "test.sh: the install test is registered with ctest; not run again"
   elif run_logged "install test (scripts/test_install.sh)" "$logs/install.log" \
          bash scripts/test_install.sh "$build"; then

@@ -222,9 +222,13 @@ wrap_errors() {
   [ $rc -eq 2 ] || { echo "'hakmem' with no command exited $rc, want 2"; return 1; }
   "$W" --no-such-option true >/dev/null 2>&1; rc=$?
   [ $rc -eq 2 ] || { echo "'hakmem --no-such-option' exited $rc, want 2"; return 1; }
+  local err
+  err="$("$W" hak-no-such-command 2>&1)"; rc=$?
+  [ $rc -eq 127 ] && [ "$err" = "hakmem: 'hak-no-such-command': No such file or directory" ] ||
+    { echo "'hakmem hak-no-such-command' exited $rc with '$err', want 127 and env(1)'s message"; return 1; }
   return 0
 }
-check "wrapper: no command / unknown option exit 2" wrap_errors
+check "wrapper: no command / unknown option exit 2, unknown command 127" wrap_errors
 wrap_preload() {
   local out
   out="$("$W" sh -c 'echo "$LD_PRELOAD"')" || return 1

@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# test_cli.sh LIBHAKMEM — the command-line faces of hakmem: HAKMEM_STATS at exit (text
-# and JSON that parses), HAKMEM_VERBOSE, and the benchmark runners' option checking.
+# test_cli.sh LIBHAKMEM [WRAPPER] — the command-line faces of hakmem: HAKMEM_STATS at
+# exit (text and JSON that parses), HAKMEM_VERBOSE, the hakmem wrapper (options, exit
+# status and messages), the benchmark runners' option checking, and a smoke run of
+# bench/compare.sh.
+#
+# WRAPPER is an installed bin/hakmem; without it, the wrapper is made from
+# scripts/hakmem.sh.in the way `cmake --install` makes it (the three @VAR@ filled in),
+# preloading LIBHAKMEM. The smoke run uses the benchmark programs in the bench/ folder
+# next to LIBHAKMEM (the build tree's) and is skipped when they were not built
+# (HAK_BUILD_BENCH=OFF); it runs glibc, hakmem and, when it is installed, mimalloc.
 set -u
 lib=$1
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-pass=0 fail=0
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hakmem-cli.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0 skip=0
 check() {   # check NAME CONDITION-EXIT-CODE [detail]
   if [ "$2" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $1 ${3:-}" >&2; fi
 }
@@ -20,7 +30,13 @@ for k in ("allocs", "frees", "refills", "remote_frees", "remote_backlog", "bytes
           "bytes_held", "rss_bytes", "lock_waits", "threads_started"):
     assert isinstance(d[k], int), k
 assert d["allocs"] > 0 and d["frees"] > 0
-assert all(c["allocs"] >= c["frees"] or c["remote_frees"] > 0 or True for c in d["classes"])
+assert d["classes"], "no size classes"
+# sh and sort are single-threaded: no class frees more blocks than it handed out
+# (a remote free would be a block of another thread), and in_use is the difference.
+for c in d["classes"]:
+    assert c["allocs"] >= c["frees"] or c["remote_frees"] > 0, c
+    assert c["in_use"] == max(c["allocs"] - c["frees"], 0), c
+assert sum(c["allocs"] for c in d["classes"]) <= d["allocs"]
 assert all(c["size"] % 16 == 0 for c in d["classes"])
 '
 check "stats json parses" $? "$out"
@@ -49,5 +65,122 @@ out=$("$root/bench/larson.sh" --profile nosuch 2>&1); rc=$?
 out=$("$root/bench/compare.sh" --bogus 2>&1); rc=$?
 [ $rc -eq 2 ] && echo "$out" | grep -q '^usage: compare.sh'; check "compare.sh bad option" $? "rc=$rc $out"
 
-echo "$pass passed, $fail failed"
+# ---- the hakmem wrapper ----------------------------------------------------------------
+W=${2:-}
+if [ -z "$W" ]; then
+  W=$tmp/bin/hakmem
+  mkdir -p "$tmp/bin"
+  sed -e "s|@HAKMEM_WRAPPER_LIBDIR@|$(cd "$(dirname "$lib")" && pwd)|" \
+      -e "s|@HAKMEM_WRAPPER_LIBNAME@|$(basename "$lib")|" \
+      -e "s|@HAK_VERSION@|test|" "$root/scripts/hakmem.sh.in" >"$W" && chmod +x "$W"
+  ! grep -q '@[A-Z_]*@' "$W"; check "wrapper: every @VAR@ of hakmem.sh.in filled in" $?
+fi
+# wrap NAME WANT_RC WANT_STDERR CMD...: CMD exits WANT_RC and its stderr is exactly
+# WANT_STDERR (one line; "" for none); stdout must be empty unless WANT_STDERR is "*".
+wrap() {
+  local name=$1 want_rc=$2 want_err=$3 rc out err
+  shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"; rc=$?
+  out=$(cat "$tmp/out"); err=$(cat "$tmp/err")
+  [ "$rc" -eq "$want_rc" ] && { [ "$want_err" = "*" ] || [ "$err" = "$want_err" ]; } &&
+    { [ "$want_err" = "*" ] || [ -z "$out" ]; }
+  check "wrapper: $name" $? "(exit $rc, want $want_rc; stderr '$err', want '$want_err'; stdout '$out')"
+}
+mkdir -p "$tmp/path" "$tmp/dir"
+printf '#!/bin/sh\necho never\n' >"$tmp/path/hak-not-executable"
+chmod 644 "$tmp/path/hak-not-executable"
+cp "$tmp/path/hak-not-executable" "$tmp/not-executable"
+wrap "command not in PATH: 127, one line as env(1)" 127 \
+  "hakmem: 'hak-no-such-command': No such file or directory" "$W" hak-no-such-command arg
+wrap "missing file with a path: 127" 127 \
+  "hakmem: '$tmp/missing': No such file or directory" "$W" "$tmp/missing"
+wrap "empty command name: 127" 127 "hakmem: '': No such file or directory" "$W" ""
+wrap "file not executable: 126" 126 \
+  "hakmem: '$tmp/not-executable': Permission denied" "$W" "$tmp/not-executable"
+wrap "directory: 126" 126 "hakmem: '$tmp/dir': Permission denied" "$W" "$tmp/dir"
+wrap "only a non-executable file in PATH: 126" 126 \
+  "hakmem: 'hak-not-executable': Permission denied" \
+  env PATH="$tmp/path:$PATH" "$W" hak-not-executable
+wrap "-- then a missing command starting with '-': 127" 127 \
+  "hakmem: '-x': No such file or directory" "$W" -- -x
+wrap "a shell builtin without a file ('cd'): 127" 127 \
+  "hakmem: 'cd': No such file or directory" "$W" cd /
+wrap "command's own exit status passes through" 7 "" "$W" sh -c 'exit 7'
+wrap "no command: 2" 2 "*" "$W"
+wrap "unknown option: 2" 2 "hakmem: unknown option '--bogus' (try 'hakmem --help')" "$W" --bogus true
+wrap "--stats=bogus: 2" 2 "hakmem: --stats takes 'text' or 'json', not 'bogus' (try 'hakmem --help')" \
+  "$W" --stats=bogus true
+
+out=$("$W" --stats sh -c 'echo "$HAKMEM_STATS"' 2>/dev/null)
+[ "$out" = 1 ]; check "wrapper: --stats sets HAKMEM_STATS=1" $? "got '$out'"
+out=$("$W" --stats=text sh -c 'echo "$HAKMEM_STATS"' 2>/dev/null)
+[ "$out" = 1 ]; check "wrapper: --stats=text sets HAKMEM_STATS=1" $? "got '$out'"
+out=$("$W" --stats=json sh -c 'echo "$HAKMEM_STATS"' 2>/dev/null)
+[ "$out" = json ]; check "wrapper: --stats=json sets HAKMEM_STATS=json" $? "got '$out'"
+# and the program really reports JSON at exit: the last stderr line is one object
+out=$("$W" --stats=json /bin/true 2>&1)
+echo "$out" | tail -n 1 | python3 -c 'import json, sys; assert json.loads(sys.stdin.read())["version"] == 1'
+check "wrapper: --stats=json /bin/true prints the JSON stats" $? "$out"
+out=$("$W" --stats /bin/true 2>&1)
+echo "$out" | grep -q '^hakmem: stats: modes:'; check "wrapper: --stats /bin/true prints the text stats" $? "$out"
+out=$("$W" --help 2>&1); rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q -- '--stats=json' && echo "$out" | grep -q '127'
+check "wrapper: --help lists --stats=json and the exit statuses" $? "rc=$rc"
+
+# ---- bench/compare.sh --smoke ---------------------------------------------------------
+bindir=$(cd "$(dirname "$lib")" && pwd)/bench
+if [ ! -x "$bindir/bench_micro" ]; then
+  echo "skipped: compare.sh --smoke ($bindir has no benchmark programs)"
+  skip=$((skip + 1))
+else
+  # glibc, hakmem and mimalloc (the base of the ratios) when it is installed; not
+  # named when it is not, since compare.sh would then try to apt-get it.
+  allocs=glibc,hakmem
+  if (. "$root/bench/lib_bench.sh" && hb_peer_lib mimalloc >/dev/null); then allocs=$allocs,mimalloc
+  else echo "note: compare.sh --smoke without mimalloc (not installed; bash scripts/deps.sh installs it)"; fi
+  t0=$(date +%s)
+  HB_LOAD_CHECKED=1 "$root/bench/compare.sh" --smoke --allocators "$allocs" --hakmem "$lib" \
+    --bindir "$bindir" --out "$tmp/bench" --no-latest >"$tmp/bench.out" 2>"$tmp/bench.err"
+  rc=$?
+  secs=$(($(date +%s) - t0))
+  echo "compare.sh --smoke --allocators $allocs: exit $rc in ${secs}s"
+  out=$(cat "$tmp/bench.out")
+  rows=$(grep -cE '^\| (micro-tight|micro-batch|micro-xthread|larson|fragment|huge_ws|realloc|mid_mt) \|' "$tmp/bench.out")
+  [ $rc -eq 0 ] && [ "$rows" -eq 16 ] && ! echo "$out" | grep -q FAIL
+  check "compare.sh --smoke exits 0 with a throughput and an RSS row per benchmark" $? \
+    "(exit $rc, $rows rows)
+$out
+$(tail -n 20 "$tmp/bench.err")"
+  head -n 1 "$tmp/bench.out" | grep -q '^## Throughput' && ! grep -qiE 'cmake|make\[|Building|Linking' "$tmp/bench.out"
+  check "compare.sh --smoke: stdout starts with the table and holds no build output" $? "$(head -n 3 "$tmp/bench.out")"
+  grep -q '^| \*geomean vs ' "$tmp/bench.out" && grep -q '^| realloc/all |' "$tmp/bench.out"
+  check "compare.sh --smoke: geomean row and realloc latency row" $?
+  grep -qE '^\[ *[0-9]+/[0-9]+\] .*(eta [0-9]|done in)' "$tmp/bench.err"
+  check "compare.sh --smoke: progress [k/N] with the time left on stderr" $? "$(head -n 8 "$tmp/bench.err")"
+  n=$(awk -F, 'NR > 1' "$tmp/bench/summary.csv" | wc -l)
+  head -n 1 "$tmp/bench/summary.csv" | grep -q 'median_ops_per_sec,min_ops_per_sec,max_ops_per_sec,median_peak_rss_kb,min_peak_rss_kb,max_peak_rss_kb'
+  check "compare.sh --smoke: summary.csv has min and max beside the medians" $? "$(head -n 1 "$tmp/bench/summary.csv")"
+  [ "$n" -eq $((8 * $(echo "$allocs" | tr ',' '\n' | wc -l))) ]
+  check "compare.sh --smoke: summary.csv has a row per benchmark and allocator" $? "$n rows"
+fi
+
+# The load warning: compare.sh warns when the 1-minute load is above cores - 0.5
+# (HB_LOADAVG stands in for /proc/loadavg, so the machine's real load does not matter).
+if [ -x "$bindir/bench_micro" ]; then
+  for load in busy idle; do
+    if [ $load = busy ]; then echo "$(($(nproc) + 5)).00 0.00 0.00 1/1 1" >"$tmp/loadavg"
+    else echo "0.00 0.00 0.00 1/1 1" >"$tmp/loadavg"; fi
+    HB_LOADAVG=$tmp/loadavg "$root/bench/compare.sh" --smoke --bench micro-tight --allocators glibc \
+      --bindir "$bindir" --out "$tmp/bench-$load" --no-latest --no-charts >/dev/null 2>"$tmp/load.err"
+    rc=$?
+    n=$(grep -c '^compare.sh: warning: machine is busy: results will be noisy' "$tmp/load.err")
+    if [ $load = busy ]; then [ $rc -eq 0 ] && [ "$n" -eq 1 ]; else [ $rc -eq 0 ] && [ "$n" -eq 0 ]; fi
+    check "compare.sh: load warning on stderr only when the machine is busy ($load)" $? \
+      "(exit $rc, $n warnings) $(head -n 3 "$tmp/load.err")"
+  done
+fi
+
+line="$pass passed, $fail failed"
+[ $skip -gt 0 ] && line="$line, $skip skipped"
+echo "$line"
 [ "$fail" -eq 0 ]

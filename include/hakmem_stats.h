@@ -72,7 +72,7 @@ typedef struct hak_stats {
   HAKMEM_STATS_FIELDS(HAKMEM_STATS_DECLARE)
 #undef HAKMEM_STATS_DECLARE
   uint32_t superslab;      /* 1 when tiny sizes use SuperSlabs (HAKMEM_TINY_USE_SUPERSLAB) */
-  uint32_t ace;            /* 1 when the ACE learning layer runs; 0 (not built yet) */
+  uint32_t ace;            /* 1 while the ACE controller thread runs */
   uint32_t pmu_mode;       /* 0 none, 1 software events only, 2 hardware events */
   uint32_t debug_counters; /* number of debug counters filled below (0 unless HAK_DEBUG_COUNTERS) */
   uint32_t nclasses;       /* HAKMEM_STATS_CLASSES */

@@ -65,7 +65,11 @@ static void open_trace(bool in_child) {
 }
 
 static bool in_child_after_fork;
-void ace_ctl_mark_child(void) { in_child_after_fork = true; started = false; }
+void ace_ctl_mark_child(void) {
+  in_child_after_fork = true;
+  started = false;
+  hak_stats_set_ace(0, 0);
+}
 
 void ace_ctl_start(uint64_t now) {
   hakmem_ace_config_t cfg;
@@ -82,6 +86,7 @@ void ace_ctl_start(uint64_t now) {
   steering = scavenging = true;
   started = true;
   hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_STEERING);
+  hak_stats_set_ace(1, (uint32_t)mode);
   open_trace(in_child_after_fork);
   ace_log(1, "controller started: fast loop %u ms, slow loop %u s, PMU %s", cfg.fast_interval_ms,
           cfg.slow_interval_s, pmu_name(mode));
@@ -185,6 +190,7 @@ void ace_ctl_slow_tick(uint64_t now) {
 
 void ace_ctl_stop(void) {
   ace_ctl_restore_defaults(NULL);
+  hak_stats_set_ace(0, 0);
   ace_scavenge_reset();
   ace_pmu_close();
   ace_trace_close();

@@ -15,6 +15,8 @@ HAK_HIDDEN void hak_runtime_init(void);
 
 /* ---- stats.c -------------------------------------------------------------------- */
 HAK_HIDDEN void hak_stats_init(void);
+/* The ACE layer says whether its thread runs and which PMU mode it uses (stats modes). */
+HAK_HIDDEN void hak_stats_set_ace(uint32_t running, uint32_t pmu_mode);
 
 /* ---- knobs.c -------------------------------------------------------------------- */
 /* Validate `candidate` and make it the current snapshot (its generation is assigned

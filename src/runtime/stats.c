@@ -23,6 +23,13 @@ static const char* const dbg_names[HAK_DBG_COUNT] = {
 #undef HAK_DBG_NAME
 };
 
+/* Set by the ACE layer (it stands above this one) when its thread starts and stops. */
+static _Atomic uint32_t stats_ace_running, stats_pmu_mode;
+void hak_stats_set_ace(uint32_t running, uint32_t pmu_mode) {
+  hak_store_relaxed(&stats_ace_running, running);
+  hak_store_relaxed(&stats_pmu_mode, pmu_mode);
+}
+
 /* Fill *st from one collection (alloc/collect.h); allocates nothing. */
 static void stats_collect(hak_stats* st) {
   hak_collect c;
@@ -75,8 +82,8 @@ static void stats_collect(hak_stats* st) {
   st->large_grown_in_place = c.large_grown_in_place;
   st->large_moved = c.large_moved;
   st->superslab = hak_opt(HAK_OPT_TINY_USE_SUPERSLAB) != 0;
-  st->ace = 0;
-  st->pmu_mode = 0;
+  st->ace = hak_load_relaxed(&stats_ace_running);
+  st->pmu_mode = hak_load_relaxed(&stats_pmu_mode);
   st->nclasses = HAK_NCLS;
 #if HAK_DEBUG_COUNTERS
   st->debug_counters = HAK_DBG_COUNT;
@@ -120,7 +127,7 @@ static const char* pmu_mode_name(uint32_t m) { return m == 2 ? "hardware" : m ==
 
 static void stats_text(const hak_stats* st, outbuf* o) {
   out_printf(o, "hakmem: stats: modes: superslab %s, ACE %s, PMU %s, debug counters %s\n",
-             st->superslab ? "on" : "off", st->ace ? "on" : "off (not built yet)",
+             st->superslab ? "on" : "off", st->ace ? "on" : "off",
              pmu_mode_name(st->pmu_mode), st->debug_counters ? "on" : "off");
 #define HAK_TEXT_FIELD(name, help) out_printf(o, "hakmem: stats: %-18s %20llu  %s\n", #name, (unsigned long long)st->name, help);
   HAKMEM_STATS_FIELDS(HAK_TEXT_FIELD)

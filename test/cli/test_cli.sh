@@ -119,7 +119,7 @@ out=$("$W" --stats=json sh -c 'echo "$HAKMEM_STATS"' 2>/dev/null)
 [ "$out" = json ]; check "wrapper: --stats=json sets HAKMEM_STATS=json" $? "got '$out'"
 # and the program really reports JSON at exit: the last stderr line is one object
 out=$("$W" --stats=json /bin/true 2>&1)
-echo "$out" | tail -n 1 | python3 -c 'import json, sys; assert json.loads(sys.stdin.read())["version"] == 1'
+echo "$out" | tail -n 1 | python3 -c 'import json, sys; assert json.loads(sys.stdin.read())["version"] == 2'
 check "wrapper: --stats=json /bin/true prints the JSON stats" $? "$out"
 out=$("$W" --stats /bin/true 2>&1)
 echo "$out" | grep -q '^hakmem: stats: modes:'; check "wrapper: --stats /bin/true prints the text stats" $? "$out"

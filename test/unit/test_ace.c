@@ -1,0 +1,568 @@
+/* test_ace.c — the ACE controller: its pure parts on scripted inputs (metrics, rules,
+ * guards), the controller's tick on a fake clock, the configuration API and variables,
+ * and the thread itself (lazy start, name, blocked signals, stop, failed start, fork,
+ * PMU modes, the scavenger returning an idle program's memory).
+ *
+ *   unit_ace [test names]          the test links the static library; internal
+ *                                  functions are declared through src/ace/ace.h */
+#include "hak_test.h"
+#include "hakmem.h"
+#include "hakmem_ace.h"
+#include "hakmem_stats.h"
+#include "ace/ace.h"
+#include "alloc/knobs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static hakmem_ace_config_t config_now(void) {
+  hakmem_ace_config_t c;
+  c.size = sizeof c;
+  CHECK_EQ(hakmem_ace_config_get(&c), 0);
+  return c;
+}
+static hakmem_ace_state_t state_now(void) {
+  hakmem_ace_state_t s;
+  s.size = sizeof s;
+  CHECK_EQ(hakmem_ace_state_get(&s), 0);
+  return s;
+}
+
+/* The tid of the thread named hakmem-ace, or 0. */
+static pid_t ace_tid(void) {
+  DIR* d = opendir("/proc/self/task");
+  pid_t found = 0;
+  struct dirent* de;
+  while (d && (de = readdir(d)) != NULL) {
+    if (de->d_name[0] == '.') continue;
+    char path[64], comm[32] = {0};
+    snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+    FILE* f = fopen(path, "r");
+    if (!f) continue;
+    if (fgets(comm, sizeof comm, f) && strncmp(comm, "hakmem-ace", 10) == 0) found = (pid_t)atoi(de->d_name);
+    fclose(f);
+  }
+  if (d) closedir(d);
+  return found;
+}
+
+/* Drive allocator slow paths (the lazy start happens there). */
+static void churn(int rounds) {
+  for (int r = 0; r < rounds; r++) {
+    void* p[512];
+    for (int i = 0; i < 512; i++) p[i] = hak_malloc(64 + (size_t)(i % 7) * 200);
+    for (int i = 0; i < 512; i++) hak_free(p[i]);
+    hak_thread_flush();
+  }
+}
+
+static bool wait_for_mode(uint32_t mode, int ms) {
+  for (int t = 0; t < ms; t += 10) {
+    churn(2);
+    if (state_now().mode == mode) return true;
+    sleep_ms(10);
+  }
+  return false;
+}
+
+/* ---- metrics ------------------------------------------------------------------------- */
+static void test_metrics_from_scripted_collections(void) {
+  static hak_collect a, b;
+  memset(&a, 0, sizeof a);
+  memset(&b, 0, sizeof b);
+  b.allocs = 3000; b.frees = 1000;            /* 4000 ops in 0.5 s */
+  b.cls[5].allocs = 1000; b.cls[5].refills = 100;
+  b.cls[9].remote_backlog = 700; b.remote_backlog = 700;
+  b.lock_waits = 50;
+  for (int i = 0; i < 90; i++) b.lat_hist[10]++;   /* 90 samples in [512, 1024) ns */
+  b.lat_hist[20] = 10;                             /* 10 in [512 K, 1 M) ns */
+  b.bytes_in_use = 300; b.bytes_mapped = 1000;
+  b.unused_dirty_bytes[HAK_SEG_MID] = 64; b.segment_cache_dirty_bytes = 36;
+  ace_pmu_reading pa = {.mode = 2, .llc_loads = 1000, .llc_misses = 100, .cpu_ns = 0};
+  ace_pmu_reading pb = {.mode = 2, .llc_loads = 3000, .llc_misses = 500, .cpu_ns = 250000000};
+  ace_metrics m;
+  ace_metrics_compute(&a, &b, &pa, &pb, 500000000, &m);
+  CHECK(m.ops_per_s > 7999 && m.ops_per_s < 8001);
+  CHECK(m.cpu_fraction > 0.499 && m.cpu_fraction < 0.501);
+  CHECK(m.ops_per_cpu_s > 15999 && m.ops_per_cpu_s < 16001);
+  CHECK(m.hit_rate[5] > 0.899 && m.hit_rate[5] < 0.901);
+  CHECK(m.hit_rate[6] == 1.0);
+  CHECK_EQ(m.backlog[9], 700);
+  CHECK_EQ(m.remote_backlog, 700);
+  CHECK(m.lock_waits_per_s > 99.9 && m.lock_waits_per_s < 100.1);
+  CHECK(m.llc_miss_rate > 0.199 && m.llc_miss_rate < 0.201);   /* 400 / 2000 */
+  CHECK_EQ(m.lat_samples, 100);
+  CHECK_EQ(m.lat_p50_ns, 1024);
+  CHECK_EQ(m.lat_p90_ns, 1u << 20);
+  CHECK_EQ(m.lat_p99_ns, 1u << 20);
+  CHECK(m.fragmentation > 0.299 && m.fragmentation < 0.301);
+  CHECK_EQ(m.unused_resident, 100);
+  pb.mode = 1; pb.page_faults = 50;
+  ace_metrics_compute(&a, &b, &pa, &pb, 500000000, &m);
+  CHECK(m.llc_miss_rate < 0);                                    /* software mode: unknown */
+  CHECK(m.page_faults_per_s > 99.9 && m.page_faults_per_s < 100.1);
+  uint64_t empty[HAK_LAT_BUCKETS] = {0};
+  CHECK_EQ(ace_hist_percentile(empty, HAK_LAT_BUCKETS, 99), 0);
+}
+
+/* ---- rules ----------------------------------------------------------------------------- */
+static hak_knobs defaults(void) {
+  hak_knobs k;
+  hak_knobs_defaults(&k);
+  return k;
+}
+
+static void test_rule_backlog_lowers_then_restores_drain_interval(void) {
+  hak_knobs def = defaults(), k = def;
+  ace_metrics m;
+  memset(&m, 0, sizeof m);
+  m.backlog[40] = 1000;
+  ace_rule_input in = {.m = &m, .defaults = &def};
+  char why[512];
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK_EQ(k.remote_drain_interval[40], def.remote_drain_interval[40] / 2);
+  CHECK_EQ(k.remote_drain_interval[41], def.remote_drain_interval[41]);
+  CHECK_MSG(strstr(why, "remote backlog 1000 blocks in class 40") != NULL, "reason: %s", why);
+  for (int i = 0; i < 10; i++) ace_rules_apply(&in, &k, why, sizeof why);
+  CHECK_EQ(k.remote_drain_interval[40], ACE_MIN_DRAIN_INTERVAL);  /* halves down to the floor */
+  m.backlog[40] = 0;                                                /* pressure gone */
+  uint32_t before = k.remote_drain_interval[40];
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK(k.remote_drain_interval[40] > before);
+  CHECK_MSG(strstr(why, "back toward the default") != NULL, "reason: %s", why);
+  for (int i = 0; i < 100; i++) ace_rules_apply(&in, &k, why, sizeof why);
+  CHECK_EQ(k.remote_drain_interval[40], def.remote_drain_interval[40]);
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);          /* at rest: no change */
+  CHECK_EQ(why[0], 0);
+  /* Pinned: left alone. */
+  m.backlog[40] = 1000;
+  in.pinned = HAKMEM_ACE_PIN_DRAIN;
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
+  CHECK_EQ(k.remote_drain_interval[40], def.remote_drain_interval[40]);
+}
+
+static void test_rule_diet_hot_classes_last_and_restore(void) {
+  hak_knobs def = defaults(), k = def;
+  ace_metrics m;
+  memset(&m, 0, sizeof m);
+  m.llc_miss_rate = 0.3;
+  for (unsigned c = 0; c < 8; c++) m.allocs[c] = 1000 + c;   /* classes 0..7 are the hot ones */
+  m.allocs[20] = 1;
+  ace_rule_input in = {.m = &m, .defaults = &def};
+  char why[512];
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK_EQ(k.tls_cap[0], (uint32_t)(def.tls_cap[0] * ACE_DIET_FACTOR_HOT));   /* 256 -> 224 */
+  CHECK_EQ(k.tls_cap[20], (uint32_t)(def.tls_cap[20] * ACE_DIET_FACTOR));     /* cold: 256 -> 192 */
+  CHECK_EQ(k.tls_cap[111], def.tls_cap[111]);                                 /* 1: at its floor */
+  CHECK_MSG(strstr(why, "LLC miss rate 0.300 > 0.15: diet") != NULL, "reason: %s", why);
+  for (int i = 0; i < 50; i++) ace_rules_apply(&in, &k, why, sizeof why);
+  for (unsigned c = 0; c < HAK_NCLS; c++) CHECK(k.tls_cap[c] >= (def.tls_cap[c] < 4 ? def.tls_cap[c] : 4));
+  CHECK_EQ(k.tls_cap[0], 4);
+  m.llc_miss_rate = 0.01;
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK(k.tls_cap[0] > 4 && k.tls_cap[0] < def.tls_cap[0]);                 /* 10 % of the way */
+  CHECK_MSG(strstr(why, "thread caches back toward the default") != NULL, "reason: %s", why);
+  /* RSS over the target diets too, without a PMU. */
+  k = def;
+  m.llc_miss_rate = -1;
+  m.rss_bytes = 900ull << 20;
+  in.rss_target = 800ull << 20;
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK(k.tls_cap[20] < def.tls_cap[20]);
+  CHECK_MSG(strstr(why, "RSS 900 MiB > target 800 MiB") != NULL, "reason: %s", why);
+  in.pinned = HAKMEM_ACE_PIN_TLS_CAP;
+  k = def;
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
+}
+
+static void test_rule_lock_waits_widen_bundles(void) {
+  hak_knobs def = defaults(), k = def;
+  ace_metrics m;
+  memset(&m, 0, sizeof m);
+  m.lock_waits_per_s = 5000;
+  m.allocs[3] = 10;
+  ace_rule_input in = {.m = &m, .defaults = &def};
+  char why[512];
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK_EQ(k.refill_batch[3], def.refill_batch[3] * 2);
+  CHECK_EQ(k.refill_batch[4], def.refill_batch[4]);                 /* no allocations: left */
+  for (int i = 0; i < 10; i++) ace_rules_apply(&in, &k, why, sizeof why);
+  CHECK_EQ(k.refill_batch[3], ACE_MAX_REFILL_BATCH);
+  m.lock_waits_per_s = 0;
+  for (int i = 0; i < 200; i++) ace_rules_apply(&in, &k, why, sizeof why);
+  CHECK_EQ(k.refill_batch[3], def.refill_batch[3]);
+  /* Every value the rules produce is one the publisher accepts. */
+  CHECK_EQ(hak_knobs_validate(&k), 0);
+}
+
+/* ---- guards ---------------------------------------------------------------------------- */
+static void test_guards(void) {
+  hakmem_ace_config_t cfg = config_now();
+  cfg.max_cpu_percent = 5;
+  cfg.max_rss_bytes = 100ull << 20;
+  cfg.max_p99_lat_ns = 1000000;
+  ace_metrics m;
+  memset(&m, 0, sizeof m);
+  char why[256];
+  CHECK_EQ(ace_guards_check(&m, &cfg, 0.01, why, sizeof why), ACE_GUARD_OK);
+  CHECK_EQ(ace_guards_check(&m, &cfg, 0.06, why, sizeof why), ACE_GUARD_CPU);
+  CHECK_MSG(strstr(why, "ACE thread CPU 6.0% > 5%") != NULL, "%s", why);
+  m.rss_bytes = 101ull << 20;
+  CHECK_EQ(ace_guards_check(&m, &cfg, 0, why, sizeof why), ACE_GUARD_RSS);
+  CHECK_MSG(strstr(why, "RSS 101 MiB > 100 MiB") != NULL, "%s", why);
+  m.rss_bytes = 0;
+  m.lat_p99_ns = 2000000;
+  m.lat_samples = ACE_GUARD_MIN_SAMPLES - 1;                       /* too few samples to trust */
+  CHECK_EQ(ace_guards_check(&m, &cfg, 0, why, sizeof why), ACE_GUARD_OK);
+  m.lat_samples = ACE_GUARD_MIN_SAMPLES;
+  CHECK_EQ(ace_guards_check(&m, &cfg, 0, why, sizeof why), ACE_GUARD_LATENCY);
+  cfg.max_p99_lat_ns = 0;                                           /* 0: no guard */
+  CHECK_EQ(ace_guards_check(&m, &cfg, 0, why, sizeof why), ACE_GUARD_OK);
+}
+
+/* ---- configuration --------------------------------------------------------------------- */
+static void test_config_api_validates(void) {
+  hakmem_ace_config_t before = config_now();
+  CHECK_EQ(before.version, HAKMEM_ACE_CONFIG_VERSION);
+  errno = 0;
+  CHECK_EQ(hakmem_ace_config(NULL), -1);
+  CHECK_EQ(errno, EINVAL);
+  hakmem_ace_config_t bad = before;
+  bad.fast_interval_ms = 5;
+  errno = 0;
+  CHECK_EQ(hakmem_ace_config(&bad), -1);
+  CHECK_EQ(errno, EINVAL);
+  bad = before; bad.max_cpu_percent = 0;
+  CHECK_EQ(hakmem_ace_config(&bad), -1);
+  bad = before; bad.pinned = 0x100;
+  CHECK_EQ(hakmem_ace_config(&bad), -1);
+  bad = before; bad.pmu = 3;
+  CHECK_EQ(hakmem_ace_config(&bad), -1);
+  bad = before; bad.size = 8;
+  CHECK_EQ(hakmem_ace_config(&bad), -1);
+  hakmem_ace_config_t after = config_now();
+  CHECK(memcmp(&after, &before, sizeof after) == 0);
+  hakmem_ace_config_t good = before;
+  good.slow_interval_s = 7;
+  good.pinned = HAKMEM_ACE_PIN_TLS_CAP;
+  CHECK_EQ(hakmem_ace_config(&good), 0);
+  after = config_now();
+  CHECK_EQ(after.slow_interval_s, 7);
+  CHECK_EQ(after.pinned, HAKMEM_ACE_PIN_TLS_CAP);
+  CHECK_EQ(hakmem_ace_config(&before), 0);
+  hakmem_ace_state_t s;
+  s.size = 4;
+  CHECK_EQ(hakmem_ace_state_get(&s), -1);
+}
+
+/* A child with HAKMEM_ACE_* set prints its configuration: bad values are refused with a
+ * warning and the default is kept, good ones are used. */
+static void print_config_and_exit(void) {
+  hakmem_ace_config_t c = config_now();
+  printf("enabled=%u fast=%u slow=%u rss=%llu pmu=%u pin=%u log=%u\n", c.enabled, c.fast_interval_ms,
+         c.slow_interval_s, (unsigned long long)c.max_rss_bytes, c.pmu, c.pinned, c.log_level);
+  exit(0);
+}
+
+static void test_config_from_the_environment(void) {
+  int out[2], err[2];
+  CHECK_EQ(pipe(out), 0);
+  CHECK_EQ(pipe(err), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    char* envp[] = {"HAKMEM_ACE_ENABLED=0", "HAKMEM_ACE_FAST_INTERVAL_MS=5", "HAKMEM_ACE_SLOW_INTERVAL_S=12",
+                    "HAKMEM_ACE_MAX_RSS_MB=100", "HAKMEM_ACE_PMU=software", "HAKMEM_ACE_PIN=5",
+                    "HAKMEM_ACE_LOG_LEVEL=chatty", NULL};
+    char* argv[] = {"/proc/self/exe", "--print-config", NULL};
+    execve("/proc/self/exe", argv, envp);
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  char obuf[512] = {0}, ebuf[4096] = {0};
+  ssize_t n = read(out[0], obuf, sizeof obuf - 1);
+  size_t en = 0;
+  ssize_t r;
+  while ((r = read(err[0], ebuf + en, sizeof ebuf - 1 - en)) > 0) en += (size_t)r;
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CHECK(n > 0);
+  CHECK_EQ(WEXITSTATUS(st), 0);
+  CHECK_MSG(strstr(obuf, "enabled=0 fast=500 slow=12 rss=104857600 pmu=1 pin=5 log=0") != NULL, "child said: %s", obuf);
+  CHECK_MSG(strstr(ebuf, "HAKMEM_ACE_FAST_INTERVAL_MS=5 is invalid") != NULL, "stderr: %s", ebuf);
+  CHECK_MSG(strstr(ebuf, "HAKMEM_ACE_LOG_LEVEL=chatty is invalid") != NULL, "stderr: %s", ebuf);
+  CHECK_MSG(ace_tid() == 0, "no ACE thread in this process yet");
+}
+
+/* ---- the controller's tick on a fake clock ------------------------------------------- */
+enum { BACKLOG_N = 2000 };
+static void* backlog_blocks[BACKLOG_N];
+static atomic_int owner_phase;
+
+static void* backlog_owner(void* arg) {
+  (void)arg;
+  for (int i = 0; i < BACKLOG_N; i++) backlog_blocks[i] = hak_malloc(3000);
+  atomic_store(&owner_phase, 1);
+  while (atomic_load(&owner_phase) != 2) sleep_ms(1);    /* idle: no malloc, no drain */
+  return NULL;
+}
+
+static void test_controller_tick_on_a_fake_clock(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, backlog_owner, NULL);
+  while (atomic_load(&owner_phase) != 1) sleep_ms(1);
+  uint64_t now = 1000000000000ull;
+  hakmem_ace_config_t cfg = config_now();
+  cfg.pinned = HAKMEM_ACE_PIN_SCAVENGE;        /* keep the backlog for the rule to see */
+  CHECK_EQ(hakmem_ace_config(&cfg), 0);
+  ace_ctl_start(now);
+  for (int i = 0; i < BACKLOG_N; i++) hak_free(backlog_blocks[i]);   /* remote frees, undrained */
+  hak_knobs before;
+  hak_knobs_copy(&before);
+  hakmem_ace_state_t s0 = state_now();
+  ace_ctl_fast_tick(now + 500000000ull);
+  hak_knobs after;
+  hak_knobs_copy(&after);
+  hakmem_ace_state_t s1 = state_now();
+  CHECK_EQ(s1.fast_ticks, s0.fast_ticks + 1);
+  CHECK_EQ(s1.publishes, s0.publishes + 1);
+  CHECK_EQ(after.generation, before.generation + 1);
+  unsigned cls = 0;
+  while (hak_knobs_validate(&after) == 0 && cls < HAK_NCLS && after.remote_drain_interval[cls] == before.remote_drain_interval[cls]) cls++;
+  CHECK_MSG(cls < HAK_NCLS, "no class had its drain interval lowered");
+  if (cls < HAK_NCLS) CHECK_EQ(after.remote_drain_interval[cls], before.remote_drain_interval[cls] / 2);
+  CHECK_MSG(strstr(s1.last_reason, "remote backlog") != NULL, "reason: %s", s1.last_reason);
+  /* Back to the defaults, as a stop does. */
+  ace_ctl_stop();
+  hak_knobs restored;
+  hak_knobs_copy(&restored);
+  CHECK_EQ(restored.remote_drain_interval[cls], before.remote_drain_interval[cls]);
+  cfg.pinned = 0;
+  CHECK_EQ(hakmem_ace_config(&cfg), 0);
+  atomic_store(&owner_phase, 2);
+  pthread_join(t, NULL);
+}
+
+/* ---- the thread ------------------------------------------------------------------------ */
+static void enable(uint32_t on, uint32_t pmu) {
+  hakmem_ace_config_t c = config_now();
+  c.enabled = on;
+  c.start_delay_ms = 0;
+  c.fast_interval_ms = 50;
+  c.scavenge_budget_us = 20000;
+  c.max_cpu_percent = 100;
+  c.pmu = pmu;
+  CHECK_EQ(hakmem_ace_config(&c), 0);
+}
+
+static void test_thread_starts_lazily_with_signals_blocked_and_stops(void) {
+  enable(0, 2);
+  CHECK_EQ(state_now().mode, HAKMEM_ACE_MODE_OFF);
+  churn(50);
+  CHECK_EQ(ace_tid(), 0);                                  /* disabled: never a thread */
+  enable(1, 2);
+  CHECK_EQ(state_now().mode, HAKMEM_ACE_MODE_WAITING);
+  CHECK(wait_for_mode(HAKMEM_ACE_MODE_STEERING, 3000));
+  pid_t tid = ace_tid();
+  CHECK(tid != 0);
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/self/task/%d/status", (int)tid);
+  FILE* f = fopen(path, "r");
+  unsigned long long blocked = 0;
+  while (f && fgets(line, sizeof line, f)) if (strncmp(line, "SigBlk:", 7) == 0) blocked = strtoull(line + 7, NULL, 16);
+  if (f) fclose(f);
+  CHECK_MSG((blocked & (1ull << (SIGTERM - 1))) && (blocked & (1ull << (SIGINT - 1))) &&
+            (blocked & (1ull << (SIGUSR1 - 1))), "SigBlk %llx", blocked);
+  hakmem_ace_state_t s0 = state_now();
+  sleep_ms(300);
+  hakmem_ace_state_t s1 = state_now();
+  CHECK_MSG(s1.fast_ticks >= s0.fast_ticks + 2, "ticks %llu -> %llu", (unsigned long long)s0.fast_ticks,
+            (unsigned long long)s1.fast_ticks);
+  CHECK(s1.pmu_mode == 1 || s1.pmu_mode == 2);
+  enable(0, 2);                                            /* stops at once, joined */
+  CHECK_EQ(ace_tid(), 0);
+  CHECK_EQ(state_now().mode, HAKMEM_ACE_MODE_OFF);
+}
+
+static void test_thread_start_failure_leaves_defaults(void) {
+  enable(0, 2);
+  hak_knobs before;
+  hak_knobs_copy(&before);
+  ace_thread_fail_next_start();
+  enable(1, 2);
+  CHECK(wait_for_mode(HAKMEM_ACE_MODE_FAILED, 2000));
+  CHECK_MSG(strstr(state_now().last_reason, "could not be started") != NULL, "%s", state_now().last_reason);
+  churn(20);                                               /* the allocator works on */
+  hak_knobs after;
+  hak_knobs_copy(&after);
+  CHECK(memcmp(after.tls_cap, before.tls_cap, sizeof after.tls_cap) == 0);
+  enable(1, 2);                                            /* a new config tries again */
+  CHECK(wait_for_mode(HAKMEM_ACE_MODE_STEERING, 3000));
+  enable(0, 2);
+}
+
+/* Does this machine count hardware LLC loads for this thread, user-only? */
+static bool hardware_pmu_here(void) {
+  struct perf_event_attr a;
+  memset(&a, 0, sizeof a);
+  a.size = sizeof a;
+  a.type = PERF_TYPE_HW_CACHE;
+  a.config = PERF_COUNT_HW_CACHE_LL | (PERF_COUNT_HW_CACHE_OP_READ << 8) | (PERF_COUNT_HW_CACHE_RESULT_ACCESS << 16);
+  a.exclude_kernel = 1;
+  a.exclude_hv = 1;
+  int fd = (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
+  if (fd >= 0) close(fd);
+  return fd >= 0;
+}
+
+static void test_pmu_modes(void) {
+  enable(1, 1);                                            /* software forced */
+  CHECK(wait_for_mode(HAKMEM_ACE_MODE_STEERING, 3000));
+  sleep_ms(120);
+  CHECK_EQ(state_now().pmu_mode, 1);
+  enable(0, 1);
+  enable(1, 2);                                            /* auto: what the machine has */
+  CHECK(wait_for_mode(HAKMEM_ACE_MODE_STEERING, 3000));
+  sleep_ms(120);
+  CHECK_EQ(state_now().pmu_mode, hardware_pmu_here() ? 2u : 1u);
+  enable(0, 2);
+  enable(1, 0);                                            /* off: hakmem's counters only */
+  CHECK(wait_for_mode(HAKMEM_ACE_MODE_STEERING, 3000));
+  sleep_ms(120);
+  CHECK_EQ(state_now().pmu_mode, 0);
+  enable(0, 2);
+  /* Software events count this process's page faults, across threads. */
+  CHECK_EQ(ace_pmu_open(1), 1);
+  ace_pmu_reading a, b;
+  ace_pmu_read(&a);
+  size_t n = 8 << 20;
+  char* p = hak_malloc(n);
+  for (size_t i = 0; i < n; i += 4096) p[i] = 1;
+  ace_pmu_read(&b);
+  hak_free(p);
+  ace_pmu_close();
+  CHECK_MSG(b.page_faults - a.page_faults >= 1000, "%llu faults", (unsigned long long)(b.page_faults - a.page_faults));
+  CHECK(b.cpu_ns > a.cpu_ns);
+}
+
+static void test_fork_with_ace_running(void) {
+  enable(1, 2);
+  CHECK(wait_for_mode(HAKMEM_ACE_MODE_STEERING, 3000));
+  hakmem_ace_config_t c = config_now();
+  c.start_delay_ms = 60000;                 /* a child's own life counts from the fork */
+  CHECK_EQ(hakmem_ace_config(&c), 0);
+  for (int round = 0; round < 5; round++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      /* The child has no ACE thread, and gets none before its start delay however much
+       * it allocates: a fork+exec child never has one. */
+      bool had = ace_tid() != 0;
+      churn(30);
+      bool has = ace_tid() != 0;
+      hakmem_ace_state_t s;
+      s.size = sizeof s;
+      hakmem_ace_state_get(&s);
+      _exit(had ? 3 : has ? 4 : s.mode == HAKMEM_ACE_MODE_WAITING ? 0 : 5);
+    }
+    int st = 0;
+    CHECK_EQ(waitpid(pid, &st, 0), pid);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+  }
+  CHECK(ace_tid() != 0);
+  CHECK_EQ(state_now().mode, HAKMEM_ACE_MODE_STEERING);
+  enable(0, 2);
+}
+
+/* ---- the scavenger gives an idle program's memory back --------------------------------- */
+enum { IDLE_N = 12000 };
+static unsigned char* idle_blocks[IDLE_N];
+static size_t idle_len[IDLE_N];
+static atomic_int idle_phase;
+
+static void* idle_owner(void* arg) {
+  (void)arg;
+  unsigned r = 7;
+  for (int i = 0; i < IDLE_N; i++) {
+    r = r * 1103515245u + 12345u;
+    idle_len[i] = 16 + (r >> 8) % 32752;
+    idle_blocks[i] = hak_malloc(idle_len[i]);
+    memset(idle_blocks[i], (int)(i & 0xff), idle_len[i]);
+  }
+  atomic_store(&idle_phase, 1);
+  while (atomic_load(&idle_phase) != 2) sleep_ms(5);     /* idle */
+  return NULL;
+}
+
+static size_t rss(void) {
+  FILE* f = fopen("/proc/self/statm", "r");
+  unsigned long a = 0, b = 0;
+  if (f) { if (fscanf(f, "%lu %lu", &a, &b) != 2) b = 0; fclose(f); }
+  return b * 4096;
+}
+
+static void test_scavenger_returns_idle_memory(void) {
+  enable(0, 2);
+  pthread_t t;
+  pthread_create(&t, NULL, idle_owner, NULL);
+  while (atomic_load(&idle_phase) != 1) sleep_ms(5);
+  size_t freed = 0;
+  for (int i = 0; i < IDLE_N; i++) {
+    if (i % 10 == 0) continue;
+    freed += idle_len[i];
+    hak_free(idle_blocks[i]);
+    idle_blocks[i] = NULL;
+  }
+  size_t r0 = rss();
+  enable(1, 2);
+  CHECK(wait_for_mode(HAKMEM_ACE_MODE_STEERING, 3000));
+  size_t r = r0;
+  for (int ms = 0; ms < 20000 && r > r0 / 2 && r0 - r < freed / 10 * 6; ms += 100) { sleep_ms(100); r = rss(); }
+  CHECK_MSG(r <= r0 / 2 || r0 - r >= freed / 10 * 6, "RSS %zu MiB after the frees, %zu MiB later (%zu MiB freed)",
+            r0 >> 20, r >> 20, freed >> 20);
+  CHECK(state_now().scavenged_bytes > 0);
+  for (int i = 0; i < IDLE_N; i += 10) {
+    bool ok = true;
+    for (size_t j = 0; j < idle_len[i]; j += 97) if (idle_blocks[i][j] != (unsigned char)(i & 0xff)) ok = false;
+    CHECK_MSG(ok, "block %d changed", i);
+    hak_free(idle_blocks[i]);
+  }
+  atomic_store(&idle_phase, 2);
+  pthread_join(t, NULL);
+  enable(0, 2);
+}
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; i++) if (strcmp(argv[i], "--print-config") == 0) print_config_and_exit();
+  ht_init(argc, argv);
+  HT_RUN(test_metrics_from_scripted_collections);
+  HT_RUN(test_rule_backlog_lowers_then_restores_drain_interval);
+  HT_RUN(test_rule_diet_hot_classes_last_and_restore);
+  HT_RUN(test_rule_lock_waits_widen_bundles);
+  HT_RUN(test_guards);
+  HT_RUN(test_config_api_validates);
+  HT_RUN(test_config_from_the_environment);
+  HT_RUN(test_controller_tick_on_a_fake_clock);
+  HT_RUN(test_thread_starts_lazily_with_signals_blocked_and_stops);
+  HT_RUN(test_thread_start_failure_leaves_defaults);
+  HT_RUN(test_pmu_modes);
+  HT_RUN(test_fork_with_ace_running);
+  HT_RUN(test_scavenger_returns_idle_memory);
+  return ht_report();
+}

@@ -61,7 +61,8 @@ int hak_knobs_get(hak_knobs* out);
 
 /* ---- ACE: the controller's configuration and state ---------------------------------
  * The controller is one background thread ("hakmem-ace") that starts lazily, once the
- * process has lived start_delay_ms or holds start_bytes; see docs/ACE.md. Its settings
+ * process has lived start_delay_ms, or is 100 ms old and holds start_bytes; see
+ * docs/ACE.md. Its settings
  * come from the HAKMEM_ACE_* variables and can be changed with hakmem_ace_config(). */
 #define HAKMEM_ACE_CONFIG_VERSION 1
 #define HAKMEM_ACE_STATE_VERSION 1
@@ -82,7 +83,7 @@ typedef struct hakmem_ace_config {
   uint32_t scavenge_budget_us; /* time the scavenger may spend per fast tick, 100..1000000 */
   uint32_t start_delay_ms;     /* the thread starts once the process lived this long ... */
   uint32_t max_cpu_percent;    /* guard: ACE's own CPU time per wall time, 1..100 */
-  uint64_t start_bytes;        /* ... or holds this many bytes (0: only the delay counts) */
+  uint64_t start_bytes;        /* ... or, 100 ms old, holds this many bytes (0: the delay only) */
   uint64_t max_p99_lat_ns;     /* guard: sampled slow-path p99 latency (0: no guard) */
   uint64_t max_rss_bytes;      /* guard: resident set size (0: no guard) */
   uint32_t log_level;          /* 0 off, 1 decisions, 2 every tick (stderr) */

@@ -2,7 +2,9 @@
  *
  * Start: lazily, from an allocator slow path with no allocator lock held (the alloc
  * layer's hak_slow_hook, every 256 slow paths of a thread), once the process has shown
- * it is worth steering: it has lived start_delay_ms (1 s), or holds start_bytes (1 GiB).
+ * it is worth steering: it has lived start_delay_ms (1 s), or it is 100 ms old and
+ * holds start_bytes (64 MiB): a program that builds a large heap quickly and then only
+ * idles must still get its memory back.
  * A short command never gets the thread: a helper thread makes a process
  * multi-threaded, and that changes what the program may do (unshare(CLONE_NEWUSER)
  * fails with EINVAL, newer Pythons warn on fork). All signals are blocked in the thread
@@ -26,6 +28,9 @@
 void ace_ctl_mark_child(void);
 
 enum { TH_NONE, TH_STARTING, TH_RUNNING };
+/* Even a process that holds start_bytes gets the thread only after this much life:
+ * short commands never get one. */
+#define ACE_START_MIN_AGE_NS (100 * 1000000ull)
 static _Atomic int th_state;
 static pthread_t th_id;
 static pthread_mutex_t th_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -115,7 +120,8 @@ static void ace_hook(void) {
   uint64_t age = hak_prim_now_ns() - hak_load_relaxed(&proc_start_ns);
   int64_t held = hak_load_relaxed(&hak_os_ctr.bytes_mapped);
   bool worth = age >= (uint64_t)cfg.start_delay_ms * 1000000u ||
-               (cfg.start_bytes && held > 0 && (uint64_t)held >= cfg.start_bytes);
+               (cfg.start_bytes && held > 0 && (uint64_t)held >= cfg.start_bytes &&
+                age >= ACE_START_MIN_AGE_NS);
   if (!worth) return;
   int expected = TH_NONE;
   if (!atomic_compare_exchange_strong(&th_state, &expected, TH_STARTING)) return;

@@ -20,7 +20,9 @@ for k in ("allocs", "frees", "refills", "remote_frees", "remote_backlog", "bytes
           "bytes_held", "rss_bytes", "lock_waits", "threads_started"):
     assert isinstance(d[k], int), k
 assert d["allocs"] > 0 and d["frees"] > 0
-assert all(c["allocs"] >= c["frees"] or c["remote_frees"] > 0 or True for c in d["classes"])
+assert all(c["allocs"] >= c["frees"] and c["in_use"] == c["allocs"] - c["frees"] for c in d["classes"]), d["classes"]
+assert d["allocs"] == sum(c["allocs"] for c in d["classes"]) + d["large_allocs"], d
+assert d["frees"] == sum(c["frees"] for c in d["classes"]) + d["large_frees"], d
 assert all(c["size"] % 16 == 0 for c in d["classes"])
 '
 check "stats json parses" $? "$out"

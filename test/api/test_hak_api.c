@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 
 #include "hakmem.h"
+#include "hakmem_stats.h"
 
 #define T_MALLOC              hak_malloc
 #define T_FREE                hak_free
@@ -26,6 +27,7 @@
 #define T_FREE_SIZED          hak_free_sized
 #define T_FREE_ALIGNED_SIZED  hak_free_aligned_sized
 #define T_CFREE               ((void (*)(void*))0)   /* cfree has no hak_ name */
+#define T_STATS_GET           hak_stats_get
 
 #include "api_cases.h"
 

@@ -763,8 +763,8 @@ static void test_free_sized(void) {
       CHECK(p != NULL);
       if (!p) continue;
       memset(p, 3, n);
-      size_t u = T_USABLE(p); (void)u;
 #ifdef T_STATS_GET
+      size_t u = T_USABLE(p);
       SNAP(sa);
 #endif
       errno = 99;
@@ -784,8 +784,8 @@ static void test_free_sized(void) {
       if (!q) continue;
       CHECK_ALIGNED(q, al);
       memset(q, 4, n);
-      u = T_USABLE(q); (void)u;
 #ifdef T_STATS_GET
+      u = T_USABLE(q);
       SNAP(sa);
 #endif
       T_FREE_ALIGNED_SIZED(q, al, n);

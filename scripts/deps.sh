@@ -23,6 +23,7 @@ PACKAGES=(
   sqlite3               # real-program test
   git python3
   valgrind
+  clang libclang-rt-14-dev   # test/fuzz/run_fuzz.sh: libFuzzer (-fsanitize=fuzzer)
 )
 
 mode=install

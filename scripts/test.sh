@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh — build hakmem and run all its tests.
 #
-#   bash scripts/test.sh [--no-deps] [--no-sanitize] [-- extra ctest arguments]
+#   bash scripts/test.sh [--no-deps] [--no-sanitize] [--no-fuzz] [-- extra ctest arguments]
 #
 #  1. scripts/deps.sh (apt-get what is missing)          skipped by --no-deps
 #  2. scripts/build.sh: build/ in Release
@@ -10,6 +10,8 @@
 #  4. scripts/test_install.sh, unless ctest already has it registered
 #  5. test/sanitize.sh when present: ASan+UBSan and TSan builds of the hak_* tests
 #                                                          skipped by --no-sanitize
+#  6. test/fuzz/run_fuzz.sh: the libFuzzer harnesses, HAK_FUZZ_SECONDS each (default 30);
+#     counts as one test (skipped when clang is missing)   skipped by --no-fuzz
 # Logs go to build/test-logs/. Exit status is non-zero when anything failed; the last
 # line counts the tests of all builds: "N passed, M failed" (", K skipped" when some
 # were). A step that fails without a failed test of its own (a build, say) counts as
@@ -24,13 +26,15 @@ jobs="${HAK_JOBS:-2}"
 
 deps=1
 sanitize=1
+fuzz=1
 ctest_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-deps)      deps=0 ;;
     --no-sanitize)  sanitize=0 ;;
+    --no-fuzz)      fuzz=0 ;;
     --)             shift; ctest_args=("$@"); break ;;
-    -h|--help)      sed -n '2,18s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h|--help)      sed -n '2,20s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -124,6 +128,18 @@ if [ $sanitize -eq 1 ] && [ -f test/sanitize.sh ]; then
   [ $rc -ne 0 ] && [ "$nfail" -eq 0 ] && failed_steps+=("test/sanitize.sh exited $rc (log: $logs/sanitize.log)")
 elif [ $sanitize -eq 1 ]; then
   echo; echo "test.sh: no test/sanitize.sh yet; sanitizer builds skipped"
+fi
+
+if [ $fuzz -eq 1 ] && [ -f test/fuzz/run_fuzz.sh ]; then
+  fuzz_secs="${HAK_FUZZ_SECONDS:-30}"
+  run_logged "fuzzing (test/fuzz/run_fuzz.sh $fuzz_secs)" "$logs/fuzz.log" \
+    env JOBS="$jobs" bash test/fuzz/run_fuzz.sh "$fuzz_secs"
+  rc=$?
+  case $rc in
+    0)  passed=$((passed + 1)) ;;
+    77) skipped=$((skipped + 1)); echo "test.sh: fuzzing skipped: no clang with libFuzzer (scripts/deps.sh installs it)" ;;
+    *)  failed_steps+=("test/fuzz/run_fuzz.sh exited $rc (log: $logs/fuzz.log)") ;;
+  esac
 fi
 
 banner "summary"

@@ -6,6 +6,7 @@
 #include "base/io.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 typedef struct hak_option_row {
@@ -144,12 +145,15 @@ static bool parse_value(const hak_option_row* row, const char* s, long long* out
   }
   if (i < n) {   /* size suffix for byte options: k, m, g (binary) */
     if (strcmp(row->unit, "bytes") != 0 || i + 1 != n) return false;
+    int shift;
     switch (s[i]) {
-      case 'k': case 'K': v <<= 10; break;
-      case 'm': case 'M': v <<= 20; break;
-      case 'g': case 'G': v <<= 30; break;
+      case 'k': case 'K': shift = 10; break;
+      case 'm': case 'M': shift = 20; break;
+      case 'g': case 'G': shift = 30; break;
       default: return false;
     }
+    if (v > (LLONG_MAX >> shift)) return false;   /* 17179869184G: out of range, not 0 */
+    v <<= shift;
   }
   if (v < row->min || v > row->max) return false;
   *out = v;

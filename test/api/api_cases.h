@@ -9,6 +9,11 @@
  * NULL function pointers: glibc 2.36 has none of them, and the cases are
  * written so they also run against the system allocator (to test the tests).
  * An optional one missing while HAK_TEST_REQUIRE_HAKMEM=1 is a failure.
+ * Optional hooks:
+ *   T_HAKMEM_ACTIVE()  nonzero when hakmem is the allocator behind the T_* names
+ *                      (default 1); hakmem-specific checks run only then.
+ *   T_STATS_GET        hak_stats_get (with hakmem_stats.h included): checks that
+ *                      need the statistics run only when it is defined.
  *
  * The behaviour asserted is hakmem's spec: glibc's documented behaviour
  * where glibc is the one replaced (see include/hakmem.h).
@@ -45,6 +50,10 @@ static int require_hakmem(void) {
   const char* e = getenv("HAK_TEST_REQUIRE_HAKMEM");
   return e && *e && strcmp(e, "0") != 0;
 }
+
+#ifndef T_HAKMEM_ACTIVE
+#define T_HAKMEM_ACTIVE() 1
+#endif
 
 /* ---- patterns: byte i of a block is a function of (i, seed) ---------------- */
 
@@ -575,6 +584,38 @@ static void test_usable_size(void) {
   }
 }
 
+/* README: size classes are multiples of 16 up to 128 B, then eight per doubling up to
+ * 1 MiB, "so above 128 B a block wastes at most 1/9 of its size (below 128 B, at most 15
+ * bytes)". Every size from 1 to 1 MiB: usable >= size, 16-byte aligned, and
+ * usable - size <= usable / 9 above 128 B (exactly: 8 * usable <= 9 * size), <= 15 from
+ * 1 to 128 B; malloc(0) gets a block of at most 16. */
+static void test_usable_size_waste(void) {
+  if (!T_HAKMEM_ACTIVE()) {
+    printf("  (hakmem not loaded: its size-class bound does not apply)\n");
+    return;
+  }
+  void* z = T_MALLOC(0);                      /* malloc(0): the smallest class */
+  CHECK_MSG(z != NULL && T_USABLE(z) <= 16, "malloc(0) = %p, usable %zu", z, z ? T_USABLE(z) : 0);
+  T_FREE(z);
+  size_t worst_n = 0, worst_u = 0, bad = 0, n_checked = 0;
+  for (size_t n = 1; n <= MiB; n++) {
+    void* p = T_MALLOC(n);
+    if (!p) { CHECK_MSG(p != NULL, "malloc(%zu) failed", n); return; }
+    size_t u = T_USABLE(p);
+    int ok = u >= n && (uintptr_t)p % 16 == 0 && (n <= 128 ? u - n <= 15 : 8 * u <= 9 * n);
+    if (!ok && bad++ < 8)
+      fprintf(stderr, "    malloc(%zu) = %p: usable %zu (waste %zu, bound %s)\n", n, p, u, u - n,
+              n <= 128 ? "15 bytes" : "usable/9");
+    if (n > 128 && u >= n && (worst_u == 0 || (u - n) * worst_u > (worst_u - worst_n) * u)) { worst_n = n; worst_u = u; }
+    n_checked++;
+    T_FREE(p);
+  }
+  CHECK_MSG(bad == 0, "%zu of %zu sizes break the size-class bound", bad, n_checked);
+  if (worst_u)
+    printf("  worst waste above 128 B: malloc(%zu) -> %zu usable (%.2f %% of the block)\n", worst_n, worst_u,
+           100.0 * (double)(worst_u - worst_n) / (double)worst_u);
+}
+
 /* ---- calloc ------------------------------------------------------------------------------ */
 
 static void test_calloc_zeroed(void) {
@@ -672,33 +713,101 @@ static void test_valloc_pvalloc(void) {
 
 /* ---- C23 free_sized / free_aligned_sized, cfree ----------------------------------------- */
 
+/* Proof that a free really freed: hakmem hands the block a thread freed last to that
+ * thread's next request of the same size and alignment (a TLS list is LIFO; the large
+ * cache prefers the most recent of equal fits), so the repeated request must return the
+ * same address; a free that did nothing would leave it live and the address taken. */
+static void check_same_address(const char* what, size_t n, size_t al, void* freed, void* again) {
+  CHECK_MSG(again == freed, "%s(%zu bytes, alignment %zu) did not free the block: the next request "
+            "returned %p, not the freed %p", what, n, al, again, freed);
+}
+
+#ifdef T_STATS_GET
+/* The statistics moved by exactly one freed block of usable size u, between snapshots
+ * a and b with nothing but that free between them: either large_frees rose by one, or the
+ * in_use count of the class with block size u fell by one; nothing else in use changed.
+ * (hak_stats_get allocates and frees a buffer of its own; between two snapshots that is
+ * one alloc and one free in its class, so in_use stays put there.) */
+static void check_one_freed(const char* what, size_t n, size_t u, const hak_stats* a, const hak_stats* b) {
+  uint64_t large = b->large_frees - a->large_frees;
+  int down = -1, other = 0;
+  for (unsigned c = 0; c < HAKMEM_STATS_CLASSES; c++) {
+    if (b->cls[c].in_use == a->cls[c].in_use) continue;
+    if (a->cls[c].in_use - b->cls[c].in_use == 1 && down < 0) down = (int)c;
+    else other++;
+  }
+  int ok = other == 0 && ((large == 1 && down < 0) ||
+                          (large == 0 && down >= 0 && a->cls[down].block_size == u));
+  CHECK_MSG(ok, "%s(%zu bytes, usable %zu): not exactly one block freed: large_frees +%llu, "
+            "class %d in_use -1 (block size %llu), %d other classes changed", what, n, u,
+            (unsigned long long)large, down, down >= 0 ? (unsigned long long)a->cls[down].block_size : 0ull,
+            other);
+}
+#define SNAP(st) do { (st).size = sizeof(st); CHECK_EQ(T_STATS_GET(&(st)), 0); } while (0)
+#endif
+
 static void test_free_sized(void) {
   if (!present((uintptr_t)T_FREE_SIZED) || !present((uintptr_t)T_FREE_ALIGNED_SIZED)) {
     CHECK_MSG(!require_hakmem(), "free_sized/free_aligned_sized are not exported");
     printf("  (free_sized/free_aligned_sized not available: skipped)\n");
     return;
   }
+  int hak = T_HAKMEM_ACTIVE();
+#ifdef T_STATS_GET
+  static hak_stats sa, sb;
+#endif
   for (int round = 0; round < 4; round++) {
     for (size_t i = 0; i < N_TIER_SIZES; i++) {
       size_t n = tier_sizes[i];
       void* p = T_MALLOC(n);
       CHECK(p != NULL);
-      if (p) memset(p, 3, n);
+      if (!p) continue;
+      memset(p, 3, n);
+#ifdef T_STATS_GET
+      size_t u = T_USABLE(p);
+      SNAP(sa);
+#endif
       errno = 99;
       T_FREE_SIZED(p, n);
       CHECK_EQ(errno, 99);
+#ifdef T_STATS_GET
+      SNAP(sb);
+      check_one_freed("free_sized", n, u, &sa, &sb);
+#endif
+      void* again = T_MALLOC(n);
+      if (hak) check_same_address("free_sized", n, 0, p, again);
+      T_FREE(again);
+
       size_t al = (size_t)1 << (3 + (i % 20));
       void* q = T_ALIGNED_ALLOC(al, n);
       CHECK(q != NULL);
-      if (q) { CHECK_ALIGNED(q, al); memset(q, 4, n); }
+      if (!q) continue;
+      CHECK_ALIGNED(q, al);
+      memset(q, 4, n);
+#ifdef T_STATS_GET
+      u = T_USABLE(q);
+      SNAP(sa);
+#endif
       T_FREE_ALIGNED_SIZED(q, al, n);
+#ifdef T_STATS_GET
+      SNAP(sb);
+      check_one_freed("free_aligned_sized", n, u, &sa, &sb);
+#endif
+      again = T_ALIGNED_ALLOC(al, n);
+      if (hak) check_same_address("free_aligned_sized", n, al, q, again);
+      T_FREE(again);
+
       void* r = T_CALLOC(1, n);
+      CHECK(r != NULL);
+      if (!r) continue;
       T_FREE_SIZED(r, n);
+      again = T_CALLOC(1, n);
+      if (hak) check_same_address("free_sized of a calloc block", n, 0, r, again);
+      T_FREE(again);
     }
   }
   T_FREE_SIZED(NULL, 0);
   T_FREE_ALIGNED_SIZED(NULL, 64, 0);
-  CHECK(1);
 }
 
 static void test_cfree(void) {
@@ -707,10 +816,17 @@ static void test_cfree(void) {
     printf("  (cfree not available: skipped)\n");
     return;
   }
-  for (size_t i = 0; i < N_TIER_SIZES; i += 3) {
-    void* p = T_MALLOC(tier_sizes[i]);
+  int hak = T_HAKMEM_ACTIVE();
+  for (size_t i = 0; i < N_TIER_SIZES; i++) {
+    size_t n = tier_sizes[i];
+    void* p = T_MALLOC(n);
     CHECK(p != NULL);
+    if (!p) continue;
+    memset(p, 5, n);
     T_CFREE(p);
+    void* again = T_MALLOC(n);
+    if (hak) check_same_address("cfree", n, 0, p, again);
+    T_FREE(again);
   }
   T_CFREE(NULL);
 }
@@ -888,6 +1004,7 @@ static void test_atexit_registration(void) {
   HT_RUN(test_realloc_zero_frees); \
   HT_RUN(test_reallocarray); \
   HT_RUN(test_usable_size); \
+  HT_RUN(test_usable_size_waste); \
   HT_RUN(test_calloc_zeroed); \
   HT_RUN(test_valloc_pvalloc); \
   HT_RUN(test_free_sized); \

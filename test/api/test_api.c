@@ -33,6 +33,10 @@ extern void cfree(void* p) __attribute__((weak));
 #define T_FREE_ALIGNED_SIZED  free_aligned_sized
 #define T_CFREE               cfree
 
+/* hakmem serves the libc names (linked or preloaded), not glibc */
+static int api_hakmem_active(void) { return dlsym(RTLD_DEFAULT, "hak_owns") != NULL; }
+#define T_HAKMEM_ACTIVE       api_hakmem_active
+
 #include "api_cases.h"
 
 typedef int (*owns_fn)(const void*);

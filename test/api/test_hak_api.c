@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 
 #include "hakmem.h"
+#include "hakmem_stats.h"
 
 #define T_MALLOC              hak_malloc
 #define T_FREE                hak_free
@@ -26,6 +27,7 @@
 #define T_FREE_SIZED          hak_free_sized
 #define T_FREE_ALIGNED_SIZED  hak_free_aligned_sized
 #define T_CFREE               ((void (*)(void*))0)   /* cfree has no hak_ name */
+#define T_STATS_GET           hak_stats_get
 
 #include "api_cases.h"
 
@@ -92,6 +94,42 @@ static void test_hak_thread_flush(void) {
   hak_free(q);
 }
 
+/* hak_thread_flush must do something observable: it hands the thread's cached blocks
+ * back, so the class's flush count rises, and the next malloc of that class finds its
+ * TLS list empty and refills. Without the flush the same malloc is served from the list
+ * (the control). */
+static void test_hak_thread_flush_observable(void) {
+  enum { SIZE = 700, K = 10 };            /* class 704: nothing else here uses it */
+  static hak_stats a, b;
+  void* v[K];
+  for (int i = 0; i < K; i++) v[i] = hak_malloc(SIZE);
+  for (int i = 0; i < K; i++) hak_free(v[i]);   /* K blocks cached in the TLS list */
+  SNAP(a);
+  unsigned c = 0;
+  while (a.cls[c].block_size < SIZE) c++;
+  CHECK_EQ(a.cls[c].block_size, 704);
+
+  /* control: no flush, the malloc pops a cached block */
+  void* p = hak_malloc(SIZE);
+  SNAP(b);
+  CHECK_MSG(b.cls[c].refills == a.cls[c].refills, "malloc with %d blocks cached refilled", K);
+  CHECK_EQ(b.cls[c].flushes, a.cls[c].flushes);
+  hak_free(p);
+
+  SNAP(a);
+  hak_thread_flush();
+  SNAP(b);
+  CHECK_MSG(b.cls[c].flushes > a.cls[c].flushes, "hak_thread_flush: flushes of class %u stayed %llu", c,
+            (unsigned long long)a.cls[c].flushes);
+  CHECK_EQ(b.cls[c].in_use, a.cls[c].in_use);   /* cached blocks were free all along */
+  p = hak_malloc(SIZE);
+  SNAP(a);
+  CHECK_MSG(a.cls[c].refills == b.cls[c].refills + 1,
+            "malloc after hak_thread_flush: refills %llu -> %llu, expected one refill (the cache was emptied)",
+            (unsigned long long)b.cls[c].refills, (unsigned long long)a.cls[c].refills);
+  hak_free(p);
+}
+
 static void test_superslab_option(void) {
   const char* e = getenv("HAKMEM_TINY_USE_SUPERSLAB");
   long long want = (e && strcmp(e, "0") == 0) ? 0 : 1;
@@ -103,6 +141,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_superslab_option);
   HT_RUN(test_hak_owns);
   HT_RUN(test_hak_thread_flush);
+  HT_RUN(test_hak_thread_flush_observable);
   API_RUN_SHARED_CASES();
   return ht_report();
 }

@@ -5,7 +5,11 @@
 #
 # Each case runs the same workload twice, without and with the preload, and
 # requires: both exit 0, identical stdout, and no "hakmem:" line on the
-# preloaded run's stderr.  Without case names all cases run.
+# preloaded run's stderr.  The preloaded run also sets HAKMEM_STATS=json, so every
+# process that loaded hakmem prints one JSON line of statistics at exit: those lines
+# are taken out before the comparison and prove the preload took effect - the case
+# names how many such processes it needs at least, and how many blocks the busiest
+# of them must have allocated through hakmem.  Without case names all cases run.
 # Exit status: 0 all passed, 1 a case failed, 77 every requested case was
 # skipped (a program is missing; ctest's SKIP_RETURN_CODE).
 # The last line is "N passed, M failed" (skipped cases are not counted).
@@ -32,11 +36,15 @@ skipped=0
 
 note() { printf '%s\n' "$*"; }
 
-# run_pair NAME DIR CMD...: runs CMD in DIR (a fresh copy for each run when
-# the workload writes files: the CMD gets the run's directory as $RUN_DIR).
+# The exit report of HAKMEM_STATS=json: one line per process that loaded hakmem.
+STATS_LINE='^\{"version":[0-9]+,"modes":\{'
+
+# run_pair NAME MIN_PROCS MIN_ALLOCS CMD...: runs CMD (in a fresh directory for each
+# run, given to CMD as $RUN_DIR). The preloaded run must show at least MIN_PROCS
+# hakmem stats reports, and one of them at least MIN_ALLOCS allocations.
 run_pair() {
-  local name=$1
-  shift
+  local name=$1 min_procs=$2 min_allocs=$3
+  shift 3
   local ref="$WORK/$name.ref" hak="$WORK/$name.hak"
   mkdir -p "$ref.d" "$hak.d"
   local t0 t1 t2
@@ -44,10 +52,26 @@ run_pair() {
   (cd "$ref.d" && RUN_DIR="$ref.d" "$@") >"$ref.out" 2>"$ref.err"
   local rc_ref=$?
   t1=$(date +%s.%N)
-  (cd "$hak.d" && RUN_DIR="$hak.d" LD_PRELOAD="$LIB${LD_PRELOAD:+:$LD_PRELOAD}" "$@") >"$hak.out" 2>"$hak.err"
+  (cd "$hak.d" && RUN_DIR="$hak.d" HAKMEM_STATS=json LD_PRELOAD="$LIB${LD_PRELOAD:+:$LD_PRELOAD}" "$@") \
+    >"$hak.out.raw" 2>"$hak.err.raw"
   local rc_hak=$?
   t2=$(date +%s.%N)
+  # Stats reports go to stderr; a workload that sends stderr to stdout (git fsck 2>&1)
+  # carries them there too. Take them out of both before comparing.
+  grep -hE "$STATS_LINE" "$hak.err.raw" "$hak.out.raw" >"$hak.stats"
+  grep -vE "$STATS_LINE" "$hak.out.raw" >"$hak.out"
+  grep -vE "$STATS_LINE" "$hak.err.raw" >"$hak.err"
+  local procs max_allocs
+  procs=$(wc -l <"$hak.stats")
+  max_allocs=$(sed -E 's/^\{"version":[0-9]+,"modes":\{[^}]*\},"allocs":([0-9]+),.*/\1/' "$hak.stats" |
+               sort -n | tail -1)
+  max_allocs=${max_allocs:-0}
   local ok=1
+  if [ "$procs" -lt "$min_procs" ] || [ "$max_allocs" -lt "$min_allocs" ]; then
+    note "FAIL $name: hakmem was not (fully) loaded under LD_PRELOAD: $procs processes reported" \
+         "HAKMEM_STATS (need $min_procs), the busiest allocated $max_allocs blocks (need $min_allocs)"
+    ok=0
+  fi
   if [ $rc_ref -ne 0 ]; then
     note "FAIL $name: the reference run (no preload) exited $rc_ref; stderr:"
     head -20 "$ref.err"
@@ -72,9 +96,9 @@ run_pair() {
     note "FAIL $name: the workload printed nothing (a broken test)"
     ok=0
   fi
-  printf '%-8s %s  (%s lines; %.2f s without, %.2f s with hakmem)\n' "$name" \
-    "$([ $ok = 1 ] && echo ok || echo FAILED)" "$(wc -l <"$ref.out")" \
-    "$(awk "BEGIN { print $t1 - $t0 }")" "$(awk "BEGIN { print $t2 - $t1 }")"
+  printf '%-8s %s  (%s lines; %.2f s without, %.2f s with hakmem; %s processes on hakmem, busiest %s allocations)\n' \
+    "$name" "$([ $ok = 1 ] && echo ok || echo FAILED)" "$(wc -l <"$ref.out")" \
+    "$(awk "BEGIN { print $t1 - $t0 }")" "$(awk "BEGIN { print $t2 - $t1 }")" "$procs" "$max_allocs"
   if [ $ok = 1 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 }
 
@@ -131,7 +155,9 @@ try:
 except AttributeError:
     print("hakmem not loaded", file=sys.stderr)
 EOF
-  PYTHONMALLOC=malloc PYTHONHASHSEED=0 run_pair python "$py" "$WORK/work.py"
+  # one report: python itself, about 2e7 allocations (the child python's goes to the
+  # pipe that subprocess.run captures)
+  PYTHONMALLOC=malloc PYTHONHASHSEED=0 run_pair python 1 1000000 "$py" "$WORK/work.py"
   if [ -f "$WORK/python.hak.err" ] && ! grep -q "^hakmem loaded" "$WORK/python.hak.err"; then
     note "FAIL python: hak_owns is not visible under LD_PRELOAD: the preload did not take"
     passed=$((passed - 1)); failed=$((failed + 1))
@@ -144,7 +170,9 @@ case_sort() {
   awk 'BEGIN { x = 12345; for (i = 0; i < 300000; i++) { x = (x * 1103515245 + 12345) % 2147483648;
         printf "%08x %d line-%d %s\n", x, x % 100000, i, substr("abcdefghijklmnopqrstuvwxyz", 1 + x % 26) } }' \
     >"$WORK/sort.in"
-  run_pair sort bash -c '
+  # reports from bash, two sha256sum, tail, head and the sorts (the last one may die of
+  # SIGPIPE): 7 or more means at least two sort processes ran on hakmem
+  run_pair sort 7 1 bash -c '
     sort "$0" | sha256sum
     sort -k2,2n -k1,1 --parallel=2 -S 4M -T "$RUN_DIR" "$0" | sha256sum
     sort -u -k3 "$0" | tail -3
@@ -154,7 +182,8 @@ case_sort() {
 # ---- git: init, commits, log, diff, gc ----------------------------------------
 case_git() {
   command -v git >/dev/null || { skip git "git not found"; return; }
-  run_pair git env HOME="$WORK" GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=Hak GIT_AUTHOR_EMAIL=hak@example.com \
+  # about 150 processes (git and its helpers, each short)
+  run_pair git 50 1000 env HOME="$WORK" GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=Hak GIT_AUTHOR_EMAIL=hak@example.com \
     GIT_COMMITTER_NAME=Hak GIT_COMMITTER_EMAIL=hak@example.com bash -c '
     set -e
     git init -q -b main repo
@@ -199,7 +228,8 @@ SELECT sum(length(group_s)) FROM (SELECT k, group_concat(s) AS group_s FROM t GR
 VACUUM;
 PRAGMA integrity_check;
 EOF
-  run_pair sqlite bash -c 'sqlite3 "$RUN_DIR/test.db" <"$0"' "$WORK/db.sql"
+  # bash and sqlite3; only sqlite3 makes 10,000 allocations (about 120,000)
+  run_pair sqlite 2 10000 bash -c 'sqlite3 "$RUN_DIR/test.db" <"$0"' "$WORK/db.sql"
 }
 
 # ---- gcc: compile a small program (cc1, as, ld all preloaded) and run it ---------
@@ -233,7 +263,9 @@ int main(void) {
   return 0;
 }
 EOF
-  run_pair gcc bash -c 'gcc -O2 -Wall -o "$RUN_DIR/prog" "$0" && "$RUN_DIR/prog" && gcc -O0 -g -c "$0" -o "$RUN_DIR/p.o" && echo compiled' "$WORK/prog.c"
+  # bash, gcc, cc1, as, collect2, ld twice over and the program (100,000 nodes: the
+  # busiest, so it ran on hakmem too)
+  run_pair gcc 8 100000 bash -c 'gcc -O2 -Wall -o "$RUN_DIR/prog" "$0" && "$RUN_DIR/prog" && gcc -O0 -g -c "$0" -o "$RUN_DIR/p.o" && echo compiled' "$WORK/prog.c"
 }
 
 for c in $CASES; do

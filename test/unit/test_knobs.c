@@ -22,21 +22,81 @@ static hak_knobs current(void) {
   return k;
 }
 
-/* The defaults, worked out by hand from the option defaults (64 KiB per class, at most
- * 256 blocks; see the README's option table). The test runs with no HAKMEM_* set. */
+/* tls_cap of a class = HAKMEM_TLS_CACHE_BYTES / block size, at least 1, at most
+ * HAKMEM_TLS_CAP_MAX (README, Configuration). The values below are worked out by hand
+ * for the settings the ctest entries use, not recomputed with that formula. */
+typedef struct { uint32_t block; unsigned cls; uint32_t cap; } cap_case;
+typedef struct {
+  long long bytes, capmax;
+  cap_case c[10];
+} cap_table;
+
+static const cap_table cap_tables[] = {
+  /* defaults: 64 KiB per class, at most 256 blocks (ctest unit_knobs) */
+  {64 << 10, 256, {{16, 0, 256},          /* 65536/16 = 4096 -> capped at 256 */
+                   {128, 7, 256},         /* 512 -> 256 */
+                   {208, 12, 256},        /* 315 -> 256 */
+                   {288, 16, 227},        /* 65536/288 = 227.6 */
+                   {1024, 31, 64},
+                   {8192, 55, 8},
+                   {32768, 71, 2},
+                   {36864, 72, 1},        /* 1.8 */
+                   {131072, 87, 1},       /* 0.5 -> at least 1 */
+                   {1048576, 111, 1}}},
+  /* HAKMEM_TLS_CACHE_BYTES=8K HAKMEM_TLS_CAP_MAX=100 (ctest unit_knobs_small) */
+  {8 << 10, 100, {{16, 0, 100},           /* 512 -> 100 */
+                  {128, 7, 64},
+                  {208, 12, 39},          /* 8192/208 = 39.4 */
+                  {288, 16, 28},          /* 28.4 */
+                  {1024, 31, 8},
+                  {8192, 55, 1},
+                  {32768, 71, 1},         /* 0.25 -> 1 */
+                  {36864, 72, 1},
+                  {131072, 87, 1},
+                  {1048576, 111, 1}}},
+  /* HAKMEM_TLS_CACHE_BYTES=1M HAKMEM_TLS_CAP_MAX=4096 (ctest unit_knobs_large) */
+  {1 << 20, 4096, {{16, 0, 4096},         /* 65536 -> 4096 */
+                   {128, 7, 4096},        /* 8192 -> 4096 */
+                   {208, 12, 4096},       /* 5041 -> 4096 */
+                   {288, 16, 3640},       /* 1048576/288 = 3640.9 */
+                   {1024, 31, 1024},
+                   {8192, 55, 128},
+                   {32768, 71, 32},
+                   {36864, 72, 28},       /* 28.4 */
+                   {131072, 87, 8},
+                   {1048576, 111, 1}}},
+};
+
+/* The start-up snapshot: tls_cap from the table above (the ctest entries run three
+ * thread-cache settings), everything else at the option defaults (README). */
 static void test_startup_values(void) {
   hak_knobs k = current();
   CHECK_EQ(k.size, sizeof k);
   CHECK_EQ(k.version, HAKMEM_KNOBS_VERSION);
   CHECK(k.generation >= 1);
-  CHECK_EQ(k.tls_cap[0], 256);      /* 16 B: 4096 blocks fit 64 KiB, capped at 256 */
-  CHECK_EQ(k.tls_cap[15], 256);     /* 256 B: exactly 256 */
-  CHECK_EQ(k.tls_cap[31], 64);      /* 1 KiB */
-  CHECK_EQ(k.tls_cap[47], 16);      /* 4 KiB */
-  CHECK_EQ(k.tls_cap[71], 2);       /* 32 KiB */
-  CHECK_EQ(k.tls_cap[79], 1);       /* 64 KiB */
-  CHECK_EQ(k.tls_cap[111], 1);      /* 1 MiB: at least one */
+  long long bytes = hak_option_value("HAKMEM_TLS_CACHE_BYTES");
+  long long capmax = hak_option_value("HAKMEM_TLS_CAP_MAX");
+  hak_stats st;
+  st.size = sizeof st;
+  CHECK_EQ(hak_stats_get(&st), 0);
+  const cap_table* t = NULL;
+  for (size_t i = 0; i < sizeof cap_tables / sizeof cap_tables[0]; i++)
+    if (cap_tables[i].bytes == bytes && cap_tables[i].capmax == capmax) t = &cap_tables[i];
+  CHECK_MSG(t != NULL, "no expected tls_cap values for HAKMEM_TLS_CACHE_BYTES=%lld HAKMEM_TLS_CAP_MAX=%lld "
+            "(add them to cap_tables)", bytes, capmax);
+  if (t) {
+    for (size_t i = 0; i < sizeof t->c / sizeof t->c[0]; i++) {
+      const cap_case* c = &t->c[i];
+      CHECK_MSG(st.cls[c->cls].block_size == c->block, "class %u has block size %llu, expected %u",
+                c->cls, (unsigned long long)st.cls[c->cls].block_size, c->block);
+      CHECK_MSG(k.tls_cap[c->cls] == c->cap, "bytes %lld, cap max %lld: class %u (%u B) tls_cap %u, expected %u",
+                bytes, capmax, c->cls, c->block, k.tls_cap[c->cls], c->cap);
+    }
+  }
   for (unsigned c = 0; c < HAKMEM_KNOB_CLASSES; c++) {
+    CHECK(k.tls_cap[c] >= 1 && k.tls_cap[c] <= capmax);
+    CHECK(k.tls_cap[c] == 1 || (long long)k.tls_cap[c] * (long long)st.cls[c].block_size <= bytes);
+    if (c > 0) CHECK(k.tls_cap[c] <= k.tls_cap[c - 1]);
     CHECK_EQ(k.refill_batch[c], 32);
     CHECK_EQ(k.remote_drain_interval[c], 64);
   }
@@ -104,25 +164,30 @@ static void test_published_cap_is_obeyed(void) {
   enum { CLS = 12, SIZE = 200, N = 4000 };        /* class 12 holds 208-byte blocks */
   hak_knobs k = current();
   uint64_t gen = k.generation;
-  CHECK_EQ(k.tls_cap[CLS], 256);
+  uint32_t cap0 = k.tls_cap[CLS];
   uint64_t f_default = flushes_for(CLS, SIZE, N);
-  CHECK_MSG(f_default >= (N - 256) / 256 && f_default <= N / 64, "flushes %llu", (unsigned long long)f_default);
+  if (cap0 >= N) CHECK_EQ(f_default, 0);              /* everything fits the cache */
+  else CHECK_MSG(f_default >= (N - cap0) / cap0 && f_default <= 2 * N / cap0 + 2, "flushes %llu with cap %u",
+                 (unsigned long long)f_default, cap0);
   k.tls_cap[CLS] = 8;
   CHECK_EQ(hak_knobs_publish(&k), 0);
   hak_knobs now = current();
   CHECK_EQ(now.generation, gen + 1);
   CHECK_EQ(now.tls_cap[CLS], 8);
-  /* The first flush picks the new snapshot up; from then on at most 8 are cached. */
+  /* A refill or flush picks the new snapshot up (a thread whose cache is big enough for
+   * the whole loop would otherwise see neither); from then on at most 8 are cached. */
+  hak_thread_flush();
   uint64_t f_small = flushes_for(CLS, SIZE, N);
-  CHECK_MSG(f_small >= (N - 256) / 8, "flushes %llu with cap 8", (unsigned long long)f_small);
+  CHECK_MSG(f_small >= (N - 8) / 8, "flushes %llu with cap 8", (unsigned long long)f_small);
   /* A diet of 50 % halves the cap in force. */
   k.tls_cap[CLS] = 64;
   k.diet_pct = 50;
   CHECK_EQ(hak_knobs_publish(&k), 0);
+  hak_thread_flush();
   uint64_t f_diet = flushes_for(CLS, SIZE, N);
-  CHECK_MSG(f_diet >= (N - 256) / 32 && f_diet < f_small, "flushes %llu with cap 64 at 50 %%", (unsigned long long)f_diet);
+  CHECK_MSG(f_diet >= (N - 32) / 32 && f_diet < f_small, "flushes %llu with cap 64 at 50 %%", (unsigned long long)f_diet);
   hak_knobs restore = current();
-  restore.tls_cap[CLS] = 256;
+  restore.tls_cap[CLS] = cap0;
   restore.diet_pct = 100;
   CHECK_EQ(hak_knobs_publish(&restore), 0);
 }

@@ -62,6 +62,10 @@ static int child_main(void) {
   if (!z || z[999]) bad = 1;
   T_FREE(z);
   printf("value=%lld\n", hak_option_value(SUPERSLAB));
+  for (int i = 0; i < hak_option_count(); i++) {
+    const hak_option_info* o = hak_option_get(i);
+    if (o && o->name) printf("option %s=%lld\n", o->name, o->value);
+  }
   printf("alloc=%s\n", bad ? "broken" : "ok");
   fflush(stdout);
   return bad ? 3 : 0;
@@ -139,6 +143,15 @@ static long long child_value(const child_result* r) {
   return v ? strtoll(v + 6, NULL, 10) : -999;
 }
 
+/* The child's effective value of option `name` (its "option NAME=value" line), or -999. */
+static long long child_option(const child_result* r, const char* name) {
+  char key[128];
+  snprintf(key, sizeof key, "option %s=", name);
+  for (const char* v = r->out; (v = strstr(v, key)) != NULL; v++)
+    if (v == r->out || v[-1] == '\n') return strtoll(v + strlen(key), NULL, 10);
+  return -999;
+}
+
 /* number of lines of `text` that start with `prefix` and contain `needle` (NULL: any) */
 static int count_lines(const char* text, const char* prefix, const char* needle) {
   int c = 0;
@@ -179,6 +192,62 @@ static int option_line(const char* text, const char* name, char* buf, size_t cap
     s += len + (e ? 1 : 0);
   }
   return 0;
+}
+
+/* The fields of a VERBOSE line, "hakmem: option NAME = VALUE UNIT (SOURCE) — help":
+ * parses VALUE exactly (digits up to the space) and copies UNIT and SOURCE.
+ * Returns 0 when the line does not have that shape. */
+typedef struct {
+  long long value;
+  char unit[32];
+  char source[96];
+} option_fields;
+
+static int parse_option_line(const char* line, const char* name, option_fields* f) {
+  char head[160];
+  snprintf(head, sizeof head, "hakmem: option %s = ", name);
+  if (strncmp(line, head, strlen(head)) != 0) return 0;
+  const char* v = line + strlen(head);
+  const char* d = v;
+  if (*d == '-') d++;
+  if (*d < '0' || *d > '9') return 0;
+  while (*d >= '0' && *d <= '9') d++;
+  if (*d != ' ') return 0;
+  errno = 0;
+  f->value = strtoll(v, NULL, 10);
+  if (errno) return 0;
+  const char* u = d + 1;
+  const char* ue = strchr(u, ' ');
+  if (!ue || (size_t)(ue - u) >= sizeof f->unit) return 0;
+  memcpy(f->unit, u, (size_t)(ue - u));
+  f->unit[ue - u] = 0;
+  if (ue[1] != '(') return 0;
+  const char* se = strchr(ue + 2, ')');
+  if (!se || (size_t)(se - ue - 2) >= sizeof f->source) return 0;
+  memcpy(f->source, ue + 2, (size_t)(se - ue - 2));
+  f->source[se - ue - 2] = 0;
+  return 1;
+}
+
+/* The VERBOSE line of option o says exactly `value`, o's unit and where the value came
+ * from ("default", or "from the environment; default D"). */
+static void check_option_line(const char* err, const hak_option_info* o, long long value, int from_env) {
+  char line[1024];
+  option_fields f;
+  if (!option_line(err, o->name, line, sizeof line)) {
+    CHECK_MSG(0, "no \"hakmem: option\" line for %s", o->name);
+    return;
+  }
+  if (!parse_option_line(line, o->name, &f)) {
+    CHECK_MSG(0, "%s: line not of the form \"hakmem: option NAME = VALUE UNIT (SOURCE) ...\": %s", o->name, line);
+    return;
+  }
+  CHECK_MSG(f.value == value, "%s: the line shows %lld, expected %lld: %s", o->name, f.value, value, line);
+  CHECK_MSG(strcmp(f.unit, o->unit) == 0, "%s: unit \"%s\", the table says \"%s\"", o->name, f.unit, o->unit);
+  char want[96];
+  if (from_env) snprintf(want, sizeof want, "from the environment; default %lld", o->def);
+  else snprintf(want, sizeof want, "default");
+  CHECK_MSG(strcmp(f.source, want) == 0, "%s: source \"%s\", expected \"%s\"", o->name, f.source, want);
 }
 
 static int is_numeric_option(const hak_option_info* o) {
@@ -265,15 +334,13 @@ static void test_verbose_lists_options(void) {
   int n = hak_option_count();
   int lines = count_lines(res.err, "hakmem: option ", NULL);
   CHECK_MSG(lines == n, "%d \"hakmem: option\" lines for %d options; stderr:\n%s", lines, n, res.err);
-  char line[1024];
+  /* every line shows the exact effective value: 1 for VERBOSE (set), the default otherwise */
   for (int i = 0; i < n; i++) {
     const hak_option_info* o = hak_option_get(i);
     if (!o || !o->name) continue;
-    CHECK_MSG(option_line(res.err, o->name, line, sizeof line), "no \"hakmem: option\" line for %s", o->name);
+    int verbose = strcmp(o->name, "HAKMEM_VERBOSE") == 0;
+    check_option_line(res.err, o, verbose ? 1 : o->def, verbose);
   }
-  CHECK_MSG(option_line(res.err, SUPERSLAB, line, sizeof line), "no line for " SUPERSLAB "; stderr:\n%s", res.err);
-  const char* after = strstr(line, SUPERSLAB);
-  CHECK_MSG(after && strchr(after + strlen(SUPERSLAB), '1'), "the " SUPERSLAB " line does not show 1: %s", line);
   /* verbose output is about options and start-up, not warnings */
   CHECK_EQ(count_lines(res.err, "hakmem: warning", NULL), 0);
 }
@@ -283,10 +350,14 @@ static void test_verbose_shows_env_value(void) {
   CHECK(run_child(env, &res) == 0);
   CHECK_MSG(exited_ok(&res), "child status %#x; stderr:\n%s", res.status, res.err);
   CHECK_EQ(child_value(&res), 0);
-  char line[1024];
-  CHECK_MSG(option_line(res.err, SUPERSLAB, line, sizeof line), "no line for " SUPERSLAB "; stderr:\n%s", res.err);
-  const char* after = strstr(line, SUPERSLAB);
-  CHECK_MSG(after && strchr(after + strlen(SUPERSLAB), '0'), "the " SUPERSLAB " line does not show 0: %s", line);
+  int n = hak_option_count();
+  for (int i = 0; i < n; i++) {
+    const hak_option_info* o = hak_option_get(i);
+    if (!o || !o->name) continue;
+    if (strcmp(o->name, SUPERSLAB) == 0) check_option_line(res.err, o, 0, 1);
+    else if (strcmp(o->name, "HAKMEM_VERBOSE") == 0) check_option_line(res.err, o, 1, 1);
+    else check_option_line(res.err, o, o->def, 0);
+  }
 }
 
 static void test_superslab_off(void) {
@@ -349,6 +420,37 @@ static void test_every_option_invalid(void) {
   free(env);
 }
 
+/* Bug: option suffix overflow (issue 10, item 6). A byte value whose suffix shift
+ * overflows 64 bits wraps around instead of being rejected: 17179869184G is 2^34 << 30 =
+ * 2^64, which the parser takes as 0 (in range, no warning); 17179869185G becomes 1 GiB.
+ * The README says a value that does not parse or is out of range keeps the default with
+ * a warning. Run only when named; ctest options_known_bug_suffix_overflow has WILL_FAIL
+ * until the parser is fixed. */
+static void test_suffix_overflow_warns(void) {
+  static const struct { const char* name; const char* value; } cases[] = {
+    {"HAKMEM_SEGMENT_CACHE", "17179869184G"},          /* 2^64 -> 0 */
+    {"HAKMEM_LARGE_CACHE", "17179869185G"},            /* 2^64 + 2^30 -> 1 GiB */
+    {"HAKMEM_SEGMENT_CACHE_DIRTY", "17592186044416M"}, /* 2^44 << 20 = 2^64 -> 0 */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const hak_option_info* o = NULL;
+    for (int k = 0; k < hak_option_count(); k++)
+      if (hak_option_get(k) && strcmp(hak_option_get(k)->name, cases[i].name) == 0) o = hak_option_get(k);
+    if (!o) { CHECK_MSG(0, "no option %s", cases[i].name); continue; }
+    char setting[128];
+    snprintf(setting, sizeof setting, "%s=%s", cases[i].name, cases[i].value);
+    const char* env[] = {setting, NULL};
+    CHECK(run_child(env, &res) == 0);
+    CHECK_MSG(exited_ok(&res), "%s: child status %#x; stderr:\n%s", setting, res.status, res.err);
+    long long v = child_option(&res, cases[i].name);
+    CHECK_MSG(v == o->def, "%s: effective value %lld, expected the default %lld", setting, v, o->def);
+    char needle[160];
+    snprintf(needle, sizeof needle, "hakmem: warning: %s", setting);
+    int w = count_lines(res.err, NULL, needle);
+    CHECK_MSG(w == 1, "%s: %d warning lines, expected 1; stderr:\n%s", setting, w, res.err);
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "--child") == 0) return child_main();
   ht_init(argc, argv);
@@ -359,5 +461,6 @@ int main(int argc, char** argv) {
   HT_RUN(test_superslab_off);
   HT_RUN(test_invalid_value_warns);
   HT_RUN(test_every_option_invalid);
+  HT_RUN_EXPLICIT(test_suffix_overflow_warns);   /* known bug: see the function */
   return ht_report();
 }

@@ -3,6 +3,7 @@
  * the text and JSON renderings. Linked to libhakmem-api (hak_* only), so the only
  * allocations hakmem sees are the test's own and the stats snapshots (class 8 KiB). */
 #include "hak_test.h"
+#include "ht_json.h"
 #include "hakmem.h"
 #include "hakmem_stats.h"
 
@@ -165,27 +166,165 @@ static void test_versioned_struct(void) {
 }
 
 /* ---- renderings --------------------------------------------------------------------- */
+
+/* hak_stats_json parsed as JSON: exactly the documented keys, each once, with values that
+ * agree with hak_stats_get snapshots taken just before (a) and after (b) the rendering
+ * (single-threaded here: a counter of the JSON lies between its two readings). */
+static int in_range(uint64_t v, uint64_t x, uint64_t y) { return x <= y ? (v >= x && v <= y) : (v >= y && v <= x); }
+
+static void check_json_uint(const ht_json* d, int obj, const char* key, uint64_t lo, uint64_t hi,
+                            uint64_t* out) {
+  int n = ht_json_count(d, obj, key);
+  CHECK_MSG(n == 1, "JSON key \"%s\" appears %d times", key, n);
+  int m = ht_json_member(d, obj, key);
+  if (m < 0) return;
+  CHECK_MSG(d->n[m].type == HT_JNUM && d->n[m].is_uint, "JSON \"%s\" is not an unsigned integer", key);
+  CHECK_MSG(in_range(d->n[m].u, lo, hi), "JSON \"%s\" = %llu, hak_stats_get said %llu and %llu", key,
+            (unsigned long long)d->n[m].u, (unsigned long long)lo, (unsigned long long)hi);
+  if (out) *out = d->n[m].u;
+}
+
+static void check_json_bool(const ht_json* d, int obj, const char* key, int want) {
+  int m = ht_json_member(d, obj, key);
+  CHECK_MSG(m >= 0 && ht_json_count(d, obj, key) == 1, "JSON modes.%s missing or repeated", key);
+  if (m < 0) return;
+  int t = d->n[m].type;
+  CHECK_MSG(t == (want ? HT_JTRUE : HT_JFALSE), "JSON modes.%s is %s, expected %s", key,
+            t == HT_JTRUE ? "true" : t == HT_JFALSE ? "false" : "not a boolean", want ? "true" : "false");
+}
+
+/* the parser itself: it must reject what is not JSON, or the check above proves nothing */
+static void test_json_parser(void) {
+  static ht_json doc;
+  static const char* const good[] = {"{}", "[]", "0", " {\"a\" : [1, 2, {\"b\": null}], \"c\": \"x\\\"y\\u00e9\", "
+                                     "\"d\": -1.5e3, \"e\": true, \"f\": false} ", "18446744073709551615"};
+  static const char* const bad[] = {"", "{", "{\"a\":1,}", "[1 2]", "{\"a\":01}", "{'a':1}", "\"abc",
+                                    "{\"a\":1}x", "{\"a\":tru}", "{\"a\" 1}", "[1,]", "{\"a\":\"\\x\"}",
+                                    "-", "1.", "1e", "{\"a\":1}{\"b\":2}", "[\"\t\"]"};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+    CHECK_MSG(ht_json_parse(&doc, good[i], strlen(good[i])), "rejected valid JSON %s: %s", good[i], doc.error);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    CHECK_MSG(!ht_json_parse(&doc, bad[i], strlen(bad[i])), "accepted invalid JSON %s", bad[i]);
+  CHECK(ht_json_parse(&doc, good[3], strlen(good[3])));
+  int a = ht_json_member(&doc, 0, "a");
+  CHECK(a >= 0 && doc.n[a].type == HT_JARR && ht_json_length(&doc, a) == 3);
+  CHECK(ht_json_member(&doc, 0, "zz") < 0);
+  CHECK(ht_json_parse(&doc, good[4], strlen(good[4])) && doc.n[0].is_uint && doc.n[0].u == UINT64_MAX);
+  CHECK(ht_json_parse(&doc, "18446744073709551616", 20) && !doc.n[0].is_uint);
+}
+
 static void test_json_rendering(void) {
+  static ht_json doc;
+  hak_stats* a = snap();
   size_t n = hak_stats_json(NULL, 0);
   CHECK(n > 100);
   char* buf = malloc(n + 64);
   size_t m = hak_stats_json(buf, n + 64);
-  CHECK(m > 100);
+  hak_stats* b = snap();
   CHECK_EQ(strlen(buf), m);
-  CHECK(buf[0] == '{' && buf[m - 1] == '}');
-  CHECK(strstr(buf, "\"modes\":{\"superslab\":") != NULL);
-  CHECK(strstr(buf, "\"allocs\":") != NULL);
-  CHECK(strstr(buf, "\"classes\":[") != NULL);
-  int depth = 0, bad = 0;
-  for (size_t i = 0; i < m; i++) {
-    if (buf[i] == '{' || buf[i] == '[') depth++;
-    if (buf[i] == '}' || buf[i] == ']') { if (--depth < 0) bad = 1; }
+  CHECK(m > 100 && m <= n + 63);
+  int ok = ht_json_parse(&doc, buf, m);
+  CHECK_MSG(ok, "hak_stats_json is not valid JSON: %s at byte %zu: ...%.40s", doc.error ? doc.error : "?",
+            doc.error_at, buf + (doc.error_at < m ? doc.error_at : m));
+  if (!ok) { free(buf); return; }
+  const ht_json* d = &doc;
+  CHECK_EQ(d->n[0].type, HT_JOBJ);
+
+  /* the top level: version, modes, every HAKMEM_STATS_FIELDS counter, classes, debug */
+  int keys = 0;
+  for (int i = d->n[0].first; i >= 0; i = d->n[i].next) keys++;
+  int want_keys = 4;
+#define COUNT_FIELD(name, help) want_keys++;
+  HAKMEM_STATS_FIELDS(COUNT_FIELD)
+#undef COUNT_FIELD
+  CHECK_MSG(keys == want_keys, "JSON top level has %d keys, expected %d", keys, want_keys);
+  check_json_uint(d, 0, "version", HAKMEM_STATS_VERSION, HAKMEM_STATS_VERSION, NULL);
+  uint64_t allocs = 0, frees = 0, large_allocs = 0, large_frees = 0;
+#define CHECK_FIELD(name, help)                                                                    \
+  if (strcmp(#name, "rss_bytes") == 0) check_json_uint(d, 0, #name, 1, UINT64_MAX, NULL);          \
+  else check_json_uint(d, 0, #name, a->name, b->name,                                              \
+                       strcmp(#name, "allocs") == 0 ? &allocs : strcmp(#name, "frees") == 0 ? &frees \
+                       : strcmp(#name, "large_allocs") == 0 ? &large_allocs                        \
+                       : strcmp(#name, "large_frees") == 0 ? &large_frees : NULL);
+  HAKMEM_STATS_FIELDS(CHECK_FIELD)
+#undef CHECK_FIELD
+
+  int modes = ht_json_member(d, 0, "modes");
+  CHECK_MSG(modes >= 0 && d->n[modes].type == HT_JOBJ && ht_json_length(d, modes) == 4,
+            "JSON \"modes\" is not an object of 4 members");
+  if (modes >= 0) {
+    check_json_bool(d, modes, "superslab", hak_option_value("HAKMEM_TINY_USE_SUPERSLAB") != 0);
+    check_json_bool(d, modes, "ace", 0);
+    check_json_bool(d, modes, "debug_counters", a->debug_counters != 0);
+    int pmu = ht_json_member(d, modes, "pmu");
+    static const char* const pmu_names[] = {"none", "software", "hardware"};
+    CHECK_MSG(pmu >= 0 && d->n[pmu].type == HT_JSTR && a->pmu_mode <= 2 &&
+              ht_json_str_eq(d->n[pmu].str, d->n[pmu].len, pmu_names[a->pmu_mode <= 2 ? a->pmu_mode : 0]),
+              "JSON modes.pmu does not name PMU mode %u", a->pmu_mode);
   }
-  CHECK(!bad && depth == 0);
+
+  /* classes: one object per class with any activity, in class order, with exact keys */
+  int classes = ht_json_member(d, 0, "classes");
+  CHECK_MSG(classes >= 0 && d->n[classes].type == HT_JARR, "JSON \"classes\" is not an array");
+  uint64_t sum_allocs = 0, sum_frees = 0;
+  int listed = 0;
+  if (classes >= 0) {
+    static const char* const ckeys[] = {"class", "size", "allocs", "frees", "in_use", "refills",
+                                        "flushes", "remote_frees", "remote_backlog"};
+    long prev = -1;
+    for (int e = d->n[classes].first; e >= 0; e = d->n[e].next) {
+      listed++;
+      CHECK_MSG(d->n[e].type == HT_JOBJ && ht_json_length(d, e) == 9, "classes[%d] is not an object of 9 members",
+                listed - 1);
+      for (int k = 0; k < 9; k++) {
+        int v = ht_json_member(d, e, ckeys[k]);
+        CHECK_MSG(v >= 0 && d->n[v].type == HT_JNUM && d->n[v].is_uint, "classes[%d].%s missing or not an integer",
+                  listed - 1, ckeys[k]);
+      }
+      int ci = ht_json_member(d, e, "class");
+      if (ci < 0 || d->n[ci].u >= HAKMEM_STATS_CLASSES) { CHECK_MSG(0, "classes[%d]: bad class", listed - 1); continue; }
+      unsigned c = (unsigned)d->n[ci].u;
+      CHECK_MSG((long)c > prev, "classes not in increasing order at %u", c);
+      prev = (long)c;
+      uint64_t v[9];
+      for (int k = 0; k < 9; k++) { int x = ht_json_member(d, e, ckeys[k]); v[k] = x >= 0 ? d->n[x].u : 0; }
+      CHECK_EQ(v[1], a->cls[c].block_size);
+      CHECK_MSG(in_range(v[2], a->cls[c].allocs, b->cls[c].allocs), "class %u allocs %llu", c, (unsigned long long)v[2]);
+      CHECK_MSG(in_range(v[3], a->cls[c].frees, b->cls[c].frees), "class %u frees %llu", c, (unsigned long long)v[3]);
+      CHECK_MSG(v[4] == v[2] - v[3] && v[2] >= v[3], "class %u: in_use %llu != allocs - frees", c, (unsigned long long)v[4]);
+      CHECK_MSG(in_range(v[5], a->cls[c].refills, b->cls[c].refills), "class %u refills", c);
+      CHECK_MSG(in_range(v[6], a->cls[c].flushes, b->cls[c].flushes), "class %u flushes", c);
+      CHECK_MSG(in_range(v[7], a->cls[c].remote_frees, b->cls[c].remote_frees), "class %u remote_frees", c);
+      CHECK_MSG(in_range(v[8], a->cls[c].remote_backlog, b->cls[c].remote_backlog), "class %u remote_backlog", c);
+      CHECK_MSG(v[2] || v[3], "class %u listed without any allocation or free", c);
+      sum_allocs += v[2];
+      sum_frees += v[3];
+    }
+  }
+  unsigned active = 0;
+  for (unsigned c = 0; c < HAKMEM_STATS_CLASSES; c++) active += (a->cls[c].allocs || a->cls[c].frees);
+  CHECK_MSG((unsigned)listed >= active, "%d classes listed, %u had activity before the rendering", listed, active);
+  CHECK_EQ(sum_allocs + large_allocs, allocs);
+  CHECK_EQ(sum_frees + large_frees, frees);
+
+  /* debug: one unsigned member per compiled-in debug counter, by name */
+  int dbg = ht_json_member(d, 0, "debug");
+  CHECK_MSG(dbg >= 0 && d->n[dbg].type == HT_JOBJ, "JSON \"debug\" is not an object");
+  if (dbg >= 0) {
+    CHECK_EQ(ht_json_length(d, dbg), a->debug_counters);
+    for (unsigned i = 0; i < a->debug_counters; i++) {
+      const char* name = hak_stats_debug_name(i);
+      int v = ht_json_member(d, dbg, name ? name : "");
+      CHECK_MSG(v >= 0 && d->n[v].type == HT_JNUM && d->n[v].is_uint && in_range(d->n[v].u, a->debug[i], b->debug[i]),
+                "JSON debug.%s missing or out of range", name ? name : "?");
+    }
+  }
+
   /* a short buffer is cut and terminated, and the full length is still reported */
   char small[16];
   CHECK(hak_stats_json(small, sizeof small) > sizeof small);
   CHECK_EQ(strlen(small), sizeof small - 1);
+  CHECK(!ht_json_parse(&doc, small, strlen(small)));   /* and the parser does reject a cut one */
   free(buf);
 }
 
@@ -216,6 +355,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_local_pattern_counts);
   HT_RUN(test_remote_frees_and_backlog);
   HT_RUN(test_large_and_bytes);
+  HT_RUN(test_json_parser);
   HT_RUN(test_json_rendering);
   HT_RUN(test_text_rendering);
   return ht_report();

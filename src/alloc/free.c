@@ -22,6 +22,9 @@
 static hak_slab* checked_slab(hak_segment* seg, const void* p, const char* fn) {
   uintptr_t a = (uintptr_t)p;
   uint8_t st = hak_load_acquire(&seg->state);
+  /* Every block of a cached segment is free: freeing into one is freeing a block twice
+   * (its owner exited and the segment emptied since the first free). */
+  if (st == HAK_SEGST_CACHED && fn[0] == 'f' && fn[1] == 'r') hak_fatal(fn, "double free", p);
   if (st != HAK_SEGST_OWNED && st != HAK_SEGST_ABANDONED) hak_fatal(fn, "invalid pointer", p);
   if (a < (uintptr_t)seg->slabs[0].start) hak_fatal(fn, "invalid pointer", p);
   hak_slab* s = hak_slab_of(seg, a);

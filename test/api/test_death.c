@@ -414,10 +414,9 @@ int main(int argc, char** argv) {
   HT_RUN(test_death_double_free_cross_mid);
   HT_RUN(test_death_double_free_cross_pool);
   HT_RUN(test_death_double_free_cross_large);
-  /* bug: a double free of a block whose owner thread freed it and exited (the segment went
-   * back to the segment cache) is reported as "invalid pointer", not "double free"; ctest
-   * death_known_bug_owner_exited runs it with WILL_FAIL until that is fixed */
-  HT_RUN_EXPLICIT(test_death_double_free_after_owner_freed);
+  /* a double free of a block whose owner thread freed it and exited (the segment went
+   * back to the segment cache) */
+  HT_RUN(test_death_double_free_after_owner_freed);
   HT_RUN(test_death_double_free_in_other_thread);
   HT_RUN(test_death_realloc_stack);
   HT_RUN(test_death_realloc_interior);

@@ -548,8 +548,25 @@ static void test_scavenger_returns_idle_memory(void) {
   enable(0, 2);
 }
 
+/* --trace-run: allocate for about a second with the thread running (the trace test sets
+ * HAKMEM_ACE_TRACE and a short fast interval), free most of it, idle a little. */
+static void trace_run_and_exit(void) {
+  enum { N = 4000 };
+  static void* p[N];
+  for (int round = 0; round < 10; round++) {
+    for (int i = 0; i < N; i++) p[i] = hak_malloc(16 + (size_t)(i * 37 % 20000));
+    for (int i = 0; i < N; i++) if (i % 4) { hak_free(p[i]); p[i] = NULL; }
+    churn(5);
+    sleep_ms(60);
+    for (int i = 0; i < N; i++) hak_free(p[i]);
+  }
+  sleep_ms(300);
+  exit(state_now().fast_ticks > 0 ? 0 : 1);
+}
+
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; i++) if (strcmp(argv[i], "--print-config") == 0) print_config_and_exit();
+  for (int i = 1; i < argc; i++) if (strcmp(argv[i], "--trace-run") == 0) trace_run_and_exit();
   ht_init(argc, argv);
   HT_RUN(test_metrics_from_scripted_collections);
   HT_RUN(test_rule_backlog_lowers_then_restores_drain_interval);

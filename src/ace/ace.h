@@ -46,6 +46,9 @@ typedef struct ace_metrics {
   uint64_t bytes_in_use, bytes_held, unused_resident;
   double   fragmentation;               /* bytes in use / bytes held (1 when nothing held) */
   uint64_t rss_bytes;                   /* 0 unless read this tick */
+  double   ace_cpu_fraction;            /* the ACE thread's CPU time per wall time (controller) */
+  uint64_t ace_cpu_ns;                  /* the ACE thread's CPU time so far (controller) */
+  uint64_t scavenge_cpu_ns;             /* CPU time the scavenger took this tick (controller) */
 } ace_metrics;
 
 /* Compute the window's metrics from two collections and two PMU readings. Pure. */

@@ -127,6 +127,8 @@ void ace_ctl_fast_tick(uint64_t now) {
   m.rss_bytes = hak_prim_rss_bytes();
   uint64_t cpu = thread_cpu_ns();
   double ace_cpu = now > t_prev ? (double)(cpu - thread_cpu_prev) / (double)(now - t_prev) : 0;
+  m.ace_cpu_fraction = ace_cpu;
+  m.ace_cpu_ns = cpu;
   char reason[640];
   reason[0] = 0;
   if (steering || scavenging) {
@@ -150,7 +152,9 @@ void ace_ctl_fast_tick(uint64_t now) {
   }
   size_t scavenged = 0;
   if (scavenging && !(cfg.pinned & HAKMEM_ACE_PIN_SCAVENGE)) {
+    uint64_t c0 = thread_cpu_ns();
     scavenged = ace_scavenge(now, (uint64_t)cfg.scavenge_budget_us * 1000, (uint64_t)knobs_now.purge_delay_ms * 1000000);
+    m.scavenge_cpu_ns = thread_cpu_ns() - c0;
     atomic_fetch_add_explicit(&ace_state.scavenged_bytes, scavenged, memory_order_relaxed);
   }
   uint32_t mode = hak_load_relaxed(&ace_state.mode);

@@ -62,6 +62,8 @@ typedef struct hak_slab {
   uint16_t            cls;      /* size class */
   uint8_t             state;    /* hak_slab_state */
   uint8_t             idx;      /* index in the segment */
+  bool                pages_clean; /* every free block's inner pages are given back; cleared
+                                      when a block comes home (under the heap's lock) */
   /* under the owning heap's lock (or the lock of the list the segment is on) */
   hak_block*          free;     /* local free list */
   uint8_t*            end;      /* start + capacity * bsize */
@@ -254,7 +256,8 @@ HAK_HIDDEN void hak_heap_sweep(hak_heap* h);
 HAK_HIDDEN size_t hak_heap_sweep_segment(hak_heap* h, hak_segment* seg, uint64_t now, uint64_t delay,
                                          bool* gone);
 /* A scavenger's visit of an abandoned segment it has pinned; bytes given back. */
-HAK_HIDDEN size_t hak_abandoned_release(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages);
+HAK_HIDDEN size_t hak_abandoned_release(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages,
+                                        uint64_t deadline);
 /* Call fn on every live heap, the retired-heaps accumulator and the global heap, under
  * the heap pool lock (stats). Counters of other threads are read without ordering. */
 HAK_HIDDEN void hak_heap_foreach(void (*fn)(const hak_heap* h, void* arg), void* arg,

@@ -254,13 +254,15 @@ void hak_abandoned_reclaim(void) {
  * delay and the pages inside free blocks. The segment itself stays on the abandoned
  * list (hak_abandoned_reclaim releases it once empty): the caller's pin forbids an
  * unmap here. Returns bytes given back, 0 when the list is busy. */
-size_t hak_abandoned_release(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages) {
+size_t hak_abandoned_release(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages,
+                             uint64_t deadline) {
   if (pthread_mutex_trylock(&abandoned_lock.m) != 0) return 0;
   size_t bytes = 0;
   if (hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED) {
     segment_collect(NULL, seg);
     bytes += hak_segment_purge(seg, now, delay);
     for (unsigned i = 0; i < seg->nslabs; i++) {
+      if (deadline && hak_prim_now_ns() >= deadline) break;
       if (seg->slabs[i].state != HAK_SLAB_UNUSED) bytes += hak_slab_release_free_pages(&seg->slabs[i], min_pages);
     }
   }

@@ -17,8 +17,19 @@
 #include "alloc/knobs.h"
 #include "alloc/slab.h"
 
+/* Pages inside the free blocks of seg's slabs, stopping at the deadline (0: none). */
+static size_t release_block_pages(hak_segment* seg, unsigned min_pages, uint64_t deadline) {
+  size_t bytes = 0;
+  for (unsigned i = 0; i < seg->nslabs; i++) {
+    if (seg->slabs[i].state == HAK_SLAB_UNUSED) continue;
+    if (deadline && hak_prim_now_ns() >= deadline) break;
+    bytes += hak_slab_release_free_pages(&seg->slabs[i], min_pages);
+  }
+  return bytes;
+}
+
 static size_t release_owned(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages,
-                            bool* busy) {
+                            uint64_t deadline, bool* busy) {
   hak_heap* h = hak_load_acquire(&seg->heap);
   if (!h) return 0;
   if (!hak_spin_try(&h->lock)) { *busy = true; return 0; }
@@ -33,11 +44,7 @@ static size_t release_owned(hak_segment* seg, uint64_t now, uint64_t delay, unsi
      * flush) for the delay: a busy heap would fault them straight back in. */
     uint64_t act = hak_load_relaxed(&h->activity);
     if (act != h->scav_activity) { h->scav_activity = act; h->scav_idle_since = now; }
-    if (now >= h->scav_idle_since + delay) {
-      for (unsigned i = 0; i < seg->nslabs; i++) {
-        if (seg->slabs[i].state != HAK_SLAB_UNUSED) bytes += hak_slab_release_free_pages(&seg->slabs[i], min_pages);
-      }
-    }
+    if (now >= h->scav_idle_since + delay) bytes += release_block_pages(seg, min_pages, deadline);
     h->hold_segments = false;
   }
   hak_spin_release(&h->lock);
@@ -45,10 +52,10 @@ static size_t release_owned(hak_segment* seg, uint64_t now, uint64_t delay, unsi
 }
 
 size_t hak_release_segment(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages,
-                           bool* busy) {
+                           uint64_t deadline, bool* busy) {
   switch (hak_load_acquire(&seg->state)) {
-    case HAK_SEGST_OWNED:     return release_owned(seg, now, delay, min_pages, busy);
-    case HAK_SEGST_ABANDONED: return hak_abandoned_release(seg, now, delay, min_pages);
+    case HAK_SEGST_OWNED:     return release_owned(seg, now, delay, min_pages, deadline, busy);
+    case HAK_SEGST_ABANDONED: return hak_abandoned_release(seg, now, delay, min_pages, deadline);
     default:                  return 0;
   }
 }
@@ -60,26 +67,30 @@ void hak_release_walk(hak_release_walk_t* w, uint64_t now, uint64_t delay) {
   hak_lock_take(&release_lock);
   w->out_of_time = false;
   w->calls++;
+  /* The caches and the emptied abandoned segments first (no pin is held, so a segment
+   * may be unmapped): every call without a deadline, every 4th call with one. Their
+   * time counts against the same deadline as the walk. */
+  if (!w->deadline_ns || (w->calls & 3) == 1) {
+    hak_abandoned_reclaim();
+    w->released += hak_segment_cache_purge(now, delay);
+    w->released += hak_large_cache_purge(now, delay);
+  }
   unsigned min_pages = HAK_KNOB(partial_release_pages);
   size_t n = hak_seglist_count();
   if (w->max_segments && w->max_segments < n) n = w->max_segments;
   for (size_t i = 0; i < n; i++) {
+    if (w->deadline_ns && hak_prim_now_ns() >= w->deadline_ns) { w->out_of_time = true; break; }
     hak_segment* seg = hak_seglist_next(&w->cursor, true);
     if (!seg) break;
     w->visited++;
     bool busy = false;
-    w->released += hak_release_segment(seg, now, delay, min_pages, &busy);
+    w->released += hak_release_segment(seg, now, delay, min_pages, w->deadline_ns, &busy);
     w->busy += busy;
     hak_seglist_unpin(seg);
-    if (w->deadline_ns && hak_prim_now_ns() >= w->deadline_ns) { w->out_of_time = true; break; }
   }
-  /* No pin held now: empty abandoned segments may go to the cache (or be unmapped),
-   * and the caches are purged, unless the time is up (then every 4th call anyway, so a
-   * walk that never finishes in time still purges them). */
-  if (!w->out_of_time || (w->calls & 3) == 0) {
+  if (!w->deadline_ns) {          /* a full round (malloc_trim, tests): what it emptied too */
     hak_abandoned_reclaim();
     w->released += hak_segment_cache_purge(now, delay);
-    w->released += hak_large_cache_purge(now, delay);
   }
   hak_lock_release(&release_lock);
 }

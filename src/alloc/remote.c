@@ -29,6 +29,7 @@ uint32_t hak_remote_drain(hak_slab* s) {
   }
   s->nfree += n;
   s->used -= n;
+  if (n) s->pages_clean = false;
   if (n) HAK_OS_COUNT(remote_drained[s->cls], n);
   return n;
 }

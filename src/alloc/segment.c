@@ -249,6 +249,7 @@ hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   s->end = s->start + cap * bsize;
   s->free = NULL; s->nfree = 0; s->used = 0;
   s->next = s->prev = NULL;
+  s->pages_clean = false;
   hak_store_release(&s->bump, s->start);
   return s;
 }

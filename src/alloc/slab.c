@@ -53,6 +53,7 @@ bool hak_slab_release(hak_heap* h, hak_slab* s) {
 }
 
 void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
+  s->pages_clean = false;
   b->key = hak_free_key;
   b->next = HAK_ENC(b, s->free);
   s->free = b;
@@ -75,7 +76,7 @@ void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
  * Smaller blocks share pages with their neighbours; giving such a page back needs
  * every block on it free and off every list, which this does not attempt. */
 size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages) {
-  if (s->bsize < 2 * HAK_PAGE_SIZE) return 0;
+  if (s->bsize < 2 * HAK_PAGE_SIZE || s->pages_clean) return 0;
   uintptr_t tag = hak_released_tag();
   size_t bytes = 0;
   for (hak_block* b = s->free; b; b = HAK_DEC(b, b->next)) {
@@ -88,6 +89,7 @@ size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages) {
     *word = tag;
     bytes += to - from;
   }
+  s->pages_clean = true;                /* until a block comes home (return_local, drain) */
   if (bytes) {
     HAK_OS_COUNT(interior_release_bytes, bytes);
     HAK_OS_COUNT(decommit_bytes, bytes);

@@ -52,7 +52,7 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
     "ACE fast loop period: metrics, rules, guards, scavenger", NULL},
   [HAK_OPT_ACE_SLOW_INTERVAL_S] = {"HAKMEM_ACE_SLOW_INTERVAL_S", 30, 1, 3600, "s",
     "ACE slow loop period: RSS, fragmentation, unused resident memory", NULL},
-  [HAK_OPT_ACE_SCAVENGE_BUDGET_US] = {"HAKMEM_ACE_SCAVENGE_BUDGET_US", 5000, 100, 1000000, "us",
+  [HAK_OPT_ACE_SCAVENGE_BUDGET_US] = {"HAKMEM_ACE_SCAVENGE_BUDGET_US", 4000, 100, 1000000, "us",
     "time the scavenger may spend returning memory per fast tick", NULL},
   [HAK_OPT_ACE_START_DELAY_MS] = {"HAKMEM_ACE_START_DELAY_MS", 1000, 0, 3600000, "ms",
     "the ACE thread starts once the process has lived this long ...", NULL},

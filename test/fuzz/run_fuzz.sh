@@ -73,7 +73,7 @@ LIB=$BUILD/libhakmem-api.a
 build_one() {   # build_one OUT SOURCE EXTRA-FLAGS...
   local out=$1 src=$2
   shift 2
-  "$CC" $SAN "$@" -I"$ROOT/include" "$src" "$LIB" -lurcu-bp -lpfm -lpthread -o "$BUILD/$out" 2>"$BUILD/$out.log"
+  "$CC" $SAN "$@" -I"$ROOT/include" "$src" "$LIB" -lurcu-bp -lpthread -o "$BUILD/$out" 2>"$BUILD/$out.log"
 }
 ok=1
 build_one fuzz_alloc "$ROOT/test/fuzz/fuzz_alloc.c" -fsanitize=fuzzer || ok=0

@@ -182,10 +182,14 @@ void* hak_alloc_reallocarray(void* p, size_t n, size_t size) {
 }
 
 int hak_alloc_owns(const void* p) {
-  hak_segment* seg = hak_registry_lookup((uintptr_t)p);
+  uintptr_t a = (uintptr_t)p;
+  hak_segment* seg = hak_registry_lookup(a);
   if (!seg) return 0;
   uint8_t st = hak_load_acquire(&seg->state);
-  return st != HAK_SEGST_CACHED && st != HAK_SEGST_LARGE_FREE;
+  if (st == HAK_SEGST_CACHED || st == HAK_SEGST_LARGE_FREE) return 0;
+  /* A large mapping ends on a page, not on its last chunk's end: the rest of that chunk
+   * is not hakmem's, and the program may map memory there itself. */
+  return a >= (uintptr_t)seg && a < (uintptr_t)seg + seg->size;
 }
 
 void hak_alloc_thread_flush(void) {

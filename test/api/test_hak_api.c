@@ -54,6 +54,21 @@ static void test_hak_owns(void) {
   void* a = hak_aligned_alloc(4 * MiB, 10);
   CHECK(hak_owns(a));
   hak_free(a);
+  /* A large block's mapping ends on a page; the rest of its last 2 MiB chunk is not
+   * hakmem's. Memory the program maps there itself is not hakmem's either. */
+  char* big = hak_malloc(3 * MiB);                      /* header page + 3 MiB: 2 chunks, part used */
+  CHECK(hak_owns(big) && hak_owns(big + 3 * MiB - 1));
+  uintptr_t end = (((uintptr_t)big + 3 * MiB - 1) | 4095) + 1;    /* the mapping's end */
+  uintptr_t chunk_end = (end + 2 * MiB - 1) & ~(uintptr_t)(2 * MiB - 1);
+  CHECK(!hak_owns((void*)end));
+  if (chunk_end > end) {
+    void* mine = mmap((void*)end, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (mine != MAP_FAILED) {
+      CHECK_MSG(mine == (void*)end && !hak_owns(mine), "hak_owns(%p) of the program's own mapping", mine);
+      munmap(mine, 4096);
+    }
+  }
+  hak_free(big);
 }
 
 static void* flush_thread(void* arg) {

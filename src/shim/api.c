@@ -6,6 +6,9 @@
 #include "ace/ace.h"
 #include "hakmem.h"
 
+_Static_assert(HAKMEM_VERSION_MAJOR == 0 && HAKMEM_VERSION_MINOR == 2 && HAKMEM_VERSION_PATCH == 0 &&
+               sizeof HAKMEM_VERSION_STRING == sizeof "0.2.0", "the version macros agree");
+
 /* Fork handlers and the exit report, as soon as the library is loaded (also when the
  * program only uses the hak_* names). */
 __attribute__((constructor)) static void api_init_at_load(void) {
@@ -33,3 +36,4 @@ HAK_EXPORT void*  hak_pvalloc(size_t size) { return hak_alloc_pvalloc(size); }
 HAK_EXPORT size_t hak_malloc_usable_size(const void* p) { return hak_alloc_usable_size(p); }
 HAK_EXPORT int    hak_owns(const void* p) { return hak_alloc_owns(p); }
 HAK_EXPORT void   hak_thread_flush(void) { hak_alloc_thread_flush(); }
+HAK_EXPORT const char* hak_version(void) { return HAKMEM_VERSION_STRING; }

@@ -18,6 +18,11 @@ HAK_HIDDEN void hak_stats_init(void);
 /* The ACE layer says whether its thread runs and which PMU mode it uses (stats modes). */
 HAK_HIDDEN void hak_stats_set_ace(uint32_t running, uint32_t pmu_mode);
 
+/* ---- trim.c --------------------------------------------------------------------- */
+/* malloc_trim: flush the calling thread's caches, then give back every unused page of
+ * every thread's memory and of the caches, with no purge delay. Bytes given back. */
+HAK_HIDDEN size_t hak_trim(void);
+
 /* ---- knobs.c -------------------------------------------------------------------- */
 /* Validate `candidate` and make it the current snapshot (its generation is assigned
  * here). Returns 0, or -1 with errno EINVAL when a value is out of range (nothing

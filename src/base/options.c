@@ -27,6 +27,8 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
     "serve tiny sizes (<= 1 KiB) from 2 MiB SuperSlabs with 64 KiB slabs; 0 uses mid segments", NULL},
   [HAK_OPT_STATS] = {"HAKMEM_STATS", 0, 0, 2, "enum",
     "print statistics at exit: 0 off, 1 text summary, json (=2) JSON", "json=2,text=1,off=0"},
+  [HAK_OPT_STATS_FILE] = {"HAKMEM_STATS_FILE", 0, 0, 1, "path",
+    "file that receives the exit report instead of stderr (%p: the pid; appended; implies HAKMEM_STATS=1)", NULL},
   [HAK_OPT_TLS_CACHE_BYTES] = {"HAKMEM_TLS_CACHE_BYTES", 64 << 10, 1 << 10, 64 << 20, "bytes",
     "bytes a thread may cache per size class before flushing back to its slabs", NULL},
   [HAK_OPT_TLS_CAP_MAX] = {"HAKMEM_TLS_CAP_MAX", 256, 1, 4096, "count",

@@ -37,6 +37,7 @@
 static void ext_collect(hak_collect* c) {
   hak_ensure_init();
   hak_collect_all(c);
+  hak_stats_note_in_use(c->bytes_in_use);
 }
 
 static uint64_t ext_unused_resident(const hak_collect* c) {

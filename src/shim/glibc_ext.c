@@ -21,6 +21,7 @@
 #include "alloc/collect.h"
 #include "alloc/sizeclass.h"
 #include "runtime/runtime.h"
+#include "shim/valgrind.h"
 #include "prim/prim.h"
 #include "hakmem.h"
 #include "hakmem_stats.h"
@@ -170,10 +171,10 @@ HAK_SHIM int mallopt(int param, int value) {
 
 /* ---- glibc's internal names of the allocation calls --------------------------------- */
 
-HAK_SHIM void* __libc_malloc(size_t size) { return hak_malloc_fast(size); }
-HAK_SHIM void  __libc_free(void* p) { hak_free_fast(p); }
-HAK_SHIM void* __libc_calloc(size_t n, size_t size) { return hak_alloc_calloc(n, size); }
-HAK_SHIM void* __libc_realloc(void* p, size_t size) { return hak_alloc_realloc(p, size); }
-HAK_SHIM void* __libc_memalign(size_t align, size_t size) { return hak_alloc_memalign(align, size); }
-HAK_SHIM void* __libc_valloc(size_t size) { return hak_alloc_valloc(size); }
-HAK_SHIM void* __libc_pvalloc(size_t size) { return hak_alloc_pvalloc(size); }
+HAK_SHIM void* __libc_malloc(size_t size) { return HAK_VG_ALLOC(hak_malloc_fast(size)); }
+HAK_SHIM void  __libc_free(void* p) { HAK_VG_FREE(p); hak_free_fast(p); }
+HAK_SHIM void* __libc_calloc(size_t n, size_t size) { return HAK_VG_CALLOC(n, size); }
+HAK_SHIM void* __libc_realloc(void* p, size_t size) { return HAK_VG_REALLOC(p, size); }
+HAK_SHIM void* __libc_memalign(size_t align, size_t size) { return HAK_VG_ALLOC(hak_alloc_memalign(align, size)); }
+HAK_SHIM void* __libc_valloc(size_t size) { return HAK_VG_ALLOC(hak_alloc_valloc(size)); }
+HAK_SHIM void* __libc_pvalloc(size_t size) { return HAK_VG_ALLOC(hak_alloc_pvalloc(size)); }

@@ -18,7 +18,7 @@
  *
  * Reference model (README, Configuration): a value is accepted when it parses and lies
  * in [min, max] of hak_option_get(); byte options take one K, M, G or T suffix, alone or
- * followed by "iB", in any case (binary); HAKMEM_STATS_FILE is never set (it writes files);
+ * followed by "iB", in any case (binary); path options are never set (they write files);
  * bool options take 1/true/yes/on and 0/false/no/off; HAKMEM_STATS also takes
  * off/text/json. Digits only otherwise: no sign, space or hex. An accepted value is the
  * effective value and from_env is 1; anything else prints one line
@@ -112,7 +112,9 @@ static void parse_input(const uint8_t* data, size_t size, settings* st) {
         for (size_t i = 0; i < nlen; i++) h = (h ^ (uint8_t)name[i]) * 16777619u;
         idx = (int)(h % (uint32_t)nopts);
       }
-      if (strcmp(opts[idx]->name, "HAKMEM_STATS_FILE") == 0) { pos = end + 1; continue; }   /* would write files */
+      /* path options (HAKMEM_STATS_FILE, HAKMEM_ACE_TRACE) would make the driver's children
+       * create files named by the input, wherever it runs: never set */
+      if (strcmp(opts[idx]->unit, "path") == 0) { pos = end + 1; continue; }
       size_t vlen = end - eq - 1;
       if (vlen > MAX_VALUE) vlen = MAX_VALUE;
       memcpy(st->value[idx], data + eq + 1, vlen);

@@ -18,9 +18,14 @@
 extern "C" {
 #endif
 
+/* The version of this header; hak_version() gives the library's, which may be newer. */
 #define HAKMEM_VERSION_MAJOR 0
-#define HAKMEM_VERSION_MINOR 1
+#define HAKMEM_VERSION_MINOR 2
 #define HAKMEM_VERSION_PATCH 0
+#define HAKMEM_VERSION_STRING "0.2.0"
+
+/* The library's version, "MAJOR.MINOR.PATCH" (a static string). */
+const char* hak_version(void);
 
 void*  hak_malloc(size_t size);
 void   hak_free(void* p);

@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define HAKMEM_STATS_VERSION 2
+#define HAKMEM_STATS_VERSION 3
 #define HAKMEM_STATS_CLASSES 112   /* size classes of the tiny, mid and pool tiers */
 #define HAKMEM_STATS_DEBUG_MAX 48  /* room for the debug counters (HAK_DEBUG_COUNTERS builds) */
 
@@ -79,6 +79,14 @@ typedef struct hak_stats {
   uint32_t reserved;
   hak_stats_class cls[HAKMEM_STATS_CLASSES];
   uint64_t debug[HAKMEM_STATS_DEBUG_MAX];
+  /* version 3: which process, and its peaks (after the version-2 fields, so a program
+   * built against version 2 gets what it knows) */
+  uint64_t pid;               /* getpid() when the numbers were taken */
+  uint64_t run_time_ns;       /* since hakmem started in this process (library load) */
+  uint64_t peak_rss_bytes;    /* VmHWM of /proc/self/status: the largest RSS so far */
+  uint64_t peak_bytes_in_use; /* the largest bytes_in_use any collection saw (see README) */
+  char     hakmem_version[16];/* hak_version() of the library, "0.2.0" */
+  char     program[64];       /* program_invocation_short_name, cut to 63 bytes */
 } hak_stats;
 
 /* Fill *out (out->size must be set). Returns 0, or -1 with errno EINVAL when out is NULL

@@ -121,6 +121,7 @@ void ace_ctl_fast_tick(uint64_t now) {
   hakmem_ace_config_t cfg;
   ace_config_copy(&cfg);
   hak_collect_all(&col_cur);
+  hak_stats_note_in_use(col_cur.bytes_in_use);
   ace_pmu_read(&pmu_cur);
   ace_metrics m;
   ace_metrics_compute(&col_prev, &col_cur, &pmu_prev, &pmu_cur, now > t_prev ? now - t_prev : 1, &m);

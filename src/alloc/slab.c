@@ -79,17 +79,18 @@ size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages) {
   if (s->bsize < 2 * HAK_PAGE_SIZE || s->pages_clean) return 0;
   uintptr_t tag = hak_released_tag();
   size_t bytes = 0;
+  bool refused = false;
   for (hak_block* b = s->free; b; b = HAK_DEC(b, b->next)) {
     uintptr_t* word = &((uintptr_t*)b)[HAK_BLOCK_TAG_WORD];
     if (*word == tag) continue;
     uintptr_t from = HAK_ALIGN_UP((uintptr_t)b + 1, HAK_PAGE_SIZE);
     uintptr_t to = HAK_ALIGN_DOWN((uintptr_t)b + s->bsize, HAK_PAGE_SIZE);
     if (to <= from || to - from < (size_t)min_pages * HAK_PAGE_SIZE) continue;
-    if (!hak_prim_decommit((void*)from, to - from)) { HAK_OS_COUNT(os_failures, 1); continue; }
+    if (!hak_prim_decommit((void*)from, to - from)) { HAK_OS_COUNT(os_failures, 1); refused = true; continue; }
     *word = tag;
     bytes += to - from;
   }
-  s->pages_clean = true;                /* until a block comes home (return_local, drain) */
+  s->pages_clean = !refused;            /* until a block comes home (return_local, drain) */
   if (bytes) {
     HAK_OS_COUNT(interior_release_bytes, bytes);
     HAK_OS_COUNT(decommit_bytes, bytes);

@@ -12,6 +12,7 @@
 #include "alloc/knobs.h"
 #include "alloc/os_counters.h"
 #include "prim/prim.h"
+#include "base/vg.h"
 
 /* Copy the knob snapshot's values into the heap (TLS caps after the diet, batch bounds,
  * drain and sweep intervals, purge delay) and remember the generation they came from.
@@ -197,6 +198,7 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
     while (got + took < want && bump + bsize <= s->end) {
       hak_block* b = (hak_block*)bump;
       bump += bsize;
+      HAK_VG_MAKE_UNDEFINED(b, bsize);   /* nothing outside -DHAK_VALGRIND=ON builds */
       b->key = hak_free_key;
       if (big) ((uintptr_t*)b)[HAK_BLOCK_TAG_WORD] = 0;   /* no stale tag of an earlier slab */
       if (last) last->next = HAK_ENC(last, b); else first = b;

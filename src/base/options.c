@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/auxv.h>
+
+extern char** environ;
 
 typedef struct hak_option_row {
   const char* name;
@@ -24,6 +27,8 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
     "serve tiny sizes (<= 1 KiB) from 2 MiB SuperSlabs with 64 KiB slabs; 0 uses mid segments", NULL},
   [HAK_OPT_STATS] = {"HAKMEM_STATS", 0, 0, 2, "enum",
     "print statistics at exit: 0 off, 1 text summary, json (=2) JSON", "json=2,text=1,off=0"},
+  [HAK_OPT_STATS_FILE] = {"HAKMEM_STATS_FILE", 0, 0, 1, "path",
+    "file that receives the exit report instead of stderr (%p: the pid; appended; implies HAKMEM_STATS=1)", NULL},
   [HAK_OPT_TLS_CACHE_BYTES] = {"HAKMEM_TLS_CACHE_BYTES", 64 << 10, 1 << 10, 64 << 20, "bytes",
     "bytes a thread may cache per size class before flushing back to its slabs", NULL},
   [HAK_OPT_TLS_CAP_MAX] = {"HAKMEM_TLS_CAP_MAX", 256, 1, 4096, "count",
@@ -105,6 +110,61 @@ static bool word_eq(const char* a, size_t an, const char* b) {
   return true;
 }
 
+/* Edit distance (insertions, deletions, substitutions; case-insensitive) between
+ * a[0..an) and b, each cut at 63 characters; two rows on the stack, no malloc. */
+static unsigned edit_distance(const char* a, size_t an, const char* b) {
+  enum { M = 63 };
+  size_t bn = strlen(b);
+  if (an > M) an = M;
+  if (bn > M) bn = M;
+  unsigned prev[M + 1], cur[M + 1];
+  for (size_t j = 0; j <= bn; j++) prev[j] = (unsigned)j;
+  for (size_t i = 1; i <= an; i++) {
+    cur[0] = (unsigned)i;
+    for (size_t j = 1; j <= bn; j++) {
+      char x = a[i - 1], y = b[j - 1];
+      if (x >= 'a' && x <= 'z') x = (char)(x - 'a' + 'A');
+      if (y >= 'a' && y <= 'z') y = (char)(y - 'a' + 'A');
+      unsigned del = prev[j] + 1, ins = cur[j - 1] + 1, sub = prev[j - 1] + (x != y);
+      cur[j] = del < ins ? (del < sub ? del : sub) : (ins < sub ? ins : sub);
+    }
+    memcpy(prev, cur, (bn + 1) * sizeof prev[0]);
+  }
+  return prev[bn];
+}
+
+/* One warning per HAKMEM_* variable of the environment that names no option, with the
+ * option whose name is closest (a misspelt variable would otherwise change nothing and
+ * say nothing). Closest: the smallest edit distance, where an option whose name extends
+ * the unknown one by "_..." counts 2 (HAKMEM_ACE suggests HAKMEM_ACE_ENABLED, the first
+ * such row); ties go to the earlier row. */
+static void warn_unknown_names(void) {
+  for (char** env = environ; env && *env; env++) {
+    const char* e = *env;
+    if (strncmp(e, "HAKMEM_", 7) != 0) continue;
+    const char* eq = strchr(e, '=');
+    if (!eq) continue;
+    size_t n = (size_t)(eq - e);
+    bool known = false;
+    unsigned best = ~0u;
+    int best_i = 0;
+    for (int i = 0; i < HAK_OPT_COUNT && !known; i++) {
+      const char* name = hak_option_rows[i].name;
+      if (strlen(name) == n && strncmp(name, e, n) == 0) { known = true; break; }
+      unsigned d = edit_distance(e, n, name);
+      if (d > 2 && strlen(name) > n && strncmp(name, e, n) == 0 && name[n] == '_') d = 2;
+      if (d < best) { best = d; best_i = i; }
+    }
+    if (known) continue;
+    hak_line l = {.n = 0};
+    line_str(&l, "hakmem: warning: unknown variable ");
+    size_t k = 0;
+    while (k < n && k < 200 && l.n < sizeof l.buf - 1) l.buf[l.n++] = e[k++];
+    line_str(&l, " (did you mean "); line_str(&l, hak_option_rows[best_i].name); line_str(&l, "?)");
+    line_flush(&l);
+  }
+}
+
 /* Parse `s` as the row's type. Returns false when invalid or out of range. */
 static bool parse_value(const hak_option_row* row, const char* s, long long* out) {
   size_t n = strlen(s);
@@ -143,15 +203,17 @@ static bool parse_value(const hak_option_row* row, const char* s, long long* out
     if (v > (1LL << 50)) return false;
     v = v * 10 + (s[i] - '0');
   }
-  if (i < n) {   /* size suffix for byte options: k, m, g (binary) */
-    if (strcmp(row->unit, "bytes") != 0 || i + 1 != n) return false;
+  if (i < n) {   /* size suffix of byte options: K M G T or KiB MiB GiB TiB, any case, binary */
+    if (strcmp(row->unit, "bytes") != 0) return false;
     int shift;
     switch (s[i]) {
       case 'k': case 'K': shift = 10; break;
       case 'm': case 'M': shift = 20; break;
       case 'g': case 'G': shift = 30; break;
+      case 't': case 'T': shift = 40; break;
       default: return false;
     }
+    if (i + 1 != n && !word_eq(s + i + 1, n - i - 1, "ib")) return false;
     if (v > (LLONG_MAX >> shift)) return false;   /* 17179869184G: out of range, not 0 */
     v <<= shift;
   }
@@ -160,14 +222,22 @@ static bool parse_value(const hak_option_row* row, const char* s, long long* out
   return true;
 }
 
+/* In a setuid or setgid program (AT_SECURE: the kernel says so), the environment
+ * belongs to a less privileged user: every HAKMEM_* variable is ignored, like
+ * secure_getenv would, so none can name a file to write (HAKMEM_ACE_TRACE,
+ * HAKMEM_STATS_FILE) or change the allocator's behaviour. */
+static bool options_secure(void) { return getauxval(AT_SECURE) != 0; }
+
 void hak_options_init(void) {
+  bool secure = options_secure();
+  if (!secure) warn_unknown_names();
   for (int i = 0; i < HAK_OPT_COUNT; i++) {
     const hak_option_row* row = &hak_option_rows[i];
     hak_option_info* info = &hak_option_infos[i];
     info->name = row->name; info->def = row->def; info->min = row->min; info->max = row->max;
     info->unit = row->unit; info->help = row->help;
     info->value = row->def; info->from_env = 0;
-    const char* s = hak_getenv(row->name);
+    const char* s = secure ? NULL : hak_getenv(row->name);
     if (s) {
       long long v;
       if (parse_value(row, s, &v)) {

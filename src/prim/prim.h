@@ -57,5 +57,7 @@ HAK_HIDDEN void* hak_prim_map(size_t size);
 HAK_HIDDEN uint64_t hak_prim_random64(void);
 /* Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown. */
 HAK_HIDDEN size_t hak_prim_rss_bytes(void);
+/* Peak resident set size in bytes (VmHWM of /proc/self/status), 0 if unknown. */
+HAK_HIDDEN size_t hak_prim_peak_rss_bytes(void);
 
 #endif

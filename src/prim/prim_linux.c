@@ -127,3 +127,27 @@ size_t hak_prim_rss_bytes(void) {
   errno = e;
   return rss;
 }
+
+size_t hak_prim_peak_rss_bytes(void) {
+  int e = errno;
+  size_t peak = 0;
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0) {
+      buf[n] = 0;
+      const char* s = strstr(buf, "\nVmHWM:");
+      if (s) {
+        s += 8;
+        while (*s == ' ' || *s == '\t') s++;
+        size_t kib = 0;
+        while (*s >= '0' && *s <= '9') kib = kib * 10 + (size_t)(*s++ - '0');
+        peak = kib << 10;
+      }
+    }
+  }
+  errno = e;
+  return peak;
+}

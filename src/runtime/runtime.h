@@ -17,6 +17,14 @@ HAK_HIDDEN void hak_runtime_init(void);
 HAK_HIDDEN void hak_stats_init(void);
 /* The ACE layer says whether its thread runs and which PMU mode it uses (stats modes). */
 HAK_HIDDEN void hak_stats_set_ace(uint32_t running, uint32_t pmu_mode);
+/* Fold a collection's bytes in use into the peak (peak_bytes_in_use): every reader of
+ * the counters above this layer (ACE's tick, mallinfo2) calls it. */
+HAK_HIDDEN void hak_stats_note_in_use(uint64_t bytes_in_use);
+
+/* ---- trim.c --------------------------------------------------------------------- */
+/* malloc_trim: flush the calling thread's caches, then give back every unused page of
+ * every thread's memory and of the caches, with no purge delay. Bytes given back. */
+HAK_HIDDEN size_t hak_trim(void);
 
 /* ---- knobs.c -------------------------------------------------------------------- */
 /* Validate `candidate` and make it the current snapshot (its generation is assigned

@@ -3,6 +3,7 @@
 #include "alloc/alloc_fast.h"
 #include "runtime/runtime.h"
 #include "ace/ace.h"
+#include "shim/valgrind.h"
 
 #include <stdlib.h>
 
@@ -15,20 +16,25 @@ __attribute__((constructor)) static void preload_init_at_load(void) {
   hak_ace_init();
 }
 
-HAK_SHIM void* malloc(size_t size) { return hak_malloc_fast(size); }
-HAK_SHIM void free(void* p) { hak_free_fast(p); }
-HAK_SHIM void cfree(void* p) { hak_free_fast(p); }
-HAK_SHIM void free_sized(void* p, size_t size) { (void)size; hak_free_fast(p); }
+HAK_SHIM void* malloc(size_t size) { return HAK_VG_ALLOC(hak_malloc_fast(size)); }
+HAK_SHIM void free(void* p) { HAK_VG_FREE(p); hak_free_fast(p); }
+HAK_SHIM void cfree(void* p) { HAK_VG_FREE(p); hak_free_fast(p); }
+HAK_SHIM void free_sized(void* p, size_t size) { (void)size; HAK_VG_FREE(p); hak_free_fast(p); }
 HAK_SHIM void free_aligned_sized(void* p, size_t align, size_t size) {
   (void)align; (void)size;
+  HAK_VG_FREE(p);
   hak_free_fast(p);
 }
-HAK_SHIM void* calloc(size_t n, size_t size) { return hak_alloc_calloc(n, size); }
-HAK_SHIM void* realloc(void* p, size_t size) { return hak_alloc_realloc(p, size); }
-HAK_SHIM void* reallocarray(void* p, size_t n, size_t size) { return hak_alloc_reallocarray(p, n, size); }
-HAK_SHIM void* aligned_alloc(size_t align, size_t size) { return hak_alloc_aligned_alloc(align, size); }
-HAK_SHIM int posix_memalign(void** out, size_t align, size_t size) { return hak_alloc_posix_memalign(out, align, size); }
-HAK_SHIM void* memalign(size_t align, size_t size) { return hak_alloc_memalign(align, size); }
-HAK_SHIM void* valloc(size_t size) { return hak_alloc_valloc(size); }
-HAK_SHIM void* pvalloc(size_t size) { return hak_alloc_pvalloc(size); }
-HAK_SHIM size_t malloc_usable_size(void* p) { return hak_alloc_usable_size(p); }
+HAK_SHIM void* calloc(size_t n, size_t size) { return HAK_VG_CALLOC(n, size); }
+HAK_SHIM void* realloc(void* p, size_t size) { return HAK_VG_REALLOC(p, size); }
+HAK_SHIM void* reallocarray(void* p, size_t n, size_t size) { return HAK_VG_REALLOCARRAY(p, n, size); }
+HAK_SHIM void* aligned_alloc(size_t align, size_t size) { return HAK_VG_ALLOC(hak_alloc_aligned_alloc(align, size)); }
+HAK_SHIM int posix_memalign(void** out, size_t align, size_t size) {
+  int r = hak_alloc_posix_memalign(out, align, size);
+  if (r == 0) (void)HAK_VG_ALLOC(*out);
+  return r;
+}
+HAK_SHIM void* memalign(size_t align, size_t size) { return HAK_VG_ALLOC(hak_alloc_memalign(align, size)); }
+HAK_SHIM void* valloc(size_t size) { return HAK_VG_ALLOC(hak_alloc_valloc(size)); }
+HAK_SHIM void* pvalloc(size_t size) { return HAK_VG_ALLOC(hak_alloc_pvalloc(size)); }
+HAK_SHIM size_t malloc_usable_size(void* p) { return HAK_VG_USABLE(p); }

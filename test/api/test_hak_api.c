@@ -151,8 +151,27 @@ static void test_superslab_option(void) {
   CHECK_EQ(hak_option_value("HAKMEM_TINY_USE_SUPERSLAB"), want);
 }
 
+/* hak_version(): the header's macros, the library's string and the CMake project version
+ * (HAK_TEST_PROJECT_VERSION, from test/CMakeLists.txt) all say 0.2.0. */
+static void test_version(void) {
+  const char* v = hak_version();
+  CHECK(v != NULL);
+  if (!v) return;
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", HAKMEM_VERSION_MAJOR, HAKMEM_VERSION_MINOR, HAKMEM_VERSION_PATCH);
+  CHECK_MSG(strcmp(v, want) == 0, "hak_version() = \"%s\", the header's macros say %s", v, want);
+  CHECK_MSG(strcmp(v, "0.2.0") == 0, "hak_version() = \"%s\", expected 0.2.0", v);
+  CHECK_MSG(strcmp(v, HAKMEM_VERSION_STRING) == 0, "hak_version() = \"%s\", HAKMEM_VERSION_STRING = %s", v,
+            HAKMEM_VERSION_STRING);
+#ifdef HAK_TEST_PROJECT_VERSION
+  CHECK_MSG(strcmp(v, HAK_TEST_PROJECT_VERSION) == 0, "hak_version() = \"%s\", CMake project version %s", v,
+            HAK_TEST_PROJECT_VERSION);
+#endif
+}
+
 int main(int argc, char** argv) {
   ht_init(argc, argv);
+  HT_RUN(test_version);
   HT_RUN(test_superslab_option);
   HT_RUN(test_hak_owns);
   HT_RUN(test_hak_thread_flush);

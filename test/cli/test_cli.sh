@@ -24,7 +24,13 @@ out=$(HAKMEM_STATS=json LD_PRELOAD=$lib sh -c 'for i in 1 2 3; do echo $i; done 
 echo "$out" | tail -n 1 | python3 -c '
 import json, sys
 d = json.loads(sys.stdin.read())
-assert d["version"] == 2, d["version"]
+assert d["version"] == 3, d["version"]
+assert d["program"] == "sort" or d["program"] == "sh", d["program"]
+assert d["hakmem_version"] == "0.2.0", d["hakmem_version"]
+for k in ("pid", "run_time_ns", "peak_rss_bytes", "peak_bytes_in_use"):
+    assert isinstance(d[k], int) and d[k] > 0, (k, d[k])
+assert d["peak_rss_bytes"] >= d["rss_bytes"], d
+assert d["peak_bytes_in_use"] >= d["bytes_in_use"], d
 assert set(d["modes"]) >= {"superslab", "ace", "pmu", "debug_counters"}
 for k in ("allocs", "frees", "refills", "remote_frees", "remote_backlog", "bytes_in_use",
           "bytes_held", "rss_bytes", "lock_waits", "threads_started"):
@@ -43,6 +49,41 @@ echo "$out" | grep -q '^hakmem: stats: modes: superslab on, ACE off' ; check "st
 echo "$out" | grep -Eq '^hakmem: stats: allocs +[0-9]+ ' ; check "stats text allocs" $? "$out"
 out=$(HAKMEM_STATS=1 HAKMEM_TINY_USE_SUPERSLAB=0 LD_PRELOAD=$lib /bin/true 2>&1)
 echo "$out" | grep -q '^hakmem: stats: modes: superslab off' ; check "stats text superslab off" $? "$out"
+
+# The process line and byte counts in human units.
+out=$(HAKMEM_STATS=1 LD_PRELOAD=$lib /bin/true 2>&1)
+echo "$out" | grep -Eq '^hakmem: stats: process: pid [0-9]+ \(true\), hakmem 0\.2\.0, run time [0-9.]+ s, peak RSS [0-9.]+ (B|KiB|MiB|GiB), peak in use [0-9.]+ (B|KiB|MiB|GiB)$'
+check "stats text process line" $? "$out"
+echo "$out" | grep -Eq '^hakmem: stats: bytes_held +[0-9]+\.[0-9] (KiB|MiB|GiB)  bytes mapped' ; check "stats text human units" $? "$out"
+
+# HAKMEM_STATS_FILE: the report goes to the file (%p = pid, appended, 0644), not stderr;
+# alone it means the text report; with HAKMEM_STATS=json it is JSON; every process of
+# a family writes its own; a relative path is taken from where the program started.
+rm -f "$tmp"/st.*
+out=$(HAKMEM_STATS_FILE="$tmp/st.%p" LD_PRELOAD=$lib sh -c 'echo b | sort; echo a | sort' 2>&1 >/dev/null)
+[ -z "$out" ]; check "stats file: nothing on stderr" $? "$out"
+n=0 good=0
+for f in "$tmp"/st.*; do
+  [ -f "$f" ] || continue
+  n=$((n + 1))
+  grep -q "^hakmem: stats: process: pid ${f##*.} (sort)" "$f" && good=$((good + 1))
+done
+[ $n = 2 ] && [ $good = 2 ]; check "stats file: one st.<pid> per process, with its own pid" $? "$(ls "$tmp"; head -3 "$tmp"/st.*)"
+f=$(ls "$tmp"/st.* | head -n 1)
+[ "$(stat -c %a "$f")" = 644 ]; check "stats file: mode 0644" $? "$(stat -c %a "$f")"
+HAKMEM_STATS_FILE="$tmp/st.app" LD_PRELOAD=$lib /bin/true 2>/dev/null
+HAKMEM_STATS_FILE="$tmp/st.app" LD_PRELOAD=$lib /bin/true 2>/dev/null
+[ "$(grep -c '^hakmem: stats: modes:' "$tmp/st.app")" = 2 ]; check "stats file: appended" $? "$(cat "$tmp/st.app")"
+HAKMEM_STATS=json HAKMEM_STATS_FILE="$tmp/st.json" LD_PRELOAD=$lib /bin/true 2>/dev/null
+python3 -c 'import json, sys; d = json.loads(open(sys.argv[1]).read()); assert d["version"] == 3 and d["program"] == "true"' "$tmp/st.json"
+check "stats file: JSON" $? "$(cat "$tmp/st.json")"
+mkdir -p "$tmp/wd"
+(cd "$tmp/wd" && HAKMEM_STATS_FILE=rel.%p LD_PRELOAD=$lib /usr/bin/python3 -c 'import os; os.chdir("/")' 2>/dev/null)
+grep -qs '(python3)' "$tmp"/wd/rel.*; check "stats file: relative to where the program started (it chdir'ed)" $? "$(ls "$tmp/wd")"
+out=$(HAKMEM_STATS_FILE="$tmp/nodir/st" LD_PRELOAD=$lib /bin/true 2>&1)
+echo "$out" | grep -q "^hakmem: warning: HAKMEM_STATS_FILE: cannot open $tmp/nodir/st: No such file or directory; report on stderr" &&
+  echo "$out" | grep -q '^hakmem: stats: modes:'
+check "stats file: unwritable path warns, report on stderr" $? "$out"
 
 # Without HAKMEM_STATS nothing is printed.
 out=$(LD_PRELOAD=$lib /bin/true 2>&1)
@@ -115,7 +156,7 @@ out=$("$W" --stats=json sh -c 'echo "$HAKMEM_STATS"' 2>/dev/null)
 [ "$out" = json ]; check "wrapper: --stats=json sets HAKMEM_STATS=json" $? "got '$out'"
 # and the program really reports JSON at exit: the last stderr line is one object
 out=$("$W" --stats=json /bin/true 2>&1)
-echo "$out" | tail -n 1 | python3 -c 'import json, sys; assert json.loads(sys.stdin.read())["version"] == 2'
+echo "$out" | tail -n 1 | python3 -c 'import json, sys; assert json.loads(sys.stdin.read())["version"] == 3'
 check "wrapper: --stats=json /bin/true prints the JSON stats" $? "$out"
 out=$("$W" --stats /bin/true 2>&1)
 echo "$out" | grep -q '^hakmem: stats: modes:'; check "wrapper: --stats /bin/true prints the text stats" $? "$out"

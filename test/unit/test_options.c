@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,6 +68,7 @@ static int child_main(void) {
     if (o && o->name) printf("option %s=%lld\n", o->name, o->value);
   }
   printf("alloc=%s\n", bad ? "broken" : "ok");
+  printf("secure=%d\n", getauxval(AT_SECURE) != 0);
   fflush(stdout);
   return bad ? 3 : 0;
 }
@@ -81,7 +83,7 @@ typedef struct {
 
 /* env_add: NULL-terminated "NAME=value" list; every HAKMEM_* from our own
  * environment is dropped first so the child sees exactly what the case sets. */
-static int run_child(const char* const* env_add, child_result* r) {
+static int run_child_exe(const char* exe, const char* const* env_add, child_result* r) {
   memset(r, 0, sizeof *r);
   size_t n = 0;
   while (environ[n]) n++;
@@ -106,7 +108,7 @@ static int run_child(const char* const* env_add, child_result* r) {
     close(po[0]); close(po[1]); close(pe[0]); close(pe[1]);
     alarm(30);
     char* argv[] = {(char*)"test_options", (char*)"--child", NULL};
-    execve("/proc/self/exe", argv, env);
+    execve(exe, argv, env);
     _exit(127);
   }
   free(env);
@@ -132,6 +134,10 @@ static int run_child(const char* const* env_add, child_result* r) {
   close(pe[0]);
   while (waitpid(pid, &r->status, 0) < 0 && errno == EINTR) {}
   return 0;
+}
+
+static int run_child(const char* const* env_add, child_result* r) {
+  return run_child_exe("/proc/self/exe", env_add, r);
 }
 
 static int exited_ok(const child_result* r) {
@@ -451,6 +457,117 @@ static void test_suffix_overflow_warns(void) {
   }
 }
 
+/* A HAKMEM_* name that is no option gets one warning naming the closest option, and
+ * changes nothing. */
+static void test_unknown_name_warns(void) {
+  static const struct { const char* setting; const char* line; } cases[] = {
+    {"HAKMEM_TLS_CACHE_BYTE=5",
+     "hakmem: warning: unknown variable HAKMEM_TLS_CACHE_BYTE (did you mean HAKMEM_TLS_CACHE_BYTES?)"},
+    {"HAKMEM_VERBSOE=1", "hakmem: warning: unknown variable HAKMEM_VERBSOE (did you mean HAKMEM_VERBOSE?)"},
+    {"HAKMEM_ace_enabled=0",
+     "hakmem: warning: unknown variable HAKMEM_ace_enabled (did you mean HAKMEM_ACE_ENABLED?)"},
+    {"HAKMEM_PURGE_DELAY_MS=5", "hakmem: warning: unknown variable HAKMEM_PURGE_DELAY_MS (did you mean HAKMEM_PURGE_DELAY?)"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const char* env[] = {cases[i].setting, NULL};
+    CHECK(run_child(env, &res) == 0);
+    CHECK_MSG(exited_ok(&res), "%s: child status %#x; stderr:\n%s", cases[i].setting, res.status, res.err);
+    CHECK_MSG(strstr(res.out, "alloc=ok") != NULL, "%s: stdout: %s", cases[i].setting, res.out);
+    int w = count_lines(res.err, cases[i].line, NULL);
+    CHECK_MSG(w == 1, "%s: %d lines \"%s\"; stderr:\n%s", cases[i].setting, w, cases[i].line, res.err);
+    CHECK_MSG(count_lines(res.err, "hakmem:", NULL) == 1, "%s: other messages too:\n%s", cases[i].setting, res.err);
+  }
+  CHECK_EQ(child_option(&res, "HAKMEM_PURGE_DELAY"), 100);   /* the misspelt one changed nothing */
+  CHECK(run_child((const char* const[]){"HAKMEM_TLS_CACHE_BYTE=5", NULL}, &res) == 0);
+  CHECK_EQ(child_option(&res, "HAKMEM_TLS_CACHE_BYTES"), 64 << 10);
+  /* two unknown names, two warnings; the known one beside them takes effect quietly */
+  const char* env2[] = {"HAKMEM_ACE=0", "HAKMEM_STAT=1", SUPERSLAB "=0", NULL};
+  CHECK(run_child(env2, &res) == 0);
+  CHECK_MSG(exited_ok(&res), "child status %#x; stderr:\n%s", res.status, res.err);
+  CHECK_EQ(count_lines(res.err, "hakmem: warning: unknown variable HAKMEM_ACE (did you mean HAKMEM_ACE_", NULL), 1);
+  CHECK_EQ(count_lines(res.err, "hakmem: warning: unknown variable HAKMEM_STAT (did you mean HAKMEM_STATS?)", NULL), 1);
+  CHECK_MSG(count_lines(res.err, "hakmem:", NULL) == 2, "stderr:\n%s", res.err);
+  CHECK_EQ(child_value(&res), 0);
+}
+
+/* One grammar for every byte option: K M G T and KiB MiB GiB TiB, in any case (binary
+ * multiples); anything else, or a value that overflows or is out of range, keeps the
+ * default with a warning. */
+static void test_byte_suffixes(void) {
+  static const struct { const char* name; const char* value; long long want; } ok[] = {
+    {"HAKMEM_TLS_CACHE_BYTES", "8K", 8 << 10},        {"HAKMEM_TLS_CACHE_BYTES", "8k", 8 << 10},
+    {"HAKMEM_TLS_CACHE_BYTES", "8KiB", 8 << 10},      {"HAKMEM_TLS_CACHE_BYTES", "8kib", 8 << 10},
+    {"HAKMEM_TLS_CACHE_BYTES", "8KIB", 8 << 10},      {"HAKMEM_TLS_CACHE_BYTES", "2MiB", 2 << 20},
+    {"HAKMEM_TLS_CACHE_BYTES", "2m", 2 << 20},        {"HAKMEM_TLS_CACHE_BYTES", "4096", 4096},
+    {"HAKMEM_LARGE_CACHE", "1G", 1LL << 30},          {"HAKMEM_LARGE_CACHE", "1gib", 1LL << 30},
+    {"HAKMEM_SEGMENT_CACHE", "1T", 1LL << 40},        {"HAKMEM_SEGMENT_CACHE", "1TiB", 1LL << 40},
+    {"HAKMEM_SEGMENT_CACHE", "1t", 1LL << 40},        {"HAKMEM_ACE_START_BYTES", "32MiB", 32LL << 20},
+    {"HAKMEM_SEGMENT_CACHE_DIRTY", "0K", 0},
+  };
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    char setting[128];
+    snprintf(setting, sizeof setting, "%s=%s", ok[i].name, ok[i].value);
+    const char* env[] = {setting, NULL};
+    CHECK(run_child(env, &res) == 0);
+    CHECK_MSG(exited_ok(&res), "%s: child status %#x; stderr:\n%s", setting, res.status, res.err);
+    long long v = child_option(&res, ok[i].name);
+    CHECK_MSG(v == ok[i].want, "%s: effective value %lld, expected %lld", setting, v, ok[i].want);
+    CHECK_MSG(res.err[0] == 0, "%s: stderr not empty:\n%s", setting, res.err);
+  }
+  static const struct { const char* name; const char* value; } bad[] = {
+    {"HAKMEM_TLS_CACHE_BYTES", "8KB"},  {"HAKMEM_TLS_CACHE_BYTES", "8Ki"},   {"HAKMEM_TLS_CACHE_BYTES", "8KiBB"},
+    {"HAKMEM_TLS_CACHE_BYTES", "8 K"},  {"HAKMEM_TLS_CACHE_BYTES", "8P"},    {"HAKMEM_TLS_CACHE_BYTES", "K"},
+    {"HAKMEM_TLS_CACHE_BYTES", "1T"},   /* above its maximum of 64 MiB */
+    {"HAKMEM_SEGMENT_CACHE", "2T"},     /* above its maximum of 1 TiB */
+    {"HAKMEM_SEGMENT_CACHE", "8388608T"},      /* 2^23 << 40 = 2^63: overflows */
+    {"HAKMEM_LARGE_CACHE", "16777216TiB"},     /* 2^64 */
+    {"HAKMEM_TLS_CAP_MAX", "1K"},       /* a count, not bytes: no suffix */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char setting[128];
+    snprintf(setting, sizeof setting, "%s=%s", bad[i].name, bad[i].value);
+    const char* env[] = {setting, NULL};
+    CHECK(run_child(env, &res) == 0);
+    CHECK_MSG(exited_ok(&res), "%s: child status %#x; stderr:\n%s", setting, res.status, res.err);
+    const hak_option_info* o = NULL;
+    for (int k = 0; k < hak_option_count(); k++)
+      if (strcmp(hak_option_get(k)->name, bad[i].name) == 0) o = hak_option_get(k);
+    if (!o) { CHECK_MSG(0, "no option %s", bad[i].name); continue; }
+    long long v = child_option(&res, bad[i].name);
+    CHECK_MSG(v == o->def, "%s: effective value %lld, expected the default %lld", setting, v, o->def);
+    char needle[160];
+    snprintf(needle, sizeof needle, "hakmem: warning: %s is invalid", setting);
+    CHECK_MSG(count_lines(res.err, needle, NULL) == 1, "%s: no line \"%s\"; stderr:\n%s", setting, needle, res.err);
+  }
+}
+
+/* In a setuid program (AT_SECURE) every HAKMEM_* variable is ignored: a copy of this
+ * binary owned by `nobody` with the set-user-ID bit, run by root with HAKMEM_VERBOSE=1,
+ * an unknown name and SuperSlabs off, prints nothing and keeps the defaults. Skipped
+ * when not root or when the copy's file system ignores set-user-ID (the child says
+ * secure=0). */
+static void test_setuid_ignores_env(void) {
+  if (geteuid() != 0) { printf("test_setuid_ignores_env: skipped (not root)\n"); CHECK(1); return; }
+  char dir[] = "/var/tmp/hak_suid.XXXXXX";
+  if (!mkdtemp(dir)) { CHECK_MSG(0, "mkdtemp: %s", strerror(errno)); return; }
+  char path[256];
+  snprintf(path, sizeof path, "%s/test_options_suid", dir);
+  char cmd[768];
+  snprintf(cmd, sizeof cmd, "cp /proc/%d/exe %s && chmod 755 %s && chown nobody %s && chmod 4755 %s", (int)getpid(),
+           path, dir, path, path);
+  CHECK_MSG(system(cmd) == 0, "%s failed", cmd);
+  const char* env[] = {"HAKMEM_VERBOSE=1", SUPERSLAB "=0", "HAKMEM_NO_SUCH_THING=1", NULL};
+  CHECK(run_child_exe(path, env, &res) == 0);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  if (strstr(res.out, "secure=0")) { printf("test_setuid_ignores_env: skipped (set-user-ID ignored here)\n"); CHECK(1); return; }
+  CHECK_MSG(exited_ok(&res), "child status %#x; stdout:\n%s\nstderr:\n%s", res.status, res.out, res.err);
+  CHECK_MSG(strstr(res.out, "secure=1") != NULL, "stdout: %s", res.out);
+  CHECK_EQ(child_value(&res), 1);
+  CHECK_EQ(child_option(&res, "HAKMEM_VERBOSE"), 0);
+  CHECK_MSG(res.err[0] == 0, "a setuid child printed:\n%s", res.err);
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "--child") == 0) return child_main();
   ht_init(argc, argv);
@@ -461,6 +578,9 @@ int main(int argc, char** argv) {
   HT_RUN(test_superslab_off);
   HT_RUN(test_invalid_value_warns);
   HT_RUN(test_every_option_invalid);
+  HT_RUN(test_unknown_name_warns);
+  HT_RUN(test_byte_suffixes);
+  HT_RUN(test_setuid_ignores_env);
   HT_RUN_EXPLICIT(test_suffix_overflow_warns);   /* known bug: see the function */
   return ht_report();
 }

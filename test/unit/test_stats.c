@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SMALL_SIZE 520     /* class 576: used by nothing else here */
@@ -233,7 +234,7 @@ static void test_json_rendering(void) {
   /* the top level: version, modes, every HAKMEM_STATS_FIELDS counter, classes, debug */
   int keys = 0;
   for (int i = d->n[0].first; i >= 0; i = d->n[i].next) keys++;
-  int want_keys = 4;
+  int want_keys = 4 + 6;   /* + pid, program, hakmem_version, run_time_ns, peak_rss_bytes, peak_bytes_in_use */
 #define COUNT_FIELD(name, help) want_keys++;
   HAKMEM_STATS_FIELDS(COUNT_FIELD)
 #undef COUNT_FIELD
@@ -248,6 +249,18 @@ static void test_json_rendering(void) {
                        : strcmp(#name, "large_frees") == 0 ? &large_frees : NULL);
   HAKMEM_STATS_FIELDS(CHECK_FIELD)
 #undef CHECK_FIELD
+
+  /* version 3: which process, and its peaks */
+  check_json_uint(d, 0, "pid", (uint64_t)getpid(), (uint64_t)getpid(), NULL);
+  check_json_uint(d, 0, "run_time_ns", a->run_time_ns, b->run_time_ns, NULL);
+  check_json_uint(d, 0, "peak_rss_bytes", a->peak_rss_bytes, b->peak_rss_bytes, NULL);
+  check_json_uint(d, 0, "peak_bytes_in_use", a->peak_bytes_in_use, b->peak_bytes_in_use, NULL);
+  int prog = ht_json_member(d, 0, "program");
+  CHECK_MSG(prog >= 0 && d->n[prog].type == HT_JSTR && ht_json_str_eq(d->n[prog].str, d->n[prog].len, "unit_test_stats"),
+            "JSON \"program\" is not \"unit_test_stats\"");
+  int ver = ht_json_member(d, 0, "hakmem_version");
+  CHECK_MSG(ver >= 0 && d->n[ver].type == HT_JSTR && ht_json_str_eq(d->n[ver].str, d->n[ver].len, "0.2.0"),
+            "JSON \"hakmem_version\" is not \"0.2.0\"");
 
   int modes = ht_json_member(d, 0, "modes");
   CHECK_MSG(modes >= 0 && d->n[modes].type == HT_JOBJ && ht_json_length(d, modes) == 4,
@@ -347,6 +360,56 @@ static void test_text_rendering(void) {
   CHECK(strstr(text, "hakmem: stats: allocs ") != NULL);
   CHECK(strstr(text, "hakmem: stats: remote_backlog ") != NULL);
   CHECK(strstr(text, "hakmem: stats: class ") != NULL);
+  char want[128];
+  snprintf(want, sizeof want, "hakmem: stats: process: pid %d (unit_test_stats), hakmem 0.2.0, run time ", (int)getpid());
+  CHECK_MSG(strstr(text, want) != NULL, "no line \"%s...\" in:\n%.400s", want, text);
+  CHECK(strstr(text, ", peak RSS ") != NULL && strstr(text, ", peak in use ") != NULL);
+  /* byte counts in human units: "bytes_held   18.5 MiB  bytes mapped ..." */
+  const char* held = strstr(text, "hakmem: stats: bytes_held ");
+  CHECK(held != NULL);
+  if (held) {
+    double x = 0;
+    char unit[8] = {0};
+    int n = sscanf(held + 26, "%lf %7s", &x, unit);
+    CHECK_MSG(n == 2 && x > 0 && x < 1024 && (strcmp(unit, "KiB") == 0 || strcmp(unit, "MiB") == 0 ||
+              strcmp(unit, "GiB") == 0), "bytes_held not in human units: %.80s", held);
+  }
+  const char* allocs = strstr(text, "hakmem: stats: allocs ");
+  unsigned long long na = 0;
+  CHECK_MSG(allocs && sscanf(allocs + 22, "%llu", &na) == 1 && na > 0, "allocs is a plain count: %.80s",
+            allocs ? allocs : "(none)");
+}
+
+/* version 3 fields: pid, program, version, run time, peak RSS, peak bytes in use */
+static void test_process_and_peaks(void) {
+  hak_stats* a = snap();
+  CHECK_EQ(a->version, 3);
+  CHECK_EQ(a->pid, getpid());
+  CHECK_MSG(strcmp(a->program, "unit_test_stats") == 0, "program \"%s\"", a->program);
+  CHECK_MSG(strcmp(a->hakmem_version, "0.2.0") == 0, "hakmem_version \"%s\"", a->hakmem_version);
+  CHECK(a->run_time_ns > 0);
+  CHECK_MSG(a->peak_rss_bytes >= a->rss_bytes && a->peak_rss_bytes > 0, "peak RSS %llu, RSS %llu",
+            (unsigned long long)a->peak_rss_bytes, (unsigned long long)a->rss_bytes);
+  CHECK(a->peak_bytes_in_use >= a->bytes_in_use);
+  uint64_t t0 = a->run_time_ns, rss0 = a->peak_rss_bytes;   /* snap()'s slots are static */
+  /* 96 MiB in use and touched: both peaks pass it and stay there after the free */
+  size_t big = 96u << 20;
+  char* p = (char*)hak_malloc(big);
+  CHECK(p != NULL);
+  if (!p) return;
+  memset(p, 1, big);
+  struct timespec ts = {0, 20 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  hak_stats* b = snap();
+  hak_free(p);
+  hak_stats* c = snap();
+  CHECK_MSG(b->run_time_ns >= t0 + 20000000, "run time %llu ns, %llu before a 20 ms sleep",
+            (unsigned long long)b->run_time_ns, (unsigned long long)t0);
+  CHECK_MSG(b->peak_bytes_in_use >= big, "peak in use %llu with %zu live", (unsigned long long)b->peak_bytes_in_use, big);
+  CHECK_MSG(c->peak_bytes_in_use >= big && c->bytes_in_use < big, "after the free: peak %llu, in use %llu",
+            (unsigned long long)c->peak_bytes_in_use, (unsigned long long)c->bytes_in_use);
+  CHECK_MSG(c->peak_rss_bytes >= rss0 + big * 9 / 10, "peak RSS %llu, was %llu before touching %zu bytes",
+            (unsigned long long)c->peak_rss_bytes, (unsigned long long)rss0, big);
 }
 
 int main(int argc, char** argv) {
@@ -358,5 +421,6 @@ int main(int argc, char** argv) {
   HT_RUN(test_json_parser);
   HT_RUN(test_json_rendering);
   HT_RUN(test_text_rendering);
+  HT_RUN(test_process_and_peaks);
   return ht_report();
 }

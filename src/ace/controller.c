@@ -120,6 +120,7 @@ void ace_ctl_restore_defaults(const char* why) {
 void ace_ctl_fast_tick(uint64_t now) {
   hakmem_ace_config_t cfg;
   ace_config_copy(&cfg);
+  hak_knobs_copy(&knobs_now);        /* another publisher (mallopt, a test) may have changed it */
   hak_collect_all(&col_cur);
   hak_stats_note_in_use(col_cur.bytes_in_use);
   ace_pmu_read(&pmu_cur);

@@ -149,23 +149,35 @@ HAK_SHIM int malloc_info(int options, FILE* fp) {
   return 0;
 }
 
-/* glibc's M_* parameters (<malloc.h>): hakmem has no arenas, no heap top and a fixed
- * 1 MiB boundary to its large tier, so none changes anything here. Known parameters are
- * accepted (1), as glibc accepts them, except M_MXFAST out of glibc's range (0, as glibc);
- * a parameter glibc does not know gives 0 (glibc 2.36 itself returns 1 there). */
+/* glibc's M_* parameters (<malloc.h>). M_TRIM_THRESHOLD keeps its meaning: how much
+ * freed memory may stay resident before it goes back to the OS; here that is the dirty
+ * budget of the empty-segment cache (knob segment_cache_dirty_bytes), published as a new
+ * knob snapshot. hakmem has no arenas, no heap top and a fixed 1 MiB boundary to its
+ * large tier, so the others change nothing; they are accepted (1) as glibc accepts them,
+ * except M_MXFAST out of glibc's range (0, as glibc). A parameter glibc does not know
+ * gives 1 too: glibc 2.36 ignores those and returns 1. */
+static int trim_threshold(int value) {
+  if (value < 0) return 0;
+  hak_knobs k;
+  k.size = sizeof k;
+  if (hak_knobs_get(&k) != 0) return 0;
+  k.segment_cache_dirty_bytes = (uint64_t)value;
+  return hak_knobs_publish(&k) == 0;
+}
+
 HAK_SHIM int mallopt(int param, int value) {
   switch (param) {
     case M_MXFAST:         return value >= 0 && (size_t)value <= 80 * sizeof(size_t) / 4;
+    case M_TRIM_THRESHOLD: return trim_threshold(value);
     case M_NLBLKS: case M_GRAIN: case M_KEEP:   /* SVID, ignored by glibc as well */
-    case M_TRIM_THRESHOLD: case M_TOP_PAD:      /* no heap top: nothing to trim or pad */
+    case M_TOP_PAD:                             /* no heap top: nothing to pad */
     case M_MMAP_THRESHOLD:                      /* the large tier starts at 1 MiB, fixed */
     case M_MMAP_MAX:                            /* large blocks are always mappings */
     case M_CHECK_ACTION:                        /* hakmem always reports and aborts */
     case M_PERTURB:                             /* not implemented */
     case M_ARENA_TEST: case M_ARENA_MAX:        /* per-thread heaps, no arenas */
-      return 1;
     default:
-      return 0;
+      return 1;
   }
 }
 

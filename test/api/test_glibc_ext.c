@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "hak_test.h"
+#include "hakmem_ace.h"
 
 extern void* __libc_malloc(size_t);
 extern void  __libc_free(void*);
@@ -40,6 +41,7 @@ extern void* __libc_pvalloc(size_t);
 #define MiB (1024.0 * 1024.0)
 
 static int (*owns)(const void*);
+static int (*knobs_get)(hak_knobs*);       /* hak_knobs_get, looked up like hak_owns */
 
 static size_t rss_bytes(void) {
   FILE* f = fopen("/proc/self/statm", "r");
@@ -187,12 +189,27 @@ static void test_mallopt(void) {
     {M_ARENA_TEST, 8, 1, "M_ARENA_TEST"},               {M_CHECK_ACTION, 3, 1, "M_CHECK_ACTION"},
     {M_PERTURB, 0xa5, 1, "M_PERTURB"},                  {M_MXFAST, 64, 1, "M_MXFAST"},
     {M_MXFAST, 100000, 0, "M_MXFAST (beyond glibc's 160)"},
-    {12345, 1, 0, "an unknown parameter (glibc 2.36 returns 1)"},
+    {12345, 1, 1, "an unknown parameter (1, as glibc 2.36)"},
+    {M_TRIM_THRESHOLD, -1, 0, "M_TRIM_THRESHOLD (negative)"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     int r = mallopt(cases[i].param, cases[i].value);
     CHECK_MSG(r == cases[i].want, "mallopt(%s, %d) = %d, expected %d", cases[i].name, cases[i].value, r,
               cases[i].want);
+  }
+  /* M_TRIM_THRESHOLD sets the dirty budget of the empty-segment cache. */
+  hak_knobs k;
+  k.size = sizeof k;
+  CHECK_MSG(knobs_get != NULL, "hak_knobs_get not found: is hakmem linked or preloaded?");
+  CHECK_EQ(mallopt(M_TRIM_THRESHOLD, 1 << 20), 1);
+  if (knobs_get) {
+    CHECK_EQ(knobs_get(&k), 0);
+    CHECK_EQ(k.segment_cache_dirty_bytes, 1 << 20);
+  }
+  CHECK_EQ(mallopt(M_TRIM_THRESHOLD, 16 << 20), 1);
+  if (knobs_get) {
+    CHECK_EQ(knobs_get(&k), 0);
+    CHECK_EQ(k.segment_cache_dirty_bytes, 16 << 20);
   }
   void* p = malloc(2 << 20);   /* M_MMAP_THRESHOLD changed nothing: still works */
   CHECK(p != NULL && owns && owns(p));
@@ -248,6 +265,7 @@ static int print_info(void) {
 
 int main(int argc, char** argv) {
   owns = (int (*)(const void*))dlsym(RTLD_DEFAULT, "hak_owns");
+  knobs_get = (int (*)(hak_knobs*))dlsym(RTLD_DEFAULT, "hak_knobs_get");
   if (argc > 1 && strcmp(argv[1], "--print-info") == 0) return print_info();
   ht_init(argc, argv);
   HT_RUN(test_trim);

@@ -4,6 +4,7 @@
 #include "base/io.h"
 #include "base/lock.h"
 #include "base/options.h"
+#include "base/versioned.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -69,18 +70,16 @@ HAK_EXPORT int hakmem_ace_config(const hakmem_ace_config_t* cfg) {
 }
 
 HAK_EXPORT int hakmem_ace_config_get(hakmem_ace_config_t* out) {
-  if (!out || out->size < 2 * sizeof(uint32_t)) { errno = EINVAL; return -1; }
+  if (!hak_versioned_ok(out)) return -1;
   hak_ensure_init();
   hakmem_ace_config_t c;
   ace_config_copy(&c);
-  size_t n = out->size < sizeof c ? out->size : sizeof c;
-  memcpy(out, &c, n);
-  out->size = (uint32_t)n;
+  hak_versioned_copy(out, &c, sizeof c);
   return 0;
 }
 
 HAK_EXPORT int hakmem_ace_state_get(hakmem_ace_state_t* out) {
-  if (!out || out->size < 2 * sizeof(uint32_t)) { errno = EINVAL; return -1; }
+  if (!hak_versioned_ok(out)) return -1;
   hak_ensure_init();
   hakmem_ace_state_t s;
   memset(&s, 0, sizeof s);
@@ -98,9 +97,7 @@ HAK_EXPORT int hakmem_ace_state_get(hakmem_ace_state_t* out) {
   hak_lock_take(&config_lock);
   memcpy(s.last_reason, last_reason, sizeof s.last_reason);
   hak_lock_release(&config_lock);
-  size_t n = out->size < sizeof s ? out->size : sizeof s;
-  memcpy(out, &s, n);
-  out->size = (uint32_t)n;
+  hak_versioned_copy(out, &s, sizeof s);
   return 0;
 }
 

@@ -107,9 +107,7 @@ void ace_ctl_restore_defaults(const char* why) {
              sizeof knobs_now.remote_drain_interval) == 0) {
     /* nothing to restore */
   } else {
-    hak_knobs d;
-    hak_knobs_defaults(&d);
-    publish(&d);
+    publish(&knobs_default);
   }
   if (why && *why) {
     ace_set_reason(why);

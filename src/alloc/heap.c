@@ -261,10 +261,7 @@ size_t hak_abandoned_release(hak_segment* seg, uint64_t now, uint64_t delay, uns
   if (hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED) {
     segment_collect(NULL, seg);
     bytes += hak_segment_purge(seg, now, delay);
-    for (unsigned i = 0; i < seg->nslabs; i++) {
-      if (deadline && hak_prim_now_ns() >= deadline) break;
-      if (seg->slabs[i].state != HAK_SLAB_UNUSED) bytes += hak_slab_release_free_pages(&seg->slabs[i], min_pages);
-    }
+    bytes += hak_segment_release_free_pages(seg, min_pages, deadline);
   }
   hak_lock_release(&abandoned_lock);
   return bytes;

@@ -17,17 +17,6 @@
 #include "alloc/knobs.h"
 #include "alloc/slab.h"
 
-/* Pages inside the free blocks of seg's slabs, stopping at the deadline (0: none). */
-static size_t release_block_pages(hak_segment* seg, unsigned min_pages, uint64_t deadline) {
-  size_t bytes = 0;
-  for (unsigned i = 0; i < seg->nslabs; i++) {
-    if (seg->slabs[i].state == HAK_SLAB_UNUSED) continue;
-    if (deadline && hak_prim_now_ns() >= deadline) break;
-    bytes += hak_slab_release_free_pages(&seg->slabs[i], min_pages);
-  }
-  return bytes;
-}
-
 static size_t release_owned(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages,
                             uint64_t deadline, bool* busy) {
   hak_heap* h = hak_load_acquire(&seg->heap);
@@ -44,7 +33,7 @@ static size_t release_owned(hak_segment* seg, uint64_t now, uint64_t delay, unsi
      * flush) for the delay: a busy heap would fault them straight back in. */
     uint64_t act = hak_load_relaxed(&h->activity);
     if (act != h->scav_activity) { h->scav_activity = act; h->scav_idle_since = now; }
-    if (now >= h->scav_idle_since + delay) bytes += release_block_pages(seg, min_pages, deadline);
+    if (now >= h->scav_idle_since + delay) bytes += hak_segment_release_free_pages(seg, min_pages, deadline);
     h->hold_segments = false;
   }
   hak_spin_release(&h->lock);

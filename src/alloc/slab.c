@@ -98,3 +98,13 @@ size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages) {
   }
   return bytes;
 }
+
+size_t hak_segment_release_free_pages(hak_segment* seg, unsigned min_pages, uint64_t deadline) {
+  size_t bytes = 0;
+  for (unsigned i = 0; i < seg->nslabs; i++) {
+    if (seg->slabs[i].state == HAK_SLAB_UNUSED) continue;
+    if (deadline && hak_prim_now_ns() >= deadline) break;
+    bytes += hak_slab_release_free_pages(&seg->slabs[i], min_pages);
+  }
+  return bytes;
+}

@@ -41,6 +41,9 @@ HAK_HIDDEN bool hak_slab_release(hak_heap* h, hak_slab* s);
 /* Give back the pages inside s's free blocks that span min_pages pages or more after
  * their first page (blocks of two pages or more only); returns bytes released. */
 HAK_HIDDEN size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages);
+/* The same for every slab in use of seg, stopping at `deadline` (prim clock; 0: none).
+ * The caller holds the lock that seg's state names. */
+HAK_HIDDEN size_t hak_segment_release_free_pages(hak_segment* seg, unsigned min_pages, uint64_t deadline);
 
 /* The word of a free block that marks its inner pages as given back (see slab.c). */
 #define HAK_BLOCK_TAG_WORD 2

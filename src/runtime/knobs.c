@@ -8,6 +8,7 @@
 #include "runtime/runtime.h"
 #include "alloc/alloc.h"
 #include "alloc/knobs.h"
+#include "base/versioned.h"
 
 #include <errno.h>
 #include <string.h>
@@ -39,12 +40,10 @@ int hak_knobs_publish(const hak_knobs* candidate) {
 }
 
 HAK_EXPORT int hak_knobs_get(hak_knobs* out) {
-  if (!out || out->size < 2 * sizeof(uint32_t)) { errno = EINVAL; return -1; }
+  if (!hak_versioned_ok(out)) return -1;
   hak_ensure_init();
   hak_knobs k;
   hak_knobs_copy(&k);
-  size_t n = out->size < sizeof k ? out->size : sizeof k;
-  memcpy(out, &k, n);
-  out->size = (uint32_t)n;
+  hak_versioned_copy(out, &k, sizeof k);
   return 0;
 }

@@ -11,6 +11,7 @@
 #include "alloc/alloc_fast.h"
 #include "alloc/collect.h"
 #include "base/io.h"
+#include "base/versioned.h"
 #include "base/options.h"
 #include "prim/prim.h"
 #include "hakmem.h"
@@ -131,17 +132,15 @@ static void stats_collect(hak_stats* st) {
 }
 
 HAK_EXPORT int hak_stats_get(hak_stats* out) {
-  if (!out || out->size < 2 * sizeof(uint32_t)) { errno = EINVAL; return -1; }
+  if (!hak_versioned_ok(out)) return -1;
   hak_ensure_init();
   if (out->size >= sizeof *out) {   /* the whole struct: fill it in place */
     stats_collect(out);
     return 0;
   }
-  hak_stats full;
+  hak_stats full;                   /* an older, shorter struct: its prefix */
   stats_collect(&full);
-  size_t n = out->size;
-  memcpy(out, &full, n);
-  out->size = (uint32_t)n;
+  hak_versioned_copy(out, &full, sizeof full);
   return 0;
 }
 

@@ -65,7 +65,7 @@ int hak_knobs_get(hak_knobs* out);
  * docs/ACE.md. Its settings
  * come from the HAKMEM_ACE_* variables and can be changed with hakmem_ace_config(). */
 #define HAKMEM_ACE_CONFIG_VERSION 1
-#define HAKMEM_ACE_STATE_VERSION 1
+#define HAKMEM_ACE_STATE_VERSION 2
 
 /* Knob groups that ACE leaves as they are (hakmem_ace_config_t.pinned, HAKMEM_ACE_PIN). */
 #define HAKMEM_ACE_PIN_TLS_CAP      0x01u  /* tls_cap[] (the diet) */
@@ -73,6 +73,15 @@ int hak_knobs_get(hak_knobs* out);
 #define HAKMEM_ACE_PIN_DRAIN        0x04u  /* remote_drain_interval[] */
 #define HAKMEM_ACE_PIN_SCAVENGE     0x08u  /* no background return of memory */
 #define HAKMEM_ACE_PIN_ALL          0x0fu
+
+/* How the controller steers (hakmem_ace_config_t.policy, HAKMEM_ACE_POLICY); docs/ACE.md
+ * compares them. */
+#define HAKMEM_ACE_POLICY_DEFAULT 0u  /* the one the evaluation found best (docs/ACE.md) */
+#define HAKMEM_ACE_POLICY_STATIC  1u  /* defaults never changed; memory still returned */
+#define HAKMEM_ACE_POLICY_RULES   2u  /* plain rules on backlog, misses, RSS, lock waits */
+#define HAKMEM_ACE_POLICY_DECAY   3u  /* unused memory returned on a smooth time curve */
+#define HAKMEM_ACE_POLICY_RESIZE  4u  /* caches of missing classes grow, idle ones shrink */
+#define HAKMEM_ACE_POLICY_UCB1    5u  /* learned: per-phase UCB1 bandits, keep-or-return */
 
 typedef struct hakmem_ace_config {
   uint32_t size;               /* in: sizeof(hakmem_ace_config_t) of the caller */
@@ -90,7 +99,7 @@ typedef struct hakmem_ace_config {
   uint32_t pmu;                /* 0 hakmem's counters only, 1 software events, 2 hardware
                                   events where the kernel allows them, else software */
   uint32_t pinned;             /* HAKMEM_ACE_PIN_* */
-  uint32_t reserved;
+  uint32_t policy;             /* HAKMEM_ACE_POLICY_* (0: the default) */
 } hakmem_ace_config_t;
 
 enum {
@@ -113,6 +122,10 @@ typedef struct hakmem_ace_state {
   uint64_t last_p99_ns;        /* last fast tick: sampled slow-path p99 latency */
   uint64_t last_rss_bytes;     /* last RSS reading */
   char     last_reason[160];   /* the last decision or guard, or "" */
+  /* version 2 */
+  uint32_t policy;             /* HAKMEM_ACE_POLICY_* in force (never DEFAULT) */
+  uint32_t keep_level;         /* ucb1: how much freed memory it keeps (0: the defaults) */
+  uint64_t phase_changes;      /* ucb1: changes of phase it detected */
 } hakmem_ace_state_t;
 
 /* Apply a configuration: every field is validated first; out of range (or a NULL cfg,

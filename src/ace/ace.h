@@ -4,7 +4,11 @@
  * time budget, and stops itself when a guard trips. See docs/ACE.md.
  *
  *   metrics.c     two collections + PMU readings -> one ace_metrics (pure)
- *   rules.c       ace_metrics + knobs -> new knobs and the reasons (pure)
+ *   rules.c       policy "rules": ace_metrics + knobs -> new knobs and the reasons (pure)
+ *   bandit.c      discounted UCB1 over a few discrete arms (pure)
+ *   reward.c      one number per window: throughput per CPU second minus penalties (pure)
+ *   learner.c     policy "ucb1": per-phase bandits over knob groups, keep-or-return (pure)
+ *   policy.c      the policies side by side: static, rules, decay, resize, ucb1 (pure)
  *   guards.c      ace_metrics + config -> stop or carry on (pure)
  *   pmu.c         libpfm4 + perf_event_open: LLC loads/misses, else software events
  *   scavenge.c    the budgeted release walk
@@ -39,6 +43,10 @@ typedef struct ace_metrics {
   uint64_t backlog[HAK_NCLS];
   uint64_t allocs[HAK_NCLS];            /* in the window */
   double   hit_rate[HAK_NCLS];          /* 1 - refills/allocs in the window (1 without allocs) */
+  uint64_t frees[HAK_NCLS];             /* in the window */
+  double   slow_rate[HAK_NCLS];         /* (refills + flushes) / (allocs + frees) in the window */
+  uint64_t tier_ops[4];                 /* allocs + frees in the window: tiny, mid, pool, large */
+  double   remote_fraction;             /* remote frees / frees in the window */
   double   lock_waits_per_s;
   double   llc_miss_rate;               /* misses / loads; < 0 when not measured */
   double   page_faults_per_s;           /* < 0 when not measured */
@@ -80,6 +88,109 @@ typedef struct ace_rule_input {
  * reason[0..n) and returns the number of knob groups changed (0: k unchanged). */
 HAK_HIDDEN int ace_rules_apply(const ace_rule_input* in, hak_knobs* k, char* reason, size_t n);
 
+/* ---- bandit.c ----------------------------------------------------------------------- */
+#define ACE_BANDIT_MAX_ARMS   6
+#define ACE_BANDIT_DROP_PULLS 2        /* pulls before an arm can be dropped */
+#define ACE_BANDIT_READMIT    60       /* pulls a dropped arm sits out */
+typedef struct ace_bandit {
+  unsigned narms;
+  double   gamma, c, drop_margin;     /* discount per update, exploration, drop threshold */
+  double   n[ACE_BANDIT_MAX_ARMS];    /* discounted pulls */
+  double   sum[ACE_BANDIT_MAX_ARMS];  /* discounted reward sums */
+  uint32_t pulls[ACE_BANDIT_MAX_ARMS];/* pulls since the reset */
+  bool     dropped[ACE_BANDIT_MAX_ARMS];
+  uint32_t dropped_at[ACE_BANDIT_MAX_ARMS];  /* total_pulls when it was dropped */
+  uint32_t total_pulls;
+} ace_bandit;
+HAK_HIDDEN void     ace_bandit_init(ace_bandit* b, unsigned narms, double gamma, double c, double drop_margin);
+HAK_HIDDEN void     ace_bandit_reset(ace_bandit* b);
+/* The arm to pull next: a never-pulled arm first (lowest index), else the highest UCB. */
+HAK_HIDDEN unsigned ace_bandit_select(const ace_bandit* b);
+HAK_HIDDEN void     ace_bandit_update(ace_bandit* b, unsigned arm, double reward);
+/* The pulled, not dropped arm with the highest mean (0 when none was pulled). */
+HAK_HIDDEN unsigned ace_bandit_best(const ace_bandit* b);
+HAK_HIDDEN double   ace_bandit_mean(const ace_bandit* b, unsigned arm);
+
+/* ---- reward.c ----------------------------------------------------------------------- */
+/* Penalty weights and scales of the reward (docs/ACE.md, "The reward"). */
+#define ACE_REWARD_W_LLC      0.3      /* x LLC miss rate (hardware PMU only) */
+#define ACE_REWARD_W_LOCK     0.2      /* x lock waits per second / ACE_REWARD_LOCK_SCALE, <= 1 */
+#define ACE_REWARD_LOCK_SCALE 10000.0
+#define ACE_REWARD_W_BACKLOG  0.2      /* x remote backlog / ACE_REWARD_BACKLOG_SCALE, <= 1 */
+#define ACE_REWARD_BACKLOG_SCALE 65536.0
+#define ACE_REWARD_W_RSS      1.0      /* x (RSS / target - 1) above the target */
+/* Throughput per CPU second relative to `ref` (the same phase's running mean) minus the
+ * penalties; about 1 for an ordinary window. Pure. */
+HAK_HIDDEN double ace_reward(const ace_metrics* m, double ref, uint64_t rss_target);
+
+/* ---- learner.c (policy ucb1) ------------------------------------------------------- */
+enum { ACE_GROUP_TLS, ACE_GROUP_BATCH, ACE_GROUP_DRAIN, ACE_GROUP_SWEEP, ACE_GROUP_PARTIAL, ACE_GROUPS };
+#define ACE_CONTEXTS          6        /* phases remembered */
+#define ACE_PHASE_DISTANCE    0.5      /* signature distance that makes a new phase */
+#define ACE_ACTIVE_OPS        20000.0  /* allocs + frees per second below which a window is idle */
+#define ACE_UCB_GAMMA         0.95     /* discount per pull: evidence fades over ~20 pulls */
+#define ACE_UCB_C             0.05     /* exploration; rewards are about 1, arms differ by % */
+#define ACE_UCB_DROP_MARGIN   0.04     /* an arm 4 % below the best is dropped */
+#define ACE_REF_ALPHA         0.2      /* weight of a window in the phase's reference */
+#define ACE_MAX_TLS_CAP       4096     /* thread-cache capacity bound, blocks */
+#define ACE_KEEP_LEVELS       4        /* keep level: purge delay and cache budgets x4^level */
+#define ACE_KEEP_MAX_DELAY_MS 30000u
+#define ACE_KEEP_MAX_BYTES    (4ull << 30)
+#define ACE_KEEP_REFAULT_BYTES (1.0 * 1048576)   /* refaults per second that raise the level */
+#define ACE_KEEP_FAULT_BYTES  (64.0 * 1048576)   /* page faults (bytes) per second, likewise */
+#define ACE_KEEP_DECAY_TICKS  20       /* quiet active windows per level down */
+
+typedef struct ace_signature { double tier[4], remote, ws_log2, ops_log2; } ace_signature;
+typedef struct ace_context {
+  bool          used;
+  ace_signature sig;                  /* running mean of the phase's windows */
+  double        ref;                  /* running mean of its ops per CPU second */
+  uint64_t      last_tick;
+  ace_bandit    bandit[ACE_GROUPS];
+} ace_context;
+typedef struct ace_learner {
+  ace_context ctx[ACE_CONTEXTS];
+  int         cur;                    /* context of the last active window, -1: none */
+  int         pending_group;          /* group whose arm the current window tries, -1 */
+  unsigned    pending_arm, next_group;
+  uint64_t    ticks, phase_changes;
+  unsigned    keep_level, quiet_ticks;
+  double      last_reward;
+} ace_learner;
+HAK_HIDDEN void   ace_learner_init(ace_learner* L);
+/* One window: credit the last window's arm, pick the next, write knobs and reasons.
+ * Returns nonzero when *k changed. */
+HAK_HIDDEN int    ace_learner_step(ace_learner* L, const ace_rule_input* in, hak_knobs* k, char* reason, size_t n);
+HAK_HIDDEN void   ace_signature_of(const ace_metrics* m, ace_signature* s);
+HAK_HIDDEN double ace_signature_distance(const ace_signature* a, const ace_signature* b);
+HAK_HIDDEN const char* ace_group_name(unsigned g);
+HAK_HIDDEN double ace_group_scale(unsigned g, unsigned arm);
+
+#define ACE_POLICY_DEFAULT HAKMEM_ACE_POLICY_RULES   /* what HAKMEM_ACE_POLICY_DEFAULT means */
+/* ---- policy.c ----------------------------------------------------------------------- */
+#define ACE_DECAY_MS          10000u   /* decay: time over which unused memory goes back */
+#define ACE_RESIZE_SLOW_RATE  0.01     /* resize: slow paths per operation that grow a cache */
+#define ACE_RESIZE_MIN_OPS    4096     /* resize: operations in the window before it judges */
+#define ACE_RESIZE_GROW       1.5
+#define ACE_RESIZE_SHRINK     0.75
+#define ACE_RESIZE_MAX_BYTES  (256u << 10)  /* resize: a class's cache at most this many bytes */
+typedef struct ace_scavenge_plan {
+  uint64_t delay_ns;                  /* release what has been unused this long */
+  uint64_t cache_delay_ns;            /* the segment and large caches: likewise */
+  uint64_t max_bytes;                 /* at most this much this tick (UINT64_MAX: no limit) */
+} ace_scavenge_plan;
+typedef struct ace_policy_state {
+  uint32_t    policy;                 /* HAKMEM_ACE_POLICY_* in force (never DEFAULT) */
+  bool        decay_set;              /* decay: its purge delay is published */
+  ace_learner learner;
+} ace_policy_state;
+HAK_HIDDEN void        ace_policy_init(ace_policy_state* ps, uint32_t policy);
+HAK_HIDDEN const char* ace_policy_name(uint32_t policy);
+/* One fast tick of the policy in force: new knobs in *k (returns nonzero when changed),
+ * the reasons, and how the scavenger runs this tick. */
+HAK_HIDDEN int ace_policy_step(ace_policy_state* ps, const ace_rule_input* in, hak_knobs* k, char* reason, size_t n,
+                               ace_scavenge_plan* plan);
+
 /* ---- guards.c ----------------------------------------------------------------------- */
 typedef enum ace_guard {
   ACE_GUARD_OK = 0,
@@ -102,16 +213,18 @@ HAK_HIDDEN void ace_pmu_read(ace_pmu_reading* out);
 HAK_HIDDEN void ace_pmu_close(void);
 
 /* ---- scavenge.c --------------------------------------------------------------------- */
-/* Return unused memory for at most budget_ns, resuming where the last call stopped.
- * Returns bytes given back. */
-HAK_HIDDEN size_t ace_scavenge(uint64_t now, uint64_t budget_ns, uint64_t delay_ns);
+/* Return unused memory for at most budget_ns as the policy's plan says, resuming where
+ * the last call stopped. Returns bytes given back. */
+struct ace_scavenge_plan;
+HAK_HIDDEN size_t ace_scavenge(uint64_t now, uint64_t budget_ns, const struct ace_scavenge_plan* plan);
 HAK_HIDDEN void   ace_scavenge_reset(void);
 
 /* ---- trace.c ------------------------------------------------------------------------ */
 HAK_HIDDEN void ace_trace_open(const char* path);
 HAK_HIDDEN bool ace_trace_active(void);
 HAK_HIDDEN void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const hak_knobs* k,
-                               const char* mode, const char* pmu, const char* reason, uint64_t scavenged);
+                               const char* mode, const char* policy, const char* pmu, const char* reason,
+                               uint64_t scavenged);
 HAK_HIDDEN void ace_trace_close(void);
 
 /* ---- config.c ----------------------------------------------------------------------- */
@@ -120,7 +233,8 @@ HAK_HIDDEN void ace_config_copy(hakmem_ace_config_t* out);
 HAK_HIDDEN int  ace_config_validate(const hakmem_ace_config_t* cfg);
 /* State shared by the thread and the getters (atomics; the reason under a lock). */
 typedef struct ace_shared {
-  _Atomic uint32_t mode, pmu_mode;
+  _Atomic uint32_t mode, pmu_mode, policy, keep_level;
+  _Atomic uint64_t phase_changes;
   _Atomic uint64_t fast_ticks, slow_ticks, publishes, scavenged_bytes, cpu_ns;
   _Atomic uint64_t last_p99_ns, last_rss_bytes;
 } ace_shared;

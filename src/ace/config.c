@@ -32,6 +32,7 @@ void ace_config_load(void) {
   c.log_level = (uint32_t)hak_opt(HAK_OPT_ACE_LOG_LEVEL);
   c.pmu = (uint32_t)hak_opt(HAK_OPT_ACE_PMU);
   c.pinned = (uint32_t)hak_opt(HAK_OPT_ACE_PIN);
+  c.policy = (uint32_t)hak_opt(HAK_OPT_ACE_POLICY);
   hak_lock_take(&config_lock);
   config = c;
   hak_lock_release(&config_lock);
@@ -53,7 +54,7 @@ int ace_config_validate(const hakmem_ace_config_t* c) {
       !in(c->scavenge_budget_us, 100, 1000000) || !in(c->start_delay_ms, 0, 3600000) ||
       !in(c->start_bytes, 0, 1ull << 40) || !in(c->max_p99_lat_ns, 0, 1000000000000ull) ||
       !in(c->max_rss_bytes, 0, 1ull << 44) || !in(c->max_cpu_percent, 1, 100) || !in(c->log_level, 0, 2) ||
-      !in(c->pmu, 0, 2) || (c->pinned & ~HAKMEM_ACE_PIN_ALL) != 0 || c->reserved != 0) {
+      !in(c->pmu, 0, 2) || (c->pinned & ~HAKMEM_ACE_PIN_ALL) != 0 || c->policy > HAKMEM_ACE_POLICY_UCB1) {
     return -1;
   }
   return 0;
@@ -94,6 +95,9 @@ HAK_EXPORT int hakmem_ace_state_get(hakmem_ace_state_t* out) {
   s.cpu_ns = hak_load_relaxed(&ace_state.cpu_ns);
   s.last_p99_ns = hak_load_relaxed(&ace_state.last_p99_ns);
   s.last_rss_bytes = hak_load_relaxed(&ace_state.last_rss_bytes);
+  s.policy = hak_load_relaxed(&ace_state.policy);
+  s.keep_level = hak_load_relaxed(&ace_state.keep_level);
+  s.phase_changes = hak_load_relaxed(&ace_state.phase_changes);
   hak_lock_take(&config_lock);
   memcpy(s.last_reason, last_reason, sizeof s.last_reason);
   hak_lock_release(&config_lock);

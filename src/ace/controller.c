@@ -24,6 +24,7 @@ static uint64_t t_start, t_prev, thread_cpu_prev;
 static hak_knobs knobs_default, knobs_now;
 static bool steering, scavenging, started;
 static ace_metrics last_metrics;
+static ace_policy_state policy;          /* the learner's memory: ~20 KiB, static */
 
 static const char* mode_name(uint32_t m) {
   switch (m) {
@@ -85,11 +86,13 @@ void ace_ctl_start(uint64_t now) {
   thread_cpu_prev = thread_cpu_ns();
   steering = scavenging = true;
   started = true;
+  ace_policy_init(&policy, cfg.policy);
+  hak_store_relaxed(&ace_state.policy, policy.policy);
   hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_STEERING);
   hak_stats_set_ace(1, (uint32_t)mode);
   open_trace(in_child_after_fork);
-  ace_log(1, "controller started: fast loop %u ms, slow loop %u s, PMU %s", cfg.fast_interval_ms,
-          cfg.slow_interval_s, pmu_name(mode));
+  ace_log(1, "controller started: policy %s, fast loop %u ms, slow loop %u s, PMU %s",
+          ace_policy_name(policy.policy), cfg.fast_interval_ms, cfg.slow_interval_s, pmu_name(mode));
 }
 
 static void publish(const hak_knobs* k) {
@@ -140,25 +143,38 @@ void ace_ctl_fast_tick(uint64_t now) {
       hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_STOPPED);
     }
   }
+  uint32_t want = cfg.policy == HAKMEM_ACE_POLICY_DEFAULT ? ACE_POLICY_DEFAULT : cfg.policy;
+  if (want != policy.policy) {                 /* hakmem_ace_config() chose another policy */
+    ace_policy_init(&policy, want);
+    hak_store_relaxed(&ace_state.policy, want);
+    if (steering) ace_ctl_restore_defaults("policy changed: defaults first");
+    reason[0] = 0;
+  }
+  ace_scavenge_plan plan = {(uint64_t)knobs_now.purge_delay_ms * 1000000u,
+                            (uint64_t)knobs_now.purge_delay_ms * 1000000u, UINT64_MAX};
   if (steering) {
     hak_knobs k = knobs_now;
     ace_rule_input in = {.m = &m, .defaults = &knobs_default, .pinned = cfg.pinned,
                          .rss_target = cfg.max_rss_bytes / 10 * 9};
-    if (ace_rules_apply(&in, &k, reason, sizeof reason) > 0) {
+    if (ace_policy_step(&policy, &in, &k, reason, sizeof reason, &plan) > 0) {
       publish(&k);
-      ace_set_reason(reason);
-      ace_log(1, "%s", reason);
+      if (reason[0]) {
+        ace_set_reason(reason);
+        ace_log(1, "%s", reason);
+      }
     }
+    hak_store_relaxed(&ace_state.keep_level, policy.learner.keep_level);
+    hak_store_relaxed(&ace_state.phase_changes, policy.learner.phase_changes);
   }
   size_t scavenged = 0;
   if (scavenging && !(cfg.pinned & HAKMEM_ACE_PIN_SCAVENGE)) {
     uint64_t c0 = thread_cpu_ns();
-    scavenged = ace_scavenge(now, (uint64_t)cfg.scavenge_budget_us * 1000, (uint64_t)knobs_now.purge_delay_ms * 1000000);
+    scavenged = ace_scavenge(now, (uint64_t)cfg.scavenge_budget_us * 1000, &plan);
     m.scavenge_cpu_ns = thread_cpu_ns() - c0;
     atomic_fetch_add_explicit(&ace_state.scavenged_bytes, scavenged, memory_order_relaxed);
   }
   uint32_t mode = hak_load_relaxed(&ace_state.mode);
-  ace_trace_tick((double)(now - t_start) / 1e9, "fast", &m, &knobs_now, mode_name(mode), pmu_name(pmu_cur.mode),
+  ace_trace_tick((double)(now - t_start) / 1e9, "fast", &m, &knobs_now, mode_name(mode), ace_policy_name(policy.policy), pmu_name(pmu_cur.mode),
                  reason, scavenged);
   ace_log(2, "tick: %.0f ops/s, p99 %llu ns, backlog %llu, RSS %llu MiB, scavenged %zu", m.ops_per_s,
           (unsigned long long)m.lat_p99_ns, (unsigned long long)m.remote_backlog,
@@ -188,7 +204,7 @@ void ace_ctl_slow_tick(uint64_t now) {
   hak_store_relaxed(&ace_state.last_rss_bytes, m.rss_bytes);
   atomic_fetch_add_explicit(&ace_state.slow_ticks, 1, memory_order_relaxed);
   ace_trace_tick((double)(now - t_start) / 1e9, "slow", &m, &knobs_now,
-                 mode_name(hak_load_relaxed(&ace_state.mode)), pmu_name(pmu_cur.mode), reason, 0);
+                 mode_name(hak_load_relaxed(&ace_state.mode)), ace_policy_name(policy.policy), pmu_name(pmu_cur.mode), reason, 0);
   ace_log(2, "%s", reason);
 }
 

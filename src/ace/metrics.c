@@ -38,13 +38,23 @@ void ace_metrics_compute(const hak_collect* prev, const hak_collect* cur, const 
   out->lat_p50_ns = ace_hist_percentile(hist, HAK_LAT_BUCKETS, 50);
   out->lat_p90_ns = ace_hist_percentile(hist, HAK_LAT_BUCKETS, 90);
   out->lat_p99_ns = ace_hist_percentile(hist, HAK_LAT_BUCKETS, 99);
+  uint64_t frees = 0, remote = 0;
   for (unsigned c = 0; c < HAK_NCLS; c++) {
     out->backlog[c] = cur->cls[c].remote_backlog;
     uint64_t a = delta(prev->cls[c].allocs, cur->cls[c].allocs);
+    uint64_t f = delta(prev->cls[c].frees, cur->cls[c].frees);
     uint64_t r = delta(prev->cls[c].refills, cur->cls[c].refills);
+    uint64_t fl = delta(prev->cls[c].flushes, cur->cls[c].flushes);
     out->allocs[c] = a;
+    out->frees[c] = f;
     out->hit_rate[c] = a ? 1.0 - (double)(r < a ? r : a) / (double)a : 1.0;
+    out->slow_rate[c] = a + f ? (double)(r + fl) / (double)(a + f) : 0.0;
+    out->tier_ops[c <= HAK_CLS_TINY_LAST ? HAK_SEG_TINY : c <= HAK_CLS_MID_LAST ? HAK_SEG_MID : HAK_SEG_POOL] += a + f;
+    frees += f;
+    remote += delta(prev->cls[c].remote_frees, cur->cls[c].remote_frees);
   }
+  out->tier_ops[HAK_SEG_LARGE] = delta(prev->large_allocs, cur->large_allocs) + delta(prev->large_frees, cur->large_frees);
+  out->remote_fraction = frees ? (double)(remote < frees ? remote : frees) / (double)frees : 0.0;
   out->remote_backlog = cur->remote_backlog;
   out->lock_waits_per_s = (double)delta(prev->lock_waits, cur->lock_waits) / dt;
   if (pcur->mode == 2 && pcur->llc_loads > pprev->llc_loads) {

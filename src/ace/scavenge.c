@@ -9,7 +9,7 @@
 static hak_release_walk_t walk;
 static bool walk_open;
 
-size_t ace_scavenge(uint64_t now, uint64_t budget_ns, uint64_t delay_ns) {
+size_t ace_scavenge(uint64_t now, uint64_t budget_ns, const ace_scavenge_plan* plan) {
   if (!walk_open) {
     hak_seglist_cursor_open(&walk.cursor);
     walk_open = true;
@@ -17,7 +17,10 @@ size_t ace_scavenge(uint64_t now, uint64_t budget_ns, uint64_t delay_ns) {
   uint64_t before = walk.released;
   walk.max_segments = 0;                  /* one round of the list at most ... */
   walk.deadline_ns = now + budget_ns;     /* ... within the budget */
-  hak_release_walk(&walk, now, delay_ns);
+  walk.max_bytes = plan->max_bytes == UINT64_MAX ? 0 : plan->max_bytes;
+  walk.cache_delay = plan->cache_delay_ns;
+  if (plan->max_bytes == 0) return 0;     /* the policy returns nothing this tick */
+  hak_release_walk(&walk, now, plan->delay_ns);
   return (size_t)(walk.released - before);
 }
 

@@ -1,6 +1,6 @@
 /* trace.c — HAKMEM_ACE_TRACE=path: one JSON object per line and tick, so that a person
  * can see what the controller saw, decided and why (tools/ace-plot draws it):
- *   {"t":1.503,"tick":"fast","mode":"steering","pmu":"software",
+ *   {"t":1.503,"tick":"fast","mode":"steering","policy":"ucb1","pmu":"software",
  *    "metrics":{...},"knobs":{...},"reason":"...","scavenged":123}
  * Written with write(2) from the ACE thread only. */
 #include "ace/ace.h"
@@ -52,13 +52,15 @@ static void put_num(line* l, const char* key, double v) {
 }
 
 void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const hak_knobs* k, const char* mode,
-                    const char* pmu, const char* reason, uint64_t scavenged) {
+                    const char* policy, const char* pmu, const char* reason, uint64_t scavenged) {
   if (trace_fd < 0) return;
   line l = {.len = 0};
   put(&l, "{\"t\":%.3f,\"tick\":", t_s);
   put_str(&l, tick);
   put(&l, ",\"mode\":");
   put_str(&l, mode);
+  put(&l, ",\"policy\":");
+  put_str(&l, policy);
   put(&l, ",\"pmu\":");
   put_str(&l, pmu);
   put(&l, ",\"metrics\":{\"dt_ms\":%.1f", (double)m->dt_ns / 1e6);
@@ -90,10 +92,12 @@ void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const ha
   }
   put(&l, ",\"knobs\":{\"generation\":%llu,\"tls_cap_sum\":%llu,\"refill_batch_sum\":%llu,"
           "\"remote_drain_interval_sum\":%llu,\"tls_cap_16\":%u,\"tls_cap_1k\":%u,\"tls_cap_32k\":%u,"
-          "\"sweep_interval\":%u,\"diet_pct\":%u,\"purge_delay_ms\":%u,\"partial_release_pages\":%u}",
+          "\"sweep_interval\":%u,\"diet_pct\":%u,\"purge_delay_ms\":%u,\"partial_release_pages\":%u,"
+          "\"segment_cache_dirty_bytes\":%llu,\"large_cache_bytes\":%llu}",
       (unsigned long long)k->generation, (unsigned long long)caps, (unsigned long long)batch,
       (unsigned long long)drain, k->tls_cap[0], k->tls_cap[31], k->tls_cap[71], k->sweep_interval, k->diet_pct,
-      k->purge_delay_ms, k->partial_release_pages);
+      k->purge_delay_ms, k->partial_release_pages, (unsigned long long)k->segment_cache_dirty_bytes,
+      (unsigned long long)k->large_cache_bytes);
   put(&l, ",\"reason\":");
   put_str(&l, reason ? reason : "");
   put(&l, ",\"scavenged\":%llu}\n", (unsigned long long)scavenged);

@@ -61,14 +61,17 @@ void hak_release_walk(hak_release_walk_t* w, uint64_t now, uint64_t delay) {
    * time counts against the same deadline as the walk. */
   if (!w->deadline_ns || (w->calls & 3) == 1) {
     hak_abandoned_reclaim();
-    w->released += hak_segment_cache_purge(now, delay);
-    w->released += hak_large_cache_purge(now, delay);
+    uint64_t cd = w->cache_delay ? w->cache_delay : delay;
+    w->released += hak_segment_cache_purge(now, cd);
+    w->released += hak_large_cache_purge(now, cd);
   }
+  uint64_t start = w->released;
   unsigned min_pages = HAK_KNOB(partial_release_pages);
   size_t n = hak_seglist_count();
   if (w->max_segments && w->max_segments < n) n = w->max_segments;
   for (size_t i = 0; i < n; i++) {
     if (w->deadline_ns && hak_prim_now_ns() >= w->deadline_ns) { w->out_of_time = true; break; }
+    if (w->max_bytes && w->released - start >= w->max_bytes) break;
     hak_segment* seg = hak_seglist_next(&w->cursor, true);
     if (!seg) break;
     w->visited++;

@@ -12,6 +12,8 @@ typedef struct hak_release_walk_t {
   hak_seg_cursor cursor;
   size_t   max_segments;   /* in: most segments per call (0: one round of the list) */
   uint64_t deadline_ns;    /* in: stop at this hak_prim_now_ns() (0: no time limit) */
+  uint64_t max_bytes;      /* in: stop once a call gave back this much (0: no limit) */
+  uint64_t cache_delay;    /* in: the caches' purge delay, ns (0: the walk's delay) */
   uint64_t visited;        /* out, cumulative: segments visited */
   uint64_t busy;           /* out, cumulative: segments skipped, their lock was taken */
   uint64_t released;       /* out, cumulative: bytes given back */

@@ -76,6 +76,9 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
     "auto=2,software=1,off=0"},
   [HAK_OPT_ACE_PIN] = {"HAKMEM_ACE_PIN", 0, 0, 15, "mask",
     "knob groups ACE leaves alone: 1 tls_cap, 2 refill_batch, 4 remote drain, 8 scavenging", NULL},
+  [HAK_OPT_ACE_POLICY] = {"HAKMEM_ACE_POLICY", 0, 0, 5, "enum",
+    "how ACE steers: default (=0), static (=1), rules (=2), decay (=3), resize (=4), ucb1 (=5); see docs/ACE.md",
+    "default=0,static=1,rules=2,decay=3,resize=4,ucb1=5"},
   [HAK_OPT_ACE_TRACE] = {"HAKMEM_ACE_TRACE", 0, 0, 1, "path",
     "file that receives one JSON line per ACE tick (metrics, knobs, reasons)", NULL},
 };

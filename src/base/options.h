@@ -33,6 +33,7 @@ typedef enum hak_opt {
   HAK_OPT_ACE_LOG_LEVEL,
   HAK_OPT_ACE_PMU,
   HAK_OPT_ACE_PIN,
+  HAK_OPT_ACE_POLICY,
   HAK_OPT_ACE_TRACE,
   HAK_OPT_COUNT
 } hak_opt;

@@ -90,7 +90,7 @@ HAK_HIDDEN int ace_rules_apply(const ace_rule_input* in, hak_knobs* k, char* rea
 
 /* ---- bandit.c ----------------------------------------------------------------------- */
 #define ACE_BANDIT_MAX_ARMS   6
-#define ACE_BANDIT_DROP_PULLS 2        /* pulls before an arm can be dropped */
+#define ACE_BANDIT_DROP_PULLS 3        /* pulls before an arm can be dropped */
 #define ACE_BANDIT_READMIT    60       /* pulls a dropped arm sits out */
 typedef struct ace_bandit {
   unsigned narms;
@@ -127,10 +127,11 @@ HAK_HIDDEN double ace_reward(const ace_metrics* m, double ref, uint64_t rss_targ
 enum { ACE_GROUP_TLS, ACE_GROUP_BATCH, ACE_GROUP_DRAIN, ACE_GROUP_SWEEP, ACE_GROUP_PARTIAL, ACE_GROUPS };
 #define ACE_CONTEXTS          6        /* phases remembered */
 #define ACE_PHASE_DISTANCE    0.5      /* signature distance that makes a new phase */
+#define ACE_PHASE_MIN_WS      (16.0 * 1048576)  /* working sets below this look alike */
 #define ACE_ACTIVE_OPS        20000.0  /* allocs + frees per second below which a window is idle */
 #define ACE_UCB_GAMMA         0.95     /* discount per pull: evidence fades over ~20 pulls */
 #define ACE_UCB_C             0.05     /* exploration; rewards are about 1, arms differ by % */
-#define ACE_UCB_DROP_MARGIN   0.04     /* an arm 4 % below the best is dropped */
+#define ACE_UCB_DROP_MARGIN   0.05     /* an arm 5 % below the best is dropped */
 #define ACE_REF_ALPHA         0.2      /* weight of a window in the phase's reference */
 #define ACE_MAX_TLS_CAP       4096     /* thread-cache capacity bound, blocks */
 #define ACE_KEEP_LEVELS       4        /* keep level: purge delay and cache budgets x4^level */

@@ -4,7 +4,8 @@
  *
  *  Phases.    Each active window (at least ACE_ACTIVE_OPS operations per second) gets a
  *             signature: the share of operations per tier, the share of frees that are
- *             remote, log2 of the bytes in use and of the operation rate. Windows whose
+ *             remote, log2 of the bytes in use (at least 16 MiB) and of the operation
+ *             rate. Windows whose
  *             signatures lie within ACE_PHASE_DISTANCE of a known context belong to it;
  *             a window far from all of them is a change of phase and opens a new
  *             context (the oldest one is reused when all ACE_CONTEXTS are taken). A
@@ -95,7 +96,10 @@ void ace_signature_of(const ace_metrics* m, ace_signature* s) {
   for (unsigned t = 0; t < 4; t++) total += m->tier_ops[t];
   for (unsigned t = 0; t < 4; t++) s->tier[t] = total ? (double)m->tier_ops[t] / (double)total : 0;
   s->remote = m->remote_fraction;
-  s->ws_log2 = log2((double)m->bytes_in_use + 1.0);
+  /* Below ACE_PHASE_MIN_WS every working set is "small": a loop that allocates and
+   * frees a batch holds anything from 0 to its batch when the window is sampled. */
+  double ws = (double)m->bytes_in_use;
+  s->ws_log2 = log2(ws > ACE_PHASE_MIN_WS ? ws : ACE_PHASE_MIN_WS);
   s->ops_log2 = log2(m->ops_per_s + 1.0);
 }
 

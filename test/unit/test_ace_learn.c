@@ -164,6 +164,13 @@ static void test_signatures_tell_phases_apart(void) {
   CHECK(ace_signature_distance(&sa, &sa2) < ACE_PHASE_DISTANCE);
   CHECK(ace_signature_distance(&sa, &sb) > ACE_PHASE_DISTANCE);
   CHECK_EQ(ace_signature_distance(&sb, &sb), 0.0);
+  /* A batch loop sampled between batches (nothing in use) and within one: one phase. */
+  a2 = a;
+  a.bytes_in_use = 0;
+  a2.bytes_in_use = 12u << 20;
+  ace_signature_of(&a, &sa);
+  ace_signature_of(&a2, &sa2);
+  CHECK(ace_signature_distance(&sa, &sa2) < 0.01);
 }
 
 /* ---- the learner, driving a simulated program -------------------------------------- */

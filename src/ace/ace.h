@@ -242,6 +242,9 @@ typedef struct ace_shared {
 HAK_HIDDEN extern ace_shared ace_state;
 HAK_HIDDEN void ace_set_reason(const char* reason);
 HAK_HIDDEN void ace_log(int level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A decision's reasons: "; "-separated parts appended to buf[0..n) (cut when full). */
+typedef struct ace_reasons { char* buf; size_t n, len; } ace_reasons;
+HAK_HIDDEN void ace_say(ace_reasons* r, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- controller.c ------------------------------------------------------------------- */
 /* The controller proper. ace_ctl_start: once, on the ACE thread (opens PMU, trace). */

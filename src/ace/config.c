@@ -111,6 +111,16 @@ void ace_set_reason(const char* reason) {
   hak_lock_release(&config_lock);
 }
 
+void ace_say(ace_reasons* r, const char* fmt, ...) {
+  if (r->n == 0 || r->len + 3 >= r->n) return;
+  if (r->len) { r->buf[r->len++] = ';'; r->buf[r->len++] = ' '; r->buf[r->len] = 0; }
+  va_list ap;
+  va_start(ap, fmt);
+  int w = vsnprintf(r->buf + r->len, r->n - r->len, fmt, ap);
+  va_end(ap);
+  if (w > 0) r->len = r->len + (size_t)w < r->n ? r->len + (size_t)w : r->n - 1;
+}
+
 void ace_log(int level, const char* fmt, ...) {
   hak_lock_take(&config_lock);
   uint32_t lv = config.log_level;

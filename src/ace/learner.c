@@ -25,7 +25,6 @@
 #include "ace/ace.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -79,17 +78,6 @@ static void apply_arm(unsigned g, unsigned arm, const hak_knobs* d, hak_knobs* k
   }
 }
 
-typedef struct reasons { char* buf; size_t n, len; } reasons;
-static void say(reasons* r, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(reasons* r, const char* fmt, ...) {
-  if (r->n == 0 || r->len + 3 >= r->n) return;
-  if (r->len) { r->buf[r->len++] = ';'; r->buf[r->len++] = ' '; r->buf[r->len] = 0; }
-  va_list ap;
-  va_start(ap, fmt);
-  int w = vsnprintf(r->buf + r->len, r->n - r->len, fmt, ap);
-  va_end(ap);
-  if (w > 0) r->len = r->len + (size_t)w < r->n ? r->len + (size_t)w : r->n - 1;
-}
 
 void ace_signature_of(const ace_metrics* m, ace_signature* s) {
   uint64_t total = 0;
@@ -169,7 +157,7 @@ static void apply_keep(unsigned lv, const hak_knobs* d, hak_knobs* k) {
 
 static bool active(const ace_metrics* m) { return m->ops_per_s >= ACE_ACTIVE_OPS; }
 
-static int keep_or_return(ace_learner* L, const ace_rule_input* in, hak_knobs* k, reasons* r) {
+static int keep_or_return(ace_learner* L, const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
   if (in->pinned & HAKMEM_ACE_PIN_SCAVENGE) return 0;
   const ace_metrics* m = in->m;
   unsigned lv = L->keep_level;
@@ -178,14 +166,14 @@ static int keep_or_return(ace_learner* L, const ace_rule_input* in, hak_knobs* k
   if (over_rss || !active(m)) {
     if (lv) {
       L->keep_level = 0;
-      say(r, "keep: %s: freed memory goes back (keep level %u -> 0)", over_rss ? "RSS above target" : "idle", lv);
+      ace_say(r, "keep: %s: freed memory goes back (keep level %u -> 0)", over_rss ? "RSS above target" : "idle", lv);
     }
     L->quiet_ticks = 0;
   } else if (m->refault_bytes_per_s >= ACE_KEEP_REFAULT_BYTES || fault_bytes >= ACE_KEEP_FAULT_BYTES) {
     L->quiet_ticks = 0;
     if (lv < ACE_KEEP_LEVELS) {
       L->keep_level = lv + 1;
-      say(r, "keep: %s %.0f MiB/s: keep more freed memory (keep level %u -> %u)",
+      ace_say(r, "keep: %s %.0f MiB/s: keep more freed memory (keep level %u -> %u)",
           m->refault_bytes_per_s >= ACE_KEEP_REFAULT_BYTES ? "refaults" : "page faults",
           (m->refault_bytes_per_s >= ACE_KEEP_REFAULT_BYTES ? m->refault_bytes_per_s : fault_bytes) / 1048576.0,
           lv, lv + 1);
@@ -193,7 +181,7 @@ static int keep_or_return(ace_learner* L, const ace_rule_input* in, hak_knobs* k
   } else if (lv && ++L->quiet_ticks >= ACE_KEEP_DECAY_TICKS) {
     L->quiet_ticks = 0;
     L->keep_level = lv - 1;
-    say(r, "keep: no refaults for %d windows (keep level %u -> %u)", ACE_KEEP_DECAY_TICKS, lv, lv - 1);
+    ace_say(r, "keep: no refaults for %d windows (keep level %u -> %u)", ACE_KEEP_DECAY_TICKS, lv, lv - 1);
   }
   if (L->keep_level == lv) return 0;
   apply_keep(L->keep_level, in->defaults, k);
@@ -209,7 +197,7 @@ static void apply_context(const ace_context* c, int g, unsigned arm, const ace_r
 }
 
 int ace_learner_step(ace_learner* L, const ace_rule_input* in, hak_knobs* k, char* reason, size_t n) {
-  reasons r = {reason, n, 0};
+  ace_reasons r = {reason, n, 0};
   if (n) reason[0] = 0;
   const ace_metrics* m = in->m;
   hak_knobs before = *k;
@@ -227,7 +215,7 @@ int ace_learner_step(ace_learner* L, const ace_rule_input* in, hak_knobs* k, cha
   c->last_tick = L->ticks;
   if (ci != L->cur) {
     L->phase_changes += L->cur >= 0;
-    say(&r, "ucb1: phase %s: context %d (%s)", L->cur < 0 ? "first seen" : "change", ci,
+    ace_say(&r, "ucb1: phase %s: context %d (%s)", L->cur < 0 ? "first seen" : "change", ci,
         fresh ? "new, exploring" : "known, its best arms");
     L->cur = ci;
     L->pending_group = -1;
@@ -258,7 +246,7 @@ int ace_learner_step(ace_learner* L, const ace_rule_input* in, hak_knobs* k, cha
   apply_context(c, g, arm, in, k);
   int changed = memcmp(&before, k, sizeof before) != 0;
   if (changed) {
-    say(&r, "ucb1: context %d: %s x%g (UCB arm %u; best %s x%g)", ci, groups[g].name, groups[g].scale[arm], arm,
+    ace_say(&r, "ucb1: context %d: %s x%g (UCB arm %u; best %s x%g)", ci, groups[g].name, groups[g].scale[arm], arm,
         groups[g].name, groups[g].scale[ace_bandit_best(&c->bandit[g])]);
   }
   return changed;

@@ -9,23 +9,9 @@
  * Pinned knob groups are never touched. */
 #include "ace/ace.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-typedef struct reasons { char* buf; size_t n, len; } reasons;
-
-static void say(reasons* r, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(reasons* r, const char* fmt, ...) {
-  if (r->n == 0) return;
-  if (r->len && r->len + 2 < r->n) { r->buf[r->len++] = ';'; r->buf[r->len++] = ' '; r->buf[r->len] = 0; }
-  if (r->len >= r->n) return;
-  va_list ap;
-  va_start(ap, fmt);
-  int w = vsnprintf(r->buf + r->len, r->n - r->len, fmt, ap);
-  va_end(ap);
-  if (w > 0) r->len = r->len + (size_t)w < r->n ? r->len + (size_t)w : r->n - 1;
-}
 
 /* One step of v toward target by `step` of the distance (at least 1). */
 static uint32_t toward(uint32_t v, uint32_t target, double step) {
@@ -49,7 +35,7 @@ static void hot_classes(const ace_metrics* m, bool hot[HAK_NCLS]) {
   }
 }
 
-static int rule_backlog(const ace_rule_input* in, hak_knobs* k, reasons* r) {
+static int rule_backlog(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
   const ace_metrics* m = in->m;
   int changed = 0;
   unsigned worst = 0, lowered = 0;
@@ -65,15 +51,15 @@ static int rule_backlog(const ace_rule_input* in, hak_knobs* k, reasons* r) {
     }
   }
   if (lowered) {
-    say(r, "remote backlog %llu blocks in class %u (> %d): drain interval of %u class(es) halved, class %u now %u",
+    ace_say(r, "remote backlog %llu blocks in class %u (> %d): drain interval of %u class(es) halved, class %u now %u",
         (unsigned long long)m->backlog[worst], worst, ACE_BACKLOG_HIGH, lowered, worst, k->remote_drain_interval[worst]);
     return 1;
   }
-  if (changed) say(r, "remote backlog low: drain intervals back toward the default");
+  if (changed) ace_say(r, "remote backlog low: drain intervals back toward the default");
   return changed;
 }
 
-static int rule_diet(const ace_rule_input* in, hak_knobs* k, reasons* r) {
+static int rule_diet(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
   const ace_metrics* m = in->m;
   bool llc = m->llc_miss_rate > ACE_LLC_MISS_HIGH;
   bool rss = in->rss_target && m->rss_bytes > in->rss_target;
@@ -89,9 +75,9 @@ static int rule_diet(const ace_rule_input* in, hak_knobs* k, reasons* r) {
       if (nv < v) { k->tls_cap[c] = nv; changed = 1; }
     }
     if (changed) {
-      if (llc) say(r, "LLC miss rate %.3f > %.2f: diet, thread caches x%.3f (hot classes x%.3f)", m->llc_miss_rate,
+      if (llc) ace_say(r, "LLC miss rate %.3f > %.2f: diet, thread caches x%.3f (hot classes x%.3f)", m->llc_miss_rate,
                    ACE_LLC_MISS_HIGH, ACE_DIET_FACTOR, ACE_DIET_FACTOR_HOT);
-      else say(r, "RSS %llu MiB > target %llu MiB: diet, thread caches x%.3f (hot classes x%.3f)",
+      else ace_say(r, "RSS %llu MiB > target %llu MiB: diet, thread caches x%.3f (hot classes x%.3f)",
                (unsigned long long)(m->rss_bytes >> 20), (unsigned long long)(in->rss_target >> 20),
                ACE_DIET_FACTOR, ACE_DIET_FACTOR_HOT);
     }
@@ -103,11 +89,11 @@ static int rule_diet(const ace_rule_input* in, hak_knobs* k, reasons* r) {
       changed = 1;
     }
   }
-  if (changed) say(r, "cache pressure gone: thread caches back toward the default");
+  if (changed) ace_say(r, "cache pressure gone: thread caches back toward the default");
   return changed;
 }
 
-static int rule_bundles(const ace_rule_input* in, hak_knobs* k, reasons* r) {
+static int rule_bundles(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
   const ace_metrics* m = in->m;
   int changed = 0;
   if (m->lock_waits_per_s > ACE_LOCK_WAITS_HIGH) {
@@ -117,7 +103,7 @@ static int rule_bundles(const ace_rule_input* in, hak_knobs* k, reasons* r) {
       uint32_t nv = v * 2 < ACE_MAX_REFILL_BATCH ? v * 2 : ACE_MAX_REFILL_BATCH;
       if (nv > v) { k->refill_batch[c] = nv; changed = 1; }
     }
-    if (changed) say(r, "lock waits %.0f/s > %.0f: refill bundles of the busy classes doubled", m->lock_waits_per_s,
+    if (changed) ace_say(r, "lock waits %.0f/s > %.0f: refill bundles of the busy classes doubled", m->lock_waits_per_s,
                      ACE_LOCK_WAITS_HIGH);
     return changed;
   }
@@ -127,12 +113,12 @@ static int rule_bundles(const ace_rule_input* in, hak_knobs* k, reasons* r) {
       changed = 1;
     }
   }
-  if (changed) say(r, "lock waits low: refill bundles back toward the default");
+  if (changed) ace_say(r, "lock waits low: refill bundles back toward the default");
   return changed;
 }
 
 int ace_rules_apply(const ace_rule_input* in, hak_knobs* k, char* reason, size_t n) {
-  reasons r = {reason, n, 0};
+  ace_reasons r = {reason, n, 0};
   if (n) reason[0] = 0;
   int changed = 0;
   if (!(in->pinned & HAKMEM_ACE_PIN_DRAIN)) changed += rule_backlog(in, k, &r);

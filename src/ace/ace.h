@@ -124,7 +124,7 @@ HAK_HIDDEN double   ace_bandit_mean(const ace_bandit* b, unsigned arm);
 HAK_HIDDEN double ace_reward(const ace_metrics* m, double ref, uint64_t rss_target);
 
 /* ---- learner.c (policy ucb1) ------------------------------------------------------- */
-enum { ACE_GROUP_TLS, ACE_GROUP_BATCH, ACE_GROUP_DRAIN, ACE_GROUP_SWEEP, ACE_GROUP_PARTIAL, ACE_GROUPS };
+enum { ACE_GROUP_TLS, ACE_GROUP_BATCH, ACE_GROUP_DRAIN, ACE_GROUP_SWEEP, ACE_GROUPS };
 #define ACE_CONTEXTS          6        /* phases remembered */
 #define ACE_PHASE_DISTANCE    0.5      /* signature distance that makes a new phase */
 #define ACE_PHASE_MIN_WS      (16.0 * 1048576)  /* working sets below this look alike */

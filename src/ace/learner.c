@@ -11,14 +11,17 @@
  *             context (the oldest one is reused when all ACE_CONTEXTS are taken). A
  *             program that comes back to a phase finds its learned settings there.
  *  Arms.      Each context has one discounted UCB1 bandit (bandit.c) per knob group:
- *             thread-cache capacity, refill bundle width, remote drain interval, sweep
- *             interval, partial_release_pages. Arms are multiples of the default (arm 0
- *             is the default), so every candidate stays inside the validated range.
+ *             thread-cache capacity (its x0.5 arm is the diet), refill bundle width,
+ *             remote drain interval, sweep interval. Arms are multiples of the default
+ *             (arm 0 is the default), so every candidate stays inside the validated
+ *             range. Knobs that only move memory, not speed, are not arms: the reward
+ *             cannot see them (without an RSS target), so they belong to keep-or-return.
  *  Schedule.  One group is explored per window (round robin); the others sit on their
  *             best arm. The window's reward (reward.c) is credited to the explored arm.
  *             The window in which the phase changed is not credited to anything.
  *  Keep or return.  A refault of released memory, or a page-fault storm, in an active
- *             window raises the keep level (purge delay and cache budgets x4 per level);
+ *             window raises the keep level (purge delay and cache budgets x4 per level,
+ *             partial_release_pages x2);
  *             ACE_KEEP_DECAY_TICKS quiet active windows lower it one level; an idle
  *             window or RSS above the target puts it back to 0 at once, so the scavenger
  *             returns freed memory while the program idles. */
@@ -40,7 +43,6 @@ static const group_def groups[ACE_GROUPS] = {
   [ACE_GROUP_BATCH]   = {"refill_batch", HAKMEM_ACE_PIN_REFILL_BATCH, 4, {1, 2, 4, 0.5}},
   [ACE_GROUP_DRAIN]   = {"remote_drain_interval", HAKMEM_ACE_PIN_DRAIN, 3, {1, 0.25, 4}},
   [ACE_GROUP_SWEEP]   = {"sweep_interval", HAKMEM_ACE_PIN_DRAIN, 3, {1, 0.25, 4}},
-  [ACE_GROUP_PARTIAL] = {"partial_release_pages", HAKMEM_ACE_PIN_SCAVENGE, 4, {1, 2, 4, 8}},
 };
 
 const char* ace_group_name(unsigned g) { return g < ACE_GROUPS ? groups[g].name : "?"; }
@@ -71,9 +73,6 @@ static void apply_arm(unsigned g, unsigned arm, const hak_knobs* d, hak_knobs* k
       break;
     case ACE_GROUP_SWEEP:
       k->sweep_interval = scaled(d->sweep_interval, s, 1, 1u << 20);
-      break;
-    case ACE_GROUP_PARTIAL:
-      k->partial_release_pages = scaled(d->partial_release_pages, s, 1, 512);
       break;
   }
 }
@@ -150,6 +149,8 @@ static void apply_keep(unsigned lv, const hak_knobs* d, hak_knobs* k) {
   if (k->segment_cache_bytes < k->segment_cache_dirty_bytes) k->segment_cache_bytes = k->segment_cache_dirty_bytes;
   if (lv == 0) k->segment_cache_bytes = d->segment_cache_bytes;
   k->large_cache_bytes = lc < ACE_KEEP_MAX_BYTES ? lc : ACE_KEEP_MAX_BYTES;
+  uint64_t pp = (uint64_t)d->partial_release_pages << lv;
+  k->partial_release_pages = (uint32_t)(pp < 512 ? pp : 512);
   uint64_t le = (uint64_t)d->large_cache_entries << lv;
   k->large_cache_entries = (uint32_t)(le < 64 ? le : 64);
   if (k->large_cache_entries < d->large_cache_entries) k->large_cache_entries = d->large_cache_entries;

@@ -7,8 +7,9 @@
  *   rules   rules.c: backlog -> drain more often, LLC misses or RSS -> diet, lock waits
  *           -> wider bundles, each back toward its default when the pressure is gone
  *   decay   jemalloc's idea: unused memory goes back on a smooth time curve. Each tick
- *           returns the fraction 1 - exp(-dt / ACE_DECAY_MS) of the unused resident
- *           bytes, whatever their age; caches keep what was used in the last half of
+ *           returns the fraction 1 - exp(-dt / ACE_DECAY_MS) of the resident bytes that
+ *           hold no block (RSS - bytes in use, at least the unused slabs and caches),
+ *           whatever their age; caches keep what was used in the last half of
  *           the decay time. Knobs otherwise static.
  *   resize  tcmalloc's idea: a class whose thread cache sends more than 1 % of its
  *           operations to the slow path grows its cache by 1.5x (at most 256 KiB of
@@ -86,7 +87,13 @@ int ace_policy_step(ace_policy_state* ps, const ace_rule_input* in, hak_knobs* k
       double frac = 1.0 - exp(-dt / (double)ACE_DECAY_MS);
       plan->delay_ns = 0;
       plan->cache_delay_ns = (uint64_t)ACE_DECAY_MS * 1000000u / 2;
-      plan->max_bytes = (uint64_t)((double)in->m->unused_resident * frac);
+      /* What could go back: unused slabs and caches, and the free space inside slabs
+       * in use (resident memory not holding blocks; RSS counts the program's own pages
+       * too, so this errs on the generous side). */
+      const ace_metrics* m = in->m;
+      uint64_t spare = m->rss_bytes > m->bytes_in_use ? m->rss_bytes - m->bytes_in_use : 0;
+      if (spare < m->unused_resident) spare = m->unused_resident;
+      plan->max_bytes = (uint64_t)((double)spare * frac);
       if (!ps->decay_set) {        /* the owners' sweeps leave the returning to the curve */
         ps->decay_set = true;
         if (k->purge_delay_ms != ACE_DECAY_MS) {

@@ -302,6 +302,7 @@ static void test_keep_or_return_follows_refaults_and_idleness(void) {
                                                                             : ACE_KEEP_MAX_DELAY_MS);
   CHECK(k.large_cache_bytes > d.large_cache_bytes);
   CHECK(k.segment_cache_dirty_bytes > d.segment_cache_dirty_bytes);
+  CHECK_EQ(k.partial_release_pages, d.partial_release_pages << ACE_KEEP_LEVELS);
   CHECK_EQ(hak_knobs_validate(&k), 0);
   /* The program idles: everything back to the defaults in one window. */
   memset(&m, 0, sizeof m);
@@ -313,6 +314,7 @@ static void test_keep_or_return_follows_refaults_and_idleness(void) {
   CHECK_EQ(k.large_cache_bytes, d.large_cache_bytes);
   CHECK_EQ(k.segment_cache_dirty_bytes, d.segment_cache_dirty_bytes);
   CHECK_EQ(k.segment_cache_bytes, d.segment_cache_bytes);
+  CHECK_EQ(k.partial_release_pages, d.partial_release_pages);
   /* Quiet active windows lower the level one step per ACE_KEEP_DECAY_TICKS. */
   phase_metrics(&m, 'B', 1e7);
   m.refault_bytes_per_s = 50.0 * 1048576;
@@ -391,6 +393,14 @@ static void test_policy_decay_returns_a_smooth_fraction(void) {
   ace_policy_step(&ps, &in, &k, why, sizeof why, &plan);
   CHECK(plan.max_bytes > (uint64_t)want * 5);
   CHECK(plan.max_bytes < (100u << 20));
+  /* Free space inside slabs in use counts too: RSS 300 MiB, 100 MiB in blocks. */
+  m.dt_ns = 500000000;
+  m.rss_bytes = 300u << 20;
+  m.bytes_in_use = 100u << 20;
+  ace_policy_step(&ps, &in, &k, why, sizeof why, &plan);
+  CHECK_MSG(fabs((double)plan.max_bytes - 2 * want) < 4, "max %llu want %.0f", (unsigned long long)plan.max_bytes,
+            2 * want);
+  m.rss_bytes = m.bytes_in_use = 0;
   m.unused_resident = 0;
   ace_policy_step(&ps, &in, &k, why, sizeof why, &plan);
   CHECK_EQ(plan.max_bytes, 0u);                                            /* nothing to return */

@@ -200,6 +200,7 @@ typedef enum ace_guard {
   ACE_GUARD_CPU,                        /* stop steering and scavenging */
 } ace_guard;
 #define ACE_GUARD_MIN_SAMPLES 16        /* a p99 from fewer samples is not trusted */
+#define ACE_GUARD_LATENCY_TICKS 3       /* windows in a row over the latency ceiling */
 
 /* Which guard (if any) the metrics cross; the reason goes to reason[0..n). Pure. */
 HAK_HIDDEN ace_guard ace_guards_check(const ace_metrics* m, const hakmem_ace_config_t* cfg,

@@ -24,7 +24,8 @@ static uint64_t t_start, t_prev, thread_cpu_prev;
 static hak_knobs knobs_default, knobs_now;
 static bool steering, scavenging, started;
 static ace_metrics last_metrics;
-static ace_policy_state policy;          /* the learner's memory: ~20 KiB, static */
+static ace_policy_state policy;
+static unsigned latency_strikes;         /* windows in a row over the latency ceiling */          /* the learner's memory: ~20 KiB, static */
 
 static const char* mode_name(uint32_t m) {
   switch (m) {
@@ -87,6 +88,7 @@ void ace_ctl_start(uint64_t now) {
   steering = scavenging = true;
   started = true;
   ace_policy_init(&policy, cfg.policy);
+  latency_strikes = 0;
   hak_store_relaxed(&ace_state.policy, policy.policy);
   hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_STEERING);
   hak_stats_set_ace(1, (uint32_t)mode);
@@ -136,6 +138,13 @@ void ace_ctl_fast_tick(uint64_t now) {
   reason[0] = 0;
   if (steering || scavenging) {
     ace_guard g = ace_guards_check(&m, &cfg, ace_cpu, reason, sizeof reason);
+    /* One slow window of page faults on a busy machine is not the controller's doing:
+     * the latency guard trips on ACE_GUARD_LATENCY_TICKS windows in a row. */
+    latency_strikes = g == ACE_GUARD_LATENCY ? latency_strikes + 1 : 0;
+    if (g == ACE_GUARD_LATENCY && latency_strikes < ACE_GUARD_LATENCY_TICKS) {
+      g = ACE_GUARD_OK;
+      reason[0] = 0;
+    }
     if (g != ACE_GUARD_OK) {
       steering = false;
       if (g == ACE_GUARD_CPU) scavenging = false;

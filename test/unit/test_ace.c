@@ -331,6 +331,8 @@ static void test_controller_tick_on_a_fake_clock(void) {
   uint64_t now = 1000000000000ull;
   hakmem_ace_config_t cfg = config_now();
   cfg.pinned = HAKMEM_ACE_PIN_SCAVENGE;        /* keep the backlog for the rule to see */
+  uint32_t policy_was = cfg.policy;
+  cfg.policy = HAKMEM_ACE_POLICY_RULES;
   CHECK_EQ(hakmem_ace_config(&cfg), 0);
   ace_ctl_start(now);
   for (int i = 0; i < BACKLOG_N; i++) hak_free(backlog_blocks[i]);   /* remote frees, undrained */
@@ -355,6 +357,7 @@ static void test_controller_tick_on_a_fake_clock(void) {
   hak_knobs_copy(&restored);
   CHECK_EQ(restored.remote_drain_interval[cls], before.remote_drain_interval[cls]);
   cfg.pinned = 0;
+  cfg.policy = policy_was;
   CHECK_EQ(hakmem_ace_config(&cfg), 0);
   atomic_store(&owner_phase, 2);
   pthread_join(t, NULL);

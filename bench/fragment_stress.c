@@ -72,7 +72,7 @@ typedef struct {
   uint64_t live_bytes;
 } worker_t;
 
-static double g_deadline;
+static _Atomic double g_deadline;   /* set before the start barrier: workers read it right after */
 static pthread_barrier_t g_bar;
 
 static inline size_t phase_size(bc_rng *r, const phase_t *ph) {
@@ -116,7 +116,7 @@ static void *worker_main(void *arg) {
   w->ops = 0;
   pthread_barrier_wait(&g_bar);
   for (uint64_t r = 0; r < opt_rounds; r++) {
-    if (opt_seconds > 0 && (r & 15) == 0 && bc_now() >= g_deadline) break;
+    if (opt_seconds > 0 && (r & 15) == 0 && bc_now() >= atomic_load_explicit(&g_deadline, memory_order_relaxed)) break;
     const phase_t *ph = &k_phases[(r / opt_phase_rounds) % N_PHASES];
     blk_t *burst = &w->shorts[(r % opt_lifetime) * opt_burst];
     if (r >= opt_lifetime) free_burst_shuffled(w, burst); /* the oldest burst dies */
@@ -174,9 +174,10 @@ int main(int argc, char **argv) {
   pthread_barrier_init(&g_bar, NULL, (unsigned)nt + 1);
   for (size_t t = 0; t < nt; t++)
     if (pthread_create(&ws[t].th, NULL, worker_main, &ws[t]) != 0) bc_fail("pthread_create");
+  g_deadline = bc_now() + opt_seconds + 3600;     /* until the start: no early stop */
   pthread_barrier_wait(&g_bar); /* set-up done */
   double t0 = bc_now();
-  g_deadline = t0 + opt_seconds;
+  atomic_store_explicit(&g_deadline, t0 + opt_seconds, memory_order_relaxed);
   pthread_barrier_wait(&g_bar); /* measured part done */
   double secs = bc_now() - t0;
   for (size_t t = 0; t < nt; t++) pthread_join(ws[t].th, NULL);

@@ -249,149 +249,148 @@ run_stage() {
   done
 }
 
-# medians KEY...: fill MOPS MRSS MAREA MACE for the given bench|column keys
-declare -A MOPS MRSS MAREA MACE
-medians() {
-  local key
-  for key in "$@"; do
-    MOPS[$key]=$(hb_median ${OPS[$key]:-})
-    MRSS[$key]=$(hb_median ${RSS[$key]:-})
-    MAREA[$key]=$(printf '%s\n' ${AREA[$key]:-} | awk 'NF' | sort -g | awk '{ v[n++] = $1 } END { if (n) printf "%.1f\n", n % 2 ? v[(n-1)/2] : (v[n/2-1] + v[n/2]) / 2 }')
-    MACE[$key]=$(printf '%s\n' ${ACE[$key]:-} | awk 'NF' | sort -g | awk '{ v[n++] = $1 } END { if (n) printf "%.1f\n", n % 2 ? v[(n-1)/2] : (v[n/2-1] + v[n/2]) / 2 }')
-  done
+# summarize: one awk pass over raw.csv (the shell would need thousands of forks) that
+# finds the best static setting of each benchmark and the best single setting, and
+# writes best.txt ("best BENCH COLUMN" lines, "single COLUMN GEOMEAN"), grid.md (the
+# static grid table), policy.md (the policy table), summary.csv and throughput.dat.
+summarize() {
+  awk -F, -v benches="$benches" -v gridcols="${GRID_COLS[*]}" -v polcols="${POL_COLS[*]}" -v runs="$runs" \
+    -v out="$out" -v envs="$col_envs" '
+    function median(list,   v, n, i, j, x) {
+      n = split(list, v, " ")
+      if (n == 0) return ""
+      for (i = 2; i <= n; i++) { x = v[i] + 0; for (j = i - 1; j >= 1 && v[j] + 0 > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+      return sprintf("%.10g", n % 2 ? v[(n + 1) / 2] + 0 : (v[n / 2] + v[n / 2 + 1]) / 2)
+    }
+    function human(x) {
+      if (x == "") return "-"
+      x += 0
+      if (x >= 1e9) return sprintf("%.2fG", x / 1e9); if (x >= 1e6) return sprintf("%.2fM", x / 1e6)
+      if (x >= 1e3) return sprintf("%.1fk", x / 1e3); return sprintf("%.0f", x)
+    }
+    function ratio(a, b) { return (a == "" || b == "" || b + 0 == 0) ? "" : sprintf("%.2f", a / b) }
+    function rtxt(a, b,   r) { r = ratio(a, b); return r == "" ? "-" : r "x" }
+    function mib(x) { return x == "" ? "-" : sprintf("%.1f MiB", x / 1024) }
+    function short(c) { sub(/^grid-/, "", c); return c }
+    function val(m, b, c) { return m == "ops" ? MOPS[b "|" c] : m == "rss" ? MRSS[b "|" c] : m == "area" ? MAREA[b "|" c] : MACE[b "|" c] }
+    function ref(m, b) { return BEST[b] == "" ? "" : val(m, b, BEST[b]) }
+    function geo(m, c,   i, s, n, r) {
+      s = 0; n = 0
+      for (i = 1; i <= nb; i++) { r = ratio(val(m, B[i], c), ref(m, B[i])); if (r != "" && r + 0 > 0) { s += log(r); n++ } }
+      return n ? sprintf("%.2fx", exp(s / n)) : "-"
+    }
+    function acesum(c,   i, s, n, v) {
+      s = 0; n = 0
+      for (i = 1; i <= nb; i++) { v = MACE[B[i] "|" c]; if (v != "") { s += v; n++ } }
+      return n ? sprintf("%.1f ms", s) : "-"
+    }
+    function row(b, c, label,   k, o, note) {
+      k = b "|" c; o = MOPS[k]
+      if (o == "") { f = FAILS[k]; sub(/ .*/, "", f); printf "| %s | %s | FAIL (%s) | | | | | | |\n", b, label, f > POL; return }
+      note = NOK[k] < runs ? sprintf(" [%d/%d ok]", NOK[k], runs) : ""
+      printf "| %s | %s | %s%s | %s | %s | %s | %s | %s | %s ms |\n", b, label, human(o), note, rtxt(o, ref("ops", b)),
+        mib(MRSS[k]), rtxt(MRSS[k], ref("rss", b)), (MAREA[k] == "" ? "-" : sprintf("%.1f", MAREA[k])),
+        rtxt(MAREA[k], ref("area", b)), (MACE[k] == "" ? "-" : sprintf("%.1f", MACE[k])) > POL
+    }
+    BEGIN { nb = split(benches, B, " "); ng = split(gridcols, G, " "); np = split(polcols, P, " ")
+      n = split(envs, E, ";"); for (i = 1; i <= n; i++) { split(E[i], kv, "="); ENV[kv[1]] = substr(E[i], length(kv[1]) + 2) }
+      POL = out "/policy.md"; GRID = out "/grid.md" }
+    NR > 1 { k = $2 "|" $3
+      if ($5 == "ok") { OPS[k] = OPS[k] " " $6; RSS[k] = RSS[k] " " $7; if ($8 != "") AREA[k] = AREA[k] " " $8
+        if ($9 != "") ACE[k] = ACE[k] " " $9; NOK[k]++ }
+      else FAILS[k] = FAILS[k] (FAILS[k] == "" ? "" : " ") $5 }
+    END {
+      for (k in NOK) { MOPS[k] = median(OPS[k]); MRSS[k] = median(RSS[k]); MAREA[k] = median(AREA[k]); MACE[k] = median(ACE[k]) }
+      for (i = 1; i <= nb; i++) {
+        b = B[i]; BEST[b] = ""; bv = 0
+        for (j = 1; j <= ng; j++) { v = MOPS[b "|" G[j]]; if (v != "" && v + 0 > bv) { bv = v + 0; BEST[b] = G[j] } }
+        print "best", b, (BEST[b] == "" ? "-" : BEST[b]) > (out "/best.txt")
+      }
+      single = ""; sgm = 0
+      for (j = 1; j <= ng; j++) {
+        s = 0; n = 0; ok = 1
+        for (i = 1; i <= nb; i++) { if (BEST[B[i]] == "") continue; r = ratio(MOPS[B[i] "|" G[j]], ref("ops", B[i]))
+          if (r == "" || r + 0 <= 0) { ok = 0; break } s += log(r); n++ }
+        GM[G[j]] = ok && n ? exp(s / n) : ""
+        if (GM[G[j]] != "" && GM[G[j]] > sgm) { sgm = GM[G[j]]; single = G[j] }
+      }
+      print "single", (single == "" ? "-" : single), sprintf("%.2f", sgm) > (out "/best.txt")
+      if (np == 0) exit
+      # the static grid table
+      printf "| setting |" > GRID; for (i = 1; i <= nb; i++) printf " %s |", B[i] > GRID; printf " geomean |\n|---|" > GRID
+      for (i = 1; i <= nb; i++) printf "---:|" > GRID; printf "---:|\n" > GRID
+      for (j = 1; j <= ng; j++) {
+        printf "| %s |", short(G[j]) > GRID
+        for (i = 1; i <= nb; i++) { v = MOPS[B[i] "|" G[j]]; if (v == "") printf " FAIL |" > GRID; else printf " %s (%s) |", human(v), rtxt(v, ref("ops", B[i])) > GRID }
+        printf " %s |\n", (GM[G[j]] == "" ? "-" : sprintf("%.2fx", GM[G[j]])) > GRID
+      }
+      # the policy table
+      print "| benchmark | column | ops/s | vs best static | peak RSS | vs best | RSS area (MiB*s) | vs best | ACE CPU |" > POL
+      print "|---|---|---:|---:|---:|---:|---:|---:|---:|" > POL
+      for (i = 1; i <= nb; i++) {
+        b = B[i]
+        if (BEST[b] != "") row(b, BEST[b], "best static: " short(BEST[b]))
+        if (single != "" && single != BEST[b]) row(b, single, "best single: " short(single))
+        for (j = 1; j <= np; j++) row(b, P[j], P[j])
+      }
+      if (single != "")
+        printf "| *geomean* | best single: %s | | %s | | %s | | %s | %s |\n", short(single), geo("ops", single), geo("rss", single), geo("area", single), acesum(single) > POL
+      for (j = 1; j <= np; j++)
+        printf "| *geomean* | %s | | %s | | %s | | %s | %s |\n", P[j], geo("ops", P[j]), geo("rss", P[j]), geo("area", P[j]), acesum(P[j]) > POL
+      # summary.csv
+      S = out "/summary.csv"
+      print "benchmark,column,env,runs_ok,runs,median_ops_per_sec,median_peak_rss_kb,median_rss_area_mib_s,median_ace_cpu_ms,ops_ratio_vs_best_static,rss_ratio_vs_best_static,area_ratio_vs_best_static,best_static,failures" > S
+      for (i = 1; i <= nb; i++) {
+        b = B[i]
+        for (j = 1; j <= ng + np; j++) { c = j <= ng ? G[j] : P[j - ng]; k = b "|" c
+          printf "%s,%s,\"%s\",%d,%d,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", b, c, ENV[c], NOK[k], runs, MOPS[k], MRSS[k], MAREA[k], MACE[k],
+            ratio(MOPS[k], ref("ops", b)), ratio(MRSS[k], ref("rss", b)), ratio(MAREA[k], ref("area", b)), short(BEST[b]), FAILS[k] > S }
+      }
+      # throughput.dat for the chart: ratio to the best static per benchmark and column
+      D = out "/throughput.dat"
+      printf "row" > D; if (single != "") printf " \"best-single:%s\"", short(single) > D
+      for (j = 1; j <= np; j++) printf " \"%s\"", P[j] > D; printf "\n" > D
+      for (i = 1; i <= nb; i++) {
+        b = B[i]; printf "\"%s\"", b > D
+        if (single != "") { r = ratio(MOPS[b "|" single], ref("ops", b)); printf " %s", (r == "" ? "NaN" : r) > D }
+        for (j = 1; j <= np; j++) { r = ratio(MOPS[b "|" P[j]], ref("ops", b)); printf " %s", (r == "" ? "NaN" : r) > D }
+        printf "\n" > D
+      }
+    }' "$raw"
 }
+
+# read_best: BEST[bench], single and single_gm from best.txt
+declare -A BEST
+read_best() {
+  local kind x y
+  single="" single_gm=""
+  while read -r kind x y; do
+    case $kind in
+      best) [ "$y" = - ] && y=""; BEST[$x]=$y ;;
+      single) [ "$x" = - ] && x=""; single=$x single_gm=$y ;;
+    esac
+  done <"$out/best.txt"
+}
+
+# col_envs: "column=VAR=VAL VAR=VAL;..." for summary.csv
+col_envs=""
+for i in "${!HB_COLS[@]}"; do col_envs+="${HB_COLS[$i]}=$(echo ${HB_COL_ENV[$i]});"; done
 
 # ---- stage 1: the static grid -----------------------------------------------------------
 run_stage grid "${GRID_COLS[@]}"
-keys=()
-for b in $benches; do for c in "${GRID_COLS[@]}"; do keys+=("$b|$c"); done; done
-medians "${keys[@]}"
-
-declare -A BEST
-for b in $benches; do
-  best="" bv=0
-  for c in "${GRID_COLS[@]}"; do
-    v=${MOPS[$b|$c]}
-    [ -n "$v" ] && awk -v a="$v" -v b="$bv" 'BEGIN { exit !(a > b) }' && { best=$c; bv=$v; }
-  done
-  BEST[$b]=$best
-done
-# best single setting: highest geomean of ops / best ops over the benchmarks; a setting
-# that failed on a benchmark where another passed is not a candidate
-single="" single_gm=0
-declare -A GRID_GM
-for c in "${GRID_COLS[@]}"; do
-  rs=() ok=1
-  for b in $benches; do
-    [ -n "${BEST[$b]}" ] || continue
-    r=$(hb_ratio "${MOPS[$b|$c]}" "${MOPS[$b|${BEST[$b]}]}")
-    [ -n "$r" ] || { ok=0; break; }
-    rs+=("$r")
-  done
-  [ $ok = 1 ] && [ ${#rs[@]} -gt 0 ] || continue
-  gm=$(hb_geomean "${rs[@]}")
-  GRID_GM[$c]=$gm
-  awk -v a="$gm" -v b="$single_gm" 'BEGIN { exit !(a > b) }' && { single=$c; single_gm=$gm; }
-done
-for b in $benches; do hb_log "best static setting for $b: ${BEST[$b]:-none} (${MOPS[$b|${BEST[$b]:-x}]:-})"; done
+POL_SAVE=("${POL_COLS[@]}")
+POL_COLS=()
+summarize
+POL_COLS=("${POL_SAVE[@]}")
+read_best
+for b in $benches; do hb_log "best static setting for $b: ${BEST[$b]:-none}"; done
 hb_log "best single static setting: ${single:-none} (geomean ${single_gm}x of the per-benchmark best)"
 
 # ---- stage 2: the policies --------------------------------------------------------------
 run_stage policy "${POL_COLS[@]}"
-keys=()
-for b in $benches; do for c in "${POL_COLS[@]}"; do keys+=("$b|$c"); done; done
-medians "${keys[@]}"
 t_total=$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
-
-# ---- tables -----------------------------------------------------------------------------
-# the reference (best static) of a benchmark for metric M (ops rss area)
-ref() {
-  local m=$1 b=$2 c=${BEST[$2]:-}
-  [ -n "$c" ] || return 0
-  case $m in ops) echo "${MOPS[$b|$c]}" ;; rss) echo "${MRSS[$b|$c]}" ;; area) echo "${MAREA[$b|$c]}" ;; esac
-}
-val() {
-  case $1 in ops) echo "${MOPS[$2|$3]}" ;; rss) echo "${MRSS[$2|$3]}" ;; area) echo "${MAREA[$2|$3]}" ;; ace) echo "${MACE[$2|$3]}" ;; esac
-}
-ratio_txt() { local r; r=$(hb_ratio "$1" "$2"); [ -n "$r" ] && echo "${r}x" || echo "-"; }
-mib() { awk -v x="$1" 'BEGIN { if (x == "") print "-"; else printf "%.1f MiB\n", x / 1024 }'; }
-
-# row BENCH COLUMN LABEL: one line of the policy table
-row() {
-  local b=$1 c=$2 label=$3 key="$1|$2" o r a ace
-  o=$(val ops "$b" "$c") r=$(val rss "$b" "$c") a=$(val area "$b" "$c") ace=$(val ace "$b" "$c")
-  if [ -z "$o" ]; then
-    printf '| %s | %s | FAIL (%s) | | | | | | |\n' "$b" "$label" "${FAILS[$key]%% *}"
-    return
-  fi
-  local note=""
-  [ "${NOK[$key]:-0}" -lt "$runs" ] && note=" [${NOK[$key]}/$runs ok]"
-  printf '| %s | %s | %s%s | %s | %s | %s | %s | %s | %s |\n' "$b" "$label" "$(hb_human "$o")" "$note" \
-    "$(ratio_txt "$o" "$(ref ops "$b")")" "$(mib "$r")" "$(ratio_txt "$r" "$(ref rss "$b")")" \
-    "${a:--}" "$(ratio_txt "$a" "$(ref area "$b")")" "${ace:--} ms"
-}
-
-# geo METRIC COLUMN|best-single: geomean over the benchmarks of the column's ratio
-geo() {
-  local m=$1 c=$2 b cc rs=()
-  for b in $benches; do
-    cc=$c
-    [ "$c" = best-single ] && cc=$single
-    [ -n "$cc" ] || continue
-    rs+=("$(hb_ratio "$(val "$m" "$b" "$cc")" "$(ref "$m" "$b")")")
-  done
-  local g
-  g=$(hb_geomean "${rs[@]+"${rs[@]}"}")
-  [ -n "$g" ] && echo "${g}x" || echo "-"
-}
-ace_total() {
-  local c=$1 b
-  for b in $benches; do val ace "$b" "$c"; done | awk 'NF { s += $1; n++ } END { if (n) printf "%.1f ms\n", s; else print "-" }'
-}
-
-policy_table() {
-  echo "| benchmark | column | ops/s | vs best static | peak RSS | vs best | RSS area (MiB*s) | vs best | ACE CPU |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
-  local b c
-  for b in $benches; do
-    if [ -n "${BEST[$b]}" ]; then row "$b" "${BEST[$b]}" "best static: ${BEST[$b]#grid-}"; fi
-    if [ -n "$single" ] && [ "$single" != "${BEST[$b]}" ]; then row "$b" "$single" "best single: ${single#grid-}"; fi
-    for c in "${POL_COLS[@]}"; do row "$b" "$c" "$c"; done
-  done
-  if [ -n "$single" ]; then
-    printf '| *geomean* | best single: %s | | %s | | %s | | %s | %s |\n' "${single#grid-}" "$(geo ops best-single)" \
-      "$(geo rss best-single)" "$(geo area best-single)" "$(ace_total "$single")"
-  fi
-  for c in "${POL_COLS[@]}"; do
-    printf '| *geomean* | %s | | %s | | %s | | %s | %s |\n' "$c" "$(geo ops "$c")" "$(geo rss "$c")" "$(geo area "$c")" "$(ace_total "$c")"
-  done
-}
-
-grid_table() {
-  local b c
-  printf '| setting |'
-  for b in $benches; do printf ' %s |' "$b"; done
-  printf ' geomean |\n|---|'
-  for b in $benches; do printf -- '---:|'; done
-  printf -- '---:|\n'
-  for c in "${GRID_COLS[@]}"; do
-    printf '| %s |' "${c#grid-}"
-    for b in $benches; do
-      local v=${MOPS[$b|$c]}
-      if [ -z "$v" ]; then printf ' FAIL |'; else printf ' %s (%s) |' "$(hb_human "$v")" "$(ratio_txt "$v" "$(ref ops "$b")")"; fi
-    done
-    printf ' %s |\n' "${GRID_GM[$c]:+${GRID_GM[$c]}x}"
-  done
-}
-
-summary=$out/summary.csv
-echo "benchmark,column,env,runs_ok,runs,median_ops_per_sec,median_peak_rss_kb,median_rss_area_mib_s,median_ace_cpu_ms,ops_ratio_vs_best_static,rss_ratio_vs_best_static,area_ratio_vs_best_static,best_static,failures" >"$summary"
-for b in $benches; do
-  for c in "${GRID_COLS[@]}" "${POL_COLS[@]}"; do
-    ci=$(hb_col_index "$c")
-    echo "$b,$c,\"$(echo ${HB_COL_ENV[$ci]})\",${NOK[$b|$c]:-0},$runs,${MOPS[$b|$c]},${MRSS[$b|$c]},${MAREA[$b|$c]},${MACE[$b|$c]},$(hb_ratio "${MOPS[$b|$c]}" "$(ref ops "$b")"),$(hb_ratio "${MRSS[$b|$c]}" "$(ref rss "$b")"),$(hb_ratio "${MAREA[$b|$c]}" "$(ref area "$b")"),${BEST[$b]#grid-},${FAILS[$b|$c]:-}" >>"$summary"
-  done
-done
+summarize
+read_best
 
 md=$out/summary.md
 {
@@ -400,14 +399,14 @@ md=$out/summary.md
   echo "- host: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
   echo "- repo commit: $(git -C "$HB_ROOT" rev-parse --short HEAD 2>/dev/null || echo none); hakmem: $hak_lib"
   echo "- runs per cell: $runs (median); timed runs and phases: ${seconds}s; threads: $threads; grid: $grid"
-  echo "- load average at start: $load_start; wall time: ${t_total}s"
-  echo "- peak RSS: $([ -n "$HB_TIME" ] && echo 'max RSS from /usr/bin/time -f %M' || echo 'sampled every 100 ms');"
+  echo "- load average at start: $load_start; at the end: $(cut -d' ' -f1-3 /proc/loadavg); wall time: ${t_total}s"
+  echo "- peak RSS: $([ -n "$HB_TIME" ] && echo 'max RSS from /usr/bin/time -f %M' || echo "the program's own VmHWM");"
   echo "  RSS area: /proc/PID/statm every 100 ms, each sample held until the next (MiB*s);"
   echo "  ACE CPU: the hakmem-ace thread's CPU time at the last sample before exit (median of the runs)"
   echo
   echo "## Static grid (median ops/s; ratio vs the best setting of each benchmark)"
   echo
-  grid_table
+  cat "$out/grid.md"
   echo
   echo "Settings (each with HAKMEM_ACE_POLICY=static):"
   echo
@@ -417,7 +416,7 @@ md=$out/summary.md
   echo
   echo "## Policies vs the best static setting of each benchmark"
   echo
-  policy_table
+  cat "$out/policy.md"
   echo
   echo "## Commands"
   echo
@@ -434,19 +433,7 @@ md=$out/summary.md
 if [ $charts = 1 ]; then
   if ! command -v gnuplot >/dev/null 2>&1; then hb_apt_install gnuplot-nox || true; fi
   if command -v gnuplot >/dev/null 2>&1; then
-    dat=$out/throughput.dat
-    {
-      printf 'row'
-      [ -n "$single" ] && printf ' "best-single:%s"' "${single#grid-}"
-      for c in "${POL_COLS[@]}"; do printf ' "%s"' "$c"; done
-      printf '\n'
-      for b in $benches; do
-        printf '"%s"' "$b"
-        if [ -n "$single" ]; then v=$(hb_ratio "${MOPS[$b|$single]}" "$(ref ops "$b")"); printf ' %s' "${v:-NaN}"; fi
-        for c in "${POL_COLS[@]}"; do v=$(hb_ratio "${MOPS[$b|$c]}" "$(ref ops "$b")"); printf ' %s' "${v:-NaN}"; done
-        printf '\n'
-      done
-    } >"$dat"
+    dat=$out/throughput.dat   # written by summarize
     {
       echo "set terminal pngcairo size 1400,640 font \"DejaVu Sans,11\" noenhanced"
       echo "set output '$out/throughput.png'"
@@ -465,6 +452,9 @@ if [ $charts = 1 ]; then
         plots+=("'$f' using 1:(\$2/1048576) with lines lw 2 title '$t'")
       done
       if [ ${#plots[@]} -gt 0 ]; then
+        # phase boundaries (from the first curve's CSV): a dotted line and the phase's name
+        marks=$(awk -F, 'NR > 1 && $3 != last { printf "set arrow from %s, graph 0 to %s, graph 1 nohead dt 3 lc rgb \"#999999\"\nset label \"%s\" at %s, graph 0.97 left offset 0.3,0 font \",9\" tc rgb \"#666666\"\n", $1, $1, $3, $1; last = $3 }' \
+          "${FIRSTCSV[phases|${BEST[phases]:-}]:-${FIRSTCSV[phases|${POL_COLS[0]}]:-/dev/null}}" 2>/dev/null)
         gnuplot <<GP 2>>"$out/gnuplot.log"
 set terminal pngcairo size 1400,640 font "DejaVu Sans,11" noenhanced
 set output '$out/rss_phases.png'
@@ -474,6 +464,7 @@ set key outside right top
 set grid
 set xlabel 'seconds'
 set ylabel 'RSS (MiB)'
+$marks
 plot $(IFS=,; echo "${plots[*]}")
 GP
         printf '\n![RSS over time in phases](rss_phases.png)\n' >>"$md"
@@ -488,9 +479,9 @@ fi
 # ---- stdout -----------------------------------------------------------------------------
 echo "## ACE policies vs the best static setting ($runs run(s) per cell, ${seconds}s runs, grid $grid)"
 echo
-policy_table
+cat "$out/policy.md"
 echo
-echo "Best static setting per benchmark: $(for b in $benches; do printf '%s=%s ' "$b" "${BEST[$b]#grid-}"; done)"
+echo "Best static setting per benchmark: $(for b in $benches; do printf '%s=%s ' "$b" "${BEST[$b]:+${BEST[$b]#grid-}}"; done)"
 echo "Best single static setting: ${single#grid-} (geomean ${single_gm}x of the per-benchmark best); grid table in summary.md"
 if [ -s "$out/failures.log" ]; then
   echo

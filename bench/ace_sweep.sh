@@ -452,13 +452,16 @@ if [ $charts = 1 ]; then
         plots+=("'$f' using 1:(\$2/1048576) with lines lw 2 title '$t'")
       done
       if [ ${#plots[@]} -gt 0 ]; then
-        # phase boundaries (from the first curve's CSV): a dotted line and the phase's name
-        marks=$(awk -F, 'NR > 1 && $3 != last { printf "set arrow from %s, graph 0 to %s, graph 1 nohead dt 3 lc rgb \"#999999\"\nset label \"%s\" at %s, graph 0.97 left offset 0.3,0 font \",9\" tc rgb \"#666666\"\n", $1, $1, $3, $1; last = $3 }' \
-          "${FIRSTCSV[phases|${BEST[phases]:-}]:-${FIRSTCSV[phases|${POL_COLS[0]}]:-/dev/null}}" 2>/dev/null)
+        # phase boundaries (the t_start of each phase line of the first curve's run): a
+        # dotted line and the phase's name
+        f=${FIRSTCSV[phases|${BEST[phases]:-}]:-${FIRSTCSV[phases|${POL_COLS[0]}]:-}}
+        marks=$(awk '/^phase / { t = ""; k = ""; for (i = 1; i <= NF; i++) { if ($i ~ /^t_start=/) t = substr($i, 9); if ($i ~ /^kind=/) k = substr($i, 6) }
+            if (t != "") printf "set arrow from %s, graph 0 to %s, graph 1 nohead dt 3 lc rgb \"#999999\"\nset label \"%s\" at %s, graph 0.97 left offset 0.3,0 font \",9\" tc rgb \"#666666\"\n", t, t, k, t }' \
+          "${f%.phases.csv}.out" 2>/dev/null)
         gnuplot <<GP 2>>"$out/gnuplot.log"
 set terminal pngcairo size 1400,640 font "DejaVu Sans,11" noenhanced
 set output '$out/rss_phases.png'
-set title "phases: RSS over time (first run of each column; phases prodcons, hugews, churn, idle in turn) - $stamp"
+set title "phases: RSS over time (first run of each column; dotted: the phase starts of the first curve) - $stamp"
 set datafile separator ','
 set key outside right top
 set grid

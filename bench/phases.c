@@ -26,7 +26,8 @@
  * allocator it watches. The samples go to --rss-csv (t_seconds,rss_bytes,phase) and
  * give the sampled peak and the area under the RSS curve (MiB*s, left Riemann sum).
  *
- * Output: one "phase ..." line per phase run, one "kind ..." line per phase kind
+ * Output: one "phase ..." line per phase run (t_start: seconds since the start, the
+ * clock of the CSV), one "kind ..." line per phase kind
  * (median over the rounds and total ops / total seconds), then
  *   RESULT bench=phases ops_per_sec=<geomean of the three active kinds' medians> ...
  * The geomean keeps the fast churn phase from drowning the other two.
@@ -346,8 +347,9 @@ int main(int argc, char **argv) {
       secs[k] = bc_now() - t0;
       ops[k] = g_ops[0] + g_ops[1];
       long rss1 = bc_status_kb("VmRSS");
-      printf("phase round=%zu kind=%s seconds=%.3f ops=%llu ops_per_sec=%.0f rss_start_kb=%ld rss_end_kb=%ld\n",
-             r + 1, ph_name[ph], secs[k], (unsigned long long)ops[k], (double)ops[k] / secs[k], rss0, rss1);
+      printf("phase round=%zu kind=%s seconds=%.3f ops=%llu ops_per_sec=%.0f rss_start_kb=%ld rss_end_kb=%ld "
+             "t_start=%.3f\n",
+             r + 1, ph_name[ph], secs[k], (unsigned long long)ops[k], (double)ops[k] / secs[k], rss0, rss1, t0 - g_t0);
       fflush(stdout);
     }
   }

@@ -101,7 +101,9 @@ hb_ensure_bins() {
   local main=$HB_ROOT/build/bench
   for p in $HB_BENCH_PROGRAMS; do
     [ -x "$main/$p" ] || missing=1
-    [ -x "$main/$p" ] && [ -n "$(find "$HB_ROOT/bench" -name '*.[ch]' -newer "$main/$p" 2>/dev/null)" ] && stale=1
+    # stale: its own source or the common helpers changed since it was built (make leaves
+    # the other binaries' times alone, so comparing every source with it would misfire)
+    [ -x "$main/$p" ] && [ -n "$(find "$HB_ROOT/bench" \( -name "$p.c" -o -name 'bench_common.[ch]' \) -newer "$main/$p" 2>/dev/null)" ] && stale=1
   done
   if [ $missing = 0 ] && [ $stale = 0 ]; then
     HB_BINDIR=$main

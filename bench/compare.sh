@@ -49,7 +49,7 @@ EOF
 hb_usage_error() { printf 'compare.sh: %s\n' "$*" >&2; usage >&2; exit 2; }
 
 ALL_BENCHES_QUICK="micro-tight micro-batch micro-xthread larson fragment huge_ws realloc mid_mt"
-ALL_BENCHES_FULL="$ALL_BENCHES_QUICK larson-tiny larson-mid larson-mixed"
+ALL_BENCHES_FULL="$ALL_BENCHES_QUICK larson-tiny larson-mid larson-mixed phases"
 
 profile=quick runs="" allocs="" allocs_explicit=0 hakmem="$HB_ROOT/build/libhakmem.so"
 hakmem_explicit=0 extras=() benches="" threads=2 seconds="" out="" bindir="" tmo=""
@@ -119,36 +119,8 @@ else
   done
 fi
 
-# bench_cmd NAME: fills CMD with the program and arguments of one run.
-bench_cmd() {
-  local B=$HB_BINDIR T=$threads
-  case $1 in
-    micro-tight) CMD=("$B/bench_micro" --case tight --seconds "$dur") ;;
-    micro-batch) CMD=("$B/bench_micro" --case batch --seconds "$dur") ;;
-    micro-xthread) CMD=("$B/bench_micro" --case xthread --threads "$T" --seconds "$dur") ;;
-    larson) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 1024) ;;
-    larson-tiny) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 128) ;;
-    larson-mid) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 1024 --max 32768) ;;
-    larson-mixed) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 262144 --dist log) ;;
-    fragment)
-      case $profile in
-        smoke) CMD=("$B/fragment_stress" --rounds 300 --phase-rounds 50 --burst 200 --long-lived 2000) ;;
-        quick) CMD=("$B/fragment_stress" --rounds 2000 --phase-rounds 150 --burst 500 --long-lived 10000) ;;
-        full) CMD=("$B/fragment_stress" --rounds 3000 --phase-rounds 250 --burst 1000 --long-lived 20000) ;;
-      esac ;;
-    huge_ws)
-      case $profile in
-        smoke) CMD=("$B/huge_ws" --ws 16M --seconds "$dur") ;;
-        quick) CMD=("$B/huge_ws" --ws 128M --seconds "$dur") ;;
-        full) CMD=("$B/huge_ws" --ws 256M --seconds "$dur") ;;
-      esac ;;
-    realloc)
-      CMD=("$B/realloc_bench" --case all --seconds "$dur")
-      [ $profile = smoke ] && CMD+=(--warmup 0.02) ;;
-    mid_mt) CMD=("$B/mid_mt" --threads "$T" --seconds "$dur") ;;
-    *) hb_die "internal: no command for $1" ;;
-  esac
-}
+# bench_cmd NAME: fills CMD with the program and arguments of one run (lib_bench.sh).
+bench_cmd() { hb_bench_cmd "$1" "$profile" "$dur" "$threads"; }
 
 hb_busy_warning
 hb_setup_columns "$allocs" "$allocs_explicit" "$hakmem" "$hakmem_explicit" "${extras[@]+"${extras[@]}"}"
@@ -416,52 +388,6 @@ md=$out/summary.md
 } >"$md"
 
 # ---- charts --------------------------------------------------------------------------
-# gp_yaxis DATFILE LINEAR_FORMAT: gnuplot settings for the y axis of a bar chart: from 0
-# when the positive values span at most 10x, else a log scale over whole decades (so a
-# 0.01x bar and a 2x bar can both be read).
-gp_yaxis() {
-  awk -v fmt="$2" 'function floor(x) { return x == int(x) || x > 0 ? int(x) : int(x) - 1 }
-    function ceil(x) { return -floor(-x) }
-    NR > 1 { for (i = 2; i <= NF; i++) if ($i != "NaN" && $i + 0 > 0) {
-        v = $i + 0; if (n++ == 0 || v < lo) lo = v; if (v > hi) hi = v } }
-    END { if (n && hi / lo > 10) {
-            printf "set logscale y 10\nset yrange [%g:%g]\nset format y \"%%g\"\n",
-              10 ^ floor(log(lo) / log(10) + 1e-9), 10 ^ ceil(log(hi * 1.05) / log(10) - 1e-9) }
-          else printf "set yrange [0:*]\nset format y \"%s\"\n", fmt }' "$1"
-}
-
-# gp_bars DATFILE TITLE YLABEL FORMAT [REFLINE]: the gnuplot commands of one grouped bar
-# chart (rows of DATFILE on the x axis, one bar per column); REFLINE, a gnuplot plot
-# element such as '1 with lines ... title "..."', is drawn over the bars.
-gp_bars() {
-  local dat=$1 title=$2 ylabel=$3 fmt=$4 ref=${5:-} nrows
-  nrows=$(($(wc -l <"$dat") - 1))
-  cat <<EOF
-set title "$title"
-set datafile missing "NaN"
-set style data histograms
-set style histogram clustered gap 1.5
-set style fill solid 0.85 border rgb "#333333"
-set boxwidth 0.95
-set key outside right top vertical
-set grid ytics lc rgb "#dddddd"
-unset logscale y
-$(gp_yaxis "$dat" "$fmt")
-set ylabel "$ylabel"
-set xtics nomirror rotate by -25 scale 0
-set xrange [-0.6:$((nrows - 1)).6]
-set linetype 1 lc rgb "#4e79a7"
-set linetype 2 lc rgb "#f28e2b"
-set linetype 3 lc rgb "#59a14f"
-set linetype 4 lc rgb "#e15759"
-set linetype 5 lc rgb "#b07aa1"
-set linetype 6 lc rgb "#76b7b2"
-set linetype 7 lc rgb "#edc948"
-set linetype 8 lc rgb "#9c755f"
-plot for [i=2:$((ncols + 1))] '$dat' using i:xtic(1) title columnheader(i)${ref:+, $ref}
-EOF
-}
-
 # dat_header: the first line of a chart's data file (the column names)
 dat_header() {
   local col
@@ -488,7 +414,7 @@ plot() {
   {
     echo "set terminal pngcairo size 1400,640 font \"DejaVu Sans,11\" noenhanced"
     echo "set output '$out/$file'"
-    gp_bars "$dat" "$title" "$ylabel" "%.1f" "1 with lines dt 2 lw 1.5 lc rgb \"black\" title \"$base = 1.0\""
+    hb_gp_bars "$dat" "$title" "$ylabel" "%.1f" "1 with lines dt 2 lw 1.5 lc rgb \"black\" title \"$base = 1.0\""
   } | gnuplot 2>>"$out/gnuplot.log"
 }
 
@@ -512,8 +438,8 @@ plot_latency() {
     echo "set terminal pngcairo size 1400,900 font \"DejaVu Sans,11\" noenhanced"
     echo "set output '$out/$file'"
     echo "set multiplot layout 2,1"
-    gp_bars "$out/latency_p50.dat" "Sampled latency p50 (ns, median of runs; lower is better) - $profile, $stamp" "p50 ns" "%.0f"
-    gp_bars "$out/latency_p99.dat" "Sampled latency p99 (ns, median of runs; lower is better)" "p99 ns" "%.0f"
+    hb_gp_bars "$out/latency_p50.dat" "Sampled latency p50 (ns, median of runs; lower is better) - $profile, $stamp" "p50 ns" "%.0f"
+    hb_gp_bars "$out/latency_p99.dat" "Sampled latency p99 (ns, median of runs; lower is better)" "p99 ns" "%.0f"
     echo "unset multiplot"
   } | gnuplot 2>>"$out/gnuplot.log"
 }

@@ -16,7 +16,7 @@
 
 HB_ROOT=${HB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 HB_KNOWN_ALLOCATORS="glibc mimalloc jemalloc tcmalloc hakmem"
-HB_BENCH_PROGRAMS="bench_micro larson fragment_stress huge_ws realloc_bench mid_mt"
+HB_BENCH_PROGRAMS="bench_micro larson fragment_stress huge_ws realloc_bench mid_mt phases proc_sample"
 
 hb_log() { printf '%s\n' "$*" >&2; }
 hb_die() { printf '%s: error: %s\n' "${HB_PROG:-bench}" "$*" >&2; exit 1; }
@@ -101,7 +101,9 @@ hb_ensure_bins() {
   local main=$HB_ROOT/build/bench
   for p in $HB_BENCH_PROGRAMS; do
     [ -x "$main/$p" ] || missing=1
-    [ -x "$main/$p" ] && [ -n "$(find "$HB_ROOT/bench" -name '*.[ch]' -newer "$main/$p" 2>/dev/null)" ] && stale=1
+    # stale: its own source or the common helpers changed since it was built (make leaves
+    # the other binaries' times alone, so comparing every source with it would misfire)
+    [ -x "$main/$p" ] && [ -n "$(find "$HB_ROOT/bench" \( -name "$p.c" -o -name 'bench_common.[ch]' \) -newer "$main/$p" 2>/dev/null)" ] && stale=1
   done
   if [ $missing = 0 ] && [ $stale = 0 ]; then
     HB_BINDIR=$main
@@ -341,4 +343,107 @@ hb_human() {
 # hb_ratio A B -> A/B with 2 decimals (empty if either is missing or B is 0)
 hb_ratio() {
   awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) exit; printf "%.2f\n", a / b }'
+}
+
+# hb_bench_cmd NAME PROFILE DUR THREADS: fills CMD with the program and arguments of one
+# run of benchmark NAME (compare.sh's rows) in PROFILE (smoke, quick or full); DUR is the
+# duration of the timed ones in seconds, THREADS the threads of the multi-thread ones.
+# Uses HB_BINDIR (hb_ensure_bins).
+hb_bench_cmd() {
+  local B=$HB_BINDIR profile=$2 dur=$3 T=$4
+  case $1 in
+    micro-tight) CMD=("$B/bench_micro" --case tight --seconds "$dur") ;;
+    micro-batch) CMD=("$B/bench_micro" --case batch --seconds "$dur") ;;
+    micro-xthread) CMD=("$B/bench_micro" --case xthread --threads "$T" --seconds "$dur") ;;
+    larson) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 1024) ;;
+    larson-tiny) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 128) ;;
+    larson-mid) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 1024 --max 32768) ;;
+    larson-mixed) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 262144 --dist log) ;;
+    fragment)
+      case $profile in
+        smoke) CMD=("$B/fragment_stress" --rounds 300 --phase-rounds 50 --burst 200 --long-lived 2000) ;;
+        quick) CMD=("$B/fragment_stress" --rounds 2000 --phase-rounds 150 --burst 500 --long-lived 10000) ;;
+        full) CMD=("$B/fragment_stress" --rounds 3000 --phase-rounds 250 --burst 1000 --long-lived 20000) ;;
+      esac ;;
+    huge_ws)
+      case $profile in
+        smoke) CMD=("$B/huge_ws" --ws 16M --seconds "$dur") ;;
+        quick) CMD=("$B/huge_ws" --ws 128M --seconds "$dur") ;;
+        full) CMD=("$B/huge_ws" --ws 256M --seconds "$dur") ;;
+      esac ;;
+    realloc)
+      CMD=("$B/realloc_bench" --case all --seconds "$dur")
+      [ $profile = smoke ] && CMD+=(--warmup 0.02) ;;
+    mid_mt) CMD=("$B/mid_mt" --threads "$T" --seconds "$dur") ;;
+    phases)
+      case $profile in
+        smoke) CMD=("$B/phases" --phase-seconds "$dur" --rounds 1 --ws 32M) ;;
+        quick) CMD=("$B/phases" --phase-seconds "$dur" --rounds 2 --ws 128M) ;;
+        full) CMD=("$B/phases" --phase-seconds "$dur" --rounds 2 --ws 384M) ;;
+      esac ;;
+    *) hb_die "internal: no command for $1" ;;
+  esac
+}
+
+# hb_gp_yaxis DATFILE LINEAR_FORMAT: gnuplot settings for the y axis of a bar chart: from 0
+# when the positive values span at most 10x, else a log scale over whole decades (so a
+# 0.01x bar and a 2x bar can both be read).
+hb_gp_yaxis() {
+  awk -v fmt="$2" 'function floor(x) { return x == int(x) || x > 0 ? int(x) : int(x) - 1 }
+    function ceil(x) { return -floor(-x) }
+    NR > 1 { for (i = 2; i <= NF; i++) if ($i != "NaN" && $i + 0 > 0) {
+        v = $i + 0; if (n++ == 0 || v < lo) lo = v; if (v > hi) hi = v } }
+    END { if (n && hi / lo > 10) {
+            printf "set logscale y 10\nset yrange [%g:%g]\nset format y \"%%g\"\n",
+              10 ^ floor(log(lo) / log(10) + 1e-9), 10 ^ ceil(log(hi * 1.05) / log(10) - 1e-9) }
+          else printf "set yrange [0:*]\nset format y \"%s\"\n", fmt }' "$1"
+}
+
+# hb_gp_bars DATFILE TITLE YLABEL FORMAT [REFLINE]: the gnuplot commands of one grouped bar
+# chart (rows of DATFILE on the x axis, one bar per column; the first line names the
+# columns: row "a" "b" ...); REFLINE, a gnuplot plot
+# element such as '1 with lines ... title "..."', is drawn over the bars.
+hb_gp_bars() {
+  local dat=$1 title=$2 ylabel=$3 fmt=$4 ref=${5:-} nrows nbars
+  nrows=$(($(wc -l <"$dat") - 1))
+  nbars=$(awk 'NR == 1 { print NF - 1; exit }' "$dat")
+  cat <<EOF
+set title "$title"
+set datafile missing "NaN"
+set style data histograms
+set style histogram clustered gap 1.5
+set style fill solid 0.85 border rgb "#333333"
+set boxwidth 0.95
+set key outside right top vertical
+set grid ytics lc rgb "#dddddd"
+unset logscale y
+$(hb_gp_yaxis "$dat" "$fmt")
+set ylabel "$ylabel"
+set xtics nomirror rotate by -25 scale 0
+set xrange [-0.6:$((nrows - 1)).6]
+set linetype 1 lc rgb "#4e79a7"
+set linetype 2 lc rgb "#f28e2b"
+set linetype 3 lc rgb "#59a14f"
+set linetype 4 lc rgb "#e15759"
+set linetype 5 lc rgb "#b07aa1"
+set linetype 6 lc rgb "#76b7b2"
+set linetype 7 lc rgb "#edc948"
+set linetype 8 lc rgb "#9c755f"
+plot for [i=2:$((nbars + 1))] '$dat' using i:xtic(1) title columnheader(i)${ref:+, $ref}
+EOF
+}
+
+# hb_time_left DONE TOTAL ELAPSED_S -> "time left ~3 min" (the remaining runs at the
+# average pace of the finished ones, rounded up to a whole minute), or "done in 1m05s".
+hb_time_left() {
+  local done=$1 total=$2 elapsed=$3
+  if [ "$done" -ge "$total" ]; then echo "done in $(hb_duration "$elapsed")"; return; fi
+  awk -v d="$done" -v t="$total" -v e="$elapsed" 'BEGIN {
+    s = d > 0 ? e / d * (t - d) : 0; m = int(s / 60); if (m * 60 < s) m++
+    printf "time left ~%d min\n", m }'
+}
+
+# hb_geomean RATIO... -> geometric mean of the positive values, 2 decimals (empty if none)
+hb_geomean() {
+  printf '%s\n' "$@" | awk 'NF && $1 + 0 > 0 { s += log($1); n++ } END { if (n) printf "%.2f\n", exp(s / n) }'
 }

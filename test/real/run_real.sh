@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # run_real.sh — real programs under LD_PRELOAD=libhakmem.so.
 #
-#   test/real/run_real.sh /path/to/libhakmem.so [python|sort|git|sqlite|gcc ...]
+#   test/real/run_real.sh /path/to/libhakmem.so [python|sort|git|sqlite|gcc|sqlite_churn|http|pytest|gcc_multi ...]
+#
+# sqlite_churn: 6,000 random inserts/updates/deletes, then PRAGMA integrity_check;
+# http: python3 -m http.server on loopback, 1,500 GETs from 8 threads and 40 parallel curls
+# (contents checked by sha256); pytest: python3 -m test test_dict test_set test_json;
+# gcc_multi: five of hakmem's own sources compiled, the objects' hashes compared.
 #
 # Each case runs the same workload twice, without and with the preload, and
 # requires: both exit 0, identical stdout, and no "hakmem:" line on the
@@ -23,7 +28,7 @@ if [ ! -f "$LIB" ]; then
   echo "0 passed, 1 failed"
   exit 1
 fi
-CASES=${*:-python sort git sqlite gcc}
+CASES=${*:-python sort git sqlite gcc sqlite_churn http pytest gcc_multi}
 
 export LC_ALL=C
 unset HAKMEM_VERBOSE HAKMEM_STATS
@@ -268,9 +273,130 @@ EOF
   run_pair gcc 8 100000 bash -c 'gcc -O2 -Wall -o "$RUN_DIR/prog" "$0" && "$RUN_DIR/prog" && gcc -O0 -g -c "$0" -o "$RUN_DIR/p.o" && echo compiled' "$WORK/prog.c"
 }
 
+# ---- sqlite3: a few thousand random inserts, updates and deletes, then integrity ---
+case_sqlite_churn() {
+  if ! command -v sqlite3 >/dev/null; then
+    skip sqlite_churn "sqlite3 is not installed (apt-get install sqlite3)"
+    return
+  fi
+  # 6,000 random operations (a deterministic LCG) in 6 transactions, three sqlite3
+  # processes on the same file; values from 1 byte to 60 KiB (every small tier)
+  awk 'BEGIN { x = 4242; print "CREATE TABLE kv(k INTEGER PRIMARY KEY, v TEXT, n INTEGER);";
+               print "CREATE INDEX kv_n ON kv(n);";
+    for (t = 0; t < 6; t++) {
+      print "BEGIN;";
+      for (i = 0; i < 1000; i++) {
+        x = (x * 1103515245 + 12345) % 2147483648; op = x % 10; k = int(x / 16) % 2500;
+        x = (x * 1103515245 + 12345) % 2147483648; len = (x % 7 == 0) ? 1 + x % 60000 : 1 + x % 300;
+        if (op < 5)      printf "INSERT OR REPLACE INTO kv VALUES(%d, printf(\"%%.*c\", %d, char(97 + %d)), %d);\n", k, len, k % 26, x % 1000;
+        else if (op < 8) printf "UPDATE kv SET v = v || printf(\"%%.*c\", %d, \"z\"), n = n + 1 WHERE k = %d;\n", len % 500 + 1, k;
+        else             printf "DELETE FROM kv WHERE k = %d OR n = %d;\n", k, x % 1000;
+      }
+      print "COMMIT;";
+      if (t == 1 || t == 3) print "-- split";
+    } }' >"$WORK/churn.sql"
+  csplit -s -z -f "$WORK/churn.part" "$WORK/churn.sql" '/^-- split$/' '{*}'
+  printf '%s\n' 'SELECT count(*), sum(n), sum(length(v)), max(length(v)) FROM kv;' \
+    'PRAGMA integrity_check;' >"$WORK/churn.check.sql"
+  # bash, sha256sum and four sqlite3 processes
+  run_pair sqlite_churn 4 10000 bash -c '
+    set -e
+    for part in "$0".part*; do sqlite3 "$RUN_DIR/churn.db" <"$part"; done
+    sqlite3 "$RUN_DIR/churn.db" <"$0.check.sql"
+    sqlite3 "$RUN_DIR/churn.db" "SELECT k, n, length(v), substr(v, 1, 3) FROM kv ORDER BY k" | sha256sum' \
+    "$WORK/churn"
+}
+
+# ---- a server on loopback under load: python3 -m http.server and 8 client threads ---
+case_http() {
+  local py
+  py=$(command -v /usr/bin/python3 || command -v python3) || { skip http "python3 not found"; return; }
+  command -v curl >/dev/null || { skip http "curl not found"; return; }
+  printf '%s\n' \
+    'import hashlib, os, sys, urllib.request' \
+    'from concurrent.futures import ThreadPoolExecutor' \
+    'port, root = int(sys.argv[1]), sys.argv[2]' \
+    'names = sorted(os.listdir(root))' \
+    'want = {n: hashlib.sha256(open(os.path.join(root, n), "rb").read()).hexdigest() for n in names}' \
+    'def get(i):' \
+    '    n = names[(i * 7919) % len(names)]' \
+    '    with urllib.request.urlopen("http://127.0.0.1:%d/%s" % (port, n), timeout=30) as r:' \
+    '        body = r.read()' \
+    '    return n, hashlib.sha256(body).hexdigest() == want[n], len(body)' \
+    'with ThreadPoolExecutor(max_workers=8) as ex:' \
+    '    res = list(ex.map(get, range(1500)))' \
+    'bad = [n for n, ok, _ in res if not ok]' \
+    'print("requests", len(res), "bad", len(bad), "bytes", sum(b for _, _, b in res))' >"$WORK/client.py"
+  # files from 10 bytes to 3 MiB; the server (a thread per request), the python client,
+  # bash and the curl clients, all under the preload. The server stops on SIGINT (a
+  # clean exit, so its stats line is written; it is passed on to stderr).
+  run_pair http 4 20000 bash -c '
+    py=$0; client=$1
+    mkdir -p "$RUN_DIR/www"
+    for i in $(seq 1 40); do
+      head -c $(( (i * i * i * 47) % 3145728 + 10 )) /dev/zero | tr "\0" "x" >"$RUN_DIR/www/f$i"
+      echo "file $i" >>"$RUN_DIR/www/f$i"
+    done
+    port=$("$py" -c "import socket; s = socket.socket(); s.bind((\"127.0.0.1\", 0)); print(s.getsockname()[1])")
+    # (a background job of a script starts with SIGINT ignored: put the handler back)
+    "$py" -c "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); sys.argv[0] = \"http.server\"; runpy.run_module(\"http.server\", run_name=\"__main__\")" \
+      "$port" --bind 127.0.0.1 --directory "$RUN_DIR/www" 2>"$RUN_DIR/server.err" >/dev/null &
+    srv=$!
+    for t in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/f1" && break; sleep 0.1; done
+    timeout 120 "$py" "$client" "$port" "$RUN_DIR/www"
+    pids=
+    for i in $(seq 1 40); do curl -sf -m 60 "http://127.0.0.1:$port/f$i" >"$RUN_DIR/c$i" & pids="$pids $!"; done
+    wait $pids
+    cat "$RUN_DIR"/c* | sha256sum
+    kill -INT $srv
+    ( sleep 20; kill -KILL $srv 2>/dev/null ) & killer=$!
+    wait $srv; rc=$?
+    kill $killer 2>/dev/null
+    echo "server exit $rc"
+    grep -E "^\{\"version\"" "$RUN_DIR/server.err" >&2 || true' "$py" "$WORK/client.py"
+}
+
+# ---- python3's own regression tests (Debian: libpython3.X-testsuite) -------------------
+case_pytest() {
+  local py="" cand
+  # the first python3 that has its test package (Debian's needs libpython3.X-testsuite)
+  for cand in /usr/bin/python3 "$(command -v python3)"; do
+    if [ -x "$cand" ] && "$cand" -c "import test.libregrtest, test.test_dict" 2>/dev/null; then py=$cand; break; fi
+  done
+  if [ -z "$py" ]; then
+    skip pytest "no python3 with its test package (Debian: apt-get install libpython3-testsuite)"
+    return
+  fi
+  # The summary lines only (the rest carries timings); -j1 runs them in a worker process.
+  # The stats reports go to files and are passed on at the end: test_json's json.tool
+  # tests want an empty stderr from their child pythons.
+  PYTHONMALLOC=malloc run_pair pytest 3 100000 bash -c '
+    HAKMEM_STATS_FILE="$RUN_DIR/stats.%p" "$0" -m test -j1 test_dict test_set test_json 2>&1 |
+      grep -E "^(Total tests|Total test files|Result)"
+    rc=${PIPESTATUS[0]}
+    cat "$RUN_DIR"/stats.* >&2 2>/dev/null
+    exit $rc' "$py"
+}
+
+# ---- gcc: several translation units of hakmem itself, objects compared byte for byte ---
+case_gcc_multi() {
+  command -v gcc >/dev/null || { skip gcc_multi "gcc not found"; return; }
+  local repo
+  repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  # bash, sha256sum, cut and gcc, cc1, as for each of five files
+  run_pair gcc_multi 8 100000 bash -c '
+    set -e
+    repo=$0
+    for f in src/alloc/heap.c src/ace/learner.c src/runtime/stats.c src/base/options.c test/stress/stress.c; do
+      o="$RUN_DIR/$(basename "$f" .c).o"
+      gcc -O2 -D_GNU_SOURCE -frandom-seed=hak -I"$repo/include" -I"$repo/src" -I"$repo/test/include" -c "$repo/$f" -o "$o"
+      echo "$f $(sha256sum <"$o" | cut -c1-16)"
+    done' "$repo"
+}
+
 for c in $CASES; do
   case $c in
-    python|sort|git|sqlite|gcc) "case_$c" ;;
+    python|sort|git|sqlite|gcc|sqlite_churn|http|pytest|gcc_multi) "case_$c" ;;
     *) note "run_real.sh: unknown case $c"; failed=$((failed + 1)) ;;
   esac
 done

@@ -2,6 +2,7 @@
  *
  *   stress [THREADS [SCALE [ITERATIONS]]] [--smoke] [--phase=transfer|churn|fork|forkhard|all]
  *          [--churn=N] [--forks=N] [--forks-hard=N] [--rss-limit=MiB] [--no-rss-check] [--seed=S]
+ *          [--soak=SECONDS] [--soak-slack=MiB] [--phase=soak]
  *
  * transfer  ITERATIONS rounds; each round starts THREADS threads that allocate
  *           random sizes (mostly tiny, some mid/pool/large), write a pattern that
@@ -29,6 +30,15 @@
  *           and reallocates in every tier, starts a thread (not under ASan/TSan), and
  *           exits 0 (exit() or _exit() in turn with the libc names).  The parent
  *           checks every child's status.
+ * soak      --soak=SECONDS (default 10; the environment's HAK_SOAK_SECONDS overrides it,
+ *           and with it or --soak the soak also ends a full run): THREADS workers allocate
+ *           (malloc, calloc checked for zeros, aligned_alloc), free, reallocate across tiers
+ *           (the moved prefix checked) and trade blocks through shared slots (remote
+ *           frees); tiny (16..32 B), every tier and huge (2..10 MiB) sizes; one more thread
+ *           starts and joins short-lived threads; the main thread forks a child every
+ *           300 ms (frees inherited blocks, allocates in every tier, exits 0) and samples
+ *           VmRSS 10 times a second: it must stay under (the largest live bytes of the last
+ *           second) x 2 + 64 MiB (--soak-slack) + VmRSS at the start. Every block is checked before it is freed.
  *
  * Deterministic: every thread's PRNG (splitmix64) is seeded from --seed, the
  * round and the thread index (the interleaving of course is not).
@@ -89,6 +99,9 @@ static long opt_rss_limit_mib = 1;   /* measured: +200..600 KiB over 20,000 thre
 static int opt_rss_check = 1;
 static uint64_t opt_seed = 42;
 static const char* opt_phase = "all";
+static long opt_soak = 0;              /* --soak=SECONDS (HAK_SOAK_SECONDS overrides) */
+static long opt_soak_rss_factor = 2;   /* soak: VmRSS <= live bytes x this + slack + start */
+static long opt_soak_rss_slack_mib = 64;
 
 /* ---- PRNG ------------------------------------------------------------------------ */
 
@@ -772,6 +785,233 @@ static void phase_forkhard(void) {
          (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);
 }
 
+/* ---- soak: everything at once for a given time, RSS bounded ----------------------------- */
+
+#define SOAK_SLOTS 512
+#define SOAK_MINE 192
+static _Atomic(uint8_t*) g_soak_slot[SOAK_SLOTS];   /* blocks in flight between threads */
+static atomic_long g_soak_live;                     /* bytes of live soak blocks (asked for) */
+static atomic_long g_soak_ops, g_soak_threads, g_soak_huge;
+static atomic_int g_soak_stop;
+
+/* Sizes for the soak: pick_size's mix plus tiny (1..16 bytes, here HDR..32) and huge
+ * (2..10 MiB) blocks. Every block carries its size and cookie (n >= HDR). */
+static size_t soak_size(uint64_t* rng) {
+  uint64_t r = sm64(rng);
+  switch (r % 64) {
+    case 0:  return 2 * MiB + (size_t)((r >> 8) % (8 * MiB));   /* huge */
+    case 1: case 2: case 3: case 4: case 5: case 6: case 7: case 8:
+      return HDR + (size_t)((r >> 8) % 17);                    /* tiny */
+    default: { size_t n = pick_size(rng); return n < HDR ? HDR : n; }
+  }
+}
+
+static uint8_t* soak_alloc(size_t n, uint64_t* rng, int how) {
+  uint8_t* p;
+  if (how == 0) {
+    p = (uint8_t*)S_CALLOC(1, n);
+    if (p) {   /* calloc: zero, checked where the pattern goes */
+      int bad = p[0] | p[n - 1] | p[n / 2];
+      if (bad) { fail_if(1); fprintf(stderr, "stress: soak: calloc(%zu) not zeroed\n", n); }
+    }
+  } else if (how == 1) {
+    size_t al = (size_t)64 << ((sm64(rng) >> 5) % 12);   /* 64 B .. 128 KiB */
+    p = (uint8_t*)S_ALIGNED(al, n);
+    if (p && ((uintptr_t)p & (al - 1))) { fail_if(1); fprintf(stderr, "stress: soak: misaligned %p\n", (void*)p); }
+  } else {
+    p = (uint8_t*)S_MALLOC(n);
+  }
+  if (!p) { fail_if(1); fprintf(stderr, "stress: soak: allocation of %zu bytes failed\n", n); return NULL; }
+  block_fill(p, n, sm64(rng));
+  atomic_fetch_add(&g_soak_live, (long)n);
+  if (n > MiB) atomic_fetch_add(&g_soak_huge, 1);
+  return p;
+}
+static void soak_free(uint8_t* p, const char* where) {
+  size_t n;
+  memcpy(&n, p, 8);
+  fail_if(block_check_self(p, where));
+  atomic_fetch_sub(&g_soak_live, (long)n);
+  S_FREE(p);
+}
+static void soak_trade(uint8_t* p, uint64_t r) {
+  uint8_t* old = atomic_exchange(&g_soak_slot[r % SOAK_SLOTS], p);
+  if (old) soak_free(old, "soak: traded block");
+}
+
+static void* soak_worker(void* argp) {
+  uint64_t rng = opt_seed * 131 + (uint64_t)(uintptr_t)argp * 0x9e3779b97ull;
+  uint8_t* mine[SOAK_MINE] = {0};
+  long ops = 0;
+  while (!atomic_load_explicit(&g_soak_stop, memory_order_relaxed)) {
+    uint64_t r = sm64(&rng);
+    unsigned i = (unsigned)((r >> 8) % SOAK_MINE);
+    switch (r % 8) {
+      case 0: case 1: case 2:                /* allocate (or replace) */
+        if (mine[i]) soak_free(mine[i], "soak: own block");
+        mine[i] = soak_alloc(soak_size(&rng), &rng, (int)((r >> 20) % 6));
+        break;
+      case 3: case 4:                        /* free */
+        if (mine[i]) { soak_free(mine[i], "soak: own block"); mine[i] = NULL; }
+        break;
+      case 5:                                /* hand over: another thread frees it */
+        if (mine[i]) { fail_if(block_check_self(mine[i], "soak: before the trade")); soak_trade(mine[i], r >> 16); mine[i] = NULL; }
+        break;
+      default: {                             /* realloc across tiers, contents kept */
+        if (!mine[i]) break;
+        size_t n, m = soak_size(&rng);
+        uint64_t c;
+        memcpy(&n, mine[i], 8);
+        memcpy(&c, mine[i] + 8, 8);
+        fail_if(block_check(mine[i], n, c, "soak: before realloc"));
+        uint8_t* q = (uint8_t*)S_REALLOC(mine[i], m);
+        if (!q) { fail_if(1); fprintf(stderr, "stress: soak: realloc(%zu) failed\n", m); break; }
+        /* the first min(n, m) bytes moved with it: check the header's cookie and the
+         * pattern, then describe the new size */
+        uint64_t c2;
+        memcpy(&c2, q + 8, 8);
+        if (c2 != c || (n > HDR && m > HDR && q[HDR] != pbyte(c, HDR)) ||
+            (n > HDR && n <= m && q[n - 1] != pbyte(c, n - 1))) {
+          fail_if(1);
+          fprintf(stderr, "stress: soak: realloc %zu -> %zu lost the contents\n", n, m);
+        }
+        block_fill(q, m, c + 1);
+        atomic_fetch_add(&g_soak_live, (long)m - (long)n);
+        if (m > MiB) atomic_fetch_add(&g_soak_huge, 1);
+        mine[i] = q;
+        break;
+      }
+    }
+    ops++;
+  }
+  for (unsigned k = 0; k < SOAK_MINE; k++) if (mine[k]) soak_free(mine[k], "soak: own block at the end");
+  atomic_fetch_add(&g_soak_ops, ops);
+  return NULL;
+}
+
+static void* soak_short(void* argp) {
+  uint64_t rng = (uint64_t)(uintptr_t)argp;
+  for (int i = 0; i < 12; i++) {
+    uint8_t* p = soak_alloc(HDR + pick_size(&rng) % (64 * KiB), &rng, i % 3);
+    if (p && i % 3 == 0) soak_trade(p, sm64(&rng)); else if (p) soak_free(p, "soak: short-lived thread");
+  }
+  return NULL;
+}
+static void* soak_churner(void* argp) {
+  uint64_t seed = (uint64_t)(uintptr_t)argp;
+  while (!atomic_load_explicit(&g_soak_stop, memory_order_relaxed)) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, soak_short, (void*)(uintptr_t)(seed++)) != 0) { usleep(100); continue; }
+    pthread_join(t, NULL);
+    atomic_fetch_add(&g_soak_threads, 1);
+  }
+  return NULL;
+}
+
+/* A fork child: frees inherited blocks (checked), allocates in every tier, huge
+ * included, and exits; an alarm makes a deadlock a failure. */
+static void soak_child(int k) {
+  alarm(10);
+  int bad = 0;
+  for (int i = 0; i < 16; i++) {
+    uint8_t* p = atomic_exchange(&g_soak_slot[(k * 53 + i * 7) % SOAK_SLOTS], NULL);
+    if (p) { bad |= block_check_self(p, "soak child: inherited block"); S_FREE(p); }
+  }
+  static const size_t sizes[] = {HDR, 40, 1000, 5000, 40000, 300000, 2 * MiB, 9 * MiB};
+  for (int i = 0; i < 8; i++) {
+    uint8_t* p = (uint8_t*)S_MALLOC(sizes[i]);
+    if (!p) { bad = 1; continue; }
+    block_fill(p, sizes[i], (uint64_t)k + (uint64_t)i);
+    bad |= block_check(p, sizes[i], (uint64_t)k + (uint64_t)i, "soak child");
+    S_FREE(p);
+  }
+  _exit(bad ? 3 : 0);
+}
+
+static void phase_soak(void) {
+  const char* env = getenv("HAK_SOAK_SECONDS");
+  if (env && atol(env) > 0) opt_soak = atol(env);
+  if (opt_soak <= 0) opt_soak = 10;
+  alarm((unsigned)opt_soak + 120);   /* a hang fails (SIGALRM) rather than stalling ctest */
+  int nworkers = opt_threads < 2 ? 2 : opt_threads > 32 ? 32 : opt_threads;
+  pthread_t th[33];
+  long fails_before = atomic_load(&g_fail);
+  long rss0 = vm_rss_kib();
+  atomic_store(&g_soak_stop, 0);
+  for (int i = 0; i < nworkers; i++) {
+    int rc = pthread_create(&th[i], NULL, soak_worker, (void*)(uintptr_t)(i + 1));
+    CHECK_MSG(rc == 0, "pthread_create: %s", strerror(rc));
+  }
+  int rc = pthread_create(&th[nworkers], NULL, soak_churner, (void*)(uintptr_t)(opt_seed * 11));
+  CHECK_MSG(rc == 0, "pthread_create: %s", strerror(rc));
+  struct timespec t0, now;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int forks = 0, forks_ok = 0, samples = 0, over = 0;
+  long worst_rss = 0, worst_live = 0, peak_rss = 0;
+  long recent_live[10] = {0};
+  double elapsed = 0;
+  while (elapsed < (double)opt_soak) {
+    usleep(100000);
+    /* RSS against the live bytes: a bound, not a timing (sampled 10 times a second) */
+    /* the largest live bytes of the last second: what was freed since may still sit in
+     * caches kept for the purge delay (and the count is read racily with the RSS) */
+    long live_now = atomic_load(&g_soak_live);
+    recent_live[samples % 10] = live_now > 0 ? live_now : 0;
+    long live = 0;
+    for (int k = 0; k < 10; k++) if (recent_live[k] > live) live = recent_live[k];
+    long rss = vm_rss_kib();
+    if (rss >= 0) {
+      long bound = live / 1024 * opt_soak_rss_factor + opt_soak_rss_slack_mib * 1024 + rss0;
+      samples++;
+      if (rss > peak_rss) peak_rss = rss;
+      if (rss > bound) {
+        if (over++ < 5)
+          fprintf(stderr, "stress: soak: VmRSS %ld KiB over the bound %ld KiB (live %ld KiB)\n", rss, bound, live / 1024);
+        worst_rss = rss;
+        worst_live = live;
+      }
+    }
+    if (samples % 3 == 0) {          /* a fork every 300 ms */
+      fflush(stdout);
+      fflush(stderr);
+      pid_t pid = fork();
+      if (pid == 0) soak_child(forks);
+      if (pid > 0) {
+        int st = 0;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0) forks_ok++;
+        else CHECK_MSG(0, "soak child %d: status %#x", forks, st);
+      }
+      forks++;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    elapsed = (double)(now.tv_sec - t0.tv_sec) + (now.tv_nsec - t0.tv_nsec) * 1e-9;
+  }
+  atomic_store(&g_soak_stop, 1);
+  for (int i = 0; i <= nworkers; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < SOAK_SLOTS; i++) {
+    uint8_t* p = atomic_exchange(&g_soak_slot[i], NULL);
+    if (p) soak_free(p, "soak: left in a slot");
+  }
+  alarm(0);
+  long fails = atomic_load(&g_fail) - fails_before;
+  CHECK_MSG(fails == 0, "soak: %ld corrupt or failed blocks", fails);
+  CHECK_EQ(atomic_load(&g_soak_live), 0);
+  CHECK_EQ(forks_ok, forks);
+  CHECK(forks > 0);
+  CHECK(atomic_load(&g_soak_huge) > 0);
+  CHECK(atomic_load(&g_soak_threads) > 0);
+  if (opt_rss_check) {
+    CHECK(samples > 0);
+    CHECK_MSG(over == 0, "soak: VmRSS over recent live x %ld + %ld MiB in %d of %d samples (worst %ld KiB, live %ld KiB)",
+              opt_soak_rss_factor, opt_soak_rss_slack_mib, over, samples, worst_rss, worst_live / 1024);
+  }
+  printf("soak: %.1f s, %d workers, %ld ops, %ld short-lived threads, %ld huge blocks, %d forks (%d ok), "
+         "VmRSS start %ld KiB peak %ld KiB, %d samples over the bound\n", elapsed, nworkers,
+         atomic_load(&g_soak_ops), atomic_load(&g_soak_threads), atomic_load(&g_soak_huge), forks, forks_ok,
+         rss0, peak_rss, over);
+}
+
 /* ---- main ------------------------------------------------------------------------ */
 
 int main(int argc, char** argv) {
@@ -787,6 +1027,8 @@ int main(int argc, char** argv) {
     else if (strncmp(a, "--forks-hard=", 13) == 0) opt_forks_hard = atoi(a + 13);
     else if (strncmp(a, "--rss-limit=", 12) == 0) opt_rss_limit_mib = atol(a + 12);
     else if (strcmp(a, "--no-rss-check") == 0) opt_rss_check = 0;
+    else if (strncmp(a, "--soak=", 7) == 0) opt_soak = atol(a + 7);
+    else if (strncmp(a, "--soak-slack=", 13) == 0) opt_soak_rss_slack_mib = atol(a + 13);
     else if (strncmp(a, "--seed=", 7) == 0) opt_seed = strtoull(a + 7, NULL, 0);
     else if (a[0] != '-' && pos < 3) {
       int v = atoi(a);
@@ -796,7 +1038,7 @@ int main(int argc, char** argv) {
       pos++;
     } else {
       fprintf(stderr, "usage: %s [THREADS [SCALE [ITERATIONS]]] [--smoke] [--phase=transfer|churn|fork|forkhard|all]\n"
-                      "       [--churn=N] [--forks=N] [--forks-hard=N] [--rss-limit=MiB] [--no-rss-check] [--seed=S]\n", argv[0]);
+                      "       [--churn=N] [--forks=N] [--forks-hard=N] [--rss-limit=MiB] [--no-rss-check] [--seed=S] [--soak=SECONDS]\n", argv[0]);
       return 2;
     }
   }
@@ -811,6 +1053,9 @@ int main(int argc, char** argv) {
   if (all || strcmp(opt_phase, "churn") == 0) { ht_current = "churn"; phase_churn(); any = 1; }
   if (all || strcmp(opt_phase, "fork") == 0) { ht_current = "fork"; phase_fork(); any = 1; }
   if (all || strcmp(opt_phase, "forkhard") == 0) { ht_current = "forkhard"; phase_forkhard(); any = 1; }
+  if ((all && (opt_soak > 0 || getenv("HAK_SOAK_SECONDS"))) || strcmp(opt_phase, "soak") == 0) {
+    ht_current = "soak"; phase_soak(); any = 1;
+  }
   if (!any) { fprintf(stderr, "stress: unknown phase '%s'\n", opt_phase); return 2; }
   return ht_report();
 }

@@ -82,12 +82,18 @@ HAK_NOINLINE void hak_free_slow(void* p) {
   hak_heap* h = hak_tls_heap;
   bool local = hak_load_acquire(&seg->heap) == h;
   if (HAK_UNLIKELY(block_is_free(h, local, s, b))) hak_fatal("free", "double free", p);
-  if (!local && hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED && hak_heap_is_thread_heap(h)) {
-    /* Freeing into a segment whose owner has exited: stays a remote free, and every
-     * so often this thread collects the abandoned segments that emptied. (Taking the
-     * segment over instead made a thread that frees other threads' blocks - a main
-     * thread joining workers - pile up hundreds of nearly empty segments.) */
-    if ((++h->abandoned_frees & 255) == 0) {
+  bool last_out = false;          /* this free takes an abandoned segment's last block */
+  unsigned kind = seg->kind;
+  if (!local && hak_load_acquire(&seg->state) == HAK_SEGST_ABANDONED) {
+    /* Freeing into a segment whose owner has exited: stays a remote free. The free that
+     * counts the segment's last block down releases it once that block is pushed; and
+     * every so often a thread with a heap collects the abandoned segments that emptied
+     * (those the count missed). (Taking the segment over instead made a thread that
+     * frees other threads' blocks - a main thread joining workers - pile up hundreds of
+     * nearly empty segments.) The count is taken before the push: after it, seg may be
+     * released by anyone. */
+    last_out = atomic_fetch_sub_explicit(&seg->abandoned_live, 1, memory_order_relaxed) == 1;
+    if (hak_heap_is_thread_heap(h) && (++h->abandoned_frees & 255) == 0) {
       HAK_DBG(h, FREE_ADOPT);
       hak_abandoned_reclaim();
     }
@@ -107,11 +113,13 @@ HAK_NOINLINE void hak_free_slow(void* p) {
     h->tc[s->cls].nfree++;
     h->cc[s->cls].remote_out++;
     hak_remote_push(s, b);
+    if (HAK_UNLIKELY(last_out)) hak_abandoned_collect(seg, kind);
     hak_slow_hook_tick(h);
     return;
   }
   HAK_OS_COUNT(orphan_frees[s->cls], 1);
   hak_remote_push(s, b);
+  if (HAK_UNLIKELY(last_out)) hak_abandoned_collect(seg, kind);
 }
 
 /* Usable size of p inside seg (seg = registry lookup of p), validating p. */

@@ -14,8 +14,8 @@
  * a heap is reaped: each heap records its process and thread id, and a thread creating
  * its heap, or the release walk, checks a few heaps round-robin; one whose thread has
  * exited (tgkill says ESRCH) is torn down on its behalf as its destructor would have.
- * The thread is gone, so its TLS lists are no one else's; a heap of the parent's other
- * threads in a forked child carries the parent's pid and is left alone. */
+ * The thread is gone, so its TLS lists are no one else's; in a forked child the heaps
+ * of the parent's other threads lose their ids and are left alone. */
 #include "alloc/slab.h"
 #include "base/options.h"
 #include "prim/prim.h"
@@ -50,7 +50,7 @@ static _Atomic size_t abandoned_count;   /* written under the lock, read without
 void hak_heap_key_create(void) { pthread_key_create(&heap_key, hak_heap_thread_exit); }
 
 /* ---- heap structs ------------------------------------------------------------------ */
-static hak_heap* heap_struct_new(void) {
+static hak_heap* heap_struct_new(int pid, int tid) {
   hak_lock_take(&heap_pool_lock);
   hak_heap* h = heap_free_list;
   bool recycled = h != NULL;
@@ -73,6 +73,8 @@ static hak_heap* heap_struct_new(void) {
       memset((uint8_t*)h + sizeof h->lock, 0, sizeof *h - sizeof h->lock);
       hak_heap_unlock(h);
     }
+    h->owner_pid = pid;               /* under the lock: reapers read them under it */
+    h->owner_tid = tid;
     h->all_next = heap_all;
     if (heap_all) heap_all->all_prev = h;
     heap_all = h;
@@ -115,11 +117,9 @@ static void heap_struct_free(hak_heap* h) {
 hak_heap* hak_heap_thread_init(void) {
   hak_heap* h = hak_tls_heap;
   if (h != &hak_heap_empty) return h;   /* a real heap, or the dead marker */
-  h = heap_struct_new();
+  h = heap_struct_new(hak_prim_process_id(), hak_prim_thread_id());
   if (!h) return NULL;
   hak_heap_set_caps(h);
-  h->owner_pid = hak_prim_process_id();
-  h->owner_tid = hak_prim_thread_id();
   /* Set the TLS pointer first: pthread_setspecific may itself call malloc. */
   hak_tls_heap = h;
   pthread_setspecific(heap_key, h);
@@ -423,11 +423,16 @@ void hak_heap_fork_lock(void) {
 void hak_heap_fork_unlock(bool child) {
   if (child) {
     /* The forking thread has other ids in the child; its heap goes on with it. The
-     * parent's other threads' heaps keep the parent's pid and are never reaped here. */
-    hak_heap* h = hak_tls_heap;
-    if (hak_heap_is_thread_heap(h)) {
-      h->owner_pid = hak_prim_process_id();
-      h->owner_tid = hak_prim_thread_id();
+     * parent's other threads' heaps may be in any state (their owners were running):
+     * they lose their ids and are never reaped here. */
+    hak_heap* self = hak_tls_heap;
+    for (hak_heap* h = heap_all; h; h = h->all_next) {
+      if (h == self) {
+        h->owner_pid = hak_prim_process_id();
+        h->owner_tid = hak_prim_thread_id();
+      } else {
+        h->owner_tid = 0;
+      }
     }
     reap_cursor = NULL;
     hak_lock_reset(&abandoned_lock);

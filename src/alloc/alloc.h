@@ -258,8 +258,9 @@ HAK_HIDDEN void hak_heap_fork_lock(void);
 HAK_HIDDEN void hak_heap_fork_unlock(bool child);
 HAK_HIDDEN void hak_heap_key_create(void);
 /* Tear down up to `max` heaps whose threads exited without their key destructor (see
- * heap.c); the caller holds no allocator lock and no segment pin. Returns how many. */
-HAK_HIDDEN unsigned hak_heap_reap_orphans(unsigned max);
+ * heap.c), looking at up to `checks` heaps for each; the caller holds no allocator lock
+ * and no segment pin. Returns how many. */
+HAK_HIDDEN unsigned hak_heap_reap_orphans(unsigned max, unsigned checks);
 /* Periodic upkeep: drain remote frees, give back empty slabs, purge unused pages. */
 HAK_HIDDEN void hak_heap_sweep(hak_heap* h);
 /* One segment of h's sweep: drain, give back slabs empty for `delay`, purge. Returns

@@ -44,8 +44,7 @@ static void abandoned_unlink(hak_segment* seg);
 static hak_segment* abandoned[HAK_SEG_KINDS];
 static _Atomic size_t abandoned_count;   /* written under the lock, read without */
 
-#define REAP_CHECKS  4    /* heaps looked at (one tgkill each) per reap call */
-#define REAP_ON_INIT 1    /* orphans a new thread tears down */
+#define REAP_CHECKS 4     /* heaps a new thread looks at (one tgkill each) */
 
 void hak_heap_key_create(void) { pthread_key_create(&heap_key, hak_heap_thread_exit); }
 
@@ -125,7 +124,7 @@ hak_heap* hak_heap_thread_init(void) {
   pthread_setspecific(heap_key, h);
   /* A new thread often runs on the stack of one that exited: look for heaps of threads
    * that left without teardown (with this heap in place, a nested malloc is served). */
-  hak_heap_reap_orphans(REAP_ON_INIT);
+  hak_heap_reap_orphans(1, REAP_CHECKS);
   return h;
 }
 
@@ -155,12 +154,12 @@ static hak_heap* orphan_next(int pid, unsigned checks) {
   return NULL;
 }
 
-unsigned hak_heap_reap_orphans(unsigned max) {
+unsigned hak_heap_reap_orphans(unsigned max, unsigned checks) {
   int pid = hak_prim_process_id();
   unsigned reaped = 0;
   while (reaped < max) {
     hak_lock_take(&heap_pool_lock);
-    hak_heap* h = orphan_next(pid, REAP_CHECKS);
+    hak_heap* h = orphan_next(pid, checks);
     hak_lock_release(&heap_pool_lock);
     if (!h) break;
     hak_heap_abandon(h);            /* what its key destructor would have done */

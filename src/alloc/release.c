@@ -60,7 +60,9 @@ void hak_release_walk(hak_release_walk_t* w, uint64_t now, uint64_t delay) {
    * may be unmapped): every call without a deadline, every 4th call with one. Their
    * time counts against the same deadline as the walk. */
   if (!w->deadline_ns || (w->calls & 3) == 1) {
-    hak_heap_reap_orphans(w->deadline_ns ? 1 : 64);   /* heaps of threads gone untorn-down */
+    /* heaps of threads gone without teardown: a few per timed call, all on a full round */
+    if (w->deadline_ns) hak_heap_reap_orphans(1, 4);
+    else hak_heap_reap_orphans(~0u, ~0u);
     hak_abandoned_reclaim();
     w->released += hak_segment_cache_purge(now, delay);
     w->released += hak_large_cache_purge(now, delay);

@@ -95,6 +95,7 @@ static void test_many_aligned_blocks_share_mappings(void) {
   long maps_before = map_count();
   long vm_after[ROUNDS], rss_after[ROUNDS], rss_peak_growth = 0;
   uint64_t held_after[ROUNDS];
+  uint32_t ace_after[ROUNDS];
   long bad_align = 0, bad_data = 0, fails = 0, maps_peak = 0;
   for (int r = 0; r < ROUNDS; r++) {
     long rss0 = status_kib("VmRSS");
@@ -120,7 +121,9 @@ static void test_many_aligned_blocks_share_mappings(void) {
     }
     hak_thread_flush();
     vm_after[r] = status_kib("VmSize");
-    held_after[r] = stats().bytes_held;
+    hak_stats st = stats();
+    held_after[r] = st.bytes_held;
+    ace_after[r] = st.ace;
     rss_after[r] = status_kib("VmRSS");
   }
   CHECK_EQ(fails, 0);
@@ -134,9 +137,13 @@ static void test_many_aligned_blocks_share_mappings(void) {
    * took 549 MiB. */
   if (PROCESS_MEMORY_CHECKS) {
     CHECK_MSG(rss_peak_growth < 400 * 1024, "RSS grew by %ld KiB in a round", rss_peak_growth);
-    /* Round over round: what round 1 left is reused, nothing accumulates. */
-    CHECK_MSG(vm_after[ROUNDS - 1] - vm_after[0] < 16 * 1024, "VmSize %ld KiB after round 1, %ld after round %d",
-              vm_after[0], vm_after[ROUNDS - 1], ROUNDS);
+    /* Round over round: what round 1 left is reused, nothing accumulates (a leak would
+     * be some 550 MiB a round). The ACE thread may start meanwhile (1 s into the
+     * process): its stack and, in this binary, glibc's arena for its own mallocs add
+     * some 72 MiB of VmSize, which is allowed for. */
+    long ace_kib = ace_after[ROUNDS - 1] && !ace_after[0] ? 128 * 1024 : 0;
+    CHECK_MSG(vm_after[ROUNDS - 1] - vm_after[0] < 16 * 1024 + ace_kib,
+              "VmSize %ld KiB after round 1, %ld after round %d", vm_after[0], vm_after[ROUNDS - 1], ROUNDS);
     CHECK_MSG(rss_after[ROUNDS - 1] - rss_after[0] < 16 * 1024, "VmRSS %ld KiB after round 1, %ld after round %d",
               rss_after[0], rss_after[ROUNDS - 1], ROUNDS);
   }

@@ -120,9 +120,16 @@ static void test_first_malloc_in_last_tsd_round_is_torn_down(void) {
   /* Reaped: heaps do not pile up (950 would be left otherwise), nor does memory. */
   CHECK_MSG(live_b - live_a < 8, "live heaps %ld after the warm-up, %ld after %d threads", live_a, live_b,
             LATE_THREADS);
-  CHECK_MSG((long long)b.bytes_held - (long long)a.bytes_held < (8 << 20), "held %llu -> %llu",
-            (unsigned long long)a.bytes_held, (unsigned long long)b.bytes_held);
-  if (PROCESS_MEMORY_CHECKS) CHECK_MSG(vm1 - vm0 < 8 * 1024, "VmSize %ld KiB -> %ld KiB", vm0, vm1);
+  /* The ACE thread starts once the process has lived 1 s: if it started in between, its
+   * heap's segments are allowed for, and VmSize is not compared (its stack and, in this
+   * binary, glibc's arena for its own mallocs add some 72 MiB). 950 heaps kept would be
+   * some 12 GiB. */
+  bool ace_started = b.ace && !a.ace;
+  CHECK_MSG((long long)b.bytes_held - (long long)a.bytes_held < (ace_started ? 16 << 20 : 8 << 20),
+            "held %llu -> %llu", (unsigned long long)a.bytes_held, (unsigned long long)b.bytes_held);
+  if (PROCESS_MEMORY_CHECKS && !ace_started) {
+    CHECK_MSG(vm1 - vm0 < 8 * 1024, "VmSize %ld KiB -> %ld KiB", vm0, vm1);
+  }
   long bad = 0;
   for (int i = 0; i < LATE_THREADS; i++) {
     if (!late_kept[i] || !intact(late_kept[i], 200, (unsigned)i)) bad++;
@@ -219,7 +226,8 @@ static void test_exited_threads_blocks_freed_by_idle_thread_are_given_back(void)
    * held is the segment cache, bounded by its knobs), and RSS is down to the cache's
    * dirty budget (16 MiB) plus slack. */
 #define IN_SEGMENTS(st) ((long long)(st).bytes_held - (long long)(st).bytes_cached)
-  CHECK_MSG(IN_SEGMENTS(c) - IN_SEGMENTS(a) < (8 << 20), "held outside the cache: %lld KiB before, %lld after",
+  long long ace = c.ace && !a.ace ? (long long)8 << 20 : 0;   /* its heap, if it started meanwhile */
+  CHECK_MSG(IN_SEGMENTS(c) - IN_SEGMENTS(a) < (8 << 20) + ace, "held outside the cache: %lld KiB before, %lld after",
             IN_SEGMENTS(a) >> 10, IN_SEGMENTS(c) >> 10);
   if (PROCESS_MEMORY_CHECKS) {
     CHECK_MSG(rss2 - rss0 < 40 * 1024, "RSS %ld KiB before, %ld with the blocks, %ld after the frees", rss0, rss1,
@@ -229,7 +237,7 @@ static void test_exited_threads_blocks_freed_by_idle_thread_are_given_back(void)
   }
   /* hakmem's own count: nothing left in use, and after malloc_trim nothing cached dirty
    * (its resident unused bytes are what the cache's dirty budget allowed before). */
-  CHECK_MSG(d.bytes_unused_resident <= a.bytes_unused_resident + (4u << 20),
+  CHECK_MSG(d.bytes_unused_resident <= a.bytes_unused_resident + (4u << 20) + (uint64_t)ace,
             "unused resident %llu KiB before, %llu after malloc_trim",
             (unsigned long long)a.bytes_unused_resident >> 10, (unsigned long long)d.bytes_unused_resident >> 10);
   fprintf(stderr, "    RSS %ld -> %ld (blocks) -> %ld (freed) -> %ld KiB (trim); held outside the cache %lld -> "

@@ -32,6 +32,7 @@
 #define HAK_CHUNK_SHIFT 21
 #define HAK_CHUNK_SIZE  ((size_t)1 << HAK_CHUNK_SHIFT)        /* 2 MiB */
 #define HAK_SEG_MAGIC   0x68616b6du                           /* "hakm" */
+#define HAK_SEG_HDR     ((size_t)4096)     /* header page of a segment: struct + slab table */
 
 typedef struct hak_block {
   struct hak_block* next;

@@ -26,7 +26,10 @@ static hak_slab* checked_slab(hak_segment* seg, const void* p, const char* fn) {
    * (its owner exited and the segment emptied since the first free). */
   if (st == HAK_SEGST_CACHED && fn[0] == 'f' && fn[1] == 'r') hak_fatal(fn, "double free", p);
   if (st != HAK_SEGST_OWNED && st != HAK_SEGST_ABANDONED) hak_fatal(fn, "invalid pointer", p);
-  if (a < (uintptr_t)seg->slabs[0].start) hak_fatal(fn, "invalid pointer", p);
+  /* The header page; slab 0's block 0 may start later still (on its class's
+   * alignment), which hak_slab_is_block rejects. Not slabs[0].start: the owner moves
+   * it when it gives slab 0 a class, while other threads free. */
+  if (a < (uintptr_t)seg + HAK_SEG_HDR) hak_fatal(fn, "invalid pointer", p);
   hak_slab* s = hak_slab_of(seg, a);
   /* No look at s->state: the owner changes it while other threads free. An unused
    * slab has bump == start, so no address passes hak_slab_is_block there. */

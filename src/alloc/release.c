@@ -60,9 +60,7 @@ void hak_release_walk(hak_release_walk_t* w, uint64_t now, uint64_t delay) {
    * may be unmapped): every call without a deadline, every 4th call with one. Their
    * time counts against the same deadline as the walk. */
   if (!w->deadline_ns || (w->calls & 3) == 1) {
-    /* heaps of threads gone without teardown: a few per timed call, all on a full round */
-    if (w->deadline_ns) hak_heap_reap_orphans(1, 4);
-    else hak_heap_reap_orphans(~0u, ~0u);
+    if ((w->calls & 3) == 1) hak_heap_reap_orphans(1, 4);   /* threads gone untorn-down */
     hak_abandoned_reclaim();
     w->released += hak_segment_cache_purge(now, delay);
     w->released += hak_large_cache_purge(now, delay);
@@ -93,6 +91,7 @@ void hak_release_fork_unlock(bool child) {
 }
 
 size_t hak_release_all(uint64_t delay) {
+  hak_heap_reap_orphans(~0u, ~0u);     /* every heap whose thread is gone untorn-down */
   hak_release_walk_t w = {0};
   hak_seglist_cursor_open(&w.cursor);
   uint64_t now = hak_prim_now_ns();

@@ -20,7 +20,6 @@
 
 #include <errno.h>
 
-#define HAK_SEG_HDR ((size_t)4096)      /* header page: segment struct + slab table */
 #define TINY_SLAB_SHIFT 16               /* 64 KiB slabs ... */
 #define TINY_SLABS      32               /* ... 32 of them: one 2 MiB chunk */
 #define MID_SLAB_SHIFT  19               /* 512 KiB slabs ... */

@@ -7,7 +7,8 @@
  *                      ├─ exiting thread → the global heap under hak_global_lock
  *                      └─ hak_tcache_refill (tls_cache.c)
  *   hak_calloc / hak_aligned_alloc / posix_memalign / memalign / valloc / pvalloc
- *     → hak_alloc_aligned: a class whose blocks are naturally aligned (≤ 4 KiB), else large
+ *     → hak_alloc_aligned: a class whose blocks are all aligned (align and size ≤ 1 MiB),
+ *       else large
  */
 #include "alloc/alloc_fast.h"
 #include "base/options.h"
@@ -78,8 +79,11 @@ void* hak_alloc_calloc(size_t n, size_t size) {
   return p;
 }
 
-/* The smallest class ≥ size whose block size is a multiple of align (align ≤ 4 KiB);
- * slab starts are page aligned, so its blocks are all aligned. */
+/* The smallest class ≥ size whose block size is a multiple of align (align ≤ 1 MiB):
+ * a slab's block 0 sits on the largest power of two dividing its block size
+ * (segment.c), so every block of that class is aligned. An 8 KiB-aligned 100-byte
+ * block is a block of the 8 KiB class (its second page stays untouched) instead of a
+ * mapping of its own: 70,000 of them used to hit vm.max_map_count. */
 static unsigned aligned_cls(size_t size, size_t align) {
   unsigned c = hak_size_to_cls(size < align ? align : size);
   while (hak_cls_size[c] & (align - 1)) c++;   /* the 1 MiB class ends the search */
@@ -90,7 +94,7 @@ void* hak_alloc_aligned(size_t align, size_t size) {
   if (align <= 16) return hak_malloc_fast(size);
   if (HAK_UNLIKELY(size > PTRDIFF_MAX)) { errno = ENOMEM; return NULL; }
   hak_ensure_init();
-  if (align <= HAK_PAGE_SIZE && size <= HAK_POOL_MAX) {
+  if (align <= HAK_POOL_MAX && size <= HAK_POOL_MAX) {
     unsigned c = aligned_cls(size, align);
     void* p = hak_tcache_pop_fast(hak_tls_heap, c);
     return p ? p : hak_alloc_cls_slow(c);

@@ -32,6 +32,7 @@
 #define HAK_CHUNK_SHIFT 21
 #define HAK_CHUNK_SIZE  ((size_t)1 << HAK_CHUNK_SHIFT)        /* 2 MiB */
 #define HAK_SEG_MAGIC   0x68616b6du                           /* "hakm" */
+#define HAK_SEG_HDR     ((size_t)4096)     /* header page of a segment: struct + slab table */
 
 typedef struct hak_block {
   struct hak_block* next;
@@ -95,6 +96,8 @@ typedef struct hak_segment {
   struct hak_segment*    all_next;
   struct hak_segment*    all_prev;
   _Atomic uint32_t       pins;       /* walkers visiting it: it is not unmapped meanwhile */
+  _Atomic uint32_t       abandoned_live; /* abandoned: blocks still out, counted down by the
+                                        frees that find it abandoned (a hint: heap.c) */
   /* large blocks only */
   uint8_t*               user;       /* the pointer malloc returned */
   size_t                 usable;     /* bytes usable at `user` */
@@ -153,6 +156,9 @@ typedef struct hak_heap {
   uint64_t          purge_delay_ns;          /* from the knob snapshot of knob_gen */
   uint64_t          knob_gen;                /* generation of the knobs copied in */
   bool              is_global;               /* the shared heap of exiting threads */
+  bool              reaping;                 /* torn down by another thread (under the pool lock) */
+  int32_t           owner_pid;               /* process and thread that own it: a heap whose */
+  int32_t           owner_tid;               /* thread is gone untorn-down is reaped (heap.c) */
   bool              hold_segments;           /* set by a scavenger holding the lock: empty
                                                 segments stay (it has one pinned) */
   uint32_t          hook_countdown;          /* slow paths until the next hak_slow_hook call */
@@ -245,9 +251,17 @@ HAK_HIDDEN hak_segment* hak_heap_adopt(hak_heap* h, unsigned kind, unsigned cls)
 HAK_HIDDEN void hak_heap_link_segment(hak_heap* h, hak_segment* seg);
 HAK_HIDDEN void hak_heap_unlink_segment(hak_heap* h, hak_segment* seg);
 HAK_HIDDEN void hak_abandoned_reclaim(void);
+/* A free took the last block of abandoned segment seg (of `kind`) out of its count and
+ * has pushed it: release seg if it is still abandoned and now empty. seg is compared,
+ * never read, until found on the abandoned list (it may be gone already). */
+HAK_HIDDEN void hak_abandoned_collect(const hak_segment* seg, unsigned kind);
 HAK_HIDDEN void hak_heap_fork_lock(void);
 HAK_HIDDEN void hak_heap_fork_unlock(bool child);
 HAK_HIDDEN void hak_heap_key_create(void);
+/* Tear down up to `max` heaps whose threads exited without their key destructor (see
+ * heap.c), looking at up to `checks` heaps for each; the caller holds no allocator lock
+ * and no segment pin. Returns how many. */
+HAK_HIDDEN unsigned hak_heap_reap_orphans(unsigned max, unsigned checks);
 /* Periodic upkeep: drain remote frees, give back empty slabs, purge unused pages. */
 HAK_HIDDEN void hak_heap_sweep(hak_heap* h);
 /* One segment of h's sweep: drain, give back slabs empty for `delay`, purge. Returns

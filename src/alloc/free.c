@@ -26,7 +26,10 @@ static hak_slab* checked_slab(hak_segment* seg, const void* p, const char* fn) {
    * (its owner exited and the segment emptied since the first free). */
   if (st == HAK_SEGST_CACHED && fn[0] == 'f' && fn[1] == 'r') hak_fatal(fn, "double free", p);
   if (st != HAK_SEGST_OWNED && st != HAK_SEGST_ABANDONED) hak_fatal(fn, "invalid pointer", p);
-  if (a < (uintptr_t)seg->slabs[0].start) hak_fatal(fn, "invalid pointer", p);
+  /* The header page; slab 0's block 0 may start later still (on its class's
+   * alignment), which hak_slab_is_block rejects. Not slabs[0].start: the owner moves
+   * it when it gives slab 0 a class, while other threads free. */
+  if (a < (uintptr_t)seg + HAK_SEG_HDR) hak_fatal(fn, "invalid pointer", p);
   hak_slab* s = hak_slab_of(seg, a);
   /* No look at s->state: the owner changes it while other threads free. An unused
    * slab has bump == start, so no address passes hak_slab_is_block there. */
@@ -82,12 +85,18 @@ HAK_NOINLINE void hak_free_slow(void* p) {
   hak_heap* h = hak_tls_heap;
   bool local = hak_load_acquire(&seg->heap) == h;
   if (HAK_UNLIKELY(block_is_free(h, local, s, b))) hak_fatal("free", "double free", p);
-  if (!local && hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED && hak_heap_is_thread_heap(h)) {
-    /* Freeing into a segment whose owner has exited: stays a remote free, and every
-     * so often this thread collects the abandoned segments that emptied. (Taking the
-     * segment over instead made a thread that frees other threads' blocks - a main
-     * thread joining workers - pile up hundreds of nearly empty segments.) */
-    if ((++h->abandoned_frees & 255) == 0) {
+  bool last_out = false;          /* this free takes an abandoned segment's last block */
+  unsigned kind = seg->kind;
+  if (!local && hak_load_acquire(&seg->state) == HAK_SEGST_ABANDONED) {
+    /* Freeing into a segment whose owner has exited: stays a remote free. The free that
+     * counts the segment's last block down releases it once that block is pushed; and
+     * every so often a thread with a heap collects the abandoned segments that emptied
+     * (those the count missed). (Taking the segment over instead made a thread that
+     * frees other threads' blocks - a main thread joining workers - pile up hundreds of
+     * nearly empty segments.) The count is taken before the push: after it, seg may be
+     * released by anyone. */
+    last_out = atomic_fetch_sub_explicit(&seg->abandoned_live, 1, memory_order_relaxed) == 1;
+    if (hak_heap_is_thread_heap(h) && (++h->abandoned_frees & 255) == 0) {
       HAK_DBG(h, FREE_ADOPT);
       hak_abandoned_reclaim();
     }
@@ -107,11 +116,13 @@ HAK_NOINLINE void hak_free_slow(void* p) {
     h->tc[s->cls].nfree++;
     h->cc[s->cls].remote_out++;
     hak_remote_push(s, b);
+    if (HAK_UNLIKELY(last_out)) hak_abandoned_collect(seg, kind);
     hak_slow_hook_tick(h);
     return;
   }
   HAK_OS_COUNT(orphan_frees[s->cls], 1);
   hak_remote_push(s, b);
+  if (HAK_UNLIKELY(last_out)) hak_abandoned_collect(seg, kind);
 }
 
 /* Usable size of p inside seg (seg = registry lookup of p), validating p. */

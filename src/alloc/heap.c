@@ -5,7 +5,17 @@
  * thread-exit frees).
  *
  * A thread's TLS pointer starts at hak_heap_empty: every list is empty and every cap
- * is 0, so the fast paths fall through to the slow path, which creates the heap. */
+ * is 0, so the fast paths fall through to the slow path, which creates the heap.
+ *
+ * Teardown is a pthread key destructor. glibc calls key destructors in rounds, keys in
+ * index order, at most PTHREAD_DESTRUCTOR_ITERATIONS (4) rounds: a thread whose first
+ * allocation comes from a destructor of a later key in the last round gets a heap whose
+ * destructor never runs (nothing public tells a thread that it is in that round). Such
+ * a heap is reaped: each heap records its process and thread id, and a thread creating
+ * its heap, or the release walk, checks a few heaps round-robin; one whose thread has
+ * exited (tgkill says ESRCH) is torn down on its behalf as its destructor would have.
+ * The thread is gone, so its TLS lists are no one else's; in a forked child the heaps
+ * of the parent's other threads lose their ids and are left alone. */
 #include "alloc/slab.h"
 #include "base/options.h"
 #include "prim/prim.h"
@@ -27,16 +37,19 @@ static uint8_t* heap_bump_end;
 static hak_heap* heap_all;            /* live heaps */
 static hak_heap heap_retired;         /* counters of heaps torn down (stats only) */
 static uint64_t heaps_started, heaps_ended;
+static hak_heap* reap_cursor;         /* hak_heap_reap_orphans resumes here (NULL: head) */
 
 static hak_lock abandoned_lock = HAK_LOCK_INIT;
 static void abandoned_unlink(hak_segment* seg);
 static hak_segment* abandoned[HAK_SEG_KINDS];
 static _Atomic size_t abandoned_count;   /* written under the lock, read without */
 
+#define REAP_CHECKS 4     /* heaps a new thread looks at (one tgkill each) */
+
 void hak_heap_key_create(void) { pthread_key_create(&heap_key, hak_heap_thread_exit); }
 
 /* ---- heap structs ------------------------------------------------------------------ */
-static hak_heap* heap_struct_new(void) {
+static hak_heap* heap_struct_new(int pid, int tid) {
   hak_lock_take(&heap_pool_lock);
   hak_heap* h = heap_free_list;
   bool recycled = h != NULL;
@@ -59,6 +72,8 @@ static hak_heap* heap_struct_new(void) {
       memset((uint8_t*)h + sizeof h->lock, 0, sizeof *h - sizeof h->lock);
       hak_heap_unlock(h);
     }
+    h->owner_pid = pid;               /* under the lock: reapers read them under it */
+    h->owner_tid = tid;
     h->all_next = heap_all;
     if (heap_all) heap_all->all_prev = h;
     heap_all = h;
@@ -89,6 +104,7 @@ static void heap_retire_counters(const hak_heap* h) {
 static void heap_struct_free(hak_heap* h) {
   hak_lock_take(&heap_pool_lock);
   heap_retire_counters(h);
+  if (reap_cursor == h) reap_cursor = h->all_next;
   if (h->all_prev) h->all_prev->all_next = h->all_next; else heap_all = h->all_next;
   if (h->all_next) h->all_next->all_prev = h->all_prev;
   h->all_prev = NULL;
@@ -100,12 +116,15 @@ static void heap_struct_free(hak_heap* h) {
 hak_heap* hak_heap_thread_init(void) {
   hak_heap* h = hak_tls_heap;
   if (h != &hak_heap_empty) return h;   /* a real heap, or the dead marker */
-  h = heap_struct_new();
+  h = heap_struct_new(hak_prim_process_id(), hak_prim_thread_id());
   if (!h) return NULL;
   hak_heap_set_caps(h);
   /* Set the TLS pointer first: pthread_setspecific may itself call malloc. */
   hak_tls_heap = h;
   pthread_setspecific(heap_key, h);
+  /* A new thread often runs on the stack of one that exited: look for heaps of threads
+   * that left without teardown (with this heap in place, a nested malloc is served). */
+  hak_heap_reap_orphans(1, REAP_CHECKS);
   return h;
 }
 
@@ -115,6 +134,39 @@ void hak_heap_thread_exit(void* arg) {
   hak_heap_abandon(h);
   hak_tls_heap = &hak_heap_dead;
   heap_struct_free(h);
+}
+
+/* The next heap of the round-robin whose thread has exited, marked as being reaped;
+ * NULL when `checks` heaps were looked at without one. Under heap_pool_lock. */
+static hak_heap* orphan_next(int pid, unsigned checks) {
+  hak_heap* first = NULL;
+  for (unsigned n = 0; n < checks; n++) {
+    hak_heap* h = reap_cursor ? reap_cursor : heap_all;
+    if (!h || h == first) return NULL;             /* all looked at */
+    if (!first) first = h;
+    reap_cursor = h->all_next;
+    if (h->reaping || h->owner_pid != pid || h->owner_tid == 0) continue;
+    if (hak_prim_thread_gone(pid, h->owner_tid)) {
+      h->reaping = true;
+      return h;
+    }
+  }
+  return NULL;
+}
+
+unsigned hak_heap_reap_orphans(unsigned max, unsigned checks) {
+  int pid = hak_prim_process_id();
+  unsigned reaped = 0;
+  while (reaped < max) {
+    hak_lock_take(&heap_pool_lock);
+    hak_heap* h = orphan_next(pid, checks);
+    hak_lock_release(&heap_pool_lock);
+    if (!h) break;
+    hak_heap_abandon(h);            /* what its key destructor would have done */
+    heap_struct_free(h);
+    reaped++;
+  }
+  return reaped;
 }
 
 /* ---- segments of a heap ------------------------------------------------------------ */
@@ -169,6 +221,16 @@ void hak_heap_abandon(hak_heap* h) {
       if (seg->used_slabs == 0) {
         hak_segment_release(seg);
       } else {
+        /* The blocks still out: the frees that find the segment abandoned count them
+         * down, and the one that takes the last releases it (hak_abandoned_collect), so
+         * a thread that frees another thread's blocks after it exited gets the memory
+         * back without a scavenger. Frees that raced with this see it owned and do not
+         * count: then the segment waits for the periodic reclaim or a scavenger. */
+        uint32_t live = 0;
+        for (unsigned i = 0; i < seg->nslabs; i++) {
+          if (seg->slabs[i].state != HAK_SLAB_UNUSED) live += seg->slabs[i].used;
+        }
+        hak_store_relaxed(&seg->abandoned_live, live);
         hak_store_release(&seg->heap, NULL);
         hak_lock_take(&abandoned_lock);
         hak_store_release(&seg->state, HAK_SEGST_ABANDONED);   /* under the lock, with the list */
@@ -245,6 +307,20 @@ void hak_abandoned_reclaim(void) {
       }
       seg = next;
     }
+  }
+  hak_lock_release(&abandoned_lock);
+}
+
+void hak_abandoned_collect(const hak_segment* seg, unsigned kind) {
+  hak_lock_take(&abandoned_lock);
+  for (hak_segment* s = abandoned[kind]; s; s = s->next) {
+    if (s != seg) continue;
+    segment_collect(NULL, s);
+    if (s->used_slabs == 0) {
+      abandoned_unlink(s);
+      hak_segment_release(s);
+    }
+    break;
   }
   hak_lock_release(&abandoned_lock);
 }
@@ -345,6 +421,19 @@ void hak_heap_fork_lock(void) {
 
 void hak_heap_fork_unlock(bool child) {
   if (child) {
+    /* The forking thread has other ids in the child; its heap goes on with it. The
+     * parent's other threads' heaps may be in any state (their owners were running):
+     * they lose their ids and are never reaped here. */
+    hak_heap* self = hak_tls_heap;
+    for (hak_heap* h = heap_all; h; h = h->all_next) {
+      if (h == self) {
+        h->owner_pid = hak_prim_process_id();
+        h->owner_tid = hak_prim_thread_id();
+      } else {
+        h->owner_tid = 0;
+      }
+    }
+    reap_cursor = NULL;
     hak_lock_reset(&abandoned_lock);
     hak_lock_reset(&hak_global_lock);
     hak_lock_reset(&heap_pool_lock);

@@ -1,10 +1,16 @@
 /* segment.c — segments: mapping, header set-up, slabs inside them, and the cache of
  * empty segments.
  *
- * Geometry (header = first 4 KiB, so every slab start is page aligned):
+ * Geometry (header = first 4 KiB, so every slab area starts on a page):
  *   tiny SuperSlab  2 MiB, 32 slabs of 64 KiB  (slab 0 loses the header page)
  *   mid segment     4 MiB,  8 slabs of 512 KiB
  *   pool segment    one slab; 4 KiB + 8 blocks of its class, rounded up to 2 MiB
+ * Block 0 of a slab sits at the first multiple of its class's alignment (the largest
+ * power of two dividing the block size, at most 1 MiB) inside the slab's area, so
+ * every block of a class is aligned to it: aligned_alloc(8 KiB, 100) is a block of the
+ * 8 KiB class. Only slab 0 and pool slabs (areas starting after the header) move: by
+ * less than one block, and as the area ends on a multiple of that alignment the
+ * number of blocks stays the same.
  * A segment stays registered while it sits in the cache, so a stale free into it is
  * still recognised (and reported) rather than mistaken for a foreign pointer. */
 #include "alloc/alloc.h"
@@ -14,7 +20,6 @@
 
 #include <errno.h>
 
-#define HAK_SEG_HDR ((size_t)4096)      /* header page: segment struct + slab table */
 #define TINY_SLAB_SHIFT 16               /* 64 KiB slabs ... */
 #define TINY_SLABS      32               /* ... 32 of them: one 2 MiB chunk */
 #define MID_SLAB_SHIFT  19               /* 512 KiB slabs ... */
@@ -40,6 +45,11 @@ static size_t segment_size(unsigned kind, unsigned pool_cls, unsigned* shift, un
       *shift = POOL_SLAB_SHIFT; *nslabs = 1;
       return HAK_ALIGN_UP(HAK_SEG_HDR + POOL_BLOCKS * (size_t)hak_cls_size[pool_cls], HAK_CHUNK_SIZE);
   }
+}
+
+/* Start of slab i's area: after the header for slab 0, else the slab's boundary. */
+static uint8_t* slab_area_start(const hak_segment* seg, unsigned i) {
+  return (uint8_t*)seg + (i == 0 ? HAK_SEG_HDR : ((size_t)i << seg->slab_shift));
 }
 
 /* End of slab i's area: the next slab's start, or the segment's end. */
@@ -113,7 +123,7 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
     hak_slab* s = &seg->slabs[i];
     s->idx = (uint8_t)i;
     s->state = HAK_SLAB_UNUSED;
-    s->start = (uint8_t*)seg + (i == 0 ? HAK_SEG_HDR : ((size_t)i << shift));
+    s->start = slab_area_start(seg, i);
     hak_store_relaxed(&s->bump, s->start);
     hak_store_relaxed(&s->remote, NULL);
     s->free = NULL; s->nfree = 0; s->used = 0; s->next = s->prev = NULL;
@@ -132,7 +142,7 @@ static size_t slabs_bytes(const hak_segment* seg, uint32_t mask) {
   size_t bytes = 0;
   for (; mask; mask &= mask - 1) {
     unsigned i = (unsigned)__builtin_ctz(mask);
-    bytes += (size_t)(slab_area_end(seg, i) - seg->slabs[i].start);
+    bytes += (size_t)(slab_area_end(seg, i) - slab_area_start(seg, i));
   }
   return bytes;
 }
@@ -231,7 +241,8 @@ hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   unsigned i = (unsigned)__builtin_ctz(dirty ? dirty : seg->free_slabs);
   hak_slab* s = &seg->slabs[i];
   uint8_t* slab_end = slab_area_end(seg, i);
-  size_t area = (size_t)(slab_end - s->start);
+  uint8_t* area_start = slab_area_start(seg, i);
+  size_t area = (size_t)(slab_end - area_start);
   if (seg->dirty_free & (1u << i)) HAK_OS_COUNT(unused_dirty_bytes[seg->kind], -(int64_t)area);
   if (seg->purged & (1u << i)) {       /* decommitted by a purge: its pages fault back in */
     seg->purged &= ~(1u << i);
@@ -242,7 +253,12 @@ hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   seg->dirty_free &= ~(1u << i);
   seg->used_slabs++;
   uint32_t bsize = hak_cls_size[cls];
+  /* Block 0 on the class's alignment; a slab area starts at least page aligned, and
+   * slab 0 is the only one of a tiny or mid segment whose start may move. */
+  size_t align = (size_t)bsize & (0 - (size_t)bsize);
+  s->start = (uint8_t*)HAK_ALIGN_UP((uintptr_t)area_start, align);
   size_t cap = (size_t)(slab_end - s->start) / bsize;
+  HAK_ASSERT(cap >= 1);
   s->cls = (uint16_t)cls;
   s->bsize = bsize;
   s->recip = ((uint64_t)1 << 48) / bsize + 1;
@@ -264,7 +280,7 @@ void hak_segment_give_slab(hak_segment* seg, hak_slab* s) {
    * faults. hak_segment_purge returns them once they have stayed unused long enough. */
   s->freed_at = hak_prim_now_ns();
   seg->dirty_free |= 1u << s->idx;
-  size_t area = (size_t)(slab_area_end(seg, s->idx) - s->start);
+  size_t area = (size_t)(slab_area_end(seg, s->idx) - slab_area_start(seg, s->idx));
   HAK_OS_COUNT(slab_bytes[s->cls], -(int64_t)area);
   HAK_OS_COUNT(unused_dirty_bytes[seg->kind], (int64_t)area);
 }
@@ -284,7 +300,7 @@ size_t hak_segment_purge(hak_segment* seg, uint64_t now, uint64_t delay_ns) {
     /* Merge runs of adjacent slabs into one madvise call. */
     unsigned j = i;
     while (j + 1 < MAX_SLABS && (old & (1u << (j + 1)))) { j++; old &= ~(1u << j); }
-    uint8_t* from = seg->slabs[i].start;
+    uint8_t* from = slab_area_start(seg, i);
     uint8_t* to = slab_area_end(seg, j);
     if (!hak_prim_decommit(from, (size_t)(to - from))) {
       HAK_OS_COUNT(os_failures, 1);

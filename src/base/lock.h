@@ -25,8 +25,12 @@ HAK_INLINE void hak_lock_take(hak_lock* l) {
   }
 }
 HAK_INLINE void hak_lock_release(hak_lock* l) { pthread_mutex_unlock(&l->m); }
-/* After fork, in the child: the only thread left owns nothing; make the lock usable. */
-HAK_INLINE void hak_lock_reset(hak_lock* l) { pthread_mutex_init(&l->m, NULL); }
+/* After fork, in the child: the only thread left is the one that took every reset lock
+ * in the prepare handler, so it releases them (a normal mutex takes an unlock from the
+ * forking thread under its new id). Unlocking rather than re-initialising keeps
+ * ThreadSanitizer's view right: it took a re-initialised mutex for one still held by
+ * the parent's thread and reported each lock by a thread the child started. */
+HAK_INLINE void hak_lock_reset(hak_lock* l) { pthread_mutex_unlock(&l->m); }
 
 /* A spin lock for state that is almost always taken by one thread (a heap's slab state:
  * its owner, and now and then a scavenger with hak_spin_try). Waiting yields the CPU. */

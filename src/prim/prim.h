@@ -55,6 +55,12 @@ HAK_INLINE uint64_t hak_prim_now_ns(void) { return HAK_PRIM_OPS()->now_ns(); }
 HAK_HIDDEN void* hak_prim_map(size_t size);
 /* 64 random bits (getrandom, else AT_RANDOM/clock mixing); never fails, never zero. */
 HAK_HIDDEN uint64_t hak_prim_random64(void);
+/* Ids of the calling process and thread (getpid, gettid). */
+HAK_HIDDEN int hak_prim_process_id(void);
+HAK_HIDDEN int hak_prim_thread_id(void);
+/* True when thread `tid` of process `pid` has exited (tgkill with signal 0 says ESRCH).
+ * A thread id the kernel gave to a new thread since reads as alive. */
+HAK_HIDDEN bool hak_prim_thread_gone(int pid, int tid);
 /* Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown. */
 HAK_HIDDEN size_t hak_prim_rss_bytes(void);
 /* Peak resident set size in bytes (VmHWM of /proc/self/status), 0 if unknown. */

@@ -9,6 +9,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,6 +105,17 @@ _Atomic(const hak_prim_ops*) hak_prim_current = &hak_prim_linux;
 
 const hak_prim_ops* hak_prim_set_ops(const hak_prim_ops* ops) {
   return atomic_exchange(&hak_prim_current, ops ? ops : &hak_prim_linux);
+}
+
+int hak_prim_process_id(void) { return (int)getpid(); }
+
+int hak_prim_thread_id(void) { return (int)syscall(SYS_gettid); }
+
+bool hak_prim_thread_gone(int pid, int tid) {
+  int e = errno;
+  bool gone = syscall(SYS_tgkill, pid, tid, 0) != 0 && errno == ESRCH;
+  errno = e;
+  return gone;
 }
 
 size_t hak_prim_rss_bytes(void) {

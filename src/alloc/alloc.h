@@ -156,7 +156,8 @@ typedef struct hak_heap_counters {
 /* Cross-thread frees waiting to be pushed together: a chain of blocks of one slab of
  * another heap (they still count in that slab's `used`, so the slab stays). Pushed with
  * one compare-and-swap when it is full, when a free goes to another slab, on this
- * thread's refills and flushes, and at thread exit (remote.c). */
+ * thread's refills and flushes, hak_thread_flush, stats collection and thread exit;
+ * counted as this heap's frees when pushed (remote.c). */
 #define HAK_RB_MAX 32
 
 typedef struct hak_heap {
@@ -167,7 +168,7 @@ typedef struct hak_heap {
   hak_slab*         rb_slab;                 /* remote buffer: its slab (NULL: empty), */
   hak_block*        rb_head;                 /* chain (newest first), */
   hak_block*        rb_tail;
-  uint32_t          rb_count;                /* and length */
+  uint32_t          rb_left;                 /* and room: HAK_RB_MAX - length */
   hak_slab*         partial[HAK_NCLS];       /* slabs with free blocks */
   hak_slab*         full[HAK_NCLS];          /* slabs without local free blocks */
   uint16_t          batch[HAK_NCLS];         /* blocks per refill (grows to batch_max) */

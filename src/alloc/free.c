@@ -81,19 +81,33 @@ static HAK_NOINLINE void free_remote(hak_heap* h, hak_slab* s, hak_block* b) {
     hak_remote_push(s, b);
     return;
   }
-  h->tc[s->cls].nfree++;
-  h->cc[s->cls].remote_out++;
   hak_remote_buffer(h, s, b);
   hak_slow_hook_tick(h);
 }
 
+/* A free into a slab of a segment h owns: the slow half of the fast path. */
+static HAK_NOINLINE void free_local(hak_heap* h, hak_slab* s, hak_block* b) {
+  free_map_fill(h, (uintptr_t)b, s);
+  hak_tcache* tc = &h->tc[s->cls];
+  if (tc->room <= 0) hak_tcache_flush(h, s->cls, tc->cap / 2);   /* recounts room */
+  b->next = HAK_ENC(b, tc->head);
+  b->key = hak_free_key;
+  tc->head = b;
+  tc->room--;
+  tc->nfree++;
+}
+
+static HAK_NOINLINE void free_null_or_foreign(void* p) {
+  if (p == NULL) { HAK_DBG(hak_tls_heap, EARLY_FREE_NULL); return; }
+  hak_fatal("free", "invalid pointer", p);
+}
+
+/* Every call from here is a tail call: the common cross-thread free (extending the
+ * remote buffer) runs without a stack frame. */
 HAK_NOINLINE void hak_free_slow(void* p) {
   uintptr_t a = (uintptr_t)p;
   hak_segment* seg = hak_registry_lookup(a);
-  if (HAK_UNLIKELY(seg == NULL)) {
-    if (p == NULL) { HAK_DBG(hak_tls_heap, EARLY_FREE_NULL); return; }
-    hak_fatal("free", "invalid pointer", p);
-  }
+  if (HAK_UNLIKELY(seg == NULL)) { free_null_or_foreign(p); return; }
   if (HAK_UNLIKELY(seg->kind == HAK_SEG_LARGE)) {
     HAK_DBG(hak_tls_heap, FREE_LARGE);
     hak_large_free(seg, p, "free");
@@ -105,27 +119,15 @@ HAK_NOINLINE void hak_free_slow(void* p) {
   hak_heap* h = hak_tls_heap;
   bool local = hak_load_acquire(&seg->heap) == h;
   count_slab_free(h, seg, local);
-  if (local) {
-    /* h owns the segment (the global heap never is a thread's TLS heap). */
-    free_map_fill(h, a, s);
-    hak_tcache* tc = &h->tc[s->cls];
-    if (tc->room <= 0) hak_tcache_flush(h, s->cls, tc->cap / 2);
-    b->next = HAK_ENC(b, tc->head);
-    b->key = hak_free_key;
-    tc->head = b;
-    tc->room--;
-    tc->nfree++;
-    return;
-  }
+  /* h owns the segment (the global heap never is a thread's TLS heap). */
+  if (local) { free_local(h, s, b); return; }
   /* Another heap's slab. The common case extends the remote buffer's chain (the static
    * stand-in heaps have no chain: s is never NULL). */
   if (HAK_LIKELY(h->rb_slab == s)) {
     b->key = hak_free_key;
     b->next = HAK_ENC(b, h->rb_head);
     h->rb_head = b;
-    h->tc[s->cls].nfree++;
-    h->cc[s->cls].remote_out++;
-    if (HAK_UNLIKELY(++h->rb_count >= HAK_RB_MAX)) hak_remote_flush(h);
+    if (HAK_UNLIKELY(--h->rb_left == 0)) hak_remote_flush(h);
     return;
   }
   free_remote(h, s, b);

@@ -9,10 +9,11 @@
  * A thread's heap does not push each block: it chains the blocks it frees into one slab
  * of another heap in its remote buffer (heap fields rb_*) and pushes the chain with one
  * compare-and-swap when HAK_RB_MAX blocks are waiting, when a free goes to another
- * slab, on its refills and flushes, and at its exit. Buffered blocks carry the free key
- * (a second free of one aborts, by any thread) and still count in their slab's `used`,
- * so the slab and its segment stay while they wait. Exiting threads (no heap) push
- * directly. */
+ * slab, on its refills and flushes, hak_thread_flush, stats collection and at its exit.
+ * Buffered blocks carry the free key (a second free of one aborts, by any thread) and
+ * still count in their slab's `used`, so the slab and its segment stay while they wait;
+ * they count as the heap's frees (and remote frees) once pushed. Exiting threads (no
+ * heap) push directly. */
 #include "alloc/slab.h"
 #include "alloc/os_counters.h"
 
@@ -33,11 +34,13 @@ void hak_remote_push(hak_slab* s, hak_block* b) {
 void hak_remote_flush(hak_heap* h) {
   hak_slab* s = h->rb_slab;
   if (!s) return;
-  uint32_t n = h->rb_count;
+  uint32_t n = HAK_RB_MAX - h->rb_left;
   push_chain(s, h->rb_head, h->rb_tail);
   h->rb_slab = NULL;
   h->rb_head = h->rb_tail = NULL;
-  h->rb_count = 0;
+  h->rb_left = 0;
+  h->tc[s->cls].nfree += n;
+  h->cc[s->cls].remote_out += n;
   if (hak_load_relaxed(&hak_slab_segment(s)->state) == HAK_SEGST_ABANDONED) {
     /* Frees into a segment whose owner has exited stay remote frees, and every 256 of
      * them this thread collects the abandoned segments that emptied. (Taking the
@@ -57,14 +60,15 @@ void hak_remote_buffer(hak_heap* h, hak_slab* s, hak_block* b) {
   if (h->rb_slab == s) {
     b->next = HAK_ENC(b, h->rb_head);
     h->rb_head = b;
-    if (++h->rb_count >= HAK_RB_MAX) hak_remote_flush(h);
+    if (--h->rb_left == 0) hak_remote_flush(h);
     return;
   }
   hak_remote_flush(h);
   b->next = HAK_ENC(b, NULL);
   h->rb_slab = s;
   h->rb_head = h->rb_tail = b;
-  h->rb_count = 1;
+  h->rb_left = HAK_RB_MAX - 1;
+  if (h->rb_left == 0) hak_remote_flush(h);
 }
 
 uint32_t hak_remote_drain(hak_slab* s) {

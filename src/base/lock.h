@@ -25,8 +25,11 @@ HAK_INLINE void hak_lock_take(hak_lock* l) {
   }
 }
 HAK_INLINE void hak_lock_release(hak_lock* l) { pthread_mutex_unlock(&l->m); }
-/* After fork, in the child: the only thread left owns nothing; make the lock usable. */
-HAK_INLINE void hak_lock_reset(hak_lock* l) { pthread_mutex_init(&l->m, NULL); }
+/* After fork, in the child: the lock was taken by this very thread in the prepare
+ * handler (pthread_atfork's idiom); release it. (Re-initialising a locked mutex left
+ * ThreadSanitizer believing it still held, and every later take reported a double
+ * lock.) */
+HAK_INLINE void hak_lock_reset(hak_lock* l) { pthread_mutex_unlock(&l->m); }
 
 /* A spin lock for state that is almost always taken by one thread (a heap's slab state:
  * its owner, and now and then a scavenger with hak_spin_try). Waiting yields the CPU. */

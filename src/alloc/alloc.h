@@ -150,7 +150,7 @@ typedef struct hak_heap_counters {
  * in entry 0, and every heap, the static stand-ins included, starts with fc_unit[0] = 1
  * (else unit 0 - NULL and the first 64 KiB - would match a zeroed entry). */
 #define HAK_FC_SHIFT 16
-#define HAK_FC_SIZE  64
+#define HAK_FC_SIZE  1024     /* 64 MiB of slabs; 16 KiB of the heap */
 #define HAK_FC_EMPTY(i) ((uintptr_t)(i) + 1)
 
 /* Cross-thread frees waiting to be pushed together: a chain of blocks of one slab of

@@ -133,11 +133,11 @@ void hak_heap_link_segment(hak_heap* h, hak_segment* seg) {
 void hak_heap_unlink_segment(hak_heap* h, hak_segment* seg) {
   HAK_ASSERT(seg->linked == h);
   seg->linked = NULL;
-  /* Its slabs leave the free map: the fast path trusts an entry to name an own slab. */
-  uintptr_t lo = (uintptr_t)seg, hi = lo + seg->size;
-  for (unsigned i = 0; i < HAK_FC_SIZE; i++) {
-    uintptr_t s = (uintptr_t)h->fc_slab[i];
-    if (s >= lo && s < hi) { h->fc_unit[i] = HAK_FC_EMPTY(i); h->fc_slab[i] = NULL; }
+  /* Its units leave the free map: the fast path trusts an entry to name an own slab. */
+  uintptr_t first = (uintptr_t)seg >> HAK_FC_SHIFT, end = ((uintptr_t)seg + seg->size) >> HAK_FC_SHIFT;
+  for (uintptr_t u = first; u < end; u++) {
+    unsigned i = (unsigned)u & (HAK_FC_SIZE - 1);
+    if (h->fc_unit[i] == u) { h->fc_unit[i] = HAK_FC_EMPTY(i); h->fc_slab[i] = NULL; }
   }
   if (h->sweep_next == seg) h->sweep_next = seg->next;   /* keep heap_sweep's cursor valid */
   if (seg->prev) seg->prev->next = seg->next; else h->segs[seg->kind] = seg->next;

@@ -35,13 +35,17 @@ void hak_remote_flush(hak_heap* h) {
   hak_slab* s = h->rb_slab;
   if (!s) return;
   uint32_t n = HAK_RB_MAX - h->rb_left;
+  /* Everything read from s and its segment is read before the push: once the chain is
+   * on the stack, the owner may drain it, give the slab back, and the segment may go. */
+  unsigned cls = s->cls;
+  bool abandoned = hak_load_relaxed(&hak_slab_segment(s)->state) == HAK_SEGST_ABANDONED;
   push_chain(s, h->rb_head, h->rb_tail);
   h->rb_slab = NULL;
   h->rb_head = h->rb_tail = NULL;
   h->rb_left = 0;
-  h->tc[s->cls].nfree += n;
-  h->cc[s->cls].remote_out += n;
-  if (hak_load_relaxed(&hak_slab_segment(s)->state) == HAK_SEGST_ABANDONED) {
+  h->tc[cls].nfree += n;
+  h->cc[cls].remote_out += n;
+  if (abandoned) {
     /* Frees into a segment whose owner has exited stay remote frees, and every 256 of
      * them this thread collects the abandoned segments that emptied. (Taking the
      * segment over instead made a thread that frees other threads' blocks - a main

@@ -58,8 +58,14 @@ typedef struct hak_slab {
   /* read by every free */
   uint8_t*            start;    /* block 0 */
   _Atomic(uint8_t*)   bump;     /* first never-handed-out block (grows only) */
-  uint64_t            recip;    /* ceil(2^48 / bsize): block index without a divide */
+  uint64_t            divmagic; /* UINT64_MAX / bsize + 1: off is a multiple of bsize iff
+                                   off * divmagic < divmagic (off < 2^32; Lemire et al.) */
+  uintptr_t           handed;   /* bump - start, for the owner's free fast path: written
+                                   with bump under the heap's lock; read by the owner only
+                                   (no other thread frees into a slab whose blocks are
+                                   all home, the only time a scavenger writes it) */
   uint32_t            bsize;    /* block size */
+  uint32_t            tc_off;   /* offsetof(hak_heap, tc[cls]): the owner's TLS list */
   uint16_t            cls;      /* size class */
   uint8_t             state;    /* hak_slab_state */
   uint8_t             idx;      /* index in the segment */
@@ -119,11 +125,13 @@ typedef struct hak_segment {
 HAK_HIDDEN extern _Atomic(void (*)(void)) hak_slow_hook;
 #define HAK_SLOW_HOOK_PERIOD 256      /* slow paths of a thread between calls */
 
-/* A thread's cache of free blocks for one class: a singly linked list. */
+/* A thread's cache of free blocks for one class: a singly linked list. The free fast
+ * path tests and counts down `room` in one instruction; the length is cap - room. */
 typedef struct hak_tcache {
   hak_block* head;
-  uint32_t   count;
-  uint32_t   cap;      /* flush when count would exceed cap */
+  int32_t    room;     /* blocks the list may still take (cap - length); < 0 only while
+                          a full list is being flushed */
+  uint32_t   cap;      /* flush when the length would exceed cap */
   uint64_t   nalloc;   /* blocks allocated from this class by this thread (stats) */
   uint64_t   nfree;    /* blocks of this class freed by this thread (stats) */
 } hak_tcache;
@@ -137,9 +145,33 @@ typedef struct hak_heap_counters {
   uint64_t slabs_new, segs_new, segs_adopted;
 } hak_heap_counters;
 
+/* The free fast path's map from 64 KiB units of address space to this heap's slabs:
+ * direct-mapped by the unit's low bits (entry i holds units u with u % HAK_FC_SIZE == i).
+ * An entry names a slab of a segment h owns; the entries of a segment go when it leaves h
+ * (hak_heap_unlink_segment), and only the owner's thread fills them (free.c). An empty
+ * entry i holds HAK_FC_EMPTY(i), a unit it can never hold: so 0 is empty everywhere but
+ * in entry 0, and every heap, the static stand-ins included, starts with fc_unit[0] = 1
+ * (else unit 0 - NULL and the first 64 KiB - would match a zeroed entry). */
+#define HAK_FC_SHIFT 16
+#define HAK_FC_SIZE  1024     /* 64 MiB of slabs; 16 KiB of the heap */
+#define HAK_FC_EMPTY(i) ((uintptr_t)(i) + 1)
+
+/* Cross-thread frees waiting to be pushed together: a chain of blocks of one slab of
+ * another heap (they still count in that slab's `used`, so the slab stays). Pushed with
+ * one compare-and-swap when it is full, when a free goes to another slab, on this
+ * thread's refills and flushes, hak_thread_flush, stats collection and thread exit;
+ * counted as this heap's frees when pushed (remote.c). */
+#define HAK_RB_MAX 32
+
 typedef struct hak_heap {
   hak_spin          lock;                    /* slab and segment state of this heap (not tc) */
-  hak_tcache        tc[HAK_NCLS];            /* hot: the fast path touches only this */
+  hak_tcache        tc[HAK_NCLS];            /* hot: the fast path touches only this, */
+  uintptr_t         fc_unit[HAK_FC_SIZE];    /* ... these two arrays */
+  hak_slab*         fc_slab[HAK_FC_SIZE];
+  hak_slab*         rb_slab;                 /* remote buffer: its slab (NULL: empty), */
+  hak_block*        rb_head;                 /* chain (newest first), */
+  hak_block*        rb_tail;
+  uint32_t          rb_left;                 /* and room: HAK_RB_MAX - length */
   hak_slab*         partial[HAK_NCLS];       /* slabs with free blocks */
   hak_slab*         full[HAK_NCLS];          /* slabs without local free blocks */
   uint16_t          batch[HAK_NCLS];         /* blocks per refill (grows to batch_max) */
@@ -284,6 +316,10 @@ HAK_HIDDEN void  hak_heap_set_caps(hak_heap* h);
 
 /* ---- remote.c: cross-thread frees --------------------------------------------- */
 HAK_HIDDEN void     hak_remote_push(hak_slab* s, hak_block* b);
+/* Thread heap h frees b of another heap's slab s: into h's remote buffer. */
+HAK_HIDDEN void     hak_remote_buffer(hak_heap* h, hak_slab* s, hak_block* b);
+/* Push h's remote buffer to its slab (nothing when it is empty). */
+HAK_HIDDEN void     hak_remote_flush(hak_heap* h);
 HAK_HIDDEN uint32_t hak_remote_drain(hak_slab* s);
 
 /* ---- large.c: direct mappings with a small cache -------------------------------- */

@@ -3,8 +3,8 @@
  *
  *   malloc(size) ─ size ≤ 1 MiB and the class's TLS list non-empty → pop   (no calls)
  *                └ otherwise hak_malloc_slow: init, refill, large tier
- *   free(p)      ─ registry says p is a block of a slab this thread owns, the block is
- *                  not marked free and the TLS list has room → push           (no calls)
+ *   free(p)      ─ the heap's free map says p lies in a slab this thread owns, p is a
+ *                  block start, not marked free, and the TLS list has room → push (no calls)
  *                └ otherwise hak_free_slow: validation, double-free check, flush,
  *                  remote free, large tier
  */
@@ -18,7 +18,7 @@ HAK_INLINE void* hak_tcache_pop_fast(hak_heap* h, unsigned cls) {
   hak_block* b = tc->head;
   if (HAK_LIKELY(b != NULL)) {
     tc->head = HAK_DEC(b, b->next);
-    tc->count--;
+    tc->room++;
     tc->nalloc++;
     b->key = 0;
     HAK_DBG(h, MALLOC_TLS_HIT);
@@ -34,20 +34,26 @@ HAK_INLINE void* hak_malloc_fast(size_t size) {
   return hak_malloc_slow(size);
 }
 
+/* The heap's free map (alloc.h) names the slab of p when a segment of this heap holds p;
+ * the block-start test then proves p is a block the slab handed out (no multiply by the
+ * size: one by a per-slab magic), the key that it is not free already. */
 HAK_INLINE void hak_free_fast(void* p) {
   uintptr_t a = (uintptr_t)p;
-  hak_segment* seg = hak_registry_lookup(a);
   hak_heap* h = hak_tls_heap;
-  if (HAK_LIKELY(seg != NULL && hak_load_relaxed(&seg->heap) == h)) {
-    hak_slab* s = hak_slab_of(seg, a);
+  uintptr_t unit = a >> HAK_FC_SHIFT;
+  unsigned i = (unsigned)unit & (HAK_FC_SIZE - 1);
+  if (HAK_LIKELY(h->fc_unit[i] == unit)) {
+    hak_slab* s = h->fc_slab[i];
+    uintptr_t off = a - (uintptr_t)s->start;
     hak_block* b = (hak_block*)p;
-    if (HAK_LIKELY(hak_slab_is_block(s, a) && b->key != hak_free_key)) {
-      hak_tcache* tc = &h->tc[s->cls];
-      if (HAK_LIKELY(tc->count < tc->cap)) {
+    if (HAK_LIKELY(off < s->handed && hak_slab_off_is_block(s, off) &&
+                   b->key != hak_free_key)) {
+      hak_tcache* tc = (hak_tcache*)((uint8_t*)h + s->tc_off);
+      /* Full: room goes below 0 and the slow path flushes, which recounts it. */
+      if (HAK_LIKELY(--tc->room >= 0)) {
         b->next = HAK_ENC(b, tc->head);
         b->key = hak_free_key;
         tc->head = b;
-        tc->count++;
         tc->nfree++;
         HAK_DBG(h, FREE_TLS_SLL);
         return;

@@ -33,6 +33,10 @@ static void add_heap(const hak_heap* h, void* arg) {
 
 void hak_collect_all(hak_collect* out) {
   memset(out, 0, sizeof *out);
+  /* The caller's batched cross-thread frees go to their slabs first: the backlog then
+   * counts what the owners have not taken, not what this thread still holds. */
+  hak_heap* self = hak_tls_heap;
+  if (hak_heap_is_thread_heap(self)) hak_remote_flush(self);
   if (hak_load_acquire(&hak_init_state) == 2) {
     hak_heap_foreach(add_heap, out, &out->threads_started, &out->threads_ended);
   }

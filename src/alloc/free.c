@@ -1,14 +1,16 @@
 /* free.c — free, realloc and usable size: pointer → segment → slab → owner.
  *
  * Call tree:
- *   hak_free ── hak_free_fast (alloc_fast.h: registry hit, own slab, valid block,
+ *   hak_free ── hak_free_fast (alloc_fast.h: free-map hit (own slab), valid block,
  *               not marked free, TLS list has room → push, inline)
  *               └─ hak_free_slow
  *                    ├─ not in the registry / not a block start  → abort "invalid pointer"
  *                    ├─ large segment                             → hak_large_free
- *                    ├─ block marked free (key) and found in a free list → abort "double free"
- *                    ├─ own slab: TLS list full → hak_tcache_flush, then push
- *                    └─ another thread's (or an abandoned) slab   → hak_remote_push
+ *                    ├─ block marked free (key)                   → abort "double free"
+ *                    ├─ own slab: enter it in the free map; TLS list full →
+ *                    │  hak_tcache_flush; push
+ *                    └─ another thread's (or an abandoned) slab   → hak_remote_buffer
+ *                       (a thread's heap) or hak_remote_push (exiting threads)
  */
 #include "alloc/alloc_fast.h"
 #include "alloc/knobs.h"
@@ -18,45 +20,42 @@
 #include <errno.h>
 #include <string.h>
 
-/* The slab of a small block, after validating p; aborts with `fn` in the message. */
-static hak_slab* checked_slab(hak_segment* seg, const void* p, const char* fn) {
-  uintptr_t a = (uintptr_t)p;
-  uint8_t st = hak_load_acquire(&seg->state);
+/* Why p, inside small-block segment seg (state st), is no block: aborts. */
+static HAK_NORETURN HAK_COLD void bad_small(hak_segment* seg, uint8_t st, const void* p, const char* fn) {
+  (void)seg;
   /* Every block of a cached segment is free: freeing into one is freeing a block twice
    * (its owner exited and the segment emptied since the first free). */
   if (st == HAK_SEGST_CACHED && fn[0] == 'f' && fn[1] == 'r') hak_fatal(fn, "double free", p);
-  if (st != HAK_SEGST_OWNED && st != HAK_SEGST_ABANDONED) hak_fatal(fn, "invalid pointer", p);
+  hak_fatal(fn, "invalid pointer", p);
+}
+
+/* The slab of a small block, after validating p; aborts with `fn` in the message. */
+HAK_INLINE hak_slab* checked_slab(hak_segment* seg, const void* p, const char* fn) {
+  uintptr_t a = (uintptr_t)p;
+  uint8_t st = hak_load_acquire(&seg->state);
+  if (HAK_UNLIKELY(st != HAK_SEGST_OWNED && st != HAK_SEGST_ABANDONED)) bad_small(seg, st, p, fn);
   /* The header page; slab 0's block 0 may start later still (on its class's
    * alignment), which hak_slab_is_block rejects. Not slabs[0].start: the owner moves
    * it when it gives slab 0 a class, while other threads free. */
-  if (a < (uintptr_t)seg + HAK_SEG_HDR) hak_fatal(fn, "invalid pointer", p);
+  if (HAK_UNLIKELY(a < (uintptr_t)seg + HAK_SEG_HDR)) bad_small(seg, st, p, fn);
   hak_slab* s = hak_slab_of(seg, a);
   /* No look at s->state: the owner changes it while other threads free. An unused
    * slab has bump == start, so no address passes hak_slab_is_block there. */
-  if (!hak_slab_is_block(s, a)) hak_fatal(fn, "invalid pointer", p);
+  if (HAK_UNLIKELY(!hak_slab_is_block(s, a))) bad_small(seg, st, p, fn);
   return s;
 }
 
-static bool list_contains(hak_block* b, const hak_block* target) {
-  for (; b; b = HAK_DEC(b, b->next)) if (b == target) return true;
-  return false;
-}
+/* True when block b carries the free key: it is free (in a TLS list, a slab's lists, a
+ * remote stack or another thread's remote buffer). The 64-bit random key is the proof
+ * for every thread; a program storing it by chance is not a case to design for. */
+static inline bool block_is_free(const hak_block* b) { return b->key == hak_free_key; }
 
-/* True when block b (carrying the free key) is really free: the owner searches its
- * TLS list and the slab's lists; for anyone else the key is proof enough (a program
- * storing the 64-bit random key by chance is not a case to design for). */
-static bool block_is_free(hak_heap* h, bool local, hak_slab* s, hak_block* b) {
-  if (b->key != hak_free_key) return false;
-  if (!local) return true;
-  if (list_contains(h->tc[s->cls].head, b)) return true;
-  hak_heap_lock(h);                       /* the slab's lists: see heap.c */
-  bool found = list_contains(s->free, b);
-  if (!found) {
-    hak_remote_drain(s);
-    found = list_contains(s->free, b);
-  }
-  hak_heap_unlock(h);
-  return found;
+/* Enter p's 64 KiB unit → slab s into h's free map (h owns s's segment). */
+static inline void free_map_fill(hak_heap* h, uintptr_t a, hak_slab* s) {
+  uintptr_t unit = a >> HAK_FC_SHIFT;
+  unsigned i = (unsigned)unit & (HAK_FC_SIZE - 1);
+  h->fc_unit[i] = unit;
+  h->fc_slab[i] = s;
 }
 
 /* Debug counter for a free that ended in a slab, by tier. */
@@ -70,59 +69,100 @@ static inline void count_slab_free(hak_heap* h, const hak_segment* seg, bool loc
 #endif
 }
 
-HAK_NOINLINE void hak_free_slow(void* p) {
+/* A free into a segment whose owner has exited: pushed at once, not buffered. The
+ * segment counts its blocks still out down, and the free that takes the last one
+ * releases it once that block is pushed (a thread that frees an exited thread's blocks
+ * gives the memory back without a scavenger). The count is taken before the push:
+ * after it, seg may be released by anyone. Blocks that sat in a remote buffer when the
+ * owner exited are not counted down: the count is a hint, and the periodic collection
+ * (hak_remote_flush, the release walk) covers what it misses. */
+static HAK_NOINLINE void free_abandoned(hak_heap* h, hak_segment* seg, hak_slab* s, hak_block* b) {
+  unsigned kind = seg->kind, cls = s->cls;
+  bool last_out = atomic_fetch_sub_explicit(&seg->abandoned_live, 1, memory_order_relaxed) == 1;
+  if (hak_heap_is_thread_heap(h)) {
+    h->tc[cls].nfree++;
+    h->cc[cls].remote_out++;
+    if ((++h->abandoned_frees & 255) == 0) {
+      HAK_DBG(h, FREE_ADOPT);
+      hak_abandoned_reclaim();
+    }
+  } else {
+    HAK_OS_COUNT(orphan_frees[cls], 1);
+  }
+  hak_remote_push(s, b);
+  if (HAK_UNLIKELY(last_out)) hak_abandoned_collect(seg, kind);
+}
+
+/* A free into another heap's slab that does not extend h's remote buffer: a new chain
+ * (after pushing the old one), or a direct push for a thread without a heap of its own. */
+static HAK_NOINLINE void free_remote(hak_heap* h, hak_slab* s, hak_block* b) {
+  if (HAK_UNLIKELY(h == &hak_heap_empty)) {
+    /* A thread that frees before it allocates (a consumer of blocks made elsewhere)
+     * gets its heap now, as its first malloc would: its counters are plain stores and
+     * its frees are batched. */
+    hak_heap* th = hak_heap_thread_init();
+    if (th) h = th;
+  }
+  hak_segment* seg = hak_slab_segment(s);
+  if (HAK_UNLIKELY(hak_load_acquire(&seg->state) == HAK_SEGST_ABANDONED)) {
+    free_abandoned(h, seg, s, b);
+    return;
+  }
+  if (!hak_heap_is_thread_heap(h)) {      /* exiting thread: its heap is gone */
+    HAK_OS_COUNT(orphan_frees[s->cls], 1);
+    hak_remote_push(s, b);
+    return;
+  }
+  hak_remote_buffer(h, s, b);
+  hak_slow_hook_tick(h);
+}
+
+/* A free into a slab of a segment h owns: the slow half of the fast path. */
+static HAK_NOINLINE void free_local(hak_heap* h, hak_slab* s, hak_block* b) {
+  free_map_fill(h, (uintptr_t)b, s);
+  hak_tcache* tc = &h->tc[s->cls];
+  if (tc->room <= 0) hak_tcache_flush(h, s->cls, tc->cap / 2);   /* recounts room */
+  b->next = HAK_ENC(b, tc->head);
+  b->key = hak_free_key;
+  tc->head = b;
+  tc->room--;
+  tc->nfree++;
+}
+
+static HAK_NOINLINE void free_null_or_foreign(void* p) {
   if (p == NULL) { HAK_DBG(hak_tls_heap, EARLY_FREE_NULL); return; }
+  hak_fatal("free", "invalid pointer", p);
+}
+
+/* Every call from here is a tail call: the common cross-thread free (extending the
+ * remote buffer) runs without a stack frame. */
+HAK_NOINLINE void hak_free_slow(void* p) {
   uintptr_t a = (uintptr_t)p;
   hak_segment* seg = hak_registry_lookup(a);
-  if (HAK_UNLIKELY(seg == NULL)) hak_fatal("free", "invalid pointer", p);
-  if (seg->kind == HAK_SEG_LARGE) {
+  if (HAK_UNLIKELY(seg == NULL)) { free_null_or_foreign(p); return; }
+  if (HAK_UNLIKELY(seg->kind == HAK_SEG_LARGE)) {
     HAK_DBG(hak_tls_heap, FREE_LARGE);
     hak_large_free(seg, p, "free");
     return;
   }
   hak_slab* s = checked_slab(seg, p, "free");
   hak_block* b = (hak_block*)p;
+  if (HAK_UNLIKELY(block_is_free(b))) hak_fatal("free", "double free", p);
   hak_heap* h = hak_tls_heap;
   bool local = hak_load_acquire(&seg->heap) == h;
-  if (HAK_UNLIKELY(block_is_free(h, local, s, b))) hak_fatal("free", "double free", p);
-  bool last_out = false;          /* this free takes an abandoned segment's last block */
-  unsigned kind = seg->kind;
-  if (!local && hak_load_acquire(&seg->state) == HAK_SEGST_ABANDONED) {
-    /* Freeing into a segment whose owner has exited: stays a remote free. The free that
-     * counts the segment's last block down releases it once that block is pushed; and
-     * every so often a thread with a heap collects the abandoned segments that emptied
-     * (those the count missed). (Taking the segment over instead made a thread that
-     * frees other threads' blocks - a main thread joining workers - pile up hundreds of
-     * nearly empty segments.) The count is taken before the push: after it, seg may be
-     * released by anyone. */
-    last_out = atomic_fetch_sub_explicit(&seg->abandoned_live, 1, memory_order_relaxed) == 1;
-    if (hak_heap_is_thread_heap(h) && (++h->abandoned_frees & 255) == 0) {
-      HAK_DBG(h, FREE_ADOPT);
-      hak_abandoned_reclaim();
-    }
-  }
   count_slab_free(h, seg, local);
-  if (local) {
-    hak_tcache* tc = &h->tc[s->cls];
-    if (tc->count >= tc->cap) hak_tcache_flush(h, s->cls, tc->cap / 2);
-    b->next = HAK_ENC(b, tc->head);
+  /* h owns the segment (the global heap never is a thread's TLS heap). */
+  if (local) { free_local(h, s, b); return; }
+  /* Another heap's slab. The common case extends the remote buffer's chain (the static
+   * stand-in heaps have no chain: s is never NULL). */
+  if (HAK_LIKELY(h->rb_slab == s)) {
     b->key = hak_free_key;
-    tc->head = b;
-    tc->count++;
-    tc->nfree++;
+    b->next = HAK_ENC(b, h->rb_head);
+    h->rb_head = b;
+    if (HAK_UNLIKELY(--h->rb_left == 0)) hak_remote_flush(h);
     return;
   }
-  if (hak_heap_is_thread_heap(h)) {
-    h->tc[s->cls].nfree++;
-    h->cc[s->cls].remote_out++;
-    hak_remote_push(s, b);
-    if (HAK_UNLIKELY(last_out)) hak_abandoned_collect(seg, kind);
-    hak_slow_hook_tick(h);
-    return;
-  }
-  HAK_OS_COUNT(orphan_frees[s->cls], 1);
-  hak_remote_push(s, b);
-  if (HAK_UNLIKELY(last_out)) hak_abandoned_collect(seg, kind);
+  free_remote(h, s, b);
 }
 
 /* Usable size of p inside seg (seg = registry lookup of p), validating p. */
@@ -133,8 +173,7 @@ static inline size_t usable_in(hak_segment* seg, const void* p, const char* fn) 
     return seg->usable;
   }
   hak_slab* s = checked_slab(seg, p, fn);
-  hak_heap* h = hak_tls_heap;
-  if (HAK_UNLIKELY(block_is_free(h, hak_load_relaxed(&seg->heap) == h, s, (hak_block*)p))) {
+  if (HAK_UNLIKELY(block_is_free((const hak_block*)p))) {
     hak_fatal(fn, "invalid pointer", p);   /* glibc's word for a freed block passed in */
   }
   return s->bsize;
@@ -206,6 +245,7 @@ int hak_alloc_owns(const void* p) {
 void hak_alloc_thread_flush(void) {
   hak_heap* h = hak_tls_heap;
   if (!hak_heap_is_thread_heap(h)) return;
+  hak_remote_flush(h);
   for (unsigned c = 0; c < HAK_NCLS; c++) {
     if (h->tc[c].head) hak_tcache_flush(h, c, 0);
   }

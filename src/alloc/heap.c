@@ -24,9 +24,9 @@
 #include <string.h>
 
 HAK_TLS hak_heap* hak_tls_heap = &hak_heap_empty;
-hak_heap hak_heap_empty;
-hak_heap hak_heap_dead;
-hak_heap hak_heap_global = {.is_global = true};
+hak_heap hak_heap_empty = {.fc_unit = {HAK_FC_EMPTY(0)}};
+hak_heap hak_heap_dead = {.fc_unit = {HAK_FC_EMPTY(0)}};
+hak_heap hak_heap_global = {.is_global = true, .fc_unit = {HAK_FC_EMPTY(0)}};
 hak_lock hak_global_lock = HAK_LOCK_INIT;
 
 static pthread_key_t heap_key;
@@ -64,12 +64,14 @@ static hak_heap* heap_struct_new(int pid, int tid) {
     if (heap_bump) { h = (hak_heap*)heap_bump; heap_bump += sz; }   /* fresh: zero */
   }
   if (h) {
+    h->fc_unit[0] = HAK_FC_EMPTY(0);    /* see HAK_FC_EMPTY; recycled below: set again */
     heaps_started++;
     if (recycled) {
       /* A scavenger may still try this heap's lock (it read an old segment owner):
        * clear the heap under the lock, which itself stays as it is. */
       hak_heap_lock(h);
       memset((uint8_t*)h + sizeof h->lock, 0, sizeof *h - sizeof h->lock);
+      h->fc_unit[0] = HAK_FC_EMPTY(0);
       hak_heap_unlock(h);
     }
     h->owner_pid = pid;               /* under the lock: reapers read them under it */
@@ -183,6 +185,12 @@ void hak_heap_link_segment(hak_heap* h, hak_segment* seg) {
 void hak_heap_unlink_segment(hak_heap* h, hak_segment* seg) {
   HAK_ASSERT(seg->linked == h);
   seg->linked = NULL;
+  /* Its units leave the free map: the fast path trusts an entry to name an own slab. */
+  uintptr_t first = (uintptr_t)seg >> HAK_FC_SHIFT, end = ((uintptr_t)seg + seg->size) >> HAK_FC_SHIFT;
+  for (uintptr_t u = first; u < end; u++) {
+    unsigned i = (unsigned)u & (HAK_FC_SIZE - 1);
+    if (h->fc_unit[i] == u) { h->fc_unit[i] = HAK_FC_EMPTY(i); h->fc_slab[i] = NULL; }
+  }
   if (h->sweep_next == seg) h->sweep_next = seg->next;   /* keep heap_sweep's cursor valid */
   if (seg->prev) seg->prev->next = seg->next; else h->segs[seg->kind] = seg->next;
   if (seg->next) seg->next->prev = seg->prev;
@@ -204,6 +212,7 @@ static void segment_collect(hak_heap* h, hak_segment* seg) {
 }
 
 void hak_heap_abandon(hak_heap* h) {
+  hak_remote_flush(h);                  /* no buffered cross-thread free is lost */
   for (unsigned c = 0; c < HAK_NCLS; c++) {
     if (h->tc[c].head) hak_tcache_flush(h, c, 0);
   }

@@ -4,17 +4,75 @@
  * the owner takes the whole stack with one exchange (acquire) and moves the blocks to
  * the slab's local free list. Blocks carry the free key while on the stack, so a second
  * free of the same block is caught. The slab cannot go away while a push is in flight:
- * the block being pushed still counts in slab->used until the owner drains it. */
-#include "alloc/alloc.h"
+ * the block being pushed still counts in slab->used until the owner drains it.
+ *
+ * A thread's heap does not push each block: it chains the blocks it frees into one slab
+ * of another heap in its remote buffer (heap fields rb_*) and pushes the chain with one
+ * compare-and-swap when HAK_RB_MAX blocks are waiting, when a free goes to another
+ * slab, on its refills and flushes, hak_thread_flush, stats collection and at its exit.
+ * Buffered blocks carry the free key (a second free of one aborts, by any thread) and
+ * still count in their slab's `used`, so the slab and its segment stay while they wait;
+ * they count as the heap's frees (and remote frees) once pushed. Exiting threads (no
+ * heap) push directly. */
+#include "alloc/slab.h"
 #include "alloc/os_counters.h"
+
+/* Push the chain first..last (linked by `next`) on s's remote stack. */
+static inline void push_chain(hak_slab* s, hak_block* first, hak_block* last) {
+  hak_block* old = hak_load_relaxed(&s->remote);
+  do {
+    last->next = HAK_ENC(last, old);
+  } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, first, memory_order_release,
+                                                  memory_order_relaxed));
+}
 
 void hak_remote_push(hak_slab* s, hak_block* b) {
   b->key = hak_free_key;
-  hak_block* old = hak_load_relaxed(&s->remote);
-  do {
-    b->next = HAK_ENC(b, old);
-  } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, b, memory_order_release,
-                                                  memory_order_relaxed));
+  push_chain(s, b, b);
+}
+
+void hak_remote_flush(hak_heap* h) {
+  hak_slab* s = h->rb_slab;
+  if (!s) return;
+  uint32_t n = HAK_RB_MAX - h->rb_left;
+  /* Everything read from s and its segment is read before the push: once the chain is
+   * on the stack, the owner may drain it, give the slab back, and the segment may go. */
+  unsigned cls = s->cls;
+  bool abandoned = hak_load_relaxed(&hak_slab_segment(s)->state) == HAK_SEGST_ABANDONED;
+  push_chain(s, h->rb_head, h->rb_tail);
+  h->rb_slab = NULL;
+  h->rb_head = h->rb_tail = NULL;
+  h->rb_left = 0;
+  h->tc[cls].nfree += n;
+  h->cc[cls].remote_out += n;
+  if (abandoned) {
+    /* Frees into a segment whose owner has exited stay remote frees, and every 256 of
+     * them this thread collects the abandoned segments that emptied. (Taking the
+     * segment over instead made a thread that frees other threads' blocks - a main
+     * thread joining workers - pile up hundreds of nearly empty segments.) */
+    uint32_t before = h->abandoned_frees;
+    h->abandoned_frees += n;
+    if ((before ^ h->abandoned_frees) >> 8) {
+      HAK_DBG(h, FREE_ADOPT);
+      hak_abandoned_reclaim();
+    }
+  }
+}
+
+void hak_remote_buffer(hak_heap* h, hak_slab* s, hak_block* b) {
+  b->key = hak_free_key;
+  if (h->rb_slab == s) {
+    b->next = HAK_ENC(b, h->rb_head);
+    h->rb_head = b;
+    if (--h->rb_left == 0) hak_remote_flush(h);
+    return;
+  }
+  hak_remote_flush(h);
+  b->next = HAK_ENC(b, NULL);
+  h->rb_slab = s;
+  h->rb_head = h->rb_tail = b;
+  h->rb_left = HAK_RB_MAX - 1;
+  if (h->rb_left == 0) hak_remote_flush(h);
 }
 
 uint32_t hak_remote_drain(hak_slab* s) {

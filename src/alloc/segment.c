@@ -13,7 +13,7 @@
  * number of blocks stays the same.
  * A segment stays registered while it sits in the cache, so a stale free into it is
  * still recognised (and reported) rather than mistaken for a foreign pointer. */
-#include "alloc/alloc.h"
+#include "alloc/slab.h"
 #include "alloc/knobs.h"
 #include "prim/prim.h"
 #include "alloc/os_counters.h"
@@ -125,6 +125,7 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
     s->state = HAK_SLAB_UNUSED;
     s->start = slab_area_start(seg, i);
     hak_store_relaxed(&s->bump, s->start);
+    s->handed = 0;
     hak_store_relaxed(&s->remote, NULL);
     s->free = NULL; s->nfree = 0; s->used = 0; s->next = s->prev = NULL;
     s->freed_at = now;
@@ -261,19 +262,20 @@ hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   HAK_ASSERT(cap >= 1);
   s->cls = (uint16_t)cls;
   s->bsize = bsize;
-  s->recip = ((uint64_t)1 << 48) / bsize + 1;
+  s->divmagic = UINT64_MAX / bsize + 1;
+  s->tc_off = (uint32_t)(offsetof(hak_heap, tc) + cls * sizeof(hak_tcache));
   s->end = s->start + cap * bsize;
   s->free = NULL; s->nfree = 0; s->used = 0;
   s->next = s->prev = NULL;
   s->pages_clean = false;
-  hak_store_release(&s->bump, s->start);
+  hak_slab_set_bump(s, s->start);
   return s;
 }
 
 void hak_segment_give_slab(hak_segment* seg, hak_slab* s) {
   s->state = HAK_SLAB_UNUSED;
   s->free = NULL; s->nfree = 0;
-  hak_store_release(&s->bump, s->start);    /* frees into it now fail validation */
+  hak_slab_set_bump(s, s->start);           /* frees into it now fail validation */
   seg->free_slabs |= 1u << s->idx;
   seg->used_slabs--;
   /* The pages stay resident for now: a slab freed and soon reused costs no page

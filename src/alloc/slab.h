@@ -11,11 +11,20 @@
 HAK_INLINE hak_slab* hak_slab_of(hak_segment* seg, uintptr_t a) {
   return &seg->slabs[(a - (uintptr_t)seg) >> seg->slab_shift];
 }
-/* True when a is the start of a block that slab s has handed out at some point. */
+/* True when off (< 2^32) is a multiple of s's block size: one multiply, no divide. */
+HAK_INLINE bool hak_slab_off_is_block(const hak_slab* s, uintptr_t off) {
+  return off * s->divmagic < s->divmagic;
+}
+/* True when a is the start of a block that slab s has handed out at some point (any
+ * thread: reads bump; the owner's fast path reads `handed` instead). */
 HAK_INLINE bool hak_slab_is_block(const hak_slab* s, uintptr_t a) {
   uintptr_t off = a - (uintptr_t)s->start;
-  uint64_t idx = (off * s->recip) >> 48;
-  return idx * s->bsize == off && a < (uintptr_t)hak_load_relaxed(&s->bump);
+  return a >= (uintptr_t)s->start && a < (uintptr_t)hak_load_relaxed(&s->bump) && hak_slab_off_is_block(s, off);
+}
+/* The owner moves s's bump pointer (and the `handed` mirror its fast path reads). */
+HAK_INLINE void hak_slab_set_bump(hak_slab* s, uint8_t* bump) {
+  s->handed = (uintptr_t)(bump - s->start);
+  hak_store_release(&s->bump, bump);
 }
 /* The segment whose header holds slab s. */
 HAK_INLINE hak_segment* hak_slab_segment(hak_slab* s) {

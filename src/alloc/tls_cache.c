@@ -31,6 +31,7 @@ void hak_heap_set_caps(hak_heap* h) {
     if (cap < 1) cap = 1;
     uint32_t b = k.refill_batch[c] < cap / 2 ? k.refill_batch[c] : cap / 2;
     if (b < 1) b = 1;
+    h->tc[c].room += (int32_t)cap - (int32_t)h->tc[c].cap;   /* the length stays */
     h->tc[c].cap = cap;
     h->batch_max[c] = (uint16_t)b;
     h->drain_interval[c] = k.remote_drain_interval[c];
@@ -139,6 +140,7 @@ static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
 
 void* hak_tcache_refill(hak_heap* h, unsigned cls) {
   knobs_refresh(h);
+  if (h->rb_slab) hak_remote_flush(h);     /* the other heaps see our frees in time */
   if (HAK_LIKELY(h->lat_count++ % HAK_LAT_SAMPLE != 0)) {
     hak_heap_lock(h);
     void* p = refill_locked(h, cls);
@@ -205,7 +207,7 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
       last = b;
       took++;
     }
-    hak_store_release(&s->bump, bump);
+    hak_slab_set_bump(s, bump);
     HAK_DBG_ADD(h, REFILL_BUMP, took - from_list);
     s->used += took;
     got += took;
@@ -226,7 +228,7 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
   hak_block* b = first;
   hak_tcache* tc = &h->tc[cls];
   tc->head = HAK_DEC(b, b->next);
-  tc->count += got - 1;
+  tc->room -= (int32_t)(got - 1);
   tc->nalloc++;
   b->key = 0;
   return b;
@@ -234,6 +236,7 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
 
 void hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep) {
   knobs_refresh(h);
+  if (h->rb_slab) hak_remote_flush(h);
   hak_heap_lock(h);
   flush_locked(h, cls, keep);
   hak_heap_unlock(h);
@@ -248,7 +251,7 @@ static void flush_locked(hak_heap* h, unsigned cls, uint32_t keep) {
   uint32_t kept = 0;
   for (; kept < keep && b; kept++) { prev = b; b = HAK_DEC(b, b->next); }
   if (prev) prev->next = HAK_ENC(prev, NULL); else tc->head = NULL;
-  tc->count = kept;
+  tc->room = (int32_t)tc->cap - (int32_t)kept;
   while (b) {
     hak_block* next = HAK_DEC(b, b->next);
     hak_segment* seg = hak_registry_lookup((uintptr_t)b);

@@ -48,7 +48,7 @@ EOF
 }
 hb_usage_error() { printf 'compare.sh: %s\n' "$*" >&2; usage >&2; exit 2; }
 
-ALL_BENCHES_QUICK="micro-tight micro-batch micro-xthread larson fragment huge_ws realloc mid_mt"
+ALL_BENCHES_QUICK="micro-tight micro-batch micro-xthread larson fragment huge_ws realloc mid_mt large_replace"
 ALL_BENCHES_FULL="$ALL_BENCHES_QUICK larson-tiny larson-mid larson-mixed"
 
 profile=quick runs="" allocs="" allocs_explicit=0 hakmem="$HB_ROOT/build/libhakmem.so"
@@ -146,6 +146,11 @@ bench_cmd() {
       CMD=("$B/realloc_bench" --case all --seconds "$dur")
       [ $profile = smoke ] && CMD+=(--warmup 0.02) ;;
     mid_mt) CMD=("$B/mid_mt" --threads "$T" --seconds "$dur") ;;
+    large_replace)
+      case $profile in
+        smoke) CMD=("$B/large_replace" --live 6 --seconds "$dur") ;;
+        *) CMD=("$B/large_replace" --live 20 --seconds "$dur") ;;
+      esac ;;
     *) hb_die "internal: no command for $1" ;;
   esac
 }

@@ -16,7 +16,7 @@
 
 HB_ROOT=${HB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 HB_KNOWN_ALLOCATORS="glibc mimalloc jemalloc tcmalloc hakmem"
-HB_BENCH_PROGRAMS="bench_micro larson fragment_stress huge_ws realloc_bench mid_mt"
+HB_BENCH_PROGRAMS="bench_micro larson fragment_stress huge_ws realloc_bench mid_mt large_replace"
 
 hb_log() { printf '%s\n' "$*" >&2; }
 hb_die() { printf '%s: error: %s\n' "${HB_PROG:-bench}" "$*" >&2; exit 1; }

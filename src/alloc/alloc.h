@@ -279,6 +279,8 @@ HAK_HIDDEN void*  hak_large_realloc(hak_segment* seg, void* p, size_t size);
 /* Decommit cached mappings unused for `delay_ns`; returns bytes released. */
 HAK_HIDDEN size_t hak_large_cache_purge(uint64_t now, uint64_t delay_ns);
 HAK_HIDDEN size_t hak_large_cache_dirty_bytes(void);
+/* The large cache now: bytes mapped, of which resident, and mappings (tests, stats). */
+HAK_HIDDEN void   hak_large_cache_usage(size_t* bytes, size_t* dirty, unsigned* entries);
 HAK_HIDDEN void   hak_large_fork_lock(void);
 HAK_HIDDEN void   hak_large_fork_unlock(bool child);
 

@@ -4,13 +4,16 @@
  * validates the pointer by comparing it with header->user.
  *
  * Freed mappings go to a cache sized by bytes and time (knobs large_cache_*):
- *   - a freed mapping stays resident (dirty) while the cache's resident bytes fit the
- *     dirty budget: the knob large_cache_dirty_bytes, but never more than the bytes of
- *     large blocks freed over the last one to two purge delays, so the budget follows
- *     the program's recent churn and shrinks to nothing when the churn stops;
- *   - a mapping unused for the purge delay (or beyond the dirty budget, oldest first)
- *     is decommitted; one unused for the purge delay plus large_cache_unmap_delay_ms is
- *     unmapped; beyond large_cache_entries or large_cache_bytes the oldest is unmapped.
+ *   - a freed mapping stays resident (dirty) for the purge delay; after that it stays
+ *     only within the dirty budget, the oldest beyond it decommitted first. The budget
+ *     follows the program's recent churn: the bytes of large blocks freed in each of
+ *     the last LARGE_DECAY_WINDOWS purge delays, weighted from 1 (the current one) down
+ *     to 1/LARGE_DECAY_WINDOWS, at most the knob large_cache_dirty_bytes (which also
+ *     bounds the young mappings). A steady replacer keeps its mappings resident; when
+ *     the frees stop, the budget falls linearly to nothing over LARGE_DECAY_WINDOWS
+ *     purge delays, so the memory goes back smoothly rather than at once;
+ *   - a decommitted mapping unused for the purge delay plus large_cache_unmap_delay_ms
+ *     is unmapped; beyond large_cache_entries or large_cache_bytes the oldest is unmapped.
  * Decay runs on every large free and from the sweeps and scavenger (purge).
  *
  * Reuse (cache_take): the smallest cached mapping that holds the request, resident ones
@@ -38,10 +41,11 @@ static hak_lock large_lock = HAK_LOCK_INIT;
 static hak_segment* large_cache;
 static size_t large_cache_bytes, large_cache_dirty;
 static _Atomic unsigned large_cache_n;   /* written under the lock, read without */
-/* Bytes of large blocks freed in the current purge-delay window and the one before
- * (the dirty budget's scale), under the lock. */
+/* Bytes of large blocks freed in the current purge-delay window (freed_win[0]) and in
+ * the windows before it, for the dirty budget; under the lock. */
+#define LARGE_DECAY_WINDOWS 10
 static uint64_t freed_win_start;
-static size_t freed_cur, freed_prev;
+static size_t freed_win[LARGE_DECAY_WINDOWS];
 
 static size_t large_offset(size_t align) { return align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE; }
 static size_t large_map_align(size_t align) { return align > HAK_CHUNK_SIZE ? align : HAK_CHUNK_SIZE; }
@@ -212,40 +216,68 @@ static void work_push(hak_segment** list, hak_segment* seg) {
   *list = seg;
 }
 
-/* The oldest cached mapping (only resident ones if `dirty_only`), or NULL. */
-static hak_segment* cache_oldest(bool dirty_only) {
+/* The oldest cached mapping, or NULL. */
+static hak_segment* cache_oldest(void) {
   hak_segment* old = NULL;
   for (hak_segment* seg = large_cache; seg; seg = seg->next) {
-    if (dirty_only && seg->fresh) continue;
     if (!old || seg->cached_at < old->cached_at) old = seg;
   }
   return old;
 }
 
-/* The dirty budget in force: the knob, but at most the bytes freed in the current
- * purge-delay window and the one before it (nothing once two windows passed). */
-static size_t dirty_budget(uint64_t now, uint64_t delay) {
-  uint64_t age = now - freed_win_start;
-  size_t recent = age >= 2 * delay ? 0 : age >= delay ? freed_cur : freed_cur + freed_prev;
-  uint64_t knob = HAK_KNOB(large_cache_dirty_bytes);
-  return recent < knob ? recent : (size_t)knob;
+/* Move the window history to the window that holds `now` (windows of `win` ns). */
+static void freed_advance(uint64_t now, uint64_t win) {
+  if (win == 0 || now < freed_win_start) { freed_win_start = now; return; }
+  uint64_t k = (now - freed_win_start) / win;
+  if (k == 0) return;
+  unsigned shift = k < LARGE_DECAY_WINDOWS ? (unsigned)k : LARGE_DECAY_WINDOWS;
+  for (unsigned i = LARGE_DECAY_WINDOWS; i-- > 0;) freed_win[i] = i >= shift ? freed_win[i - shift] : 0;
+  freed_win_start += k * win;
 }
 
-/* Under the lock: move what decays now from the cache to `w`. */
+/* The dirty budget for mappings older than the purge delay: the weighted bytes freed
+ * over the last LARGE_DECAY_WINDOWS windows, at most the knob. */
+static size_t dirty_budget(void) {
+  unsigned __int128 sum = 0;
+  for (unsigned i = 0; i < LARGE_DECAY_WINDOWS; i++) sum += (unsigned __int128)freed_win[i] * (LARGE_DECAY_WINDOWS - i);
+  sum /= LARGE_DECAY_WINDOWS;
+  uint64_t knob = HAK_KNOB(large_cache_dirty_bytes);
+  return sum < knob ? (size_t)sum : (size_t)knob;
+}
+
+/* The oldest resident mapping cached before `before` (any age: UINT64_MAX), or NULL. */
+static hak_segment* cache_oldest_dirty(uint64_t before) {
+  hak_segment* old = NULL;
+  for (hak_segment* seg = large_cache; seg; seg = seg->next) {
+    if (seg->fresh || seg->cached_at >= before) continue;
+    if (!old || seg->cached_at < old->cached_at) old = seg;
+  }
+  return old;
+}
+
+/* Under the lock: move what decays now from the cache to `w`. A purge delay of 0
+ * (malloc_trim) decommits every resident mapping. */
 static void cache_collect(cache_work* w, uint64_t now, uint64_t delay) {
   uint64_t unmap_delay = HAK_KNOB(large_cache_unmap_delay_ns);
+  freed_advance(now, HAK_KNOB(purge_delay_ns));
   for (hak_segment* seg = large_cache; seg;) {
     hak_segment* next = seg->next;
-    if (!seg->fresh && seg->cached_at + delay <= now) work_push(&w->decommit, seg);
-    else if (seg->fresh && seg->cached_at + delay + unmap_delay <= now) work_push(&w->unmap, seg);
+    if (seg->fresh && seg->cached_at + delay + unmap_delay <= now) work_push(&w->unmap, seg);
     seg = next;
   }
-  size_t budget = dirty_budget(now, delay);
   hak_segment* seg;
-  while (large_cache_dirty > budget && (seg = cache_oldest(true))) work_push(&w->decommit, seg);
+  size_t cap = (size_t)HAK_KNOB(large_cache_dirty_bytes);
+  while (large_cache_dirty > cap && (seg = cache_oldest_dirty(UINT64_MAX))) work_push(&w->decommit, seg);
+  /* Past the purge delay a mapping stays resident only within the budget. */
+  size_t budget = delay ? dirty_budget() : 0, young = 0;
+  uint64_t before = now >= delay ? now - delay + 1 : 0;
+  for (hak_segment* y = large_cache; y; y = y->next) {
+    if (!y->fresh && y->cached_at >= before) young += y->size;
+  }
+  while (large_cache_dirty - young > budget && (seg = cache_oldest_dirty(before))) work_push(&w->decommit, seg);
   size_t limit = (size_t)HAK_KNOB(large_cache_bytes);
   unsigned max_n = HAK_KNOB(large_cache_entries);
-  while ((large_cache_n > max_n || large_cache_bytes > limit) && (seg = cache_oldest(false))) {
+  while ((large_cache_n > max_n || large_cache_bytes > limit) && (seg = cache_oldest())) {
     work_push(&w->unmap, seg);
   }
 }
@@ -308,12 +340,8 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
   HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
   cache_work w = {NULL, NULL};
   hak_lock_take(&large_lock);
-  if (now - freed_win_start >= delay) {          /* a new window of the dirty budget */
-    freed_prev = now - freed_win_start < 2 * delay ? freed_cur : 0;
-    freed_cur = 0;
-    freed_win_start = now;
-  }
-  freed_cur += seg->size;
+  freed_advance(now, delay);
+  freed_win[0] += seg->size;
   cache_link(seg);
   cache_collect(&w, now, delay);
   hak_lock_release(&large_lock);
@@ -392,6 +420,14 @@ size_t hak_large_cache_dirty_bytes(void) {
   size_t n = large_cache_dirty;
   hak_lock_release(&large_lock);
   return n;
+}
+
+void hak_large_cache_usage(size_t* bytes, size_t* dirty, unsigned* entries) {
+  hak_lock_take(&large_lock);
+  *bytes = large_cache_bytes;
+  *dirty = large_cache_dirty;
+  *entries = hak_load_relaxed(&large_cache_n);
+  hak_lock_release(&large_lock);
 }
 
 void hak_large_fork_lock(void) { hak_lock_take(&large_lock); }

@@ -106,8 +106,12 @@ static void test_startup_values(void) {
   CHECK_EQ(k.partial_release_pages, 1);
   CHECK_EQ(k.segment_cache_bytes, 256ll << 20);
   CHECK_EQ(k.segment_cache_dirty_bytes, 16ll << 20);
-  CHECK_EQ(k.large_cache_bytes, 64ll << 20);
-  CHECK_EQ(k.large_cache_entries, 16);
+  CHECK_EQ(k.large_cache_bytes, 1ll << 30);
+  CHECK_EQ(k.large_cache_entries, 64);
+  CHECK_EQ(k.large_cache_dirty_bytes, 512ll << 20);
+  CHECK_EQ(k.large_cache_unmap_delay_ms, 2000);
+  CHECK_EQ(k.large_reuse_slack_pct, 300);
+  CHECK_EQ(k.reserved, 0);
   CHECK_EQ(k.realloc_shrink_keep_pct, 50);
   CHECK_EQ(k.realloc_grow_headroom_pct, 25);
 }
@@ -138,6 +142,14 @@ static void test_publish_validates(void) {
   bad = before; bad.refill_batch[0] = 0;
   CHECK_EQ(hak_knobs_publish(&bad), -1);
   bad = before; bad.large_cache_entries = 65;
+  CHECK_EQ(hak_knobs_publish(&bad), -1);
+  bad = before; bad.large_reuse_slack_pct = 10001;
+  CHECK_EQ(hak_knobs_publish(&bad), -1);
+  bad = before; bad.large_cache_unmap_delay_ms = 1000001;
+  CHECK_EQ(hak_knobs_publish(&bad), -1);
+  bad = before; bad.large_cache_dirty_bytes = (1ull << 40) + 1;
+  CHECK_EQ(hak_knobs_publish(&bad), -1);
+  bad = before; bad.reserved = 1;
   CHECK_EQ(hak_knobs_publish(&bad), -1);
   bad = before; bad.version = 1;
   CHECK_EQ(hak_knobs_publish(&bad), -1);

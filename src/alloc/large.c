@@ -6,12 +6,13 @@
  * Freed mappings go to a cache sized by bytes and time (knobs large_cache_*):
  *   - a freed mapping stays resident (dirty) for the purge delay; after that it stays
  *     only within the dirty budget, the oldest beyond it decommitted first. The budget
- *     follows the program's recent churn: the bytes of large blocks freed in each of
- *     the last LARGE_DECAY_WINDOWS purge delays, weighted from 1 (the current one) down
- *     to 1/LARGE_DECAY_WINDOWS, at most the knob large_cache_dirty_bytes (which also
- *     bounds the young mappings). A steady replacer keeps its mappings resident; when
- *     the frees stop, the budget falls linearly to nothing over LARGE_DECAY_WINDOWS
- *     purge delays, so the memory goes back smoothly rather than at once;
+ *     follows the program's recent churn: the bytes of large blocks freed in the
+ *     current and the previous purge-delay window, plus those of the windows before
+ *     weighted down linearly over LARGE_DECAY_WINDOWS windows, at most the knob
+ *     large_cache_dirty_bytes (which also bounds the young mappings). A steady
+ *     replacer keeps its mappings resident; when the frees stop, the budget falls
+ *     linearly to nothing over LARGE_DECAY_WINDOWS + 1 purge delays, so the memory
+ *     goes back smoothly rather than at once;
  *   - a decommitted mapping unused for the purge delay plus large_cache_unmap_delay_ms
  *     is unmapped; beyond large_cache_entries or large_cache_bytes the oldest is unmapped.
  * Decay runs on every large free and from the sweeps and scavenger (purge).
@@ -45,7 +46,7 @@ static _Atomic unsigned large_cache_n;   /* written under the lock, read without
  * the windows before it, for the dirty budget; under the lock. */
 #define LARGE_DECAY_WINDOWS 10
 static uint64_t freed_win_start;
-static size_t freed_win[LARGE_DECAY_WINDOWS];
+static size_t freed_win[LARGE_DECAY_WINDOWS + 1];
 
 static size_t large_offset(size_t align) { return align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE; }
 static size_t large_map_align(size_t align) { return align > HAK_CHUNK_SIZE ? align : HAK_CHUNK_SIZE; }
@@ -230,16 +231,19 @@ static void freed_advance(uint64_t now, uint64_t win) {
   if (win == 0 || now < freed_win_start) { freed_win_start = now; return; }
   uint64_t k = (now - freed_win_start) / win;
   if (k == 0) return;
-  unsigned shift = k < LARGE_DECAY_WINDOWS ? (unsigned)k : LARGE_DECAY_WINDOWS;
-  for (unsigned i = LARGE_DECAY_WINDOWS; i-- > 0;) freed_win[i] = i >= shift ? freed_win[i - shift] : 0;
+  unsigned shift = k <= LARGE_DECAY_WINDOWS ? (unsigned)k : LARGE_DECAY_WINDOWS + 1;
+  for (unsigned i = LARGE_DECAY_WINDOWS + 1; i-- > 0;) freed_win[i] = i >= shift ? freed_win[i - shift] : 0;
   freed_win_start += k * win;
 }
 
-/* The dirty budget for mappings older than the purge delay: the weighted bytes freed
- * over the last LARGE_DECAY_WINDOWS windows, at most the knob. */
+/* The dirty budget for mappings older than the purge delay: the bytes freed in the
+ * current and the previous window in full, those of the windows before weighted from
+ * 9/10 down to 1/10 (LARGE_DECAY_WINDOWS = 10), at most the knob. */
 static size_t dirty_budget(void) {
-  unsigned __int128 sum = 0;
-  for (unsigned i = 0; i < LARGE_DECAY_WINDOWS; i++) sum += (unsigned __int128)freed_win[i] * (LARGE_DECAY_WINDOWS - i);
+  unsigned __int128 sum = (unsigned __int128)freed_win[0] * LARGE_DECAY_WINDOWS;
+  for (unsigned i = 1; i <= LARGE_DECAY_WINDOWS; i++) {
+    sum += (unsigned __int128)freed_win[i] * (LARGE_DECAY_WINDOWS + 1 - i);
+  }
   sum /= LARGE_DECAY_WINDOWS;
   uint64_t knob = HAK_KNOB(large_cache_dirty_bytes);
   return sum < knob ? (size_t)sum : (size_t)knob;

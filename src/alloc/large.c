@@ -228,6 +228,7 @@ static hak_segment* cache_oldest(void) {
 
 /* Move the window history to the window that holds `now` (windows of `win` ns). */
 static void freed_advance(uint64_t now, uint64_t win) {
+  if (win == 0) memset(freed_win, 0, sizeof freed_win);     /* no delay: no budget either */
   if (win == 0 || now < freed_win_start) { freed_win_start = now; return; }
   uint64_t k = (now - freed_win_start) / win;
   if (k == 0) return;

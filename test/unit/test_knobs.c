@@ -9,6 +9,7 @@
 #include "hakmem_stats.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -127,6 +128,18 @@ static void test_versioned_copy(void) {
   CHECK_EQ(u.k.size, 16);
   CHECK(u.k.generation >= 1);
   CHECK_EQ(u.raw[16], 0x5A);
+  /* A program built against version 2 (the struct ended after `reserved`, now
+   * large_cache_unmap_delay_ms) gets exactly its fields. */
+  size_t v2 = offsetof(hak_knobs, large_cache_dirty_bytes);
+  memset(&u, 0x5A, sizeof u);
+  u.k.size = (uint32_t)v2;
+  CHECK_EQ(hak_knobs_get(&u.k), 0);
+  CHECK_EQ(u.k.size, v2);
+  CHECK_EQ(u.k.version, HAKMEM_KNOBS_VERSION);
+  CHECK_EQ(u.k.realloc_grow_headroom_pct, 25);
+  CHECK_EQ(u.k.large_cache_unmap_delay_ms, current().large_cache_unmap_delay_ms);
+  CHECK_EQ(u.raw[v2], 0x5A);
+  CHECK_EQ(u.raw[sizeof u - 1], 0x5A);
 }
 
 /* Out-of-range values are refused with EINVAL and change nothing. */

@@ -48,7 +48,7 @@ EOF
 }
 hb_usage_error() { printf 'compare.sh: %s\n' "$*" >&2; usage >&2; exit 2; }
 
-ALL_BENCHES_QUICK="micro-tight micro-batch micro-xthread larson fragment huge_ws realloc mid_mt"
+ALL_BENCHES_QUICK="micro-tight micro-batch micro-xthread larson fragment huge_ws realloc mid_mt large_replace"
 ALL_BENCHES_FULL="$ALL_BENCHES_QUICK larson-tiny larson-mid larson-mixed phases"
 
 profile=quick runs="" allocs="" allocs_explicit=0 hakmem="$HB_ROOT/build/libhakmem.so"

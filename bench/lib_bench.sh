@@ -16,7 +16,7 @@
 
 HB_ROOT=${HB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 HB_KNOWN_ALLOCATORS="glibc mimalloc jemalloc tcmalloc hakmem"
-HB_BENCH_PROGRAMS="bench_micro larson fragment_stress huge_ws realloc_bench mid_mt phases proc_sample"
+HB_BENCH_PROGRAMS="bench_micro larson fragment_stress huge_ws realloc_bench mid_mt phases proc_sample large_replace"
 
 hb_log() { printf '%s\n' "$*" >&2; }
 hb_die() { printf '%s: error: %s\n' "${HB_PROG:-bench}" "$*" >&2; exit 1; }
@@ -380,6 +380,11 @@ hb_bench_cmd() {
         smoke) CMD=("$B/phases" --phase-seconds "$dur" --rounds 1 --ws 32M) ;;
         quick) CMD=("$B/phases" --phase-seconds "$dur" --rounds 2 --ws 128M) ;;
         full) CMD=("$B/phases" --phase-seconds "$dur" --rounds 2 --ws 384M) ;;
+      esac ;;
+    large_replace)
+      case $profile in
+        smoke) CMD=("$B/large_replace" --live 6 --seconds "$dur") ;;
+        *) CMD=("$B/large_replace" --live 20 --seconds "$dur") ;;
       esac ;;
     *) hb_die "internal: no command for $1" ;;
   esac

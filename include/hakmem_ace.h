@@ -16,7 +16,7 @@
 extern "C" {
 #endif
 
-#define HAKMEM_KNOBS_VERSION 2
+#define HAKMEM_KNOBS_VERSION 3
 #define HAKMEM_KNOB_CLASSES 112
 
 typedef struct hak_knobs {
@@ -44,7 +44,7 @@ typedef struct hak_knobs {
   /* Process-wide caches. */
   uint64_t segment_cache_bytes;        /* address space of empty segments kept for reuse */
   uint64_t segment_cache_dirty_bytes;  /* of which resident before the purge delay */
-  uint64_t large_cache_bytes;          /* bytes of freed large mappings kept for reuse */
+  uint64_t large_cache_bytes;          /* address space of freed large mappings kept for reuse */
   uint32_t large_cache_entries;        /* freed large mappings kept for reuse */
 
   /* realloc. */
@@ -52,6 +52,16 @@ typedef struct hak_knobs {
                                           usable size stays where it is */
   uint32_t realloc_grow_headroom_pct;  /* a block (<= 1 MiB) that grows by less than this
                                           percent and must move gets this much room */
+
+  /* Version 3: the large cache's decay and reuse (version 2 had `reserved` here). */
+  uint32_t large_cache_unmap_delay_ms; /* a cached large mapping, decommitted after the purge
+                                          delay, is unmapped once unused this much longer */
+  uint64_t large_cache_dirty_bytes;    /* most bytes of cached large mappings kept resident;
+                                          the budget in force is at most the bytes of large
+                                          blocks freed over the last one to two purge delays */
+  uint32_t large_reuse_slack_pct;      /* a cached mapping serves a smaller request whole while
+                                          its surplus is at most this percent of the request
+                                          plus 2 MiB; beyond that its tail is unmapped */
   uint32_t reserved;
 } hak_knobs;
 

@@ -3,8 +3,8 @@
  * Start: lazily, from an allocator slow path with no allocator lock held (the alloc
  * layer's hak_slow_hook, every 256 slow paths of a thread), once the process has shown
  * it is worth steering: it has lived start_delay_ms (1 s), or it is 100 ms old and
- * holds start_bytes (64 MiB): a program that builds a large heap quickly and then only
- * idles must still get its memory back.
+ * holds start_bytes (64 MiB) outside the caches of freed memory: a program that builds a
+ * large heap quickly and then only idles must still get its memory back.
  * A short command never gets the thread: a helper thread makes a process
  * multi-threaded, and that changes what the program may do (unshare(CLONE_NEWUSER)
  * fails with EINVAL, newer Pythons warn on fork). All signals are blocked in the thread
@@ -118,7 +118,9 @@ static void ace_hook(void) {
   hakmem_ace_config_t cfg;
   ace_config_copy(&cfg);
   uint64_t age = hak_prim_now_ns() - hak_load_relaxed(&proc_start_ns);
-  int64_t held = hak_load_relaxed(&hak_os_ctr.bytes_mapped);
+  /* Memory the program holds: the caches of freed segments and mappings do not count
+   * (they decay by themselves, and a fork child inherits them from its parent). */
+  int64_t held = hak_load_relaxed(&hak_os_ctr.bytes_mapped) - hak_load_relaxed(&hak_os_ctr.bytes_cached);
   bool worth = age >= (uint64_t)cfg.start_delay_ms * 1000000u ||
                (cfg.start_bytes && held > 0 && (uint64_t)held >= cfg.start_bytes &&
                 age >= ACE_START_MIN_AGE_NS);

@@ -322,13 +322,17 @@ HAK_HIDDEN void     hak_remote_buffer(hak_heap* h, hak_slab* s, hak_block* b);
 HAK_HIDDEN void     hak_remote_flush(hak_heap* h);
 HAK_HIDDEN uint32_t hak_remote_drain(hak_slab* s);
 
-/* ---- large.c: direct mappings with a small cache -------------------------------- */
+/* ---- large.c: direct mappings with a cache sized by bytes and time ------------------ */
 HAK_HIDDEN void*  hak_large_alloc(size_t size, size_t align, bool zero);
 HAK_HIDDEN void   hak_large_free(hak_segment* seg, void* p, const char* fn);
 HAK_HIDDEN void*  hak_large_realloc(hak_segment* seg, void* p, size_t size);
-/* Decommit cached mappings unused for `delay_ns`; returns bytes released. */
+/* Decay the cache: decommit mappings unused for `delay_ns` beyond the dirty budget
+ * (all of them when delay_ns is 0), unmap long-decommitted ones; returns bytes
+ * decommitted. Skips when another thread holds the cache's lock. */
 HAK_HIDDEN size_t hak_large_cache_purge(uint64_t now, uint64_t delay_ns);
 HAK_HIDDEN size_t hak_large_cache_dirty_bytes(void);
+/* The large cache now: bytes mapped, of which resident, and mappings (tests, stats). */
+HAK_HIDDEN void   hak_large_cache_usage(size_t* bytes, size_t* dirty, unsigned* entries);
 HAK_HIDDEN void   hak_large_fork_lock(void);
 HAK_HIDDEN void   hak_large_fork_unlock(bool child);
 

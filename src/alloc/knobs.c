@@ -38,6 +38,9 @@ void hak_knobs_defaults(hak_knobs* k) {
   k->segment_cache_dirty_bytes = (uint64_t)hak_opt(HAK_OPT_SEGMENT_CACHE_DIRTY);
   k->large_cache_bytes = (uint64_t)hak_opt(HAK_OPT_LARGE_CACHE);
   k->large_cache_entries = (uint32_t)hak_opt(HAK_OPT_LARGE_CACHE_ENTRIES);
+  k->large_cache_dirty_bytes = (uint64_t)hak_opt(HAK_OPT_LARGE_CACHE_DIRTY);
+  k->large_cache_unmap_delay_ms = (uint32_t)hak_opt(HAK_OPT_LARGE_CACHE_UNMAP_DELAY);
+  k->large_reuse_slack_pct = (uint32_t)hak_opt(HAK_OPT_LARGE_REUSE_SLACK);
   k->realloc_shrink_keep_pct = 50;
   k->realloc_grow_headroom_pct = 25;
 }
@@ -54,7 +57,9 @@ int hak_knobs_validate(const hak_knobs* k) {
       !in(k->purge_delay_ms, 0, 1000000) || !in(k->partial_release_pages, 1, 512) ||
       !in(k->segment_cache_bytes, 0, 1ull << 40) || !in(k->segment_cache_dirty_bytes, 0, 1ull << 40) ||
       !in(k->large_cache_bytes, 0, 1ull << 40) || !in(k->large_cache_entries, 0, 64) ||
-      !in(k->realloc_shrink_keep_pct, 0, 100) || !in(k->realloc_grow_headroom_pct, 0, 100)) return -1;
+      !in(k->realloc_shrink_keep_pct, 0, 100) || !in(k->realloc_grow_headroom_pct, 0, 100) ||
+      !in(k->large_cache_dirty_bytes, 0, 1ull << 40) || !in(k->large_cache_unmap_delay_ms, 0, 1000000) ||
+      !in(k->large_reuse_slack_pct, 0, 10000) || k->reserved != 0) return -1;
   return 0;
 }
 
@@ -87,6 +92,9 @@ void hak_knobs_fill(hak_knob_slot* slot, const hak_knobs* k) {
   hak_store_relaxed(&p->segment_cache_dirty_bytes, k->segment_cache_dirty_bytes);
   hak_store_relaxed(&p->large_cache_bytes, k->large_cache_bytes);
   hak_store_relaxed(&p->large_cache_entries, k->large_cache_entries);
+  hak_store_relaxed(&p->large_cache_dirty_bytes, k->large_cache_dirty_bytes);
+  hak_store_relaxed(&p->large_cache_unmap_delay_ns, (uint64_t)k->large_cache_unmap_delay_ms * 1000000u);
+  hak_store_relaxed(&p->large_reuse_slack_pct, k->large_reuse_slack_pct);
   hak_store_relaxed(&p->partial_release_pages, k->partial_release_pages);
   hak_store_relaxed(&p->realloc_shrink_keep_pct, k->realloc_shrink_keep_pct);
   hak_store_relaxed(&p->realloc_grow_headroom_pct, k->realloc_grow_headroom_pct);

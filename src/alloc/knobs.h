@@ -31,8 +31,10 @@ HAK_HIDDEN extern _Atomic uint64_t hak_knobs_generation;
 typedef struct hak_knobs_process {
   _Atomic uint64_t purge_delay_ns;
   _Atomic uint64_t segment_cache_bytes, segment_cache_dirty_bytes;
-  _Atomic uint64_t large_cache_bytes;
+  _Atomic uint64_t large_cache_bytes, large_cache_dirty_bytes;
+  _Atomic uint64_t large_cache_unmap_delay_ns;
   _Atomic uint32_t large_cache_entries;
+  _Atomic uint32_t large_reuse_slack_pct;
   _Atomic uint32_t partial_release_pages;
   _Atomic uint32_t realloc_shrink_keep_pct, realloc_grow_headroom_pct;
 } hak_knobs_process;

@@ -3,11 +3,31 @@
  * `off` = max(4 KiB, alignment). Every chunk of the mapping is registered, so free()
  * validates the pointer by comparing it with header->user.
  *
- * Freed mappings go to a small cache (knobs large_cache_bytes and _entries); only a
- * quarter of it stays dirty, the rest is decommitted on the way in, and a dirty one is
- * decommitted once it stays unused for the purge delay (hak_large_cache_purge). realloc
- * grows in place with mremap when the address space after the block is free, and
- * otherwise moves the pages (mremap to a fresh aligned mapping) instead of copying. */
+ * Freed mappings go to a cache sized by bytes and time (knobs large_cache_*):
+ *   - a freed mapping stays resident (dirty) for the purge delay; after that it stays
+ *     only within the dirty budget, the oldest beyond it decommitted first. The budget
+ *     follows the program's recent churn: the bytes of large blocks freed in the
+ *     current and the previous purge-delay window, plus those of the windows before
+ *     weighted down linearly over LARGE_DECAY_WINDOWS windows, at most the knob
+ *     large_cache_dirty_bytes (which also bounds the young mappings). A steady
+ *     replacer keeps its mappings resident; when the frees stop, the budget falls
+ *     linearly to nothing over LARGE_DECAY_WINDOWS + 1 purge delays, so the memory
+ *     goes back smoothly rather than at once;
+ *   - a decommitted mapping unused for the purge delay plus large_cache_unmap_delay_ms
+ *     is unmapped; beyond large_cache_entries or large_cache_bytes the oldest is unmapped.
+ * Decay runs on every large free and from the sweeps and scavenger (purge).
+ *
+ * Reuse (cache_take): the smallest cached mapping that holds the request, resident ones
+ * first. Its surplus stays with the block while it is at most large_reuse_slack_pct of
+ * the request plus a chunk; the tail beyond that (from the chunk boundary after the
+ * request plus the slack) is unmapped. When no cached mapping is big enough, the largest resident one smaller than
+ * the request is grown (mremap in place, else moved to a new aligned place without
+ * copying), so only the difference is faulted in. calloc zeroes only the part of the
+ * block that may hold old data; pages never touched or decommitted read as zero.
+ *
+ * realloc grows in place with mremap when the address space after the block is free,
+ * and otherwise moves the pages (mremap to a fresh aligned mapping) instead of copying;
+ * it shrinks in place, unmapping a tail of a chunk or more. */
 #include "alloc/alloc.h"
 #include "alloc/knobs.h"
 #include "prim/prim.h"
@@ -16,10 +36,17 @@
 #include <errno.h>
 #include <string.h>
 
+/* The cache: at most large_cache_entries (<= 64) mappings, unordered, scanned under
+ * the lock. A mapping being decommitted or unmapped is off the list meanwhile. */
 static hak_lock large_lock = HAK_LOCK_INIT;
-static hak_segment* large_cache;    /* most recent first */
+static hak_segment* large_cache;
 static size_t large_cache_bytes, large_cache_dirty;
 static _Atomic unsigned large_cache_n;   /* written under the lock, read without */
+/* Bytes of large blocks freed in the current purge-delay window (freed_win[0]) and in
+ * the windows before it, for the dirty budget; under the lock. */
+#define LARGE_DECAY_WINDOWS 10
+static uint64_t freed_win_start;
+static size_t freed_win[LARGE_DECAY_WINDOWS + 1];
 
 static size_t large_offset(size_t align) { return align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE; }
 static size_t large_map_align(size_t align) { return align > HAK_CHUNK_SIZE ? align : HAK_CHUNK_SIZE; }
@@ -31,29 +58,103 @@ static void large_unmap(hak_segment* seg) {
   hak_prim_unmap(seg, seg->size);
 }
 
-static hak_segment* cache_take(size_t need, size_t map_align) {
+static void cache_link(hak_segment* seg) {
+  seg->prev = NULL;
+  seg->next = large_cache;
+  if (large_cache) large_cache->prev = seg;
+  large_cache = seg;
+  large_cache_bytes += seg->size;
+  if (!seg->fresh) large_cache_dirty += seg->size;
+  large_cache_n++;
+}
+
+static void cache_unlink(hak_segment* seg) {
+  if (seg->prev) seg->prev->next = seg->next; else large_cache = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+  large_cache_bytes -= seg->size;
+  if (!seg->fresh) large_cache_dirty -= seg->size;
+  large_cache_n--;
+}
+
+/* Surplus a reused mapping may keep: slack_pct of the request plus a chunk. */
+static size_t reuse_slack(size_t need) {
+  unsigned __int128 s = (unsigned __int128)need * HAK_KNOB(large_reuse_slack_pct) / 100 + HAK_CHUNK_SIZE;
+  return s > SIZE_MAX ? SIZE_MAX : (size_t)s;
+}
+
+/* A cached mapping for `need` bytes at `map_align`: the smallest that holds it,
+ * resident ones first (*grow false); else the largest resident one smaller than `need`
+ * (*grow true), for the caller to grow. NULL when neither is cached. */
+static hak_segment* cache_take(size_t need, size_t map_align, bool* grow) {
   if (hak_load_relaxed(&large_cache_n) == 0) return NULL;
-  hak_segment* best = NULL;
+  hak_segment *fit = NULL, *donor = NULL;
   hak_lock_take(&large_lock);
   for (hak_segment* seg = large_cache; seg; seg = seg->next) {
-    if (seg->size >= need && seg->size - need <= need / 4 + HAK_CHUNK_SIZE &&
-        ((uintptr_t)seg & (map_align - 1)) == 0 && (!best || seg->size < best->size)) {
-      best = seg;
+    if (((uintptr_t)seg & (map_align - 1)) != 0) continue;
+    if (seg->size >= need) {
+      if (!fit || (fit->fresh && !seg->fresh) || (fit->fresh == seg->fresh && seg->size < fit->size)) fit = seg;
+    } else if (!seg->fresh && (!donor || seg->size > donor->size)) {
+      donor = seg;
     }
   }
-  if (best) {
-    if (best->prev) best->prev->next = best->next; else large_cache = best->next;
-    if (best->next) best->next->prev = best->prev;
-    large_cache_bytes -= best->size;
-    if (!best->fresh) large_cache_dirty -= best->size;
-    large_cache_n--;
-  }
+  hak_segment* got = fit ? fit : donor;
+  if (got) cache_unlink(got);
   hak_lock_release(&large_lock);
-  if (best) {
+  if (got) {
     HAK_OS_COUNT(large_cache_hits, 1);
-    HAK_OS_COUNT(bytes_cached, -(int64_t)best->size);
+    HAK_OS_COUNT(bytes_cached, -(int64_t)got->size);
   }
-  return best;
+  *grow = !fit;
+  return got;
+}
+
+/* Unmap the tail of a mapping that is nobody's block, keeping new_size bytes (a chunk
+ * multiple). The registry lets go of the tail's chunks first, so that a mapping another
+ * thread makes there is never unregistered by us. False when munmap was refused. */
+static bool large_trim(hak_segment* seg, size_t new_size) {
+  size_t cut = seg->size - new_size;
+  hak_registry_set((uint8_t*)seg + new_size, cut, NULL);
+  if (!hak_prim_unmap((uint8_t*)seg + new_size, cut)) {
+    hak_registry_set((uint8_t*)seg + new_size, cut, seg);
+    HAK_OS_COUNT(os_failures, 1);
+    return false;
+  }
+  HAK_OS_COUNT(bytes_mapped, -(int64_t)cut);
+  seg->size = new_size;
+  return true;
+}
+
+/* Grow the cached mapping `seg` (off every list but the list of all segments) to `need`
+ * bytes: in place, else moved to a new aligned mapping. Returns the mapping (seg or
+ * its new place), or NULL when neither worked (seg is then unmapped). */
+static hak_segment* large_grow_cached(hak_segment* seg, size_t need, size_t map_align) {
+  size_t old = seg->size;
+  if (hak_prim_grow_in_place(seg, old, need)) {
+    if (hak_registry_set(seg, need, seg)) {
+      HAK_OS_COUNT(bytes_mapped, (int64_t)(need - old));
+      seg->size = need;
+      return seg;
+    }
+    hak_prim_unmap((uint8_t*)seg + old, need - old);
+    large_unmap(seg);
+    return NULL;
+  }
+  hak_segment* to = hak_prim_map_aligned(need, map_align);
+  if (to && !hak_registry_set(to, need, to)) { hak_prim_unmap(to, need); to = NULL; }
+  if (!to) { large_unmap(seg); return NULL; }
+  hak_registry_set(seg, old, NULL);
+  hak_seglist_remove(seg);              /* the header moves with the pages */
+  if (!hak_prim_move(seg, old, to, need)) {
+    hak_registry_set(to, need, NULL);
+    hak_prim_unmap(to, need);
+    HAK_OS_COUNT(bytes_mapped, -(int64_t)old);
+    hak_prim_unmap(seg, old);
+    return NULL;
+  }
+  hak_seglist_add(to);
+  HAK_OS_COUNT(bytes_mapped, (int64_t)(need - old));
+  to->size = need;
+  return to;
 }
 
 void* hak_large_alloc(size_t size, size_t align, bool zero) {
@@ -62,17 +163,27 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
   /* At least one page past `off`: the block must lie inside the mapping even at size 0. */
   size_t need = HAK_ALIGN_UP(off + (size ? size : 1), HAK_PAGE_SIZE);
   size_t map_align = large_map_align(align);
-  hak_segment* seg = cache_take(need, map_align);
-  bool fresh;
-  if (seg) {
-    fresh = seg->fresh;    /* decommitted in the cache: reads as zero again */
-  } else {
+  size_t dirty = 0;                     /* bytes from the mapping's start that may hold old data */
+  bool grow;
+  hak_segment* seg = cache_take(need, map_align, &grow);
+  if (seg && grow) {
+    size_t old = seg->size;
+    seg = large_grow_cached(seg, need, map_align);
+    if (seg) dirty = old;
+  } else if (seg) {
+    size_t slack = reuse_slack(need);
+    if (seg->size - need > slack) {   /* the surplus beyond the slack goes back */
+      size_t keep = HAK_ALIGN_UP(need + slack - HAK_CHUNK_SIZE, HAK_CHUNK_SIZE);
+      if (keep < seg->size) large_trim(seg, keep);
+    }
+    if (!seg->fresh) dirty = seg->size;
+  }
+  if (!seg) {
     seg = hak_prim_map_aligned(need, map_align);
     if (!seg) { errno = ENOMEM; return NULL; }
     if (!hak_registry_set(seg, need, seg)) { hak_prim_unmap(seg, need); errno = ENOMEM; return NULL; }
     seg->size = need;
     hak_seglist_add(seg);
-    fresh = true;
     HAK_OS_COUNT(bytes_mapped, (int64_t)need);
   }
   seg->magic = HAK_SEG_MAGIC;
@@ -86,10 +197,134 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
   seg->fresh = false;
   seg->next = seg->prev = NULL;
   hak_store_release(&seg->state, HAK_SEGST_LARGE_LIVE);
-  if (zero && !fresh) memset(seg->user, 0, size);
+  if (zero && dirty > off) memset(seg->user, 0, size < dirty - off ? size : dirty - off);
   HAK_OS_COUNT(large_allocs, 1);
   HAK_OS_COUNT(large_in_use, (int64_t)seg->usable);
   return seg->user;
+}
+
+/* ---- decay -------------------------------------------------------------------------- */
+
+/* The mappings that leave the cache on one pass, handled after the lock is released. */
+typedef struct cache_work {
+  hak_segment* decommit;    /* to decommit and put back */
+  hak_segment* unmap;       /* to unmap */
+} cache_work;
+
+static void work_push(hak_segment** list, hak_segment* seg) {
+  cache_unlink(seg);
+  seg->next = *list;
+  *list = seg;
+}
+
+/* The oldest cached mapping, or NULL. */
+static hak_segment* cache_oldest(void) {
+  hak_segment* old = NULL;
+  for (hak_segment* seg = large_cache; seg; seg = seg->next) {
+    if (!old || seg->cached_at < old->cached_at) old = seg;
+  }
+  return old;
+}
+
+/* Move the window history to the window that holds `now` (windows of `win` ns). */
+static void freed_advance(uint64_t now, uint64_t win) {
+  if (win == 0) memset(freed_win, 0, sizeof freed_win);     /* no delay: no budget either */
+  if (win == 0 || now < freed_win_start) { freed_win_start = now; return; }
+  uint64_t k = (now - freed_win_start) / win;
+  if (k == 0) return;
+  unsigned shift = k <= LARGE_DECAY_WINDOWS ? (unsigned)k : LARGE_DECAY_WINDOWS + 1;
+  for (unsigned i = LARGE_DECAY_WINDOWS + 1; i-- > 0;) freed_win[i] = i >= shift ? freed_win[i - shift] : 0;
+  freed_win_start += k * win;
+}
+
+/* The dirty budget for mappings older than the purge delay: the bytes freed in the
+ * current and the previous window in full, those of the windows before weighted from
+ * 9/10 down to 1/10 (LARGE_DECAY_WINDOWS = 10), at most the knob. */
+static size_t dirty_budget(void) {
+  unsigned __int128 sum = (unsigned __int128)freed_win[0] * LARGE_DECAY_WINDOWS;
+  for (unsigned i = 1; i <= LARGE_DECAY_WINDOWS; i++) {
+    sum += (unsigned __int128)freed_win[i] * (LARGE_DECAY_WINDOWS + 1 - i);
+  }
+  sum /= LARGE_DECAY_WINDOWS;
+  uint64_t knob = HAK_KNOB(large_cache_dirty_bytes);
+  return sum < knob ? (size_t)sum : (size_t)knob;
+}
+
+/* The oldest resident mapping cached before `before` (any age: UINT64_MAX), or NULL. */
+static hak_segment* cache_oldest_dirty(uint64_t before) {
+  hak_segment* old = NULL;
+  for (hak_segment* seg = large_cache; seg; seg = seg->next) {
+    if (seg->fresh || seg->cached_at >= before) continue;
+    if (!old || seg->cached_at < old->cached_at) old = seg;
+  }
+  return old;
+}
+
+/* Under the lock: move what decays now from the cache to `w`. A purge delay of 0
+ * (malloc_trim) decommits every resident mapping. */
+static void cache_collect(cache_work* w, uint64_t now, uint64_t delay) {
+  uint64_t unmap_delay = HAK_KNOB(large_cache_unmap_delay_ns);
+  freed_advance(now, HAK_KNOB(purge_delay_ns));
+  for (hak_segment* seg = large_cache; seg;) {
+    hak_segment* next = seg->next;
+    if (seg->fresh && seg->cached_at + delay + unmap_delay <= now) work_push(&w->unmap, seg);
+    seg = next;
+  }
+  hak_segment* seg;
+  size_t cap = (size_t)HAK_KNOB(large_cache_dirty_bytes);
+  while (large_cache_dirty > cap && (seg = cache_oldest_dirty(UINT64_MAX))) work_push(&w->decommit, seg);
+  /* Past the purge delay a mapping stays resident only within the budget. */
+  size_t budget = delay ? dirty_budget() : 0, young = 0;
+  uint64_t before = now >= delay ? now - delay + 1 : 0;
+  for (hak_segment* y = large_cache; y; y = y->next) {
+    if (!y->fresh && y->cached_at >= before) young += y->size;
+  }
+  while (large_cache_dirty - young > budget && (seg = cache_oldest_dirty(before))) work_push(&w->decommit, seg);
+  size_t limit = (size_t)HAK_KNOB(large_cache_bytes);
+  unsigned max_n = HAK_KNOB(large_cache_entries);
+  while ((large_cache_n > max_n || large_cache_bytes > limit) && (seg = cache_oldest())) {
+    work_push(&w->unmap, seg);
+  }
+}
+
+/* Without the lock: unmap and decommit what cache_collect took out, then put the
+ * decommitted mappings back (unless the cache filled up meanwhile). Returns the bytes
+ * decommitted. */
+static size_t cache_finish(cache_work* w) {
+  while (w->unmap) {
+    hak_segment* seg = w->unmap;
+    w->unmap = seg->next;
+    HAK_OS_COUNT(bytes_cached, -(int64_t)seg->size);
+    large_unmap(seg);
+  }
+  if (!w->decommit) return 0;
+  size_t bytes = 0;
+  for (hak_segment* seg = w->decommit; seg; seg = seg->next) {
+    seg->fresh = hak_prim_decommit((uint8_t*)seg + HAK_PAGE_SIZE, seg->size - HAK_PAGE_SIZE);
+    if (!seg->fresh) { HAK_OS_COUNT(os_failures, 1); continue; }   /* refused: stays dirty */
+    bytes += seg->size - HAK_PAGE_SIZE;
+    HAK_OS_COUNT(decommit_calls, 1);
+  }
+  HAK_OS_COUNT(decommit_bytes, bytes);
+  HAK_OS_COUNT(purge_bytes, bytes);
+  size_t limit = (size_t)HAK_KNOB(large_cache_bytes);
+  unsigned max_n = HAK_KNOB(large_cache_entries);
+  hak_segment* drop = NULL;
+  hak_lock_take(&large_lock);
+  while (w->decommit) {
+    hak_segment* seg = w->decommit;
+    w->decommit = seg->next;
+    if (large_cache_n >= max_n || large_cache_bytes + seg->size > limit) { seg->next = drop; drop = seg; continue; }
+    cache_link(seg);
+  }
+  hak_lock_release(&large_lock);
+  while (drop) {
+    hak_segment* seg = drop;
+    drop = seg->next;
+    HAK_OS_COUNT(bytes_cached, -(int64_t)seg->size);
+    large_unmap(seg);
+  }
+  return bytes;
 }
 
 void hak_large_free(hak_segment* seg, void* p, const char* fn) {
@@ -100,44 +335,22 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
   }
   HAK_OS_COUNT(large_frees, 1);
   HAK_OS_COUNT(large_in_use, -(int64_t)seg->usable);
-  size_t limit = (size_t)HAK_KNOB(large_cache_bytes);
-  unsigned max_n = HAK_KNOB(large_cache_entries);
-  if (seg->size > limit || max_n == 0) { large_unmap(seg); return; }
-  /* Decide dirty-or-decommitted before the mapping becomes visible in the cache. */
-  hak_lock_take(&large_lock);
-  bool decommit = large_cache_dirty + seg->size > limit / 4;
-  hak_lock_release(&large_lock);
-  if (decommit && !hak_prim_decommit((uint8_t*)seg + HAK_PAGE_SIZE, seg->size - HAK_PAGE_SIZE)) {
-    HAK_OS_COUNT(os_failures, 1);     /* refused: cached dirty */
-    decommit = false;
+  if (seg->size > (size_t)HAK_KNOB(large_cache_bytes) || HAK_KNOB(large_cache_entries) == 0) {
+    large_unmap(seg);
+    return;
   }
-  seg->fresh = decommit;
-  if (decommit) { HAK_OS_COUNT(decommit_calls, 1); HAK_OS_COUNT(decommit_bytes, seg->size - HAK_PAGE_SIZE); }
+  uint64_t now = hak_prim_now_ns(), delay = HAK_KNOB(purge_delay_ns);
+  seg->fresh = false;
+  seg->cached_at = now;
   HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
-  hak_segment* evict = NULL;
+  cache_work w = {NULL, NULL};
   hak_lock_take(&large_lock);
-  seg->cached_at = hak_prim_now_ns();
-  seg->prev = NULL;
-  seg->next = large_cache;
-  if (large_cache) large_cache->prev = seg;
-  large_cache = seg;
-  large_cache_bytes += seg->size;
-  if (!decommit) large_cache_dirty += seg->size;
-  large_cache_n++;
-  /* Evict from the tail (oldest) while over budget; unmap outside the lock. */
-  while (large_cache_n > max_n || large_cache_bytes > limit) {
-    hak_segment* old = large_cache;
-    while (old->next) old = old->next;
-    if (old->prev) old->prev->next = NULL; else large_cache = NULL;
-    large_cache_bytes -= old->size;
-    if (!old->fresh) large_cache_dirty -= old->size;
-    large_cache_n--;
-    old->next = evict;
-    evict = old;
-    HAK_OS_COUNT(bytes_cached, -(int64_t)old->size);
-  }
+  freed_advance(now, delay);
+  freed_win[0] += seg->size;
+  cache_link(seg);
+  cache_collect(&w, now, delay);
   hak_lock_release(&large_lock);
-  while (evict) { hak_segment* n = evict->next; large_unmap(evict); evict = n; }
+  cache_finish(&w);
 }
 
 void* hak_large_realloc(hak_segment* seg, void* p, size_t size) {
@@ -201,48 +414,10 @@ void* hak_large_realloc(hak_segment* seg, void* p, size_t size) {
 size_t hak_large_cache_purge(uint64_t now, uint64_t delay_ns) {
   if (hak_load_relaxed(&large_cache_n) == 0) return 0;
   if (pthread_mutex_trylock(&large_lock.m) != 0) return 0;   /* someone else is at it */
-  /* Take the old dirty mappings out, decommit them unlocked, put them back clean. */
-  hak_segment* old = NULL;
-  for (hak_segment* seg = large_cache; seg;) {
-    hak_segment* next = seg->next;
-    if (!seg->fresh && seg->cached_at + delay_ns <= now) {
-      if (seg->prev) seg->prev->next = seg->next; else large_cache = seg->next;
-      if (seg->next) seg->next->prev = seg->prev;
-      large_cache_bytes -= seg->size;
-      large_cache_dirty -= seg->size;
-      large_cache_n--;
-      seg->next = old;
-      old = seg;
-    }
-    seg = next;
-  }
+  cache_work w = {NULL, NULL};
+  cache_collect(&w, now, delay_ns);
   hak_lock_release(&large_lock);
-  size_t bytes = 0;
-  for (hak_segment* seg = old; seg; seg = seg->next) {
-    seg->fresh = hak_prim_decommit((uint8_t*)seg + HAK_PAGE_SIZE, seg->size - HAK_PAGE_SIZE);
-    if (!seg->fresh) { HAK_OS_COUNT(os_failures, 1); continue; }
-    bytes += seg->size - HAK_PAGE_SIZE;
-    HAK_OS_COUNT(decommit_calls, 1);
-  }
-  if (!old) return 0;
-  HAK_OS_COUNT(decommit_bytes, bytes);
-  HAK_OS_COUNT(purge_bytes, bytes);
-  hak_lock_take(&large_lock);
-  while (old) {     /* back at the tail: they are the oldest */
-    hak_segment* seg = old;
-    old = old->next;
-    seg->next = NULL;
-    hak_segment** tail = &large_cache;
-    hak_segment* prev = NULL;
-    while (*tail) { prev = *tail; tail = &(*tail)->next; }
-    seg->prev = prev;
-    *tail = seg;
-    large_cache_bytes += seg->size;
-    if (!seg->fresh) large_cache_dirty += seg->size;   /* refused: still dirty */
-    large_cache_n++;
-  }
-  hak_lock_release(&large_lock);
-  return bytes;
+  return cache_finish(&w);
 }
 
 size_t hak_large_cache_dirty_bytes(void) {
@@ -250,6 +425,14 @@ size_t hak_large_cache_dirty_bytes(void) {
   size_t n = large_cache_dirty;
   hak_lock_release(&large_lock);
   return n;
+}
+
+void hak_large_cache_usage(size_t* bytes, size_t* dirty, unsigned* entries) {
+  hak_lock_take(&large_lock);
+  *bytes = large_cache_bytes;
+  *dirty = large_cache_dirty;
+  *entries = hak_load_relaxed(&large_cache_n);
+  hak_lock_release(&large_lock);
 }
 
 void hak_large_fork_lock(void) { hak_lock_take(&large_lock); }

@@ -182,8 +182,8 @@ else
   secs=$(($(date +%s) - t0))
   echo "compare.sh --smoke --allocators $allocs: exit $rc in ${secs}s"
   out=$(cat "$tmp/bench.out")
-  rows=$(grep -cE '^\| (micro-tight|micro-batch|micro-xthread|larson|fragment|huge_ws|realloc|mid_mt) \|' "$tmp/bench.out")
-  [ $rc -eq 0 ] && [ "$rows" -eq 16 ] && ! echo "$out" | grep -q FAIL
+  rows=$(grep -cE '^\| (micro-tight|micro-batch|micro-xthread|larson|fragment|huge_ws|realloc|mid_mt|large_replace) \|' "$tmp/bench.out")
+  [ $rc -eq 0 ] && [ "$rows" -eq 18 ] && ! echo "$out" | grep -q FAIL
   check "compare.sh --smoke exits 0 with a throughput and an RSS row per benchmark" $? \
     "(exit $rc, $rows rows)
 $out
@@ -197,7 +197,7 @@ $(tail -n 20 "$tmp/bench.err")"
   n=$(awk -F, 'NR > 1' "$tmp/bench/summary.csv" | wc -l)
   head -n 1 "$tmp/bench/summary.csv" | grep -q 'median_ops_per_sec,min_ops_per_sec,max_ops_per_sec,median_peak_rss_kb,min_peak_rss_kb,max_peak_rss_kb'
   check "compare.sh --smoke: summary.csv has min and max beside the medians" $? "$(head -n 1 "$tmp/bench/summary.csv")"
-  [ "$n" -eq $((8 * $(echo "$allocs" | tr ',' '\n' | wc -l))) ]
+  [ "$n" -eq $((9 * $(echo "$allocs" | tr ',' '\n' | wc -l))) ]
   check "compare.sh --smoke: summary.csv has a row per benchmark and allocator" $? "$n rows"
 fi
 

@@ -9,6 +9,7 @@
 #include "hakmem_stats.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -106,8 +107,12 @@ static void test_startup_values(void) {
   CHECK_EQ(k.partial_release_pages, 1);
   CHECK_EQ(k.segment_cache_bytes, 256ll << 20);
   CHECK_EQ(k.segment_cache_dirty_bytes, 16ll << 20);
-  CHECK_EQ(k.large_cache_bytes, 64ll << 20);
-  CHECK_EQ(k.large_cache_entries, 16);
+  CHECK_EQ(k.large_cache_bytes, 1ll << 30);
+  CHECK_EQ(k.large_cache_entries, 64);
+  CHECK_EQ(k.large_cache_dirty_bytes, 512ll << 20);
+  CHECK_EQ(k.large_cache_unmap_delay_ms, 2000);
+  CHECK_EQ(k.large_reuse_slack_pct, 300);
+  CHECK_EQ(k.reserved, 0);
   CHECK_EQ(k.realloc_shrink_keep_pct, 50);
   CHECK_EQ(k.realloc_grow_headroom_pct, 25);
 }
@@ -123,6 +128,18 @@ static void test_versioned_copy(void) {
   CHECK_EQ(u.k.size, 16);
   CHECK(u.k.generation >= 1);
   CHECK_EQ(u.raw[16], 0x5A);
+  /* A program built against version 2 (the struct ended after `reserved`, now
+   * large_cache_unmap_delay_ms) gets exactly its fields. */
+  size_t v2 = offsetof(hak_knobs, large_cache_dirty_bytes);
+  memset(&u, 0x5A, sizeof u);
+  u.k.size = (uint32_t)v2;
+  CHECK_EQ(hak_knobs_get(&u.k), 0);
+  CHECK_EQ(u.k.size, v2);
+  CHECK_EQ(u.k.version, HAKMEM_KNOBS_VERSION);
+  CHECK_EQ(u.k.realloc_grow_headroom_pct, 25);
+  CHECK_EQ(u.k.large_cache_unmap_delay_ms, current().large_cache_unmap_delay_ms);
+  CHECK_EQ(u.raw[v2], 0x5A);
+  CHECK_EQ(u.raw[sizeof u - 1], 0x5A);
 }
 
 /* Out-of-range values are refused with EINVAL and change nothing. */
@@ -138,6 +155,14 @@ static void test_publish_validates(void) {
   bad = before; bad.refill_batch[0] = 0;
   CHECK_EQ(hak_knobs_publish(&bad), -1);
   bad = before; bad.large_cache_entries = 65;
+  CHECK_EQ(hak_knobs_publish(&bad), -1);
+  bad = before; bad.large_reuse_slack_pct = 10001;
+  CHECK_EQ(hak_knobs_publish(&bad), -1);
+  bad = before; bad.large_cache_unmap_delay_ms = 1000001;
+  CHECK_EQ(hak_knobs_publish(&bad), -1);
+  bad = before; bad.large_cache_dirty_bytes = (1ull << 40) + 1;
+  CHECK_EQ(hak_knobs_publish(&bad), -1);
+  bad = before; bad.reserved = 1;
   CHECK_EQ(hak_knobs_publish(&bad), -1);
   bad = before; bad.version = 1;
   CHECK_EQ(hak_knobs_publish(&bad), -1);

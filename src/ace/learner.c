@@ -149,6 +149,10 @@ static void apply_keep(unsigned lv, const hak_knobs* d, hak_knobs* k) {
   if (k->segment_cache_bytes < k->segment_cache_dirty_bytes) k->segment_cache_bytes = k->segment_cache_dirty_bytes;
   if (lv == 0) k->segment_cache_bytes = d->segment_cache_bytes;
   k->large_cache_bytes = lc < ACE_KEEP_MAX_BYTES ? lc : ACE_KEEP_MAX_BYTES;
+  uint64_t ld = d->large_cache_dirty_bytes * f;
+  k->large_cache_dirty_bytes = ld < ACE_KEEP_MAX_BYTES ? ld : ACE_KEEP_MAX_BYTES;
+  if (k->large_cache_dirty_bytes < d->large_cache_dirty_bytes) k->large_cache_dirty_bytes = d->large_cache_dirty_bytes;
+  if (k->large_cache_bytes < d->large_cache_bytes) k->large_cache_bytes = d->large_cache_bytes;
   uint64_t pp = (uint64_t)d->partial_release_pages << lv;
   k->partial_release_pages = (uint32_t)(pp < 512 ? pp : 512);
   uint64_t le = (uint64_t)d->large_cache_entries << lv;

@@ -301,6 +301,7 @@ static void test_keep_or_return_follows_refaults_and_idleness(void) {
   CHECK_EQ(k.purge_delay_ms, d.purge_delay_ms * 256 < ACE_KEEP_MAX_DELAY_MS ? d.purge_delay_ms * 256
                                                                             : ACE_KEEP_MAX_DELAY_MS);
   CHECK(k.large_cache_bytes > d.large_cache_bytes);
+  CHECK(k.large_cache_dirty_bytes > d.large_cache_dirty_bytes);
   CHECK(k.segment_cache_dirty_bytes > d.segment_cache_dirty_bytes);
   CHECK_EQ(k.partial_release_pages, d.partial_release_pages << ACE_KEEP_LEVELS);
   CHECK_EQ(hak_knobs_validate(&k), 0);
@@ -312,6 +313,7 @@ static void test_keep_or_return_follows_refaults_and_idleness(void) {
   CHECK_EQ(L.keep_level, 0u);
   CHECK_EQ(k.purge_delay_ms, d.purge_delay_ms);
   CHECK_EQ(k.large_cache_bytes, d.large_cache_bytes);
+  CHECK_EQ(k.large_cache_dirty_bytes, d.large_cache_dirty_bytes);
   CHECK_EQ(k.segment_cache_dirty_bytes, d.segment_cache_dirty_bytes);
   CHECK_EQ(k.segment_cache_bytes, d.segment_cache_bytes);
   CHECK_EQ(k.partial_release_pages, d.partial_release_pages);

@@ -124,9 +124,19 @@ static bool large_trim(hak_segment* seg, size_t new_size) {
   return true;
 }
 
+/* A mapping cache_take handed out and the caller could not use: back into the cache as
+ * it was (an allocation that fails must not cost the cache its memory). */
+static void cache_return(hak_segment* seg) {
+  HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
+  hak_lock_take(&large_lock);
+  cache_link(seg);
+  hak_lock_release(&large_lock);
+}
+
 /* Grow the cached mapping `seg` (off every list but the list of all segments) to `need`
  * bytes: in place, else moved to a new aligned mapping. Returns the mapping (seg or
- * its new place), or NULL when neither worked (seg is then unmapped). */
+ * its new place), or NULL when neither worked (seg is then back in the cache, or
+ * unmapped when the move failed half way). */
 static hak_segment* large_grow_cached(hak_segment* seg, size_t need, size_t map_align) {
   size_t old = seg->size;
   if (hak_prim_grow_in_place(seg, old, need)) {
@@ -141,7 +151,7 @@ static hak_segment* large_grow_cached(hak_segment* seg, size_t need, size_t map_
   }
   hak_segment* to = hak_prim_map_aligned(need, map_align);
   if (to && !hak_registry_set(to, need, to)) { hak_prim_unmap(to, need); to = NULL; }
-  if (!to) { large_unmap(seg); return NULL; }
+  if (!to) { cache_return(seg); return NULL; }
   hak_registry_set(seg, old, NULL);
   hak_seglist_remove(seg);              /* the header moves with the pages */
   if (!hak_prim_move(seg, old, to, need)) {

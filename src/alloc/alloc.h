@@ -9,7 +9,7 @@
  *             of 512 KiB), a pool segment (one slab, sized for its class) or a large block.
  *   slab      a piece of a segment cut into blocks of one size class.
  *   block     what malloc returns. A free block holds `next` and `key` in its first
- *             16 bytes; key == hak_free_key marks it free (double-free detection).
+ *             16 bytes; key == hak_free_mark(block) marks it free (double-free detection).
  *   heap      a thread's allocator state: its TLS lists (one per class), its slabs and
  *             segments. A segment belongs to exactly one heap (or is abandoned); only the
  *             owner touches a slab's local state; other threads push to the slab's
@@ -36,7 +36,7 @@
 
 typedef struct hak_block {
   struct hak_block* next;
-  uintptr_t         key;      /* hak_free_key while free, 0 once handed out */
+  uintptr_t         key;      /* hak_free_mark(block) while free, 0 once handed out */
 } hak_block;
 
 /* Free-list link encoding: plain by default, safe-linking in a hardened build. */
@@ -211,6 +211,11 @@ typedef struct hak_heap {
 /* ---- init.c ------------------------------------------------------------------- */
 HAK_HIDDEN extern _Atomic int hak_init_state;        /* 0 none, 1 running, 2 ready */
 HAK_HIDDEN extern uintptr_t hak_free_key;
+/* The mark a free block carries in its second word: the random key tied to the block's
+ * address. Bytes copied out of a free block into another block never read as that
+ * block's mark, so a program that copies indeterminate bytes (a struct's padding, a
+ * buffer's unused tail) is never stopped with a false "double free". */
+HAK_INLINE uintptr_t hak_free_mark(const void* b) { return hak_free_key ^ (uintptr_t)b; }
 HAK_HIDDEN extern uint8_t hak_cls_kind[HAK_NCLS];     /* segment kind that serves a class */
 HAK_HIDDEN void hak_ensure_init(void);
 HAK_HIDDEN void hak_init_slow(void);

@@ -47,12 +47,12 @@ HAK_INLINE void hak_free_fast(void* p) {
     uintptr_t off = a - (uintptr_t)s->start;
     hak_block* b = (hak_block*)p;
     if (HAK_LIKELY(off < s->handed && hak_slab_off_is_block(s, off) &&
-                   b->key != hak_free_key)) {
+                   b->key != hak_free_mark(b))) {
       hak_tcache* tc = (hak_tcache*)((uint8_t*)h + s->tc_off);
       /* Full: room goes below 0 and the slow path flushes, which recounts it. */
       if (HAK_LIKELY(--tc->room >= 0)) {
         b->next = HAK_ENC(b, tc->head);
-        b->key = hak_free_key;
+        b->key = hak_free_mark(b);
         tc->head = b;
         tc->nfree++;
         HAK_DBG(h, FREE_TLS_SLL);

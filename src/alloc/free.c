@@ -45,10 +45,11 @@ HAK_INLINE hak_slab* checked_slab(hak_segment* seg, const void* p, const char* f
   return s;
 }
 
-/* True when block b carries the free key: it is free (in a TLS list, a slab's lists, a
- * remote stack or another thread's remote buffer). The 64-bit random key is the proof
- * for every thread; a program storing it by chance is not a case to design for. */
-static inline bool block_is_free(const hak_block* b) { return b->key == hak_free_key; }
+/* True when block b carries its free mark: it is free (in a TLS list, a slab's lists, a
+ * remote stack or another thread's remote buffer). The mark (a 64-bit random key tied
+ * to b's address) is the proof for every thread: a copy of another free block's mark
+ * never matches, and a program storing b's own by chance is not a case to design for. */
+static inline bool block_is_free(const hak_block* b) { return b->key == hak_free_mark(b); }
 
 /* Enter p's 64 KiB unit → slab s into h's free map (h owns s's segment). */
 static inline void free_map_fill(hak_heap* h, uintptr_t a, hak_slab* s) {
@@ -123,7 +124,7 @@ static HAK_NOINLINE void free_local(hak_heap* h, hak_slab* s, hak_block* b) {
   hak_tcache* tc = &h->tc[s->cls];
   if (tc->room <= 0) hak_tcache_flush(h, s->cls, tc->cap / 2);   /* recounts room */
   b->next = HAK_ENC(b, tc->head);
-  b->key = hak_free_key;
+  b->key = hak_free_mark(b);
   tc->head = b;
   tc->room--;
   tc->nfree++;
@@ -156,7 +157,7 @@ HAK_NOINLINE void hak_free_slow(void* p) {
   /* Another heap's slab. The common case extends the remote buffer's chain (the static
    * stand-in heaps have no chain: s is never NULL). */
   if (HAK_LIKELY(h->rb_slab == s)) {
-    b->key = hak_free_key;
+    b->key = hak_free_mark(b);
     b->next = HAK_ENC(b, h->rb_head);
     h->rb_head = b;
     if (HAK_UNLIKELY(--h->rb_left == 0)) hak_remote_flush(h);

@@ -51,11 +51,13 @@ static size_t freed_win[LARGE_DECAY_WINDOWS + 1];
 static size_t large_offset(size_t align) { return align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE; }
 static size_t large_map_align(size_t align) { return align > HAK_CHUNK_SIZE ? align : HAK_CHUNK_SIZE; }
 
+/* Off every list, then unmapped. A refused munmap is counted, and the mapping the
+ * kernel kept stays counted as held (it is lost to hakmem, not to the process). */
 static void large_unmap(hak_segment* seg) {
   hak_seglist_remove(seg);
-  HAK_OS_COUNT(bytes_mapped, -(int64_t)seg->size);
   hak_registry_set(seg, seg->size, NULL);
-  hak_prim_unmap(seg, seg->size);
+  if (hak_prim_unmap(seg, seg->size)) HAK_OS_COUNT(bytes_mapped, -(int64_t)seg->size);
+  else HAK_OS_COUNT(os_failures, 1);
 }
 
 static void cache_link(hak_segment* seg) {
@@ -368,13 +370,16 @@ void* hak_large_realloc(hak_segment* seg, void* p, size_t size) {
   size_t need = HAK_ALIGN_UP(off + size, HAK_PAGE_SIZE);
   if (size <= seg->usable) {
     if (seg->size - need >= HAK_CHUNK_SIZE) {     /* give a large tail back */
-      HAK_OS_COUNT(bytes_mapped, -(int64_t)(seg->size - need));
-      HAK_OS_COUNT(large_in_use, -(int64_t)(seg->usable - (need - off)));
       hak_registry_set(seg, seg->size, NULL);
-      hak_prim_unmap((uint8_t*)seg + need, seg->size - need);
-      seg->size = need;
-      seg->usable = need - off;
-      hak_registry_set(seg, need, seg);
+      if (hak_prim_unmap((uint8_t*)seg + need, seg->size - need)) {
+        HAK_OS_COUNT(bytes_mapped, -(int64_t)(seg->size - need));
+        HAK_OS_COUNT(large_in_use, -(int64_t)(seg->usable - (need - off)));
+        seg->size = need;
+        seg->usable = need - off;
+      } else {
+        HAK_OS_COUNT(os_failures, 1);          /* refused: the block keeps its tail */
+      }
+      hak_registry_set(seg, seg->size, seg);
     }
     return p;
   }

@@ -27,7 +27,7 @@ static inline void push_chain(hak_slab* s, hak_block* first, hak_block* last) {
 }
 
 void hak_remote_push(hak_slab* s, hak_block* b) {
-  b->key = hak_free_key;
+  b->key = hak_free_mark(b);
   push_chain(s, b, b);
 }
 
@@ -60,7 +60,7 @@ void hak_remote_flush(hak_heap* h) {
 }
 
 void hak_remote_buffer(hak_heap* h, hak_slab* s, hak_block* b) {
-  b->key = hak_free_key;
+  b->key = hak_free_mark(b);
   if (h->rb_slab == s) {
     b->next = HAK_ENC(b, h->rb_head);
     h->rb_head = b;

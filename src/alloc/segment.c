@@ -76,10 +76,16 @@ static hak_segment* cache_take(size_t size) {
   if (best && best->size > size) {
     size_t extra = best->size - size;
     hak_registry_set((uint8_t*)best + size, extra, NULL);
-    hak_prim_unmap((uint8_t*)best + size, extra);
-    HAK_OS_COUNT(bytes_mapped, -(int64_t)extra);
-    HAK_OS_COUNT(bytes_cached, -(int64_t)extra);   /* the caller subtracts `size` */
-    best->size = size;
+    if (hak_prim_unmap((uint8_t*)best + size, extra)) {
+      HAK_OS_COUNT(bytes_mapped, -(int64_t)extra);
+      HAK_OS_COUNT(bytes_cached, -(int64_t)extra);   /* the caller subtracts `size` */
+      best->size = size;
+    } else {
+      /* Refused: the segment keeps its tail (a bigger segment serves a smaller kind). */
+      hak_registry_set((uint8_t*)best + size, extra, best);
+      HAK_OS_COUNT(os_failures, 1);
+      HAK_OS_COUNT(bytes_cached, -(int64_t)extra);
+    }
   }
   return best;
 }
@@ -188,8 +194,9 @@ void hak_segment_release(hak_segment* seg) {
   hak_lock_release(&seg_cache_lock);
   hak_seglist_remove(seg);
   hak_registry_set(seg, seg->size, NULL);
-  HAK_OS_COUNT(bytes_mapped, -(int64_t)seg->size);
-  hak_prim_unmap(seg, seg->size);
+  /* A refused munmap is counted; the mapping the kernel kept stays counted as held. */
+  if (hak_prim_unmap(seg, seg->size)) HAK_OS_COUNT(bytes_mapped, -(int64_t)seg->size);
+  else HAK_OS_COUNT(os_failures, 1);
   HAK_OS_COUNT(seg_unmapped, 1);
 }
 

@@ -54,7 +54,7 @@ bool hak_slab_release(hak_heap* h, hak_slab* s) {
 
 void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
   s->pages_clean = false;
-  b->key = hak_free_key;
+  b->key = hak_free_mark(b);
   b->next = HAK_ENC(b, s->free);
   s->free = b;
   s->nfree++;

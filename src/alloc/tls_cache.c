@@ -201,7 +201,7 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
       hak_block* b = (hak_block*)bump;
       bump += bsize;
       HAK_VG_MAKE_UNDEFINED(b, bsize);   /* nothing outside -DHAK_VALGRIND=ON builds */
-      b->key = hak_free_key;
+      b->key = hak_free_mark(b);
       if (big) ((uintptr_t*)b)[HAK_BLOCK_TAG_WORD] = 0;   /* no stale tag of an earlier slab */
       if (last) last->next = HAK_ENC(last, b); else first = b;
       last = b;

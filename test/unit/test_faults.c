@@ -19,10 +19,9 @@
  *    /proc unreadable (tmpfs mounted over /proc in a private mount namespace; skipped
  *    with a message where that is not permitted; and every open() refused by seccomp).
  *
- * Known bug (test_known_bug_refused_munmap_uncounted, run only when named; ctest
- * registers it WILL_FAIL): a refused munmap is neither counted in os_failures nor keeps
- * its bytes in bytes_held (large.c large_unmap, the large realloc's tail, segment.c's
- * release and cache trim ignore hak_prim_unmap's result), contrary to docs/design.md.
+ *  - a refused munmap of a whole mapping is counted in os_failures and its bytes stay in
+ *    bytes_held (test_refused_munmap_counted; it was a bug: large.c and segment.c
+ *    ignored hak_prim_unmap's result and lost the mapping from the count).
  *
  *   unit_faults [test names]        (HAK_FAULTS_DEBUG=1: one line per attempt)
  * Links the static library (prim hooks, hak_trim, the release walk, ACE's test hook). */
@@ -546,8 +545,8 @@ static void test_refused_mremap_large_realloc(void) {
   hak_prim_set_ops(NULL);
 }
 
-/* Known bug: see the header. Registered WILL_FAIL (unit_faults_known_bug_munmap). */
-static void test_known_bug_refused_munmap_uncounted(void) {
+/* A refused munmap: counted, and the mapping the kernel kept is still held. */
+static void test_refused_munmap_counted(void) {
   hooks_on();
   knobs_set_caches(0, 0);
   void* q = hak_malloc(3 * MiB);
@@ -809,6 +808,6 @@ int main(int argc, char** argv) {
   HT_RUN(test_refused_munmap_loses_no_block);
   HT_RUN(test_refused_mremap_large_realloc);
   HT_RUN(test_ace_thread_fails_to_start);
-  HT_RUN_EXPLICIT(test_known_bug_refused_munmap_uncounted);
+  HT_RUN(test_refused_munmap_counted);
   return ht_report();
 }

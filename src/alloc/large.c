@@ -55,8 +55,9 @@ static size_t large_map_align(size_t align) { return align > HAK_CHUNK_SIZE ? al
  * kernel kept stays counted as held (it is lost to hakmem, not to the process). */
 static void large_unmap(hak_segment* seg) {
   hak_seglist_remove(seg);
-  hak_registry_set(seg, seg->size, NULL);
-  if (hak_prim_unmap(seg, seg->size)) HAK_OS_COUNT(bytes_mapped, -(int64_t)seg->size);
+  size_t size = seg->size;         /* the header goes with the mapping */
+  hak_registry_set(seg, size, NULL);
+  if (hak_prim_unmap(seg, size)) HAK_OS_COUNT(bytes_mapped, -(int64_t)size);
   else HAK_OS_COUNT(os_failures, 1);
 }
 

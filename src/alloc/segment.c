@@ -193,9 +193,10 @@ void hak_segment_release(hak_segment* seg) {
   }
   hak_lock_release(&seg_cache_lock);
   hak_seglist_remove(seg);
-  hak_registry_set(seg, seg->size, NULL);
+  size_t size = seg->size;         /* the header goes with the mapping */
+  hak_registry_set(seg, size, NULL);
   /* A refused munmap is counted; the mapping the kernel kept stays counted as held. */
-  if (hak_prim_unmap(seg, seg->size)) HAK_OS_COUNT(bytes_mapped, -(int64_t)seg->size);
+  if (hak_prim_unmap(seg, size)) HAK_OS_COUNT(bytes_mapped, -(int64_t)size);
   else HAK_OS_COUNT(os_failures, 1);
   HAK_OS_COUNT(seg_unmapped, 1);
 }

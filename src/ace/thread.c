@@ -167,7 +167,9 @@ void ace_thread_apply_config(void) {
 static void fork_prepare(void) { pthread_mutex_lock(&th_mu); }
 static void fork_parent(void) { pthread_mutex_unlock(&th_mu); }
 static void fork_child(void) {
-  pthread_mutex_init(&th_mu, NULL);
+  /* This thread took th_mu in fork_prepare: release it (re-initialising a locked mutex
+   * left ThreadSanitizer believing it still held). */
+  pthread_mutex_unlock(&th_mu);
   cond_init();
   th_stop = false;
   hak_store_relaxed(&th_state, TH_NONE);

@@ -138,26 +138,25 @@ static int context_find(ace_learner* L, const ace_signature* s, const ace_metric
   return oldest;
 }
 
-/* Keep or return: the cache budgets and the purge delay at keep level `lv`. */
+/* def x mult, at least def (a user's setting is never lowered) and at most max. */
+static uint64_t keep_scaled(uint64_t def, uint64_t mult, uint64_t max) {
+  uint64_t v = def * mult;
+  if (v > max) v = max;
+  return v > def ? v : def;
+}
+
+/* Keep or return: the cache budgets and the purge delay at keep level `lv` (level 0:
+ * the defaults). */
 static void apply_keep(unsigned lv, const hak_knobs* d, hak_knobs* k) {
   uint64_t f = (uint64_t)1 << (2 * lv);                     /* 4^level */
-  uint64_t delay = (uint64_t)d->purge_delay_ms * f;
-  k->purge_delay_ms = (uint32_t)(delay < ACE_KEEP_MAX_DELAY_MS ? delay : ACE_KEEP_MAX_DELAY_MS);
-  if (lv && k->purge_delay_ms < d->purge_delay_ms) k->purge_delay_ms = d->purge_delay_ms;
-  uint64_t sd = d->segment_cache_dirty_bytes * f, lc = d->large_cache_bytes * f;
-  k->segment_cache_dirty_bytes = sd < ACE_KEEP_MAX_BYTES ? sd : ACE_KEEP_MAX_BYTES;
-  if (k->segment_cache_bytes < k->segment_cache_dirty_bytes) k->segment_cache_bytes = k->segment_cache_dirty_bytes;
-  if (lv == 0) k->segment_cache_bytes = d->segment_cache_bytes;
-  k->large_cache_bytes = lc < ACE_KEEP_MAX_BYTES ? lc : ACE_KEEP_MAX_BYTES;
-  uint64_t ld = d->large_cache_dirty_bytes * f;
-  k->large_cache_dirty_bytes = ld < ACE_KEEP_MAX_BYTES ? ld : ACE_KEEP_MAX_BYTES;
-  if (k->large_cache_dirty_bytes < d->large_cache_dirty_bytes) k->large_cache_dirty_bytes = d->large_cache_dirty_bytes;
-  if (k->large_cache_bytes < d->large_cache_bytes) k->large_cache_bytes = d->large_cache_bytes;
-  uint64_t pp = (uint64_t)d->partial_release_pages << lv;
-  k->partial_release_pages = (uint32_t)(pp < 512 ? pp : 512);
-  uint64_t le = (uint64_t)d->large_cache_entries << lv;
-  k->large_cache_entries = (uint32_t)(le < 64 ? le : 64);
-  if (k->large_cache_entries < d->large_cache_entries) k->large_cache_entries = d->large_cache_entries;
+  k->purge_delay_ms = (uint32_t)keep_scaled(d->purge_delay_ms, f, ACE_KEEP_MAX_DELAY_MS);
+  k->segment_cache_dirty_bytes = keep_scaled(d->segment_cache_dirty_bytes, f, ACE_KEEP_MAX_BYTES);
+  k->segment_cache_bytes = d->segment_cache_bytes > k->segment_cache_dirty_bytes ? d->segment_cache_bytes
+                                                                                 : k->segment_cache_dirty_bytes;
+  k->large_cache_bytes = keep_scaled(d->large_cache_bytes, f, ACE_KEEP_MAX_BYTES);
+  k->large_cache_dirty_bytes = keep_scaled(d->large_cache_dirty_bytes, f, ACE_KEEP_MAX_BYTES);
+  k->partial_release_pages = (uint32_t)keep_scaled(d->partial_release_pages, 1u << lv, 512);
+  k->large_cache_entries = (uint32_t)keep_scaled(d->large_cache_entries, 1u << lv, 64);
 }
 
 static bool active(const ace_metrics* m) { return m->ops_per_s >= ACE_ACTIVE_OPS; }

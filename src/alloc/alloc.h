@@ -39,13 +39,20 @@ typedef struct hak_block {
   uintptr_t         key;      /* hak_free_mark(block) while free, 0 once handed out */
 } hak_block;
 
-/* Free-list link encoding: plain by default, safe-linking in a hardened build. */
+/* Free-list links are encoded (safe-linking, integrity.c): a free block's `next` holds
+ * the pointer XOR hak_link_key, a per-process random value (and in a hardened build XOR
+ * the block's address >> 12 as well). The key's low 4 bits and its top 17 bits are
+ * never all zero, so a link overwritten with zeros, with a user pointer or with most
+ * other values decodes to an address with one of those bits set, which no block has:
+ * the pop that meets it stops the program with a message (hak_link_plausible). */
 #if HAK_HARDENED
-#define HAK_ENC(where, ptr) ((hak_block*)(((uintptr_t)(ptr)) ^ (((uintptr_t)(where)) >> 12) ^ hak_free_key))
+#define HAK_ENC(where, ptr) ((hak_block*)(((uintptr_t)(ptr)) ^ (((uintptr_t)(where)) >> 12) ^ hak_link_key))
 #else
-#define HAK_ENC(where, ptr) (ptr)
+#define HAK_ENC(where, ptr) ((hak_block*)(((uintptr_t)(ptr)) ^ hak_link_key))
 #endif
 #define HAK_DEC(where, ptr) HAK_ENC(where, ptr)
+/* Bits no block address has: below 16-byte alignment, above the 47-bit user space. */
+#define HAK_LINK_BAD_BITS ((uintptr_t)0xffff80000000000full)
 
 enum hak_seg_kind { HAK_SEG_TINY, HAK_SEG_MID, HAK_SEG_POOL, HAK_SEG_LARGE, HAK_SEG_KINDS };
 enum hak_seg_state { HAK_SEGST_OWNED = 1, HAK_SEGST_ABANDONED, HAK_SEGST_CACHED, HAK_SEGST_LARGE_LIVE,
@@ -64,8 +71,10 @@ typedef struct hak_slab {
                                    with bump under the heap's lock; read by the owner only
                                    (no other thread frees into a slab whose blocks are
                                    all home, the only time a scavenger writes it) */
+  struct hak_tcache*  tc;       /* the owner's TLS list of cls: set by the owner when it
+                                   gives the slab a class and when it enters the slab in its
+                                   free map (a new owner after adoption) */
   uint32_t            bsize;    /* block size */
-  uint32_t            tc_off;   /* offsetof(hak_heap, tc[cls]): the owner's TLS list */
   uint16_t            cls;      /* size class */
   uint8_t             state;    /* hak_slab_state */
   uint8_t             idx;      /* index in the segment */
@@ -132,13 +141,17 @@ typedef struct hak_tcache {
   int32_t    room;     /* blocks the list may still take (cap - length); < 0 only while
                           a full list is being flushed */
   uint32_t   cap;      /* flush when the length would exceed cap */
-  uint64_t   nalloc;   /* blocks allocated from this class by this thread (stats) */
-  uint64_t   nfree;    /* blocks of this class freed by this thread (stats) */
+  uint64_t   nfree;    /* blocks this thread freed into the list (stats) */
 } hak_tcache;
 
-/* Slow-path counters of one class in one heap (plain stores, summed by stats.c). */
+/* Slow-path counters of one class in one heap (plain stores, summed by collect.c).
+ * The malloc fast path counts nothing: every block it hands out came into the TLS list
+ * by a refill or a free and has not left by a flush, so the blocks allocated are
+ * refilled + tc.nfree - flushed - the list's length (hak_heap_allocs). */
 typedef struct hak_cls_counters {
   uint64_t refills, flushes, remote_out;
+  uint64_t refilled;   /* blocks refills took from slabs (the one a refill returns too) */
+  uint64_t flushed;    /* blocks flushes gave back to slabs */
 } hak_cls_counters;
 
 typedef struct hak_heap_counters {
@@ -208,6 +221,16 @@ typedef struct hak_heap {
 #endif
 } hak_heap;
 
+/* Blocks of class c that h's thread has allocated (see hak_cls_counters); read by other
+ * threads racily, so never below 0. */
+HAK_INLINE uint64_t hak_heap_allocs(const hak_heap* h, unsigned c) {
+  const volatile hak_tcache* tc = &h->tc[c];
+  const volatile hak_cls_counters* cc = &h->cc[c];
+  int64_t len = (int64_t)tc->cap - (int64_t)tc->room;
+  int64_t n = (int64_t)(cc->refilled + tc->nfree - cc->flushed) - (len > 0 ? len : 0);
+  return n > 0 ? (uint64_t)n : 0;
+}
+
 /* ---- init.c ------------------------------------------------------------------- */
 HAK_HIDDEN extern _Atomic int hak_init_state;        /* 0 none, 1 running, 2 ready */
 HAK_HIDDEN extern uintptr_t hak_free_key;
@@ -216,6 +239,11 @@ HAK_HIDDEN extern uintptr_t hak_free_key;
  * block's mark, so a program that copies indeterminate bytes (a struct's padding, a
  * buffer's unused tail) is never stopped with a false "double free". */
 HAK_INLINE uintptr_t hak_free_mark(const void* b) { return hak_free_key ^ (uintptr_t)b; }
+/* The free-list link key (integrity.c), drawn with hak_free_key; no block the program
+ * holds carries it: a block handed out has both words cleared. */
+HAK_HIDDEN extern uintptr_t hak_link_key;
+/* A decoded link that can be followed: NULL or 16-aligned inside the user space. */
+HAK_INLINE bool hak_link_plausible(const void* n) { return ((uintptr_t)n & HAK_LINK_BAD_BITS) == 0; }
 HAK_HIDDEN extern uint8_t hak_cls_kind[HAK_NCLS];     /* segment kind that serves a class */
 HAK_HIDDEN void hak_ensure_init(void);
 HAK_HIDDEN void hak_init_slow(void);
@@ -313,6 +341,18 @@ HAK_HIDDEN size_t hak_abandoned_release(hak_segment* seg, uint64_t now, uint64_t
  * the heap pool lock (stats). Counters of other threads are read without ordering. */
 HAK_HIDDEN void hak_heap_foreach(void (*fn)(const hak_heap* h, void* arg), void* arg,
                                  uint64_t* started, uint64_t* ended);
+
+/* ---- integrity.c: free-list link checks and what they say -------------------- */
+HAK_HIDDEN void hak_link_key_init(uint64_t random);
+/* A link of free block `block` (class cls) decoded to `link`, which is no block. */
+HAK_HIDDEN HAK_NORETURN HAK_COLD void hak_list_corrupt(const char* fn, const void* block, unsigned cls,
+                                                       const void* link);
+/* Free block `block` (class cls) lost its free mark: something wrote over it. */
+HAK_HIDDEN HAK_NORETURN HAK_COLD void hak_mark_corrupt(const char* fn, const void* block, unsigned cls);
+/* True when b is a free block that may sit in h's TLS list of class cls: a block start
+ * of a slab of that class in a segment h owns, carrying its free mark (h's owner or
+ * lock holder only). */
+HAK_HIDDEN bool hak_tc_block_valid(const hak_heap* h, unsigned cls, const hak_block* b);
 
 /* ---- tls_cache.c: refill and flush between TLS lists and slabs ---------------- */
 HAK_HIDDEN void* hak_tcache_refill(hak_heap* h, unsigned cls);

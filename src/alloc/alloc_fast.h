@@ -1,7 +1,8 @@
 /* alloc_fast.h — the inline fast paths of malloc and free, shared by the hak_* API
  * (alloc.c, free.c) and the libc names (shim/preload.c) so that neither pays a call.
  *
- *   malloc(size) ─ size ≤ 1 MiB and the class's TLS list non-empty → pop   (no calls)
+ *   malloc(size) ─ size ≤ 1 MiB, the class's TLS list non-empty and the popped block's
+ *                  link plausible → pop                                  (no calls)
  *                └ otherwise hak_malloc_slow: init, refill, large tier
  *   free(p)      ─ the heap's free map says p lies in a slab this thread owns, p is a
  *                  block start, not marked free, and the TLS list has room → push (no calls)
@@ -13,13 +14,22 @@
 
 #include "alloc/slab.h"
 
+/* The link of the popped block is checked before it becomes the head (integrity.c):
+ * plausible in a release build, a block of this heap and class in a hardened one. */
 HAK_INLINE void* hak_tcache_pop_fast(hak_heap* h, unsigned cls) {
   hak_tcache* tc = &h->tc[cls];
   hak_block* b = tc->head;
   if (HAK_LIKELY(b != NULL)) {
-    tc->head = HAK_DEC(b, b->next);
+    hak_block* n = HAK_DEC(b, b->next);
+#if HAK_HARDENED
+    if (HAK_UNLIKELY(b->key != hak_free_mark(b))) hak_mark_corrupt("malloc", b, cls);
+    if (HAK_UNLIKELY(n != NULL && !hak_tc_block_valid(h, cls, n))) hak_list_corrupt("malloc", b, cls, n);
+#else
+    if (HAK_UNLIKELY(!hak_link_plausible(n))) hak_list_corrupt("malloc", b, cls, n);
+#endif
+    tc->head = n;
     tc->room++;
-    tc->nalloc++;
+    b->next = NULL;    /* no key stays in a block the program holds */
     b->key = 0;
     HAK_DBG(h, MALLOC_TLS_HIT);
   }
@@ -48,7 +58,7 @@ HAK_INLINE void hak_free_fast(void* p) {
     hak_block* b = (hak_block*)p;
     if (HAK_LIKELY(off < s->handed && hak_slab_off_is_block(s, off) &&
                    b->key != hak_free_mark(b))) {
-      hak_tcache* tc = (hak_tcache*)((uint8_t*)h + s->tc_off);
+      hak_tcache* tc = s->tc;
       /* Full: room goes below 0 and the slow path flushes, which recounts it. */
       if (HAK_LIKELY(--tc->room >= 0)) {
         b->next = HAK_ENC(b, tc->head);

@@ -17,8 +17,8 @@ static void add_heap(const hak_heap* h, void* arg) {
   hak_collect* out = arg;
   for (unsigned c = 0; c < HAK_NCLS; c++) {
     hak_collect_class* k = &out->cls[c];
-    k->allocs += RD(h->tc[c].nalloc);
-    k->frees += RD(h->tc[c].nfree);
+    k->allocs += hak_heap_allocs(h, c);
+    k->frees += RD(h->tc[c].nfree) + RD(h->cc[c].remote_out);
     k->refills += RD(h->cc[c].refills);
     k->flushes += RD(h->cc[c].flushes);
     k->remote_frees += RD(h->cc[c].remote_out);

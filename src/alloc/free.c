@@ -55,6 +55,7 @@ static inline bool block_is_free(const hak_block* b) { return b->key == hak_free
 static inline void free_map_fill(hak_heap* h, uintptr_t a, hak_slab* s) {
   uintptr_t unit = a >> HAK_FC_SHIFT;
   unsigned i = (unsigned)unit & (HAK_FC_SIZE - 1);
+  s->tc = &h->tc[s->cls];      /* h may have adopted s's segment since s got its class */
   h->fc_unit[i] = unit;
   h->fc_slab[i] = s;
 }
@@ -81,7 +82,6 @@ static HAK_NOINLINE void free_abandoned(hak_heap* h, hak_segment* seg, hak_slab*
   unsigned kind = seg->kind, cls = s->cls;
   bool last_out = atomic_fetch_sub_explicit(&seg->abandoned_live, 1, memory_order_relaxed) == 1;
   if (hak_heap_is_thread_heap(h)) {
-    h->tc[cls].nfree++;
     h->cc[cls].remote_out++;
     if ((++h->abandoned_frees & 255) == 0) {
       HAK_DBG(h, FREE_ADOPT);

@@ -87,8 +87,11 @@ static hak_heap* heap_struct_new(int pid, int tid) {
 /* Fold a dying heap's counters into heap_retired (under heap_pool_lock). */
 static void heap_retire_counters(const hak_heap* h) {
   for (unsigned c = 0; c < HAK_NCLS; c++) {
-    heap_retired.tc[c].nalloc += h->tc[c].nalloc;
+    /* h's lists are flushed (empty): its allocations are refilled + nfree - flushed,
+     * and so stay the retired sums' (heap_retired's lists are always empty). */
     heap_retired.tc[c].nfree += h->tc[c].nfree;
+    heap_retired.cc[c].refilled += h->cc[c].refilled;
+    heap_retired.cc[c].flushed += h->cc[c].flushed;
     heap_retired.cc[c].refills += h->cc[c].refills;
     heap_retired.cc[c].flushes += h->cc[c].flushes;
     heap_retired.cc[c].remote_out += h->cc[c].remote_out;

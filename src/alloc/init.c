@@ -2,7 +2,7 @@
  *
  * Programs call malloc before any constructor runs, so this is lock-free and
  * allocation-free: parse the options, check the size-class table, draw the free-block
- * key, choose the tier of each class, build the start-up knob snapshot and create the
+ * and free-list keys, choose the tier of each class, build the start-up knob snapshot and create the
  * thread-exit key. Nothing is torn down at exit: other threads may still allocate after
  * destructors ran. What the layers above need at start-up (fork handlers, the exit
  * report) is the runtime layer's business (runtime/init.c). */
@@ -26,6 +26,7 @@ HAK_COLD void hak_init_slow(void) {
   hak_options_init();
   hak_sizeclass_check();
   hak_free_key = (uintptr_t)hak_prim_random64();
+  hak_link_key_init(hak_prim_random64());
   bool superslab = hak_opt(HAK_OPT_TINY_USE_SUPERSLAB) != 0;
   for (unsigned c = 0; c < HAK_NCLS; c++) {
     hak_cls_kind[c] = c <= HAK_CLS_TINY_LAST ? (superslab ? HAK_SEG_TINY : HAK_SEG_MID)

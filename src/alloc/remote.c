@@ -43,7 +43,6 @@ void hak_remote_flush(hak_heap* h) {
   h->rb_slab = NULL;
   h->rb_head = h->rb_tail = NULL;
   h->rb_left = 0;
-  h->tc[cls].nfree += n;
   h->cc[cls].remote_out += n;
   if (abandoned) {
     /* Frees into a segment whose owner has exited stay remote frees, and every 256 of
@@ -80,6 +79,9 @@ uint32_t hak_remote_drain(hak_slab* s) {
   uint32_t n = 0;
   while (b) {
     hak_block* next = HAK_DEC(b, b->next);
+    /* Every block of the stack is a free block of s (integrity.c). */
+    if (HAK_UNLIKELY(b->key != hak_free_mark(b))) hak_mark_corrupt("free", b, s->cls);
+    if (HAK_UNLIKELY(!hak_slab_link_valid(s, next))) hak_list_corrupt("free", b, s->cls, next);
     b->next = HAK_ENC(b, s->free);
     s->free = b;
     n++;

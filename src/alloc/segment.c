@@ -271,7 +271,7 @@ hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   s->cls = (uint16_t)cls;
   s->bsize = bsize;
   s->divmagic = UINT64_MAX / bsize + 1;
-  s->tc_off = (uint32_t)(offsetof(hak_heap, tc) + cls * sizeof(hak_tcache));
+  s->tc = &hak_load_relaxed(&seg->heap)->tc[cls];   /* the owner takes slabs */
   s->end = s->start + cap * bsize;
   s->free = NULL; s->nfree = 0; s->used = 0;
   s->next = s->prev = NULL;

@@ -80,7 +80,9 @@ size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages) {
   uintptr_t tag = hak_released_tag();
   size_t bytes = 0;
   bool refused = false;
-  for (hak_block* b = s->free; b; b = HAK_DEC(b, b->next)) {
+  for (hak_block *b = s->free, *n; b; b = n) {
+    n = HAK_DEC(b, b->next);
+    if (HAK_UNLIKELY(!hak_slab_link_valid(s, n))) hak_list_corrupt("free", b, s->cls, n);
     uintptr_t* word = &((uintptr_t*)b)[HAK_BLOCK_TAG_WORD];
     if (*word == tag) continue;
     uintptr_t from = HAK_ALIGN_UP((uintptr_t)b + 1, HAK_PAGE_SIZE);

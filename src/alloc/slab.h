@@ -21,6 +21,11 @@ HAK_INLINE bool hak_slab_is_block(const hak_slab* s, uintptr_t a) {
   uintptr_t off = a - (uintptr_t)s->start;
   return a >= (uintptr_t)s->start && a < (uintptr_t)hak_load_relaxed(&s->bump) && hak_slab_off_is_block(s, off);
 }
+/* True when n, decoded from a link of s's free or remote list, may be followed: NULL or
+ * a block start s has handed out (integrity.c). */
+HAK_INLINE bool hak_slab_link_valid(const hak_slab* s, const hak_block* n) {
+  return n == NULL || (hak_link_plausible(n) && hak_slab_is_block(s, (uintptr_t)n));
+}
 /* The owner moves s's bump pointer (and the `handed` mirror its fast path reads). */
 HAK_INLINE void hak_slab_set_bump(hak_slab* s, uint8_t* bump) {
   s->handed = (uintptr_t)(bump - s->start);

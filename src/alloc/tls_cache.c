@@ -186,7 +186,10 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
     bool big = bsize >= 2 * HAK_PAGE_SIZE;      /* blocks whose inner pages may be released */
     while (got + took < want && s->free) {
       hak_block* b = s->free;
-      s->free = HAK_DEC(b, b->next);
+      hak_block* n = HAK_DEC(b, b->next);
+      if (HAK_UNLIKELY(b->key != hak_free_mark(b))) hak_mark_corrupt("malloc", b, cls);
+      if (HAK_UNLIKELY(!hak_slab_link_valid(s, n))) hak_list_corrupt("malloc", b, cls, n);
+      s->free = n;
       s->nfree--;
       if (big) take_released(b, bsize);
       if (last) last->next = HAK_ENC(last, b); else first = b;
@@ -229,7 +232,8 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
   hak_tcache* tc = &h->tc[cls];
   tc->head = HAK_DEC(b, b->next);
   tc->room -= (int32_t)(got - 1);
-  tc->nalloc++;
+  h->cc[cls].refilled += got;
+  b->next = NULL;
   b->key = 0;
   return b;
 }
@@ -249,13 +253,25 @@ static void flush_locked(hak_heap* h, unsigned cls, uint32_t keep) {
   hak_block* b = tc->head;
   hak_block* prev = NULL;
   uint32_t kept = 0;
-  for (; kept < keep && b; kept++) { prev = b; b = HAK_DEC(b, b->next); }
+  /* Kept blocks: each link is checked as the pop's is (the pop checks it again); every
+   * block that goes back to a slab is checked fully first (integrity.c). */
+  for (; kept < keep && b; kept++) {
+    prev = b;
+    b = HAK_DEC(b, b->next);
+    if (HAK_UNLIKELY(!hak_link_plausible(b))) hak_list_corrupt("free", prev, cls, b);
+  }
+  if (b && HAK_UNLIKELY(!hak_tc_block_valid(h, cls, b))) {
+    if (prev) hak_list_corrupt("free", prev, cls, b);
+    hak_mark_corrupt("free", b, cls);      /* the head: pushed by a free, then written over */
+  }
   if (prev) prev->next = HAK_ENC(prev, NULL); else tc->head = NULL;
   tc->room = (int32_t)tc->cap - (int32_t)kept;
   while (b) {
     hak_block* next = HAK_DEC(b, b->next);
+    if (next && HAK_UNLIKELY(!hak_tc_block_valid(h, cls, next))) hak_list_corrupt("free", b, cls, next);
     hak_segment* seg = hak_registry_lookup((uintptr_t)b);
     hak_slab_return_local(h, hak_slab_of(seg, (uintptr_t)b), b);
+    h->cc[cls].flushed++;
     HAK_DBG(h, FLUSH_TO_SLAB);
     b = next;
   }

@@ -40,5 +40,9 @@ HAK_HIDDEN HAK_NORETURN HAK_COLD void hak_assert_fail(const char* expr, const ch
 
 /* Heap corruption or a bad pointer from the program: one line on stderr, then abort. */
 HAK_HIDDEN HAK_NORETURN HAK_COLD void hak_fatal(const char* fn, const char* what, const void* p);
+/* Heap corruption found at a free block: "hakmem: FN(): WHAT: free block B of size N
+ * LINK_LABEL L" (the last part only when link_label is not NULL), then abort. */
+HAK_HIDDEN HAK_NORETURN HAK_COLD void hak_fatal_block(const char* fn, const char* what, const void* block,
+                                                      size_t size, const char* link_label, uintptr_t link);
 
 #endif /* HAK_BASE_H */

@@ -33,6 +33,37 @@ void hak_fatal(const char* fn, const char* what, const void* p) {
   abort();
 }
 
+static size_t fmt_dec(char* out, uint64_t v) {
+  char tmp[20]; size_t n = 0;
+  do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+  size_t k = 0;
+  while (n) out[k++] = tmp[--n];
+  return k;
+}
+
+void hak_fatal_block(const char* fn, const char* what, const void* block, size_t size, const char* link_label,
+                     uintptr_t link) {
+  char buf[384];
+  const size_t cap = sizeof buf - 64;   /* room for the numbers after the last label */
+  size_t n = append(buf, 0, cap, "hakmem: ");
+  n = append(buf, n, cap, fn);
+  n = append(buf, n, cap, "(): ");
+  n = append(buf, n, cap, what);
+  n = append(buf, n, cap, ": free block ");
+  n += fmt_hex(buf + n, (uintptr_t)block);
+  n = append(buf, n, cap, " of size ");
+  n += fmt_dec(buf + n, size);
+  if (link_label) {
+    buf[n++] = ' ';
+    n = append(buf, n, cap, link_label);
+    buf[n++] = ' ';
+    n += fmt_hex(buf + n, link);
+  }
+  buf[n++] = '\n';
+  hak_write_err(buf, n);
+  abort();
+}
+
 void hak_assert_fail(const char* expr, const char* file, int line) {
   char buf[512];
   size_t n = append(buf, 0, sizeof buf - 40, "hakmem: internal error: ");

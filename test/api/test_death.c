@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "hak_test.h"
+#include "hakmem.h"       /* hak_thread_flush, in both builds */
 
 #ifdef HAK_TEST_HAK_API
 #include "hakmem.h"
@@ -51,6 +53,11 @@ enum { EXPECT_ABORT, EXPECT_EXIT0 };
  * line "hakmem: free(): double free 0x<that pointer>". */
 static volatile uintptr_t* shared_ptr;
 static void expect_ptr(const void* p) { if (shared_ptr) *shared_ptr = (uintptr_t)p; }
+/* The same page from byte 256: text the child's stderr must contain, written by the
+ * child (it knows the addresses) before the bad call. */
+static volatile char* shared_text;
+#define SHARED_TEXT_MAX 256
+static void expect_text(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Nonzero when `line` (without its newline) is a whole line of buf. */
 static int has_line(const char* buf, const char* line) {
@@ -76,6 +83,7 @@ static void death_case(const char* name, void (*fn)(void), int expect, const cha
 static void death_case_exact(const char* name, void (*fn)(void), int expect, const char* msg1,
                              const char* msg2, const char* exact_what) {
   if (shared_ptr) *shared_ptr = 0;
+  if (shared_text) shared_text[0] = 0;
   int pfd[2];
   if (pipe(pfd) != 0) { CHECK_MSG(0, "%s: pipe failed", name); return; }
   fflush(stdout);
@@ -126,7 +134,24 @@ static void death_case_exact(const char* name, void (*fn)(void), int expect, con
     CHECK_MSG(p != 0 && has_line(buf, line), "%s: child stderr lacks the line \"%s\"; it was:\n%s", name, line,
               len ? buf : "(empty)");
   }
+  if (shared_text && shared_text[0]) {
+    char want[SHARED_TEXT_MAX];
+    for (size_t i = 0; i < sizeof want; i++) want[i] = shared_text[i];
+    want[sizeof want - 1] = 0;
+    CHECK_MSG(strstr(buf, want) != NULL, "%s: child stderr lacks \"%s\"; it was:\n%s", name, want,
+              len ? buf : "(empty)");
+  }
   printf("  %-36s %s\n", name, how);
+}
+
+static void expect_text(const char* fmt, ...) {
+  if (!shared_text) return;
+  char tmp[SHARED_TEXT_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  for (size_t i = 0; i < sizeof tmp; i++) shared_text[i] = tmp[i];
 }
 
 /* ---- the bad operations (each runs in a child) ---- */
@@ -310,6 +335,109 @@ static void realloc_interior(void) {
   void* r = T_REALLOC(launder(p + 8), 100);
   (void)r;
 }
+/* ---- writes over free blocks (docs/RELIABILITY.md): the free-list checks ---- */
+
+/* Freed block p of 64 bytes, in this thread's cache (the next malloc(64) pops it):
+ * its link is overwritten with `link`. The pop stops with a message naming p. */
+static void uaf_link_write(uintptr_t link) {
+  warm_up();
+  char* q = (char*)T_MALLOC(64);
+  char* p = (char*)T_MALLOC(64);
+  T_FREE(q);
+  T_FREE(p);
+  expect_text("malloc(): free list corrupted (a write after free, or past the end of a block?): free block %p of size 64 links to 0x",
+              (void*)p);
+  *(volatile uintptr_t*)launder(p) = link;
+  for (int i = 0; i < 4; i++) launder(T_MALLOC(64));
+}
+static void uaf_zero_link(void) { uaf_link_write(0); }
+static void uaf_pointer_link(void) {
+  /* a pointer to a live block of the same class: the classic way to steer malloc */
+  uaf_link_write((uintptr_t)T_MALLOC(64));
+}
+/* bad_inputs.sh's use_after_free_write: the whole freed block overwritten */
+static void uaf_memset(void) {
+  warm_up();
+  char* p = (char*)T_MALLOC(64);
+  char* q = (char*)T_MALLOC(64);
+  T_FREE(q);
+  T_FREE(p);
+  /* the link fails its check; a hardened build finds the mark gone first */
+  expect_text("(a write after free, or past the end of a block?): free block %p of size 64", (void*)p);
+  memset(launder(p), 0x41, 64);
+  for (int i = 0; i < 4; i++) launder(T_MALLOC(64));
+}
+/* An off-by-one NUL: a 24-byte request's block (32 usable bytes) written one byte past
+ * its usable size, onto the freed block right after it. */
+static void nul_byte_overflow(void) {
+  warm_up();
+  char* v[64];
+  for (int i = 0; i < 64; i++) v[i] = (char*)T_MALLOC(24);
+  size_t usable = 32;
+  for (int i = 0; i < 63; i++) {
+    if (v[i + 1] != v[i] + usable) continue;
+    T_FREE(v[i + 1]);
+    if (((volatile unsigned char*)v[i + 1])[0] == 0) { T_MALLOC(24); continue; }   /* the byte is 0 already */
+    expect_text("free block %p of size 32 links to", (void*)v[i + 1]);
+    ((volatile char*)launder(v[i]))[usable] = 0;
+    for (int k = 0; k < 4; k++) launder(T_MALLOC(24));
+    return;
+  }
+  fprintf(stderr, "no two adjacent blocks\n");
+}
+/* Blocks given back to their slab (hak_thread_flush): a refill checks every link it
+ * takes, and the mark of every block. */
+static void slab_list_write(int word) {
+  warm_up();
+  char* v[64];
+  for (int i = 0; i < 64; i++) v[i] = (char*)T_MALLOC(48);
+  for (int i = 0; i < 64; i++) T_FREE(v[i]);
+  hak_thread_flush();
+  if (word == 0) expect_text("malloc(): free list corrupted (a write after free, or past the end of a block?): free block %p of size 48 links to 0x", (void*)v[20]);
+  else expect_text("malloc(): free block overwritten (a write after free, or past the end of a block?): free block %p of size 48", (void*)v[20]);
+  ((volatile uintptr_t*)launder(v[20]))[word] = 0;
+  for (int i = 0; i < 200; i++) launder(T_MALLOC(48));
+}
+static void slab_list_link(void) { slab_list_write(0); }
+static void slab_list_mark(void) { slab_list_write(1); }
+/* A block another thread freed waits on its slab's remote stack: the owner's drain
+ * checks it. */
+static void* remote_free_worker(void* arg) {
+  char** v = arg;
+  for (int i = 0; i < 64; i++) T_FREE(v[i]);
+  return NULL;
+}
+static void remote_stack_link(void) {
+  warm_up();
+  char* v[64];
+  for (int i = 0; i < 64; i++) v[i] = (char*)T_MALLOC(80);
+  other_thread(remote_free_worker, v);       /* its exit pushes its remote buffer */
+  expect_text("free list corrupted (a write after free, or past the end of a block?): free block %p of size 80 links to 0x", (void*)v[40]);
+  *(volatile uintptr_t*)launder(v[40]) = (uintptr_t)v[3];
+  for (int i = 0; i < 4000; i++) launder(T_MALLOC(80));
+}
+/* A block handed out carries neither key: its first two words read 0 (malloc, not
+ * calloc: nothing else clears them), whether it came from the TLS list or a refill. */
+static void no_key_in_fresh_blocks(void) {
+  static const size_t sizes[] = {16, 64, 1000, 5000, 40000, 300000};
+  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+    char* v[300];
+    for (int i = 0; i < 300; i++) { v[i] = (char*)T_MALLOC(sizes[k]); memset(v[i], 0x5a, sizes[k]); }
+    for (int i = 0; i < 300; i++) T_FREE(v[i]);
+    if (k & 1) hak_thread_flush();           /* the next mallocs refill from the slabs */
+    for (int i = 0; i < 300; i++) {
+      volatile uintptr_t* w = (volatile uintptr_t*)T_MALLOC(sizes[k]);
+      if (w[0] != 0 || w[1] != 0) {
+        fprintf(stderr, "size %zu: fresh block %p holds %#lx %#lx\n", sizes[k], (void*)w, (unsigned long)w[0],
+                (unsigned long)w[1]);
+        _exit(1);
+      }
+      v[i] = (char*)w;
+    }
+    for (int i = 0; i < 300; i++) T_FREE(v[i]);
+  }
+}
+
 static void valid_frees(void) {
   warm_up();
   void* p = T_MALLOC(64);
@@ -381,6 +509,24 @@ DEATH(realloc_interior, REALLOC_INVALID)
 DEATH(free_libc_block, FREE_INVALID_0X)
 #endif
 
+#ifdef HAK_TEST_HAK_API
+#define LIST_CORRUPT "malloc(): free list corrupted"
+#define ANY_CORRUPT  "(a write after free, or past the end of a block?)"
+#else
+#define LIST_CORRUPT "hakmem: malloc(): free list corrupted"
+#define ANY_CORRUPT  "(a write after free, or past the end of a block?)"
+#endif
+DEATH(uaf_zero_link, LIST_CORRUPT)
+DEATH(uaf_pointer_link, LIST_CORRUPT)
+DEATH(uaf_memset, ANY_CORRUPT)
+DEATH(nul_byte_overflow, LIST_CORRUPT)
+DEATH(slab_list_link, LIST_CORRUPT)
+DEATH(slab_list_mark, ANY_CORRUPT)
+DEATH(remote_stack_link, ANY_CORRUPT)
+static void test_no_key_in_fresh_blocks(void) {
+  death_case("no_key_in_fresh_blocks", no_key_in_fresh_blocks, EXPECT_EXIT0, NULL, NULL);
+}
+
 static void test_control_valid_frees(void) {
   death_case("valid_frees (control)", valid_frees, EXPECT_EXIT0, NULL, NULL);
 }
@@ -388,7 +534,10 @@ static void test_control_valid_frees(void) {
 int main(int argc, char** argv) {
   ht_init(argc, argv);
   void* page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (page != MAP_FAILED) shared_ptr = (volatile uintptr_t*)page;
+  if (page != MAP_FAILED) {
+    shared_ptr = (volatile uintptr_t*)page;
+    shared_text = (volatile char*)page + 256;
+  }
   HT_RUN(test_control_valid_frees);
   HT_RUN(test_death_free_stack);
   HT_RUN(test_death_free_static);
@@ -423,5 +572,13 @@ int main(int argc, char** argv) {
 #ifdef HAK_TEST_HAK_API
   HT_RUN(test_death_free_libc_block);
 #endif
+  HT_RUN(test_death_uaf_zero_link);
+  HT_RUN(test_death_uaf_pointer_link);
+  HT_RUN(test_death_uaf_memset);
+  HT_RUN(test_death_nul_byte_overflow);
+  HT_RUN(test_death_slab_list_link);
+  HT_RUN(test_death_slab_list_mark);
+  HT_RUN(test_death_remote_stack_link);
+  HT_RUN(test_no_key_in_fresh_blocks);
   return ht_report();
 }

@@ -27,7 +27,7 @@ void hak_link_key_init(uint64_t random) {
    * pointer, decodes unaligned. Top 17 bits not all zero: a link overwritten with a
    * user-space value decodes outside the user space. Bytes repeated over a link
    * (memset) pass only when they match the key's own low nibble and top 17 bits. */
-  if ((k & 15) == 0) k |= 1u + (unsigned)((k >> 4) % 15);
+  k = (k & ~(uintptr_t)15) | (1u + (unsigned)((k >> 4) % 15));   /* random64 sets bit 0 */
   if ((k >> 47) == 0) k |= (uintptr_t)1 << (47 + (unsigned)((k >> 8) % 17));
   hak_link_key = k;
 }
@@ -45,6 +45,13 @@ void hak_mark_corrupt(const char* fn, const void* block, unsigned cls) {
 bool hak_tc_block_valid(const hak_heap* h, unsigned cls, const hak_block* b) {
   uintptr_t a = (uintptr_t)b;
   if (!hak_link_plausible(b) || b == NULL) return false;
+  /* The heap's free map names the slab of most blocks of its own; else the registry. */
+  uintptr_t unit = a >> HAK_FC_SHIFT;
+  unsigned i = (unsigned)unit & (HAK_FC_SIZE - 1);
+  if (h->fc_unit[i] == unit) {
+    const hak_slab* s = h->fc_slab[i];
+    return s->cls == cls && hak_slab_is_block(s, a) && b->key == hak_free_mark(b);
+  }
   hak_segment* seg = hak_registry_lookup(a);
   if (seg == NULL || seg->kind == HAK_SEG_LARGE || a < (uintptr_t)seg + HAK_SEG_HDR) return false;
   if (hak_load_relaxed(&seg->heap) != h) return false;

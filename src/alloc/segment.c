@@ -12,7 +12,11 @@
  * less than one block, and as the area ends on a multiple of that alignment the
  * number of blocks stays the same.
  * A segment stays registered while it sits in the cache, so a stale free into it is
- * still recognised (and reported) rather than mistaken for a foreign pointer. */
+ * still recognised (and reported) rather than mistaken for a foreign pointer.
+ * A hardened build keeps the last page of every segment inaccessible (SEG_GUARD): a
+ * write running off the segment's last block faults there instead of landing in the
+ * next segment's header. It costs a page of address space and one more kernel mapping
+ * per segment. */
 #include "alloc/slab.h"
 #include "alloc/knobs.h"
 #include "prim/prim.h"
@@ -27,6 +31,11 @@
 #define POOL_SLAB_SHIFT 40               /* one slab: the shift only has to exceed the size */
 #define POOL_BLOCKS     8                /* blocks per pool segment */
 #define MAX_SLABS       32               /* free_slabs and dirty_free are 32-bit masks */
+#if HAK_HARDENED
+#define SEG_GUARD       HAK_PAGE_SIZE    /* the guard page at each segment's end */
+#else
+#define SEG_GUARD       0
+#endif
 
 _Static_assert(sizeof(hak_segment) + MAX_SLABS * sizeof(hak_slab) <= HAK_SEG_HDR, "segment header fits a page");
 _Static_assert(TINY_SLABS << TINY_SLAB_SHIFT == HAK_CHUNK_SIZE, "a SuperSlab is one chunk");
@@ -52,9 +61,16 @@ static uint8_t* slab_area_start(const hak_segment* seg, unsigned i) {
   return (uint8_t*)seg + (i == 0 ? HAK_SEG_HDR : ((size_t)i << seg->slab_shift));
 }
 
-/* End of slab i's area: the next slab's start, or the segment's end. */
+/* End of slab i's area: the next slab's start, or the segment's end (its guard page). */
 static uint8_t* slab_area_end(const hak_segment* seg, unsigned i) {
-  return seg->nslabs == 1 ? (uint8_t*)seg + seg->size : (uint8_t*)seg + ((size_t)(i + 1) << seg->slab_shift);
+  if (i + 1u == seg->nslabs) return (uint8_t*)seg + seg->size - SEG_GUARD;
+  return (uint8_t*)seg + ((size_t)(i + 1) << seg->slab_shift);
+}
+
+/* Guard the last page of a segment of `size` bytes (hardened builds). Counted as an OS
+ * failure when refused (the page then stays unused, unguarded). */
+static void segment_guard(hak_segment* seg, size_t size) {
+  if (SEG_GUARD && !hak_prim_guard((uint8_t*)seg + size - SEG_GUARD, SEG_GUARD)) HAK_OS_COUNT(os_failures, 1);
 }
 
 /* A cached segment of exactly `size` bytes, else the smallest larger one cut down to
@@ -80,6 +96,7 @@ static hak_segment* cache_take(size_t size) {
       HAK_OS_COUNT(bytes_mapped, -(int64_t)extra);
       HAK_OS_COUNT(bytes_cached, -(int64_t)extra);   /* the caller subtracts `size` */
       best->size = size;
+      segment_guard(best, size);
     } else {
       /* Refused: the segment keeps its tail (a bigger segment serves a smaller kind). */
       hak_registry_set((uint8_t*)best + size, extra, best);
@@ -100,6 +117,7 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
     seg = hak_prim_map_aligned(size, HAK_CHUNK_SIZE);
     if (!seg) return NULL;
     if (!hak_registry_set(seg, size, seg)) { hak_prim_unmap(seg, size); return NULL; }
+    segment_guard(seg, size);
     hak_seglist_add(seg);
     HAK_OS_COUNT(seg_mapped, 1);
     HAK_OS_COUNT(bytes_mapped, (int64_t)size);

@@ -53,6 +53,9 @@ HAK_INLINE uint64_t hak_prim_now_ns(void) { return HAK_PRIM_OPS()->now_ns(); }
 /* Map anonymous memory anywhere, for metadata (heap structs, registry leaves); NULL on
  * failure. Not hooked: metadata must not fail in the middle of an operation. */
 HAK_HIDDEN void* hak_prim_map(size_t size);
+/* Make [p, p+size) inaccessible (PROT_NONE: a guard page); false when refused. Not
+ * hooked: a refused guard leaves the page unused but accessible. */
+HAK_HIDDEN bool hak_prim_guard(void* p, size_t size);
 /* 64 random bits (getrandom, else AT_RANDOM/clock mixing); never fails, never zero. */
 HAK_HIDDEN uint64_t hak_prim_random64(void);
 /* Ids of the calling process and thread (getpid, gettid). */

@@ -81,6 +81,13 @@ static uint64_t linux_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+bool hak_prim_guard(void* p, size_t size) {
+  int e = errno;
+  bool ok = mprotect(p, size, PROT_NONE) == 0;
+  errno = e;
+  return ok;
+}
+
 uint64_t hak_prim_random64(void) {
   int e = errno;
   uint64_t r = 0;

@@ -46,7 +46,7 @@ static void* launder(void* p) {
   return v;
 }
 
-enum { EXPECT_ABORT, EXPECT_EXIT0 };
+enum { EXPECT_ABORT, EXPECT_EXIT0, EXPECT_SEGV };
 
 /* A page shared with the children: a case that knows which pointer must be reported
  * stores it here (expect_ptr) before the bad call, and the parent then requires the exact
@@ -119,11 +119,12 @@ static void death_case_exact(const char* name, void (*fn)(void), int expect, con
   if (WIFSIGNALED(st)) snprintf(how, sizeof how, "killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
   else snprintf(how, sizeof how, "exited with status %d", WEXITSTATUS(st));
   if (expect == EXPECT_ABORT) ok_end = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+  else if (expect == EXPECT_SEGV) ok_end = WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV;
   else ok_end = WIFEXITED(st) && WEXITSTATUS(st) == 0;
   int ok_msg = (!msg1 || strstr(buf, msg1)) && (!msg2 || strstr(buf, msg2));
   if (expect == EXPECT_EXIT0) ok_msg = (len == 0);
   CHECK_MSG(ok_end, "%s: child %s, expected %s; its stderr:\n%s", name, how,
-            expect == EXPECT_ABORT ? "SIGABRT" : "exit 0", len ? buf : "(empty)");
+            expect == EXPECT_ABORT ? "SIGABRT" : expect == EXPECT_SEGV ? "SIGSEGV" : "exit 0", len ? buf : "(empty)");
   CHECK_MSG(ok_msg, "%s: child stderr lacks \"%s%s%s\"; it was:\n%s", name, msg1 ? msg1 : "",
             msg2 ? "\" and \"" : "", msg2 ? msg2 : "", len ? buf : "(empty)");
   if (exact_what) {
@@ -438,6 +439,40 @@ static void no_key_in_fresh_blocks(void) {
   }
 }
 
+#ifdef HAK_TEST_HARDENED
+/* True when the page at a is an inaccessible mapping of its own ("---p" in maps). */
+static int is_guard_page(uintptr_t a) {
+  FILE* f = fopen("/proc/self/maps", "r");
+  if (!f) return 0;
+  char line[512];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    char perms[8];
+    if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && a >= lo && a < hi) found = !strcmp(perms, "---p");
+  }
+  fclose(f);
+  return found;
+}
+/* A hardened build ends every segment with a guard page: a write one byte past the
+ * last block of a segment faults (SIGSEGV) instead of reaching the next segment. */
+static void guard_page_overflow(void) {
+  warm_up();
+  for (int i = 0; i < 20000; i++) {
+    char* p = (char*)T_MALLOC(1024);
+    uintptr_t end = (uintptr_t)p + 1024;
+    if (end % 4096 == 0 && is_guard_page(end)) {
+      fprintf(stderr, "block %p ends at a guard page\n", (void*)p);
+      ((volatile char*)launder(p))[1024] = 0;
+      fprintf(stderr, "the write past the block went through\n");
+      _exit(0);
+    }
+  }
+  fprintf(stderr, "no block of 1024 bytes ends at a guard page\n");
+  _exit(0);
+}
+#endif
+
 static void valid_frees(void) {
   warm_up();
   void* p = T_MALLOC(64);
@@ -523,6 +558,11 @@ DEATH(nul_byte_overflow, LIST_CORRUPT)
 DEATH(slab_list_link, LIST_CORRUPT)
 DEATH(slab_list_mark, ANY_CORRUPT)
 DEATH(remote_stack_link, ANY_CORRUPT)
+#ifdef HAK_TEST_HARDENED
+static void test_death_guard_page_overflow(void) {
+  death_case("guard_page_overflow", guard_page_overflow, EXPECT_SEGV, "ends at a guard page", NULL);
+}
+#endif
 static void test_no_key_in_fresh_blocks(void) {
   death_case("no_key_in_fresh_blocks", no_key_in_fresh_blocks, EXPECT_EXIT0, NULL, NULL);
 }
@@ -580,5 +620,8 @@ int main(int argc, char** argv) {
   HT_RUN(test_death_slab_list_mark);
   HT_RUN(test_death_remote_stack_link);
   HT_RUN(test_no_key_in_fresh_blocks);
+#ifdef HAK_TEST_HARDENED
+  HT_RUN(test_death_guard_page_overflow);
+#endif
   return ht_report();
 }

@@ -17,6 +17,10 @@
 #include <errno.h>
 #include <string.h>
 
+#define TC_OFF_ENTRY(c) (uint16_t)HAK_TC_OFF(c),
+const uint16_t hak_tc_off_small[65] = { HAK_CLS_SMALL_LIST(TC_OFF_ENTRY) };
+_Static_assert(HAK_TC_OFF(HAK_NCLS) <= UINT16_MAX, "TLS-list offsets fit 16 bits");
+
 /* An allocation from a class, for a thread whose heap is gone (TSD destructors). */
 static void* alloc_cls_global(unsigned cls) {
   hak_lock_take(&hak_global_lock);

@@ -14,18 +14,26 @@
 
 #include "alloc/slab.h"
 
-/* The link of the popped block is checked before it becomes the head (integrity.c):
- * plausible in a release build, a block of this heap and class in a hardened one. */
-HAK_INLINE void* hak_tcache_pop_fast(hak_heap* h, unsigned cls) {
-  hak_tcache* tc = &h->tc[cls];
+/* Pop a block from h's TLS list `off` bytes into h (a class's `tc` entry). The link of
+ * the popped block is checked before it becomes the head (integrity.c): plausible in a
+ * release build, a block of this heap and class in a hardened one. A failed check
+ * stops the program with a message when `report`; else the pop gives NULL, as for an
+ * empty list, and the slow path's pop (which reports) meets the same link: malloc's
+ * fast path then makes no call but its tail call, and needs no stack frame. */
+HAK_INLINE void* hak_tcache_pop_at(hak_heap* h, size_t off, bool report) {
+  hak_tcache* tc = (hak_tcache*)((uint8_t*)h + off);
   hak_block* b = tc->head;
   if (HAK_LIKELY(b != NULL)) {
     hak_block* n = HAK_DEC(b, b->next);
 #if HAK_HARDENED
+    unsigned cls = (unsigned)(tc - h->tc);
     if (HAK_UNLIKELY(b->key != hak_free_mark(b))) hak_mark_corrupt("malloc", b, cls);
     if (HAK_UNLIKELY(n != NULL && !hak_tc_block_valid(h, cls, n))) hak_list_corrupt("malloc", b, cls, n);
 #else
-    if (HAK_UNLIKELY(!hak_link_plausible(n))) hak_list_corrupt("malloc", b, cls, n);
+    if (HAK_UNLIKELY(!hak_link_plausible(n))) {
+      if (!report) return NULL;
+      hak_list_corrupt("malloc", b, (unsigned)(tc - h->tc), n);
+    }
 #endif
     tc->head = n;
     tc->room++;
@@ -36,11 +44,24 @@ HAK_INLINE void* hak_tcache_pop_fast(hak_heap* h, unsigned cls) {
   return b;
 }
 
+#define HAK_TC_OFF(cls) (offsetof(hak_heap, tc) + (size_t)(cls) * sizeof(hak_tcache))
+
+HAK_INLINE void* hak_tcache_pop_fast(hak_heap* h, unsigned cls) { return hak_tcache_pop_at(h, HAK_TC_OFF(cls), true); }
+
+/* Sizes up to 1 KiB go straight from (size + 15) >> 4 to the offset of their class's TLS
+ * list in the heap (alloc.c): no class number, no multiply. */
+HAK_HIDDEN extern const uint16_t hak_tc_off_small[65];
+
 HAK_INLINE void* hak_malloc_fast(size_t size) {
-  if (HAK_LIKELY(size <= HAK_POOL_MAX)) {
-    void* b = hak_tcache_pop_fast(hak_tls_heap, hak_size_to_cls(size));
-    if (HAK_LIKELY(b != NULL)) return b;
+  void* b;
+  if (HAK_LIKELY(size <= HAK_TINY_MAX)) {
+    b = hak_tcache_pop_at(hak_tls_heap, hak_tc_off_small[(size + 15) >> 4], false);
+  } else if (HAK_LIKELY(size <= HAK_POOL_MAX)) {
+    b = hak_tcache_pop_at(hak_tls_heap, HAK_TC_OFF(hak_size_to_cls(size)), false);
+  } else {
+    b = NULL;
   }
+  if (HAK_LIKELY(b != NULL)) return b;
   return hak_malloc_slow(size);
 }
 

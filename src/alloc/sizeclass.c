@@ -20,13 +20,8 @@ const uint32_t hak_cls_size[HAK_NCLS] = {
   589824, 655360, 720896, 786432, 851968, 917504, 983040, 1048576,
 };
 
-const uint8_t hak_cls_small[65] = {
-  0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
-  15, 16, 16, 17, 17, 18, 18, 19, 19, 20, 20, 21, 21, 22, 22, 23,
-  23, 24, 24, 24, 24, 25, 25, 25, 25, 26, 26, 26, 26, 27, 27, 27,
-  27, 28, 28, 28, 28, 29, 29, 29, 29, 30, 30, 30, 30, 31, 31, 31,
-  31,
-};
+#define CLS_ENTRY(c) c,
+const uint8_t hak_cls_small[65] = { HAK_CLS_SMALL_LIST(CLS_ENTRY) };
 
 void hak_sizeclass_check(void) {
   for (unsigned c = 0; c < HAK_NCLS; c++) {

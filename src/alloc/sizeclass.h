@@ -23,7 +23,14 @@
 
 /* Block size of each class. */
 HAK_HIDDEN extern const uint32_t hak_cls_size[HAK_NCLS];
-/* Class for sizes 0..1024, indexed by (size + 15) >> 4. */
+/* Class for sizes 0..1024, indexed by (size + 15) >> 4. The list is an X-macro so that
+ * the malloc fast path's table of TLS-list offsets (alloc_fast.h) is built from it. */
+#define HAK_CLS_SMALL_LIST(X) \
+  X(0) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) \
+  X(15) X(16) X(16) X(17) X(17) X(18) X(18) X(19) X(19) X(20) X(20) X(21) X(21) X(22) X(22) X(23) \
+  X(23) X(24) X(24) X(24) X(24) X(25) X(25) X(25) X(25) X(26) X(26) X(26) X(26) X(27) X(27) X(27) \
+  X(27) X(28) X(28) X(28) X(28) X(29) X(29) X(29) X(29) X(30) X(30) X(30) X(30) X(31) X(31) X(31) \
+  X(31)
 HAK_HIDDEN extern const uint8_t hak_cls_small[65];
 
 /* Class of `size` (must be <= HAK_POOL_MAX). */

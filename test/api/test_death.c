@@ -423,7 +423,7 @@ static void no_key_in_fresh_blocks(void) {
   static const size_t sizes[] = {16, 64, 1000, 5000, 40000, 300000};
   for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
     char* v[300];
-    for (int i = 0; i < 300; i++) { v[i] = (char*)T_MALLOC(sizes[k]); memset(v[i], 0x5a, sizes[k]); }
+    for (int i = 0; i < 300; i++) { v[i] = (char*)T_MALLOC(sizes[k]); memset(v[i], 0x5a, sizes[k] < 64 ? sizes[k] : 64); }
     for (int i = 0; i < 300; i++) T_FREE(v[i]);
     if (k & 1) hak_thread_flush();           /* the next mallocs refill from the slabs */
     for (int i = 0; i < 300; i++) {

@@ -19,9 +19,9 @@ ratios vs mimalloc, and the p50/p99 latencies of the programs that sample them.
 The tables go to stdout; progress ([k/N] and the time left) to stderr.
 
 profiles:
-  --smoke              very short runs, all benchmarks, 1 run (~30 s with 5 columns):
+  --smoke              very short runs, all benchmarks, 1 run (~1 min with 5 columns):
                        checks that every program runs with every allocator
-  --quick              short runs, all benchmarks, 3 runs (default; ~3-4 min on 2 cores)
+  --quick              short runs, all benchmarks, 3 runs (default; ~8 min on 2 cores)
   --full               longer runs, extra Larson profiles, 5 runs
   --mode NAME          the same as --NAME (smoke, quick or full)
 

@@ -19,9 +19,9 @@ ratios vs mimalloc, and the p50/p99 latencies of the programs that sample them.
 The tables go to stdout; progress ([k/N] and the time left) to stderr.
 
 profiles:
-  --smoke              very short runs, all benchmarks, 1 run (~30 s with 5 columns):
+  --smoke              very short runs, all benchmarks, 1 run (~1 min with 5 columns):
                        checks that every program runs with every allocator
-  --quick              short runs, all benchmarks, 3 runs (default; ~3-4 min on 2 cores)
+  --quick              short runs, all benchmarks, 3 runs (default; ~8 min on 2 cores)
   --full               longer runs, extra Larson profiles, 5 runs
   --mode NAME          the same as --NAME (smoke, quick or full)
 
@@ -48,8 +48,10 @@ EOF
 }
 hb_usage_error() { printf 'compare.sh: %s\n' "$*" >&2; usage >&2; exit 2; }
 
-ALL_BENCHES_QUICK="micro-tight micro-batch micro-xthread larson fragment huge_ws realloc mid_mt large_replace"
-ALL_BENCHES_FULL="$ALL_BENCHES_QUICK larson-tiny larson-mid larson-mixed phases"
+ALL_BENCHES_QUICK="micro-tight micro-batch micro-xthread larson fragment huge_ws realloc mid_mt large_replace
+  batches batches-bg batches-mt alloc_test mstress minimize bigfactor"
+ALL_BENCHES_FULL="$ALL_BENCHES_QUICK larson-churn larson-tiny larson-mid larson-mixed phases"
+ALL_BENCHES_QUICK=$(echo $ALL_BENCHES_QUICK) ALL_BENCHES_FULL=$(echo $ALL_BENCHES_FULL)
 
 profile=quick runs="" allocs="" allocs_explicit=0 hakmem="$HB_ROOT/build/libhakmem.so"
 hakmem_explicit=0 extras=() benches="" threads=2 seconds="" out="" bindir="" tmo=""
@@ -106,7 +108,7 @@ is_uint "$tmo" || hb_usage_error "--timeout must be a positive integer, not '$tm
 [ -n "$allocs" ] || [ $allocs_explicit = 0 ] || hb_usage_error "--allocators needs a value"
 
 case $profile in
-  smoke) all_benches=$ALL_BENCHES_QUICK; dur=${seconds:-0.2} ;;
+  smoke) all_benches=$ALL_BENCHES_QUICK; dur=${seconds:-0.1} ;;
   quick) all_benches=$ALL_BENCHES_QUICK; dur=${seconds:-1} ;;
   full) all_benches=$ALL_BENCHES_FULL; dur=${seconds:-3} ;;
 esac
@@ -132,6 +134,8 @@ stamp=$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out/logs" || hb_die "cannot create $out"
 out=$(cd "$out" && pwd)
 hb_snapshot_libs "$out/lib"
+caller_env=$(hb_alloc_env)
+[ -z "$caller_env" ] || { printf '%s\n' "$caller_env" >"$out/caller_env.txt"; HB_NOTES+=("the caller's allocator variables, inherited by every run of every column: $(echo $caller_env)"); }
 base=mimalloc
 hb_has_col mimalloc || base=${HB_COLS[0]}
 
@@ -178,7 +182,7 @@ for ((r = 1; r <= runs; r++)); do
       col=${HB_COLS[$ci]}
       bench_cmd "$b"
       logp=$out/logs/$b.$col.r$r
-      hb_run "$ci" "$tmo" "$logp" "${CMD[@]}"
+      HB_WHOLE=$CMD_WHOLE hb_run "$ci" "$tmo" "$logp" "${CMD[@]}"
       key="$b|$col"
       if [ "$RUN_STATUS" = ok ]; then
         OPS[$key]="${OPS[$key]:-} $RUN_OPS"
@@ -204,7 +208,7 @@ for ((r = 1; r <= runs; r++)); do
       printf '[%*d/%d] run %d/%d %-14s %-16s %10s ops/s %9s KiB  %-12s %6ss  cpu %4s%%  load %-5s %s\n' \
         ${#nruns} "$k_run" "$nruns" "$r" "$runs" "$b" "$col" \
         "$(hb_human "$RUN_OPS")" "${RUN_RSS_KB:--}" "$RUN_STATUS" "$RUN_SECS" "${RUN_CPU:--}" "$RUN_LOAD" \
-        "$(hb_eta "$k_run" "$nruns" "$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')")" >&2
+        "$(hb_eta "$k_run" "$nruns" "$(awk -v a="$t_start" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')")" >&2
     done
   done
 done
@@ -330,6 +334,7 @@ libinfo() {
     else
       ver="glibc $(ldd --version 2>/dev/null | head -n 1 | awk '{print $NF}')"
     fi
+    [ -n "$lib" ] && [ -n "${HB_LIB_BUILD[$lib]:-}" ] && ver="$ver, ${HB_LIB_BUILD[$lib]}"
     printf -- '- **%s**: %s%s (%s)\n' "${HB_COLS[$i]}" "${lib:-no preload}" "${env:+, env: $(echo $env)}" "$ver"
   done
 }
@@ -338,8 +343,20 @@ md=$out/summary.md
 {
   echo "# Allocator comparison ($profile, $stamp)"
   echo
-  echo "- host: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), kernel $(uname -r)"
-  echo "- repo commit: $(git -C "$HB_ROOT" rev-parse --short HEAD 2>/dev/null || echo none)"
+  echo "- host: $(hb_environment)"
+  echo "- repo commit: $(git -C "$HB_ROOT" rev-parse --short HEAD 2>/dev/null || echo none)$([ -n "$(git -C "$HB_ROOT" status --porcelain 2>/dev/null)" ] && echo ' (with uncommitted changes)')"
+  for i in "${!HB_COLS[@]}"; do
+    lib=${HB_COL_LIB[$i]}
+    [ -n "$lib" ] && [ -n "${HB_LIB_BUILD[$lib]:-}" ] && echo "- ${HB_COLS[$i]} library: ${HB_LIB_BUILD[$lib]}"
+  done | sort -u -t: -k2
+  if [ -n "$caller_env" ]; then
+    echo "- allocator variables set by the caller (every run, every column, inherits them): $(echo $caller_env)"
+  else
+    echo "- allocator variables set by the caller: none (no HAKMEM_*, MIMALLOC_*, MALLOC_*, JE_MALLOC_CONF, TCMALLOC_*, GLIBC_TUNABLES)"
+  fi
+  whole=""
+  for b in $benches; do bench_cmd "$b"; [ "$CMD_WHOLE" = 1 ] && whole="$whole $b"; done
+  [ -z "$whole" ] || echo "- whole-process rows (fixed work; ops/s = the program's ops / wall time of the process, start-up, set-up, faults and exit included):$whole"
   echo "- runs per cell: $runs (allocators round-robin inside each run, start rotated), median reported; min-max: the lowest and highest of the passing runs (- with fewer than 2)"
   echo "- threads for multi-thread benchmarks: $threads; timed runs: ${dur}s"
   echo "- load average at start: $load_start; 1-min load before each run: $(echo $LOADS | tr ' ' '\n' | sort -n | sed -n '1p;$p' | paste -sd- -) (min-max); wall time: ${t_total}s"
@@ -370,7 +387,7 @@ md=$out/summary.md
   echo
   echo "## Commands"
   echo
-  for b in $benches; do bench_cmd "$b"; echo "- $b: \`${CMD[*]#$HB_BINDIR/}\`"; done | sed "s|$HB_BINDIR/||g"
+  for b in $benches; do bench_cmd "$b"; echo "- $b: \`${CMD[*]#$HB_BINDIR/}\`$([ "$CMD_WHOLE" = 1 ] && echo ' (whole process)')"; done | sed "s|$HB_BINDIR/||g"
   if [ ${#HB_NOTES[@]} -gt 0 ]; then
     echo
     echo "## Notes"
@@ -412,7 +429,7 @@ plot() {
     done
   } >"$dat"
   {
-    echo "set terminal pngcairo size 1400,640 font \"DejaVu Sans,11\" noenhanced"
+    echo "set terminal pngcairo size $((nb > 12 ? 1400 + 80 * (nb - 12) : 1400)),640 font \"DejaVu Sans,11\" noenhanced"
     echo "set output '$out/$file'"
     hb_gp_bars "$dat" "$title" "$ylabel" "%.1f" "1 with lines dt 2 lw 1.5 lc rgb \"black\" title \"$base = 1.0\""
   } | gnuplot 2>>"$out/gnuplot.log"

@@ -3,7 +3,9 @@
  *
  * Model: --threads lanes, each owning an array of --slots live blocks. The main thread
  * allocates every lane's initial blocks (so the first frees in each lane are frees of
- * memory another thread allocated). A lane's thread repeatedly picks a random slot,
+ * memory another thread allocated), shuffles them and replaces --warmup x slots of them
+ * at random (the reference's warm-up: the lanes start from a mixed-up heap, not from
+ * blocks laid out in allocation order). A lane's thread repeatedly picks a random slot,
  * checks and frees its block, and allocates a new block of random size in [min, max].
  * After --rounds-per-thread such replacements the thread hands the lane (its slot array
  * and RNG) to a newly created thread and exits, like a server that serves each
@@ -31,8 +33,13 @@ static uint64_t opt_threads = 2;
 static double opt_seconds = 2.0;
 static size_t opt_min = 8;
 static size_t opt_max = 1024;
-static size_t opt_slots = 1000;
-static uint64_t opt_rounds = 20000;
+/* The reference defaults (larson 5 8 1000 5000 100 4141 N): 5,000 blocks per lane and
+ * 100 x 5,000 replacements per thread before the hand-off. The old defaults of this
+ * program (1,000 slots, 20,000 replacements, no warm-up) are compare.sh's larson-churn:
+ * at 100M+ ops/s they hand off every ~0.2 ms per lane and mostly time thread start/exit. */
+static size_t opt_slots = 5000;
+static uint64_t opt_rounds = 500000;
+static uint64_t opt_warmup = 4;
 static uint64_t opt_seed = 4141;
 static uint64_t opt_iterations = 0;
 static const char *opt_dist = "uniform";
@@ -116,6 +123,7 @@ int main(int argc, char **argv) {
       {"max", BC_OPT_SIZE, &opt_max, 1, 1ull << 30, "largest block size"},
       {"slots", BC_OPT_SIZE, &opt_slots, 1, 1e8, "live blocks per lane"},
       {"rounds-per-thread", BC_OPT_U64, &opt_rounds, 1, 1e15, "free+malloc replacements a thread does before handing its lane to a new thread"},
+      {"warmup", BC_OPT_U64, &opt_warmup, 0, 1000, "untimed warm-up: shuffle each lane's initial blocks and replace warmup x slots of them (0: neither)"},
       {"seed", BC_OPT_U64, &opt_seed, 0, 1.8e19, "random seed"},
       {"iterations", BC_OPT_U64, &opt_iterations, 0, 1e15, "if > 0: free+malloc replacements per lane instead of --seconds"},
       {"dist", BC_OPT_STR, &opt_dist, 0, 0, "size distribution: uniform | log (log-uniform, each doubling equally likely)"},
@@ -148,6 +156,24 @@ int main(int argc, char **argv) {
       s->p = bc_got(malloc(s->size), s->size, "larson warmup malloc");
       s->key = ++L->key;
       bc_fill(s->p, s->size, s->key);
+    }
+    if (opt_warmup) {
+      /* Shuffle (Fisher-Yates), then replace warmup x slots blocks at random. */
+      for (size_t i = opt_slots; i > 1; i--) {
+        size_t j = (size_t)bc_rng_below(&L->rng, i);
+        slot_t t = L->slots[i - 1];
+        L->slots[i - 1] = L->slots[j];
+        L->slots[j] = t;
+      }
+      for (uint64_t k = 0; k < opt_warmup * opt_slots; k++) {
+        slot_t *s = &L->slots[bc_rng_below(&L->rng, opt_slots)];
+        bc_check(s->p, s->size, s->key, "larson warmup free");
+        free(s->p);
+        s->size = draw_size(&L->rng);
+        s->p = bc_got(malloc(s->size), s->size, "larson warmup malloc");
+        s->key = ++L->key;
+        bc_fill(s->p, s->size, s->key);
+      }
     }
   }
 
@@ -185,10 +211,10 @@ int main(int argc, char **argv) {
   }
   free(lanes);
   printf("RESULT bench=larson ops_per_sec=%.0f peak_rss_kb=%ld rss_kb=%ld seconds=%.3f ops=%llu "
-         "threads=%zu slots=%zu min=%zu max=%zu dist=%s rounds_per_thread=%llu threads_created=%llu "
+         "threads=%zu slots=%zu min=%zu max=%zu dist=%s rounds_per_thread=%llu warmup=%llu threads_created=%llu "
          "create_failures=%llu live_kb=%llu\n",
          (double)ops / secs, hwm, rss, secs, (unsigned long long)ops, nl, opt_slots, opt_min, opt_max,
-         opt_dist, (unsigned long long)opt_rounds, (unsigned long long)gens,
+         opt_dist, (unsigned long long)opt_rounds, (unsigned long long)opt_warmup, (unsigned long long)gens,
          (unsigned long long)fails, (unsigned long long)(live / 1024));
   return 0;
 }

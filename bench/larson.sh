@@ -6,7 +6,7 @@ set -u -o pipefail
 HB_PROG=larson.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib_bench.sh"
 
-PROFILES="tiny small mid mixed fragment"
+PROFILES="tiny small churn mid mixed fragment"
 
 usage() {
   cat <<EOF
@@ -17,9 +17,12 @@ Runs the larson benchmark (bench/larson.c) for each profile, thread count and al
 ops/s (malloc+free calls per second) with the ratio vs mimalloc and, beside it, the
 lowest and highest of the runs.
 
-profiles (--profile, comma-separated, or 'all'):
+profiles (--profile, comma-separated, or 'all'); every profile but churn hands a lane
+to a new thread after 500,000 replacements and starts from a shuffled warm-up:
   tiny       8 - 128 B uniform, 1000 slots per thread
-  small      8 - 1024 B uniform, 1000 slots per thread (the classic setting)
+  small      8 - 1024 B uniform, 5000 slots per thread (the reference setting)
+  churn      8 - 1024 B uniform, 1000 slots, a new thread every 20,000 replacements, no
+             warm-up (the old default: mostly thread start and exit)
   mid        1 - 32 KiB uniform, 1000 slots per thread
   mixed      8 B - 256 KiB log-uniform, 1000 slots per thread
   fragment   8 B - 64 KiB log-uniform, 10000 slots per thread (fragments memory)
@@ -91,7 +94,8 @@ done
 profile_args() {
   case $1 in
     tiny) PARGS=(--min 8 --max 128 --slots 1000) ;;
-    small) PARGS=(--min 8 --max 1024 --slots 1000) ;;
+    small) PARGS=(--min 8 --max 1024 --slots 5000) ;;
+    churn) PARGS=(--min 8 --max 1024 --slots 1000 --rounds-per-thread 20000 --warmup 0) ;;
     mid) PARGS=(--min 1024 --max 32768 --slots 1000) ;;
     mixed) PARGS=(--min 8 --max 262144 --dist log --slots 1000) ;;
     fragment) PARGS=(--min 8 --max 65536 --dist log --slots 10000) ;;

@@ -16,7 +16,8 @@
 
 HB_ROOT=${HB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 HB_KNOWN_ALLOCATORS="glibc mimalloc jemalloc tcmalloc hakmem"
-HB_BENCH_PROGRAMS="bench_micro larson fragment_stress huge_ws realloc_bench mid_mt phases proc_sample large_replace"
+HB_BENCH_PROGRAMS="bench_micro larson fragment_stress huge_ws realloc_bench mid_mt phases proc_sample large_replace
+  batches alloc_test mstress minimize bigfactor"
 
 hb_log() { printf '%s\n' "$*" >&2; }
 hb_die() { printf '%s: error: %s\n' "${HB_PROG:-bench}" "$*" >&2; exit 1; }
@@ -196,6 +197,50 @@ hb_setup_columns() {
   [ ${#HB_COLS[@]} -gt 0 ] || hb_die "no allocator columns to run"
 }
 
+# hb_lib_build LIB: which code a hakmem library was built from. The build writes
+# libhakmem.build-info next to the library at each link (cmake/BuildInfo.cmake): the
+# commit of the sources, whether they had uncommitted changes, and the time. Without
+# that file (an older build) the best guess is the HEAD of the source tree named in the
+# build tree's CMakeCache.txt, said to be a guess.
+declare -A HB_LIB_BUILD=()
+hb_lib_build() {
+  local lib=$1 dir info commit dirty built src
+  dir=$(dirname "$(readlink -f "$lib")")
+  info=$dir/libhakmem.build-info
+  if [ -f "$info" ]; then
+    commit=$(sed -n 's/^commit=//p' "$info")
+    dirty=$(sed -n 's/^dirty=//p' "$info")
+    built=$(sed -n 's/^built=//p' "$info")
+    printf 'build commit %s%s, linked %s\n' "${commit:0:12}" "$([ "$dirty" = 1 ] && echo ' + uncommitted changes')" "$built"
+    return
+  fi
+  src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$dir/CMakeCache.txt" 2>/dev/null)
+  commit=$( [ -n "$src" ] && git -C "$src" rev-parse --short=12 HEAD 2>/dev/null)
+  if [ -n "$commit" ]; then
+    printf 'build commit unknown (no libhakmem.build-info; its source tree %s is at %s now)\n' "$src" "$commit"
+  else
+    printf 'build commit unknown (no libhakmem.build-info)\n'
+  fi
+}
+
+# hb_alloc_env: the caller's variables that steer an allocator (HAKMEM_*, MIMALLOC_*,
+# MALLOC_* (MALLOC_CONF, MALLOC_ARENA_MAX, ...), JE_MALLOC_CONF, TCMALLOC_*,
+# GLIBC_TUNABLES), one VAR=VALUE a line. Every run inherits them, in every column.
+hb_alloc_env() {
+  env | grep -E '^(HAKMEM_[A-Za-z0-9_]*|MIMALLOC_[A-Za-z0-9_]*|MALLOC_[A-Za-z0-9_]*|JE_MALLOC_CONF|_RJEM_MALLOC_CONF|TCMALLOC_[A-Za-z0-9_]*|GLIBC_TUNABLES)=' | LC_ALL=C sort
+}
+
+# hb_environment: one line on the machine and the system's C library (for summaries).
+hb_environment() {
+  local thp mem gl
+  thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)
+  mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo 2>/dev/null)
+  gl=$(ldd --version 2>/dev/null | head -n 1 | awk '{print $NF}')
+  printf '%s CPUs (%s), %s RAM, kernel %s, glibc %s, transparent hugepages: %s, %s\n' "$(nproc)" \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" "${mem:-?}" "$(uname -r)" "${gl:-?}" \
+    "${thp:-?}" "$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+}
+
 # hb_snapshot_libs DIR: copy every preloaded library that is not a system one (hakmem)
 # into DIR and preload the copy, so a rebuild of build/libhakmem.so in the middle of a
 # comparison cannot mix two versions, and failing commands stay reproducible.
@@ -211,7 +256,9 @@ hb_snapshot_libs() {
     if [ -z "${done_map[$real]:-}" ]; then
       cp -p "$real" "$dst" || hb_die "cannot copy $real to $dst"
       sum=$(sha256sum "$dst" | cut -c1-16)
-      HB_NOTES+=("$(basename "$lib"): runs preload a snapshot of $lib (-> $real, modified $(date -r "$real" '+%Y-%m-%d %H:%M:%S'), sha256 $sum...) copied to $dst")
+      HB_LIB_BUILD[$dst]=$(hb_lib_build "$lib")
+      [ -f "$(dirname "$real")/libhakmem.build-info" ] && cp -p "$(dirname "$real")/libhakmem.build-info" "$dir/"
+      HB_NOTES+=("$(basename "$lib"): runs preload a snapshot of $lib (-> $real, modified $(date -r "$real" '+%Y-%m-%d %H:%M:%S'), sha256 $sum..., ${HB_LIB_BUILD[$dst]}) copied to $dst")
       done_map[$real]=$dst
     fi
     HB_COL_LIB[$i]=${done_map[$real]}
@@ -239,7 +286,18 @@ hb_cmdline() {
   printf 'env %s\n' "${out% }"
 }
 
+# hb_kv VAR LINE KEY: VAR = the value of KEY=value in the space-separated LINE (empty if
+# absent); VAR "-" prints it instead.
+hb_kv() {
+  local re="(^| )$3=([^ ]*)" v=""
+  [[ $2 =~ $re ]] && v=${BASH_REMATCH[2]}
+  if [ "$1" = - ]; then printf '%s' "$v"; else printf -v "$1" '%s' "$v"; fi
+}
+
 # hb_run COLUMN_INDEX TIMEOUT_S LOGPREFIX BIN ARGS...
+# With HB_WHOLE=1 in its environment (a whole-process row, see hb_bench_cmd) RUN_OPS is
+# the ops= of the RESULT line divided by the wall time of the whole process (start-up,
+# set-up, teardown and exit included), not the program's own ops_per_sec.
 # Sets RUN_STATUS, RUN_OPS, RUN_RSS_KB, RUN_LINE (the RESULT line), RUN_SECS (wall),
 # RUN_CPU (user+sys seconds of the run as % of wall; how much CPU it actually got) and
 # RUN_LOAD (1-minute load average just before the run: other work on the machine).
@@ -250,25 +308,35 @@ hb_run() {
   while IFS= read -r line; do [ -n "$line" ] && envv+=("$line"); done <<<"${HB_COL_ENV[$ci]}"
   if [ -n "${HB_COL_LIB[$ci]}" ]; then envv+=("LD_PRELOAD=${HB_COL_LIB[$ci]}"); fi
   local tf=$logp.time out=$logp.out err=$logp.err rc t0 t1
-  RUN_LOAD=$(cut -d' ' -f1 /proc/loadavg)
-  t0=$(date +%s.%N)
+  read -r RUN_LOAD _ </proc/loadavg
+  t0=$EPOCHREALTIME
   if [ -n "$HB_TIME" ]; then
     timeout -k 5 "$tmo" "$HB_TIME" -f 'HB_MAXRSS_KB=%M HB_USER=%U HB_SYS=%S HB_WALL=%e' -o "$tf" env -u LD_PRELOAD "${envv[@]}" "$@" >"$out" 2>"$err"
   else
     timeout -k 5 "$tmo" env -u LD_PRELOAD "${envv[@]}" "$@" >"$out" 2>"$err"
   fi
   rc=$?
-  t1=$(date +%s.%N)
-  RUN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
-  RUN_LINE=$(grep '^RESULT ' "$out" | tail -n 1)
-  RUN_OPS=$(printf '%s\n' "$RUN_LINE" | tr ' ' '\n' | sed -n 's/^ops_per_sec=//p' | head -n 1)
+  t1=$EPOCHREALTIME
+  # parsed with bash alone: a fork per field under a loaded machine costs more than a
+  # smoke run of the program
+  RUN_LINE="" line=""
+  while IFS= read -r line; do [[ $line == "RESULT "* ]] && RUN_LINE=$line; done <"$out"
+  hb_kv RUN_OPS "$RUN_LINE" ops_per_sec
   RUN_RSS_KB="" RUN_CPU=""
   if [ -f "$tf" ]; then
-    line=$(grep '^HB_MAXRSS_KB=' "$tf" | tail -n 1)
-    RUN_RSS_KB=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^HB_MAXRSS_KB=//p')
-    RUN_CPU=$(printf '%s\n' "$line" | tr ' ' '\n' | awk -F= '{v[$1]=$2} END { if (v["HB_WALL"] > 0) printf "%.0f", 100 * (v["HB_USER"] + v["HB_SYS"]) / v["HB_WALL"] }')
+    local tl="" u s w
+    while IFS= read -r line; do [[ $line == HB_MAXRSS_KB=* ]] && tl=$line; done <"$tf"
+    hb_kv RUN_RSS_KB "$tl" HB_MAXRSS_KB
+    hb_kv u "$tl" HB_USER
+    hb_kv s "$tl" HB_SYS
+    hb_kv w "$tl" HB_WALL
+    [ -n "$w" ] && RUN_CPU=$(awk -v u="$u" -v s="$s" -v w="$w" 'BEGIN { if (w > 0) printf "%.0f", 100 * (u + s) / w }')
   fi
-  [ -n "$RUN_RSS_KB" ] || RUN_RSS_KB=$(printf '%s\n' "$RUN_LINE" | tr ' ' '\n' | sed -n 's/^peak_rss_kb=//p' | head -n 1)
+  [ -n "$RUN_RSS_KB" ] || hb_kv RUN_RSS_KB "$RUN_LINE" peak_rss_kb
+  RUN_SECS=$(awk -v a="$t0" -v b="$t1" -v n="${HB_WHOLE:-0}" -v ops="$(hb_kv - "$RUN_LINE" ops)" \
+    'BEGIN { printf "%.2f", b - a; if (n == 1 && ops != "" && b > a) printf " %.0f", ops / (b - a) }')
+  local whole_ops=${RUN_SECS#* }
+  RUN_SECS=${RUN_SECS%% *}
   if [ $rc = 124 ] || { [ $rc = 137 ] && [ ! -s "$tf" ]; }; then
     RUN_STATUS=timeout
   elif [ $rc -gt 128 ]; then
@@ -281,6 +349,11 @@ hb_run() {
     RUN_STATUS=ok
   fi
   [ "$RUN_STATUS" = ok ] || { RUN_OPS=""; }
+  if [ "$RUN_STATUS" = ok ] && [ "${HB_WHOLE:-0}" = 1 ]; then
+    RUN_OPS=""
+    [ "$whole_ops" != "$RUN_SECS" ] && RUN_OPS=$whole_ops
+    [ -n "$RUN_OPS" ] || RUN_STATUS=noresult
+  fi
   rm -f "$tf"
   return 0
 }
@@ -312,8 +385,32 @@ hb_eta() {
   echo "eta $(hb_duration "$(awk -v d="$done" -v t="$total" -v e="$elapsed" 'BEGIN { print (d > 0 ? e / d * (t - d) : 0) }')")"
 }
 
+# hb_ints VALUES...: true when every argument is a plain non-negative integer below 10^18
+# (the usual case: ops/s and KiB are printed as integers), so the helpers below can stay
+# in bash; anything else goes through awk. A summary calls them hundreds of times.
+hb_ints() {
+  local v
+  for v in "$@"; do [[ $v =~ ^[0-9]{1,18}$ ]] || return 1; done
+}
+
 # hb_median VALUES... -> median of the numeric values (empty if none)
 hb_median() {
+  if hb_ints "$@"; then
+    [ $# -gt 0 ] || return 0
+    local a=() v i j x n=$#
+    for v in "$@"; do a+=($((10#$v))); done
+    for ((i = 1; i < n; i++)); do
+      x=${a[i]}
+      for ((j = i - 1; j >= 0 && a[j] > x; j--)); do a[j + 1]=${a[j]}; done
+      a[j + 1]=$x
+    done
+    if ((n % 2)); then echo "${a[(n - 1) / 2]}"; return; fi
+    x=$((a[n / 2 - 1] + a[n / 2]))
+    i=$((x / 2))
+    ((x % 2 && i % 2)) && i=$((i + 1)) # awk's %.0f rounds a half to even
+    echo "$i"
+    return
+  fi
   printf '%s\n' "$@" | awk 'NF && $1 ~ /^[0-9.eE+-]+$/ {v[n++]=$1} END {
     if (n == 0) exit
     for (i = 1; i < n; i++) { x = v[i]; for (j = i - 1; j >= 0 && v[j] > x; j--) v[j+1] = v[j]; v[j+1] = x }
@@ -321,8 +418,22 @@ hb_median() {
 }
 
 # hb_min VALUES... / hb_max VALUES... -> smallest / largest numeric value (empty if none)
-hb_min() { printf '%s\n' "$@" | awk 'NF && $1 ~ /^[0-9.eE+-]+$/ { if (n++ == 0 || $1 + 0 < m) m = $1 + 0 } END { if (n) printf "%.0f\n", m }'; }
-hb_max() { printf '%s\n' "$@" | awk 'NF && $1 ~ /^[0-9.eE+-]+$/ { if (n++ == 0 || $1 + 0 > m) m = $1 + 0 } END { if (n) printf "%.0f\n", m }'; }
+hb_min() {
+  if hb_ints "$@"; then
+    local v m=""
+    for v in "$@"; do v=$((10#$v)); [ -z "$m" ] || ((v < m)) && m=$v; done
+    [ -z "$m" ] || echo "$m"
+    return
+  fi
+  printf '%s\n' "$@" | awk 'NF && $1 ~ /^[0-9.eE+-]+$/ { if (n++ == 0 || $1 + 0 < m) m = $1 + 0 } END { if (n) printf "%.0f\n", m }'; }
+hb_max() {
+  if hb_ints "$@"; then
+    local v m=""
+    for v in "$@"; do v=$((10#$v)); [ -z "$m" ] || ((v > m)) && m=$v; done
+    [ -z "$m" ] || echo "$m"
+    return
+  fi
+  printf '%s\n' "$@" | awk 'NF && $1 ~ /^[0-9.eE+-]+$/ { if (n++ == 0 || $1 + 0 > m) m = $1 + 0 } END { if (n) printf "%.0f\n", m }'; }
 
 # hb_human_range MIN MAX -> "280-301M": both ends in the unit of MAX, 3 significant
 # digits; "-" when either is missing.
@@ -348,14 +459,21 @@ hb_ratio() {
 # hb_bench_cmd NAME PROFILE DUR THREADS: fills CMD with the program and arguments of one
 # run of benchmark NAME (compare.sh's rows) in PROFILE (smoke, quick or full); DUR is the
 # duration of the timed ones in seconds, THREADS the threads of the multi-thread ones.
+# Sets CMD_WHOLE=1 for the whole-process rows: fixed work, throughput = ops / wall time
+# of the process (hb_run with HB_WHOLE=1), because their cost is in start-up, first-touch
+# faults, thread start/exit or teardown, which the programs' own clocks would leave out.
 # Uses HB_BINDIR (hb_ensure_bins).
+HB_WHOLE_ROWS="large_replace mstress minimize bigfactor"
 hb_bench_cmd() {
   local B=$HB_BINDIR profile=$2 dur=$3 T=$4
+  CMD_WHOLE=0
+  [[ " $HB_WHOLE_ROWS " == *" $1 "* ]] && CMD_WHOLE=1
   case $1 in
     micro-tight) CMD=("$B/bench_micro" --case tight --seconds "$dur") ;;
     micro-batch) CMD=("$B/bench_micro" --case batch --seconds "$dur") ;;
     micro-xthread) CMD=("$B/bench_micro" --case xthread --threads "$T" --seconds "$dur") ;;
     larson) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 1024) ;;
+    larson-churn) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 1024 --slots 1000 --rounds-per-thread 20000 --warmup 0) ;;
     larson-tiny) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 128) ;;
     larson-mid) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 1024 --max 32768) ;;
     larson-mixed) CMD=("$B/larson" --threads "$T" --seconds "$dur" --min 8 --max 262144 --dist log) ;;
@@ -383,8 +501,31 @@ hb_bench_cmd() {
       esac ;;
     large_replace)
       case $profile in
-        smoke) CMD=("$B/large_replace" --live 6 --seconds "$dur") ;;
-        *) CMD=("$B/large_replace" --live 20 --seconds "$dur") ;;
+        smoke) CMD=("$B/large_replace" --live 6 --rounds 4) ;;
+        quick) CMD=("$B/large_replace" --live 20 --rounds 20) ;;
+        full) CMD=("$B/large_replace" --live 20 --rounds 100) ;;
+      esac ;;
+    batches) CMD=("$B/batches" --seconds "$dur") ;;
+    batches-bg) CMD=("$B/batches" --idle-threads 1 --seconds "$dur") ;;
+    batches-mt) CMD=("$B/batches" --threads "$T" --seconds "$dur") ;;
+    alloc_test) CMD=("$B/alloc_test" --threads "$T" --seconds "$dur") ;;
+    mstress)
+      case $profile in
+        smoke) CMD=("$B/mstress" --threads "$T" --rounds 4 --steps 10000) ;;
+        quick) CMD=("$B/mstress" --threads "$T" --rounds 30 --steps 50000) ;;
+        full) CMD=("$B/mstress" --threads "$T" --rounds 100 --steps 50000) ;;
+      esac ;;
+    minimize)
+      case $profile in
+        smoke) CMD=("$B/minimize" --functions 40) ;;
+        quick) CMD=("$B/minimize" --functions 1500) ;;
+        full) CMD=("$B/minimize" --functions 5000) ;;
+      esac ;;
+    bigfactor)
+      case $profile in
+        smoke) CMD=("$B/bigfactor" --numbers 30) ;;
+        quick) CMD=("$B/bigfactor" --numbers 500) ;;
+        full) CMD=("$B/bigfactor" --numbers 1500) ;;
       esac ;;
     *) hb_die "internal: no command for $1" ;;
   esac

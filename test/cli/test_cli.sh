@@ -182,8 +182,12 @@ else
   secs=$(($(date +%s) - t0))
   echo "compare.sh --smoke --allocators $allocs: exit $rc in ${secs}s"
   out=$(cat "$tmp/bench.out")
-  rows=$(grep -cE '^\| (micro-tight|micro-batch|micro-xthread|larson|fragment|huge_ws|realloc|mid_mt|large_replace) \|' "$tmp/bench.out")
-  [ $rc -eq 0 ] && [ "$rows" -eq 18 ] && ! echo "$out" | grep -q FAIL
+  # the smoke (and quick) rows: the first nine, then the patterns added for issue 12
+  names='micro-tight|micro-batch|micro-xthread|larson|fragment|huge_ws|realloc|mid_mt|large_replace'
+  names="$names|batches|batches-bg|batches-mt|alloc_test|mstress|minimize|bigfactor"
+  nbench=$(echo "$names" | tr '|' '\n' | wc -l)
+  rows=$(grep -cE "^\| ($names) \|" "$tmp/bench.out")
+  [ $rc -eq 0 ] && [ "$rows" -eq $((2 * nbench)) ] && ! echo "$out" | grep -q FAIL
   check "compare.sh --smoke exits 0 with a throughput and an RSS row per benchmark" $? \
     "(exit $rc, $rows rows)
 $out
@@ -197,8 +201,13 @@ $(tail -n 20 "$tmp/bench.err")"
   n=$(awk -F, 'NR > 1' "$tmp/bench/summary.csv" | wc -l)
   head -n 1 "$tmp/bench/summary.csv" | grep -q 'median_ops_per_sec,min_ops_per_sec,max_ops_per_sec,median_peak_rss_kb,min_peak_rss_kb,max_peak_rss_kb'
   check "compare.sh --smoke: summary.csv has min and max beside the medians" $? "$(head -n 1 "$tmp/bench/summary.csv")"
-  [ "$n" -eq $((9 * $(echo "$allocs" | tr ',' '\n' | wc -l))) ]
+  [ "$n" -eq $((nbench * $(echo "$allocs" | tr ',' '\n' | wc -l))) ]
   check "compare.sh --smoke: summary.csv has a row per benchmark and allocator" $? "$n rows"
+  grep -qE '^- hakmem library: build commit ([0-9a-f]{12}|unknown)' "$tmp/bench/summary.md" &&
+    grep -q '^- whole-process rows .*: large_replace mstress minimize bigfactor$' "$tmp/bench/summary.md" &&
+    grep -q '^- allocator variables set by the caller' "$tmp/bench/summary.md"
+  check "compare.sh --smoke: summary.md names hakmem's build commit, the whole-process rows and the caller's allocator variables" $? \
+    "$(sed -n 1,12p "$tmp/bench/summary.md")"
 fi
 
 # The load warning: compare.sh warns when the 1-minute load is above cores - 0.5

@@ -8,10 +8,10 @@
  *     only within the dirty budget, the oldest beyond it decommitted first. The budget
  *     follows the program's recent churn: the bytes of large blocks freed in the
  *     current and the previous purge-delay window, plus those of the windows before
- *     weighted down linearly over LARGE_DECAY_WINDOWS windows, at most the knob
+ *     weighted down linearly over HAK_CHURN_WINDOWS windows, at most the knob
  *     large_cache_dirty_bytes (which also bounds the young mappings). A steady
  *     replacer keeps its mappings resident; when the frees stop, the budget falls
- *     linearly to nothing over LARGE_DECAY_WINDOWS + 1 purge delays, so the memory
+ *     linearly to nothing over HAK_CHURN_WINDOWS + 1 purge delays, so the memory
  *     goes back smoothly rather than at once;
  *   - a decommitted mapping unused for the purge delay plus large_cache_unmap_delay_ms
  *     is unmapped; beyond large_cache_entries or large_cache_bytes the oldest is unmapped.
@@ -30,6 +30,7 @@
  * it shrinks in place, unmapping a tail of a chunk or more. */
 #include "alloc/alloc.h"
 #include "alloc/knobs.h"
+#include "alloc/churn.h"
 #include "prim/prim.h"
 #include "alloc/os_counters.h"
 
@@ -42,11 +43,9 @@ static hak_lock large_lock = HAK_LOCK_INIT;
 static hak_segment* large_cache;
 static size_t large_cache_bytes, large_cache_dirty;
 static _Atomic unsigned large_cache_n;   /* written under the lock, read without */
-/* Bytes of large blocks freed in the current purge-delay window (freed_win[0]) and in
- * the windows before it, for the dirty budget; under the lock. */
-#define LARGE_DECAY_WINDOWS 10
-static uint64_t freed_win_start;
-static size_t freed_win[LARGE_DECAY_WINDOWS + 1];
+/* Bytes of large blocks freed per purge-delay window, for the dirty budget; under the
+ * lock. */
+static hak_churn freed_churn;
 
 static size_t large_offset(size_t align) { return align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE; }
 static size_t large_map_align(size_t align) { return align > HAK_CHUNK_SIZE ? align : HAK_CHUNK_SIZE; }
@@ -239,29 +238,8 @@ static hak_segment* cache_oldest(void) {
   return old;
 }
 
-/* Move the window history to the window that holds `now` (windows of `win` ns). */
-static void freed_advance(uint64_t now, uint64_t win) {
-  if (win == 0) memset(freed_win, 0, sizeof freed_win);     /* no delay: no budget either */
-  if (win == 0 || now < freed_win_start) { freed_win_start = now; return; }
-  uint64_t k = (now - freed_win_start) / win;
-  if (k == 0) return;
-  unsigned shift = k <= LARGE_DECAY_WINDOWS ? (unsigned)k : LARGE_DECAY_WINDOWS + 1;
-  for (unsigned i = LARGE_DECAY_WINDOWS + 1; i-- > 0;) freed_win[i] = i >= shift ? freed_win[i - shift] : 0;
-  freed_win_start += k * win;
-}
-
-/* The dirty budget for mappings older than the purge delay: the bytes freed in the
- * current and the previous window in full, those of the windows before weighted from
- * 9/10 down to 1/10 (LARGE_DECAY_WINDOWS = 10), at most the knob. */
-static size_t dirty_budget(void) {
-  unsigned __int128 sum = (unsigned __int128)freed_win[0] * LARGE_DECAY_WINDOWS;
-  for (unsigned i = 1; i <= LARGE_DECAY_WINDOWS; i++) {
-    sum += (unsigned __int128)freed_win[i] * (LARGE_DECAY_WINDOWS + 1 - i);
-  }
-  sum /= LARGE_DECAY_WINDOWS;
-  uint64_t knob = HAK_KNOB(large_cache_dirty_bytes);
-  return sum < knob ? (size_t)sum : (size_t)knob;
-}
+/* The dirty budget for mappings older than the purge delay (churn.h), at most the knob. */
+static size_t dirty_budget(void) { return hak_churn_budget(&freed_churn, (size_t)HAK_KNOB(large_cache_dirty_bytes)); }
 
 /* The oldest resident mapping cached before `before` (any age: UINT64_MAX), or NULL. */
 static hak_segment* cache_oldest_dirty(uint64_t before) {
@@ -277,7 +255,7 @@ static hak_segment* cache_oldest_dirty(uint64_t before) {
  * (malloc_trim) decommits every resident mapping. */
 static void cache_collect(cache_work* w, uint64_t now, uint64_t delay) {
   uint64_t unmap_delay = HAK_KNOB(large_cache_unmap_delay_ns);
-  freed_advance(now, HAK_KNOB(purge_delay_ns));
+  hak_churn_advance(&freed_churn, now, HAK_KNOB(purge_delay_ns));
   for (hak_segment* seg = large_cache; seg;) {
     hak_segment* next = seg->next;
     if (seg->fresh && seg->cached_at + delay + unmap_delay <= now) work_push(&w->unmap, seg);
@@ -358,8 +336,7 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
   HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
   cache_work w = {NULL, NULL};
   hak_lock_take(&large_lock);
-  freed_advance(now, delay);
-  freed_win[0] += seg->size;
+  hak_churn_add(&freed_churn, now, delay, seg->size);
   cache_link(seg);
   cache_collect(&w, now, delay);
   hak_lock_release(&large_lock);

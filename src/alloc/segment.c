@@ -19,6 +19,7 @@
  * per segment. */
 #include "alloc/slab.h"
 #include "alloc/knobs.h"
+#include "alloc/churn.h"
 #include "prim/prim.h"
 #include "alloc/os_counters.h"
 
@@ -45,6 +46,18 @@ static hak_lock seg_cache_lock = HAK_LOCK_INIT;
 static hak_segment* seg_cache;        /* empty segments, LIFO */
 static size_t seg_cache_bytes;        /* bytes mapped by cached segments */
 static _Atomic size_t seg_cache_dirty; /* of which not decommitted (changed under the lock) */
+/* Bytes of segments taken back out of the cache per purge-delay window (under the
+ * lock): a program that keeps reusing what it gives back - threads that come and go -
+ * may keep that much resident in the cache, beyond segment_cache_dirty_bytes. */
+static hak_churn seg_reuse_churn;
+
+/* How many bytes of cached segments may stay resident now (under the lock). */
+static size_t dirty_allowance(uint64_t now) {
+  hak_churn_advance(&seg_reuse_churn, now, HAK_KNOB(purge_delay_ns));
+  size_t floor = (size_t)HAK_KNOB(segment_cache_dirty_bytes);
+  size_t reuse = hak_churn_budget(&seg_reuse_churn, (size_t)HAK_KNOB(segment_cache_bytes));
+  return reuse > floor ? reuse : floor;
+}
 
 static size_t segment_size(unsigned kind, unsigned pool_cls, unsigned* shift, unsigned* nslabs) {
   switch (kind) {
@@ -87,6 +100,7 @@ static hak_segment* cache_take(size_t size) {
     if (best->next) best->next->prev = best->prev;
     seg_cache_bytes -= best->size;
     if (best->fresh == false) atomic_fetch_sub(&seg_cache_dirty, best->size);   /* `fresh` = decommitted */
+    hak_churn_add(&seg_reuse_churn, hak_prim_now_ns(), HAK_KNOB(purge_delay_ns), size);
   }
   hak_lock_release(&seg_cache_lock);
   if (best && best->size > size) {
@@ -183,9 +197,10 @@ void hak_segment_release(hak_segment* seg) {
   if (seg_cache_bytes + seg->size <= limit) {
     /* Cached dirty: a thread that needs a segment soon gets it without page faults.
      * hak_segment_cache_purge decommits what stays unused for the purge delay; past the
-     * dirty budget the segment is decommitted before it becomes visible. */
-    bool decommit = hak_load_relaxed(&seg_cache_dirty) + seg->size > (size_t)HAK_KNOB(segment_cache_dirty_bytes);
-    seg->cached_at = hak_prim_now_ns();
+     * dirty allowance the segment is decommitted before it becomes visible. */
+    uint64_t now = hak_prim_now_ns();
+    bool decommit = hak_load_relaxed(&seg_cache_dirty) + seg->size > dirty_allowance(now);
+    seg->cached_at = now;
     seg_cache_bytes += seg->size;
     if (decommit) {
       hak_lock_release(&seg_cache_lock);

@@ -246,6 +246,44 @@ static void test_purge_delay_on_a_fake_clock(void) {
             (unsigned long long)(PURGED(d) - PURGED(c)));
 }
 
+/* ---- the segment cache keeps resident what threads that come and go reuse ---------- */
+size_t hak_segment_cache_dirty_bytes(void);
+
+static void* segment_churn_thread(void* arg) {
+  (void)arg;
+  enum { N = 1200 };                         /* 1,200 x 32 KiB: about ten mid segments */
+  static __thread void* v[N];
+  for (int i = 0; i < N; i++) { v[i] = hak_malloc(32768); memset(v[i], i, 64); }
+  for (int i = 0; i < N; i++) hak_free(v[i]);
+  return NULL;                               /* its exit gives the segments back */
+}
+
+static void churn_round(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, segment_churn_thread, NULL);
+  pthread_join(t, NULL);
+}
+
+static void test_segment_cache_keeps_what_is_reused(void) {
+  hak_prim_ops ops = hak_prim_linux;
+  ops.now_ns = fake_clock;
+  hak_prim_set_ops(&ops);
+  atomic_fetch_add(&fake_now, 60000000000ull);     /* past any earlier reuse history */
+  hak_release_all(0);
+  const size_t floor = 16u << 20;            /* HAKMEM_SEGMENT_CACHE_DIRTY's default */
+  /* Rounds 10 ms apart (fake time; purge delay 100 ms): each reuses the last one's
+   * segments, and the cache keeps them resident (before: at most the floor). */
+  for (int r = 0; r < 6; r++) { atomic_fetch_add(&fake_now, 10000000); churn_round(); }
+  size_t churning = hak_segment_cache_dirty_bytes();
+  /* Once the rounds stop, a purge after the delay gives it all back. */
+  atomic_fetch_add(&fake_now, 200000000);
+  hak_release_all(100000000);
+  size_t idle = hak_segment_cache_dirty_bytes();
+  hak_prim_set_ops(NULL);
+  CHECK_MSG(churning > floor + (8u << 20), "reused rounds left %zu bytes resident in the cache", churning);
+  CHECK_EQ(idle, 0);
+}
+
 /* ---- madvise refused: counted, nothing breaks, works again afterwards -------------- */
 static atomic_int refuse;
 static bool refusing_decommit(void* p, size_t n) {
@@ -282,5 +320,6 @@ int main(int argc, char** argv) {
   HT_RUN(test_release_walk_under_load);
   HT_RUN(test_purge_delay_on_a_fake_clock);
   HT_RUN(test_refused_decommit_is_survived);
+  HT_RUN(test_segment_cache_keeps_what_is_reused);
   return ht_report();
 }

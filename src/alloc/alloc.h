@@ -136,6 +136,19 @@ typedef struct hak_tcache {
   uint64_t   nfree;    /* blocks of this class freed by this thread (stats) */
 } hak_tcache;
 
+/* How the cap of one class moves (tls_cache.c; slow paths only): from `base`, the
+ * snapshot's tls_cap after the diet, up to `ceil`, its tls_cap_max after the diet (at
+ * least base), doubling when a refill comes soon after a flush, halving back when the
+ * class stays without operations. */
+typedef struct hak_tc_grow {
+  uint32_t base, ceil;
+  uint32_t batch_knob;  /* refill_batch of the snapshot: batch_max is the lesser of it and cap/2 */
+  uint64_t flush_ops;   /* nalloc + nfree of the class at its last flush of a full list
+                           (0: none since its last refill) */
+  uint64_t seen_ops;    /* grown classes: nalloc + nfree when a sweep last saw them move, */
+  uint64_t seen_at;     /* and when (ns; 0: not yet) */
+} hak_tc_grow;
+
 /* Slow-path counters of one class in one heap (plain stores, summed by stats.c). */
 typedef struct hak_cls_counters {
   uint64_t refills, flushes, remote_out;
@@ -178,6 +191,9 @@ typedef struct hak_heap {
   uint16_t          batch_max[HAK_NCLS];
   uint16_t          refills_since_drain[HAK_NCLS];
   uint32_t          drain_interval[HAK_NCLS]; /* knob remote_drain_interval */
+  hak_tc_grow       grow[HAK_NCLS];          /* the caps' growth (tls_cache.c) */
+  uint64_t          grow_budget;             /* bytes of capacity beyond the base caps allowed */
+  uint64_t          grown_bytes;             /* ... and taken: sum of (cap - base) x block size */
   hak_segment*      segs[HAK_SEG_KINDS];     /* owned segments per kind */
   uint32_t          slow_events;             /* refills + flushes since the last sweep */
   _Atomic uint64_t  activity;                /* refills + flushes ever (idle detection) */

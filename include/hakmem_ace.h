@@ -70,8 +70,8 @@ typedef struct hak_knobs {
   /* Version 4: thread caches that grow. A class whose cache gives blocks back and soon
    * needs them again (a flush, then a refill within twice its capacity of operations)
    * doubles its capacity, up to tls_cap_max, while the thread's capacity beyond tls_cap
-   * over all classes stays within tls_grow_budget_bytes; a grown class left without an
-   * operation for the purge delay halves back toward tls_cap. */
+   * over all classes stays within tls_grow_budget_bytes; a grown class that serves fewer
+   * operations than its capacity over a purge delay halves back toward tls_cap. */
   uint64_t tls_grow_budget_bytes;              /* per thread, the bytes of capacity all
                                                   classes together may grow by (0: none) */
   uint32_t tls_cap_max[HAKMEM_KNOB_CLASSES];   /* most free blocks a class's cache grows to,

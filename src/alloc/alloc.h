@@ -139,14 +139,14 @@ typedef struct hak_tcache {
 /* How the cap of one class moves (tls_cache.c; slow paths only): from `base`, the
  * snapshot's tls_cap after the diet, up to `ceil`, its tls_cap_max after the diet (at
  * least base), doubling when a refill comes soon after a flush, halving back when the
- * class stays without operations. */
+ * class serves fewer operations than its cap over a purge delay. */
 typedef struct hak_tc_grow {
   uint32_t base, ceil;
   uint32_t batch_knob;  /* refill_batch of the snapshot: batch_max is the lesser of it and cap/2 */
   uint64_t flush_ops;   /* nalloc + nfree of the class at its last flush of a full list
                            (0: none since its last refill) */
-  uint64_t seen_ops;    /* grown classes: nalloc + nfree when a sweep last saw them move, */
-  uint64_t seen_at;     /* and when (ns; 0: not yet) */
+  uint64_t seen_ops;    /* grown classes: nalloc + nfree at the start of the sweep's */
+  uint64_t seen_at;     /* window of one purge delay, and when it started (ns; 0: none) */
 } hak_tc_grow;
 
 /* Slow-path counters of one class in one heap (plain stores, summed by stats.c). */

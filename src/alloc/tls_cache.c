@@ -20,9 +20,10 @@
  * needed again (a batch or working set bigger than the cache): the cap doubles, up to
  * the class's ceiling (tls_cap_max x diet) and while the heap's growth, the capacity
  * beyond the base caps in bytes over all classes, stays within its budget
- * (tls_grow_budget_bytes x diet). The sweep halves a grown class that had no operation
- * for the purge delay, back toward its base, and gives back the blocks beyond the new
- * cap. Only the slow paths run this: the fast paths see `room` and nothing else. */
+ * (tls_grow_budget_bytes x diet). The sweep halves a grown class that served fewer
+ * operations than its cap over a purge delay, back toward its base, and gives back the
+ * blocks beyond the new cap. Only the slow paths run this: the fast paths see `room`
+ * and nothing else. */
 
 /* Set the cap of class cls (the length stays: room may go below 0, then the next free
  * flushes) and the refill batch bound that follows from it. */
@@ -61,7 +62,8 @@ static inline void tc_refill_check(hak_heap* h, unsigned cls) {
 
 static void flush_locked(hak_heap* h, unsigned cls, uint32_t keep);
 
-/* At the heap's sweep: halve grown classes without an operation for the purge delay. */
+/* At the heap's sweep: halve the grown classes that served fewer operations than their
+ * cap over the last purge delay (a flush and a refill more or less cost them nothing). */
 static void tc_shrink_idle(hak_heap* h) {
   if (h->grown_bytes == 0) return;
   uint64_t now = hak_prim_now_ns();
@@ -70,17 +72,15 @@ static void tc_shrink_idle(hak_heap* h) {
     hak_tc_grow* g = &h->grow[c];
     if (tc->cap <= g->base) continue;
     uint64_t ops = tc->nalloc + tc->nfree;
-    if (g->seen_at == 0 || ops != g->seen_ops) {
-      g->seen_ops = ops;
-      g->seen_at = now;
-      continue;
-    }
-    if (now - g->seen_at < h->purge_delay_ns) continue;
+    if (g->seen_at != 0 && now - g->seen_at < h->purge_delay_ns) continue;
+    bool idle = g->seen_at != 0 && ops - g->seen_ops < tc->cap;
+    g->seen_ops = ops;                     /* the next window starts */
+    g->seen_at = now;
+    if (!idle) continue;
     uint32_t cap = tc->cap / 2 > g->base ? tc->cap / 2 : g->base;
     h->grown_bytes -= (uint64_t)(tc->cap - cap) * hak_cls_size[c];
     tc_set_cap(h, c, cap);
-    g->seen_at = now;                      /* the next halving after another delay */
-    if (tc->room < 0) flush_locked(h, c, cap);
+    if (tc->room < 0) flush_locked(h, c, cap);   /* the blocks beyond the new cap go back */
   }
 }
 
@@ -321,8 +321,10 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
 void hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep) {
   knobs_refresh(h);
   if (h->rb_slab) hak_remote_flush(h);
+  /* The free path's flush of a full list (it keeps half; the thread flush and teardown
+   * keep nothing) is an overflow: a refill soon after it grows the cap. */
   hak_tcache* tc = &h->tc[cls];
-  if (tc->room <= 0) h->grow[cls].flush_ops = tc->nalloc + tc->nfree + 1;   /* full: overflow */
+  if (tc->room <= 0 && (keep > 0 || tc->cap == 1)) h->grow[cls].flush_ops = tc->nalloc + tc->nfree + 1;
   hak_heap_lock(h);
   h->cc[cls].flushes++;
   heap_slow_event(h);

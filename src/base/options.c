@@ -37,7 +37,7 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
     "bytes the cache of a size class may grow to when it keeps giving blocks back and taking them again", NULL},
   [HAK_OPT_TLS_GROW_MAX] = {"HAKMEM_TLS_GROW_MAX", 2048, 1, 65535, "count",
     "upper bound on cached blocks per size class per thread after growth", NULL},
-  [HAK_OPT_TLS_GROW_BUDGET] = {"HAKMEM_TLS_GROW_BUDGET", 1 << 20, 0, 1LL << 40, "bytes",
+  [HAK_OPT_TLS_GROW_BUDGET] = {"HAKMEM_TLS_GROW_BUDGET", 4 << 20, 0, 1LL << 40, "bytes",
     "per thread, bytes of cache capacity all size classes together may grow by (0: no growth)", NULL},
   [HAK_OPT_REFILL_BATCH] = {"HAKMEM_REFILL_BATCH", 32, 1, 1024, "count",
     "blocks moved from a slab into a thread cache per refill (bundle width)", NULL},

@@ -204,7 +204,13 @@ static bool knobs_in_candidate_set(const hak_knobs* k, const hak_knobs* d) {
       if (!ok) return false;
     }
   }
-  return true;
+  /* The growth budget moves with the caps: the same arm of the tls group. */
+  for (unsigned a = 0; a < ACE_BANDIT_MAX_ARMS; a++) {
+    double sc = ace_group_scale(ACE_GROUP_TLS, a);
+    if (k->tls_cap[0] == (uint32_t)floor(d->tls_cap[0] * sc + 0.5) &&
+        k->tls_grow_budget_bytes == (uint64_t)floor((double)d->tls_grow_budget_bytes * sc + 0.5)) return true;
+  }
+  return false;
 }
 
 static void test_learner_finds_each_phases_best_arm_and_remembers_it(void) {

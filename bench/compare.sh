@@ -32,6 +32,8 @@ options:
   --hakmem PATH        hakmem shared library (default build/libhakmem.so under the repo)
   --extra SPEC         extra column, repeatable: NAME[@BASE]:VAR=VAL[,VAR=VAL...]
                        BASE defaults to hakmem; e.g. --extra 'hakmem-ace-off:HAKMEM_ACE_ENABLED=0'
+                       BASE may be a library path (with a '/'): another hakmem build, e.g.
+                       --extra 'hakmem-old@/tmp/old/libhakmem.so:HAKMEM_VERBOSE=0'
                        (NAME=VAR=VAL also accepted)
   --bench LIST         comma-separated benchmarks (default: all of the profile):
                        $(echo "$ALL_BENCHES_FULL" | tr ' ' ',')

@@ -190,6 +190,9 @@ hb_setup_columns() {
       hakmem)
         [ -f "$hak" ] || hb_die "--extra '$spec' needs hakmem, but $hak does not exist"
         lib="$(cd "$(dirname "$hak")" && pwd)/$(basename "$hak")" ;;
+      */*)   # a library file: another build of hakmem (before/after a change)
+        [ -f "$base" ] || hb_die "--extra '$spec': $base does not exist"
+        lib="$(cd "$(dirname "$base")" && pwd)/$(basename "$base")" ;;
       *) hb_usage_error "--extra '$spec': unknown base allocator '$base'" ;;
     esac
     hb_add_col "$name" "$lib" "$envs"
@@ -254,6 +257,7 @@ hb_snapshot_libs() {
     real=$(readlink -f "$lib")
     dst=$dir/$(basename "$lib")
     if [ -z "${done_map[$real]:-}" ]; then
+      [ -e "$dst" ] && dst=$dir/col$i-$(basename "$lib")   # another build of the same name
       cp -p "$real" "$dst" || hb_die "cannot copy $real to $dst"
       sum=$(sha256sum "$dst" | cut -c1-16)
       HB_LIB_BUILD[$dst]=$(hb_lib_build "$lib")

@@ -16,7 +16,7 @@
 extern "C" {
 #endif
 
-#define HAKMEM_KNOBS_VERSION 3
+#define HAKMEM_KNOBS_VERSION 4
 #define HAKMEM_KNOB_CLASSES 112
 
 typedef struct hak_knobs {
@@ -25,7 +25,9 @@ typedef struct hak_knobs {
   uint64_t generation;       /* 1 for the start-up snapshot, +1 per published snapshot */
 
   /* Per size class (index = class, see hak_stats_class.block_size). */
-  uint32_t tls_cap[HAKMEM_KNOB_CLASSES];       /* most free blocks a thread caches (>= 1) */
+  uint32_t tls_cap[HAKMEM_KNOB_CLASSES];       /* free blocks a thread caches at first (>= 1);
+                                                  the cache of a class that keeps overflowing
+                                                  grows from here (tls_cap_max) */
   uint32_t refill_batch[HAKMEM_KNOB_CLASSES];  /* most blocks moved from slabs per refill: the
                                                   "bundle width" (1..tls_cap; the first refill of
                                                   a class moves about one page, then doubles) */
@@ -35,7 +37,8 @@ typedef struct hak_knobs {
   /* Per thread heap. */
   uint32_t sweep_interval;        /* refills + flushes between heap sweeps (drain every remote
                                      list, give back empty slabs, purge unused pages) */
-  uint32_t diet_pct;              /* percent of tls_cap in force, 1..100 (100: no diet) */
+  uint32_t diet_pct;              /* percent of tls_cap, tls_cap_max and tls_grow_budget_bytes
+                                     in force, 1..100 (100: no diet) */
   uint32_t purge_delay_ms;        /* unused slabs and cached segments and mappings stay
                                      resident this long before their pages go back */
   uint32_t partial_release_pages; /* smallest run of whole free pages a release inside a
@@ -63,6 +66,16 @@ typedef struct hak_knobs {
                                           its surplus is at most this percent of the request
                                           plus 2 MiB; beyond that its tail is unmapped */
   uint32_t reserved;
+
+  /* Version 4: thread caches that grow. A class whose cache gives blocks back and soon
+   * needs them again (a flush, then a refill within twice its capacity of operations)
+   * doubles its capacity, up to tls_cap_max, while the thread's capacity beyond tls_cap
+   * over all classes stays within tls_grow_budget_bytes; a grown class that serves fewer
+   * operations than its capacity over a purge delay halves back toward tls_cap. */
+  uint64_t tls_grow_budget_bytes;              /* per thread, the bytes of capacity all
+                                                  classes together may grow by (0: none) */
+  uint32_t tls_cap_max[HAKMEM_KNOB_CLASSES];   /* most free blocks a class's cache grows to,
+                                                  1..65535 (below tls_cap: no growth) */
 } hak_knobs;
 
 /* Copy the current snapshot into *out (out->size must be set). Returns 0, or -1 with
@@ -78,7 +91,8 @@ int hak_knobs_get(hak_knobs* out);
 #define HAKMEM_ACE_STATE_VERSION 2
 
 /* Knob groups that ACE leaves as they are (hakmem_ace_config_t.pinned, HAKMEM_ACE_PIN). */
-#define HAKMEM_ACE_PIN_TLS_CAP      0x01u  /* tls_cap[] (the diet) */
+#define HAKMEM_ACE_PIN_TLS_CAP      0x01u  /* thread-cache sizes: tls_cap[], tls_cap_max[],
+                                              tls_grow_budget_bytes (the diet) */
 #define HAKMEM_ACE_PIN_REFILL_BATCH 0x02u  /* refill_batch[] (bundle width) */
 #define HAKMEM_ACE_PIN_DRAIN        0x04u  /* remote_drain_interval[] */
 #define HAKMEM_ACE_PIN_SCAVENGE     0x08u  /* no background return of memory */

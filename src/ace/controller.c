@@ -107,6 +107,8 @@ static void publish(const hak_knobs* k) {
 
 void ace_ctl_restore_defaults(const char* why) {
   if (started && memcmp(knobs_now.tls_cap, knobs_default.tls_cap, sizeof knobs_now.tls_cap) == 0 &&
+      memcmp(knobs_now.tls_cap_max, knobs_default.tls_cap_max, sizeof knobs_now.tls_cap_max) == 0 &&
+      knobs_now.tls_grow_budget_bytes == knobs_default.tls_grow_budget_bytes &&
       memcmp(knobs_now.refill_batch, knobs_default.refill_batch, sizeof knobs_now.refill_batch) == 0 &&
       memcmp(knobs_now.remote_drain_interval, knobs_default.remote_drain_interval,
              sizeof knobs_now.remote_drain_interval) == 0) {

@@ -63,6 +63,10 @@ static void apply_arm(unsigned g, unsigned arm, const hak_knobs* d, hak_knobs* k
   switch (g) {
     case ACE_GROUP_TLS:
       for (unsigned c = 0; c < HAK_NCLS; c++) k->tls_cap[c] = scaled(d->tls_cap[c], s, 1, ACE_MAX_TLS_CAP);
+      {   /* and how far they may grow, within the validated range */
+        double b = floor((double)d->tls_grow_budget_bytes * s + 0.5);
+        k->tls_grow_budget_bytes = b > (double)(1ull << 40) ? 1ull << 40 : (uint64_t)b;
+      }
       break;
     case ACE_GROUP_BATCH:
       for (unsigned c = 0; c < HAK_NCLS; c++) k->refill_batch[c] = scaled(d->refill_batch[c], s, 1, ACE_MAX_REFILL_BATCH);

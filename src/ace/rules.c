@@ -2,7 +2,8 @@
  * replaces or joins them). Pure: metrics and knobs in, knobs and reasons out.
  *
  *   remote backlog of a class high    -> drain its remote frees more often
- *   LLC miss rate high, or RSS high   -> diet: shrink the thread caches, hot classes last
+ *   LLC miss rate high, or RSS high   -> diet: shrink the thread caches, hot classes last,
+ *                                        and the budget they may grow by
  *   allocator lock waits high         -> wider refill bundles (fewer trips to the slabs)
  *   a pressure gone                   -> that knob group back toward its default, 10 %
  *                                        per tick
@@ -74,6 +75,8 @@ static int rule_diet(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
       if (nv < floor) nv = floor;
       if (nv < v) { k->tls_cap[c] = nv; changed = 1; }
     }
+    uint64_t budget = (uint64_t)((double)k->tls_grow_budget_bytes * ACE_DIET_FACTOR);  /* and their growth */
+    if (budget < k->tls_grow_budget_bytes) { k->tls_grow_budget_bytes = budget; changed = 1; }
     if (changed) {
       if (llc) ace_say(r, "LLC miss rate %.3f > %.2f: diet, thread caches x%.3f (hot classes x%.3f)", m->llc_miss_rate,
                    ACE_LLC_MISS_HIGH, ACE_DIET_FACTOR, ACE_DIET_FACTOR_HOT);
@@ -88,6 +91,13 @@ static int rule_diet(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
       k->tls_cap[c] = toward(k->tls_cap[c], in->defaults->tls_cap[c], ACE_RESTORE_STEP);
       changed = 1;
     }
+  }
+  uint64_t bdef = in->defaults->tls_grow_budget_bytes, b = k->tls_grow_budget_bytes;
+  if (b != bdef) {
+    uint64_t step = (uint64_t)((double)(b > bdef ? b - bdef : bdef - b) * ACE_RESTORE_STEP);
+    if (step < 4096) step = 4096;
+    k->tls_grow_budget_bytes = b > bdef ? (b - bdef > step ? b - step : bdef) : (bdef - b > step ? b + step : bdef);
+    changed = 1;
   }
   if (changed) ace_say(r, "cache pressure gone: thread caches back toward the default");
   return changed;

@@ -92,10 +92,12 @@ void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const ha
   }
   put(&l, ",\"knobs\":{\"generation\":%llu,\"tls_cap_sum\":%llu,\"refill_batch_sum\":%llu,"
           "\"remote_drain_interval_sum\":%llu,\"tls_cap_16\":%u,\"tls_cap_1k\":%u,\"tls_cap_32k\":%u,"
+          "\"tls_grow_budget_bytes\":%llu,"
           "\"sweep_interval\":%u,\"diet_pct\":%u,\"purge_delay_ms\":%u,\"partial_release_pages\":%u,"
           "\"segment_cache_dirty_bytes\":%llu,\"large_cache_bytes\":%llu}",
       (unsigned long long)k->generation, (unsigned long long)caps, (unsigned long long)batch,
-      (unsigned long long)drain, k->tls_cap[0], k->tls_cap[31], k->tls_cap[71], k->sweep_interval, k->diet_pct,
+      (unsigned long long)drain, k->tls_cap[0], k->tls_cap[31], k->tls_cap[71],
+      (unsigned long long)k->tls_grow_budget_bytes, k->sweep_interval, k->diet_pct,
       k->purge_delay_ms, k->partial_release_pages, (unsigned long long)k->segment_cache_dirty_bytes,
       (unsigned long long)k->large_cache_bytes);
   put(&l, ",\"reason\":");

@@ -144,6 +144,19 @@ typedef struct hak_tcache {
   uint64_t   nfree;    /* blocks this thread freed into the list (stats) */
 } hak_tcache;
 
+/* How the cap of one class moves (tls_cache.c; slow paths only): from `base`, the
+ * snapshot's tls_cap after the diet, up to `ceil`, its tls_cap_max after the diet (at
+ * least base), doubling when a refill comes soon after a flush, halving back when the
+ * class serves fewer operations than its cap over a purge delay. */
+typedef struct hak_tc_grow {
+  uint32_t base, ceil;
+  uint32_t batch_knob;  /* refill_batch of the snapshot: batch_max is the lesser of it and cap/2 */
+  uint64_t flush_ops;   /* hak_class_ops + 1 at the class's last flush of a full list
+                           (0: none since its last refill) */
+  uint64_t seen_ops;    /* grown classes: hak_class_ops at the start of the sweep's */
+  uint64_t seen_at;     /* window of one purge delay, and when it started (ns; 0: none) */
+} hak_tc_grow;
+
 /* Slow-path counters of one class in one heap (plain stores, summed by collect.c).
  * The malloc fast path counts nothing: every block it hands out came into the TLS list
  * by a refill or a free and has not left by a flush, so the blocks allocated are
@@ -191,6 +204,9 @@ typedef struct hak_heap {
   uint16_t          batch_max[HAK_NCLS];
   uint16_t          refills_since_drain[HAK_NCLS];
   uint32_t          drain_interval[HAK_NCLS]; /* knob remote_drain_interval */
+  hak_tc_grow       grow[HAK_NCLS];          /* the caps' growth (tls_cache.c) */
+  uint64_t          grow_budget;             /* bytes of capacity beyond the base caps allowed */
+  uint64_t          grown_bytes;             /* ... and taken: sum of (cap - base) x block size */
   hak_segment*      segs[HAK_SEG_KINDS];     /* owned segments per kind */
   uint32_t          slow_events;             /* refills + flushes since the last sweep */
   _Atomic uint64_t  activity;                /* refills + flushes ever (idle detection) */
@@ -231,6 +247,9 @@ HAK_INLINE uint64_t hak_heap_allocs(const hak_heap* h, unsigned c) {
   return n > 0 ? (uint64_t)n : 0;
 }
 
+/* Blocks of class c that h's thread allocated or freed into its TLS list (owner only). */
+HAK_INLINE uint64_t hak_class_ops(const hak_heap* h, unsigned c) { return hak_heap_allocs(h, c) + h->tc[c].nfree; }
+
 /* ---- init.c ------------------------------------------------------------------- */
 HAK_HIDDEN extern _Atomic int hak_init_state;        /* 0 none, 1 running, 2 ready */
 HAK_HIDDEN extern uintptr_t hak_free_key;
@@ -267,7 +286,10 @@ HAK_HIDDEN bool hak_registry_set(void* base, size_t size, hak_segment* seg);
 
 /* ---- segment.c: segments, slabs inside them, the empty-segment cache ----------- */
 HAK_HIDDEN hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls);
+/* An empty segment goes to the cache (or is unmapped): released by its owner, or once
+ * abandoned and emptied by other threads' frees (see segment.c). */
 HAK_HIDDEN void hak_segment_release(hak_segment* seg);
+HAK_HIDDEN void hak_segment_release_abandoned(hak_segment* seg);
 HAK_HIDDEN hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls);
 HAK_HIDDEN void hak_segment_give_slab(hak_segment* seg, hak_slab* s);
 /* Decommit unused slabs that have stayed unused for `delay_ns`; returns bytes released. */

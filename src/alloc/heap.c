@@ -315,7 +315,7 @@ void hak_abandoned_reclaim(void) {
       segment_collect(NULL, seg);
       if (seg->used_slabs == 0) {
         abandoned_unlink(seg);
-        hak_segment_release(seg);
+        hak_segment_release_abandoned(seg);
       }
       seg = next;
     }
@@ -330,7 +330,7 @@ void hak_abandoned_collect(const hak_segment* seg, unsigned kind) {
     segment_collect(NULL, s);
     if (s->used_slabs == 0) {
       abandoned_unlink(s);
-      hak_segment_release(s);
+      hak_segment_release_abandoned(s);
     }
     break;
   }

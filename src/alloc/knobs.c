@@ -22,14 +22,20 @@ void hak_knobs_defaults(hak_knobs* k) {
   k->size = sizeof *k;
   k->version = HAKMEM_KNOBS_VERSION;
   long long bytes = hak_opt(HAK_OPT_TLS_CACHE_BYTES), capmax = hak_opt(HAK_OPT_TLS_CAP_MAX);
+  long long grow_bytes = hak_opt(HAK_OPT_TLS_GROW_BYTES), grow_max = hak_opt(HAK_OPT_TLS_GROW_MAX);
   for (unsigned c = 0; c < HAK_NCLS; c++) {
     long long cap = bytes / hak_cls_size[c];
     if (cap < 1) cap = 1;
     if (cap > capmax) cap = capmax;
     k->tls_cap[c] = (uint32_t)cap;
+    long long ceil = grow_bytes / hak_cls_size[c];
+    if (ceil < 1) ceil = 1;
+    if (ceil > grow_max) ceil = grow_max;
+    k->tls_cap_max[c] = (uint32_t)ceil;
     k->refill_batch[c] = (uint32_t)hak_opt(HAK_OPT_REFILL_BATCH);
     k->remote_drain_interval[c] = (uint32_t)hak_opt(HAK_OPT_REMOTE_DRAIN_INTERVAL);
   }
+  k->tls_grow_budget_bytes = (uint64_t)hak_opt(HAK_OPT_TLS_GROW_BUDGET);
   k->sweep_interval = (uint32_t)hak_opt(HAK_OPT_SWEEP_INTERVAL);
   k->diet_pct = 100;
   k->purge_delay_ms = (uint32_t)hak_opt(HAK_OPT_PURGE_DELAY);
@@ -51,7 +57,7 @@ int hak_knobs_validate(const hak_knobs* k) {
   if (k->version != HAKMEM_KNOBS_VERSION || k->size != sizeof *k) return -1;
   for (unsigned c = 0; c < HAK_NCLS; c++) {
     if (!in(k->tls_cap[c], 1, 65535) || !in(k->refill_batch[c], 1, 65535) ||
-        !in(k->remote_drain_interval[c], 1, 1u << 20)) return -1;
+        !in(k->remote_drain_interval[c], 1, 1u << 20) || !in(k->tls_cap_max[c], 1, 65535)) return -1;
   }
   if (!in(k->sweep_interval, 1, 1u << 20) || !in(k->diet_pct, 1, 100) ||
       !in(k->purge_delay_ms, 0, 1000000) || !in(k->partial_release_pages, 1, 512) ||
@@ -59,7 +65,8 @@ int hak_knobs_validate(const hak_knobs* k) {
       !in(k->large_cache_bytes, 0, 1ull << 40) || !in(k->large_cache_entries, 0, 64) ||
       !in(k->realloc_shrink_keep_pct, 0, 100) || !in(k->realloc_grow_headroom_pct, 0, 100) ||
       !in(k->large_cache_dirty_bytes, 0, 1ull << 40) || !in(k->large_cache_unmap_delay_ms, 0, 1000000) ||
-      !in(k->large_reuse_slack_pct, 0, 10000) || k->reserved != 0) return -1;
+      !in(k->large_reuse_slack_pct, 0, 10000) || k->reserved != 0 ||
+      !in(k->tls_grow_budget_bytes, 0, 1ull << 40)) return -1;
   return 0;
 }
 

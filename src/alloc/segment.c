@@ -186,7 +186,11 @@ static size_t slabs_bytes(const hak_segment* seg, uint32_t mask) {
   return bytes;
 }
 
-void hak_segment_release(hak_segment* seg) {
+/* by_owner: released by the heap that used it (a thread giving back its empty
+ * segments, at its exit too), which may keep what the program recently reused resident;
+ * else an abandoned segment emptied by other threads' frees: its owner is gone and no
+ * one is about to reuse it, so only the floor applies. */
+static void segment_release(hak_segment* seg, bool by_owner) {
   HAK_ASSERT(seg->used_slabs == 0 && seg->next == NULL && seg->prev == NULL && seg->linked == NULL);
   HAK_OS_COUNT(unused_dirty_bytes[seg->kind], -(int64_t)slabs_bytes(seg, seg->dirty_free & seg->free_slabs));
   seg->dirty_free = 0;
@@ -199,7 +203,8 @@ void hak_segment_release(hak_segment* seg) {
      * hak_segment_cache_purge decommits what stays unused for the purge delay; past the
      * dirty allowance the segment is decommitted before it becomes visible. */
     uint64_t now = hak_prim_now_ns();
-    bool decommit = hak_load_relaxed(&seg_cache_dirty) + seg->size > dirty_allowance(now);
+    size_t allowance = by_owner ? dirty_allowance(now) : (size_t)HAK_KNOB(segment_cache_dirty_bytes);
+    bool decommit = hak_load_relaxed(&seg_cache_dirty) + seg->size > allowance;
     seg->cached_at = now;
     seg_cache_bytes += seg->size;
     if (decommit) {
@@ -233,6 +238,9 @@ void hak_segment_release(hak_segment* seg) {
   else HAK_OS_COUNT(os_failures, 1);
   HAK_OS_COUNT(seg_unmapped, 1);
 }
+
+void hak_segment_release(hak_segment* seg) { segment_release(seg, true); }
+void hak_segment_release_abandoned(hak_segment* seg) { segment_release(seg, false); }
 
 size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
   if (hak_load_relaxed(&seg_cache_dirty) == 0) return 0;

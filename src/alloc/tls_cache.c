@@ -14,10 +14,82 @@
 #include "prim/prim.h"
 #include "base/vg.h"
 
-/* Copy the knob snapshot's values into the heap (TLS caps after the diet, batch bounds,
- * drain and sweep intervals, purge delay) and remember the generation they came from.
- * A heap that already ran keeps its slow-start state: a class's batch only shrinks to
- * the new bound. */
+/* ---- the caps ---------------------------------------------------------------------
+ * A class's cap starts at its base (tls_cap x diet). A refill within 2 x cap operations
+ * of the class's last flush of a full list means the cache gave back blocks the thread
+ * needed again (a batch or working set bigger than the cache): the cap doubles, up to
+ * the class's ceiling (tls_cap_max x diet) and while the heap's growth, the capacity
+ * beyond the base caps in bytes over all classes, stays within its budget
+ * (tls_grow_budget_bytes x diet). The sweep halves a grown class that served fewer
+ * operations than its cap over a purge delay, back toward its base, and gives back the
+ * blocks beyond the new cap. Only the slow paths run this: the fast paths see `room`
+ * and nothing else. */
+
+/* Set the cap of class cls (the length stays: room may go below 0, then the next free
+ * flushes) and the refill batch bound that follows from it. */
+static void tc_set_cap(hak_heap* h, unsigned cls, uint32_t cap) {
+  hak_tcache* tc = &h->tc[cls];
+  tc->room += (int32_t)cap - (int32_t)tc->cap;
+  tc->cap = cap;
+  uint32_t b = h->grow[cls].batch_knob < cap / 2 ? h->grow[cls].batch_knob : cap / 2;
+  if (b < 1) b = 1;
+  h->batch_max[cls] = (uint16_t)b;
+  if (h->batch[cls] > b) h->batch[cls] = (uint16_t)b;
+}
+
+/* Double the cap of cls within its ceiling and the heap's budget. */
+static void tc_grow(hak_heap* h, unsigned cls) {
+  uint64_t cap = h->tc[cls].cap, ceil = h->grow[cls].ceil, size = hak_cls_size[cls];
+  if (cap >= ceil) return;
+  uint64_t want = cap * 2 < ceil ? cap * 2 : ceil;
+  uint64_t left = h->grow_budget > h->grown_bytes ? h->grow_budget - h->grown_bytes : 0;
+  if ((want - cap) * size > left) want = cap + left / size;
+  if (want <= cap) return;
+  h->grown_bytes += (want - cap) * size;
+  h->grow[cls].seen_at = 0;
+  tc_set_cap(h, cls, (uint32_t)want);
+}
+
+/* A refill of cls: grow when it follows a flush of a full list closely. */
+static inline void tc_refill_check(hak_heap* h, unsigned cls) {
+  hak_tc_grow* g = &h->grow[cls];
+  if (g->flush_ops == 0) return;
+  const hak_tcache* tc = &h->tc[cls];
+  uint64_t since = hak_class_ops(h, cls) + 1 - g->flush_ops;   /* flush_ops: ops + 1 */
+  g->flush_ops = 0;
+  if (since <= 2 * (uint64_t)tc->cap) tc_grow(h, cls);
+}
+
+static void flush_locked(hak_heap* h, unsigned cls, uint32_t keep);
+
+/* At the heap's sweep: halve the grown classes that served fewer operations than their
+ * cap over the last purge delay (a flush and a refill more or less cost them nothing). */
+static void tc_shrink_idle(hak_heap* h) {
+  if (h->grown_bytes == 0) return;
+  uint64_t now = hak_prim_now_ns();
+  for (unsigned c = 0; c < HAK_NCLS; c++) {
+    hak_tcache* tc = &h->tc[c];
+    hak_tc_grow* g = &h->grow[c];
+    if (tc->cap <= g->base) continue;
+    uint64_t ops = hak_class_ops(h, c);
+    if (g->seen_at != 0 && now - g->seen_at < h->purge_delay_ns) continue;
+    bool idle = g->seen_at != 0 && ops - g->seen_ops < tc->cap;
+    g->seen_ops = ops;                     /* the next window starts */
+    g->seen_at = now;
+    if (!idle) continue;
+    uint32_t cap = tc->cap / 2 > g->base ? tc->cap / 2 : g->base;
+    h->grown_bytes -= (uint64_t)(tc->cap - cap) * hak_cls_size[c];
+    tc_set_cap(h, c, cap);
+    if (tc->room < 0) flush_locked(h, c, cap);   /* the blocks beyond the new cap go back */
+  }
+}
+
+/* Copy the knob snapshot's values into the heap (cap bounds and budget after the diet,
+ * batch bounds, drain and sweep intervals, purge delay) and remember the generation they
+ * came from. A heap that already ran keeps its caps within the new bounds, but a class
+ * whose base went down (a diet) starts over from it, and beyond the budget grown classes
+ * fall back to their base, the last classes first. It keeps its slow start state too: a
+ * class's batch only shrinks to the new bound. */
 void hak_heap_set_caps(hak_heap* h) {
   hak_knobs k;
   uint64_t gen = hak_load_acquire(&hak_knobs_generation);
@@ -26,24 +98,35 @@ void hak_heap_set_caps(hak_heap* h) {
   h->knob_gen = gen;
   h->sweep_interval = k.sweep_interval;
   h->purge_delay_ns = (uint64_t)k.purge_delay_ms * 1000000u;
+  h->grow_budget = k.tls_grow_budget_bytes * k.diet_pct / 100;
+  h->grown_bytes = 0;
   for (unsigned c = 0; c < HAK_NCLS; c++) {
-    uint32_t cap = (uint32_t)((uint64_t)k.tls_cap[c] * k.diet_pct / 100);
-    if (cap < 1) cap = 1;
-    uint32_t b = k.refill_batch[c] < cap / 2 ? k.refill_batch[c] : cap / 2;
-    if (b < 1) b = 1;
-    h->tc[c].room += (int32_t)cap - (int32_t)h->tc[c].cap;   /* the length stays */
-    h->tc[c].cap = cap;
-    h->batch_max[c] = (uint16_t)b;
+    hak_tc_grow* g = &h->grow[c];
+    uint32_t base = (uint32_t)((uint64_t)k.tls_cap[c] * k.diet_pct / 100);
+    if (base < 1) base = 1;
+    uint32_t ceil = (uint32_t)((uint64_t)k.tls_cap_max[c] * k.diet_pct / 100);
+    if (ceil < base) ceil = base;
+    uint32_t cap = h->tc[c].cap;      /* a lower base (a diet) starts the class over */
+    if (first_time || cap < base || base < g->base) cap = base;
+    if (cap > ceil) cap = ceil;
+    g->base = base;
+    g->ceil = ceil;
+    g->batch_knob = k.refill_batch[c];
+    tc_set_cap(h, c, cap);
+    h->grown_bytes += (uint64_t)(cap - base) * hak_cls_size[c];
     h->drain_interval[c] = k.remote_drain_interval[c];
     if (first_time || h->batch[c] == 0) {
       /* Slow start: the first refill of a class touches about one page; each refill then
        * doubles the batch up to batch_max, so a class used once costs little memory. */
       uint32_t first = (uint32_t)(HAK_PAGE_SIZE / hak_cls_size[c]);
       if (first < 1) first = 1;
-      h->batch[c] = (uint16_t)(first < b ? first : b);
-    } else if (h->batch[c] > b) {
-      h->batch[c] = (uint16_t)b;
+      h->batch[c] = (uint16_t)(first < h->batch_max[c] ? first : h->batch_max[c]);
     }
+  }
+  for (unsigned c = HAK_NCLS; c-- > 0 && h->grown_bytes > h->grow_budget;) {
+    uint32_t base = h->grow[c].base;
+    h->grown_bytes -= (uint64_t)(h->tc[c].cap - base) * hak_cls_size[c];
+    tc_set_cap(h, c, base);
   }
 }
 
@@ -64,6 +147,7 @@ static inline void heap_slow_event(hak_heap* h) {
   if (++h->slow_events >= h->sweep_interval) {
     h->slow_events = 0;
     hak_heap_sweep(h);
+    tc_shrink_idle(h);
   }
 }
 
@@ -102,7 +186,6 @@ static inline void take_released(hak_block* b, uint32_t bsize) {
 }
 
 static void* refill_locked(hak_heap* h, unsigned cls);
-static void flush_locked(hak_heap* h, unsigned cls, uint32_t keep);
 
 /* A slab of class cls with blocks to give, or NULL when out of memory. */
 static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
@@ -160,6 +243,7 @@ void* hak_tcache_refill(hak_heap* h, unsigned cls) {
 
 static void* refill_locked(hak_heap* h, unsigned cls) {
   h->cc[cls].refills++;
+  tc_refill_check(h, cls);
   heap_slow_event(h);
   if (++h->refills_since_drain[cls] >= h->drain_interval[cls]) {
     h->refills_since_drain[cls] = 0;
@@ -241,14 +325,19 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
 void hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep) {
   knobs_refresh(h);
   if (h->rb_slab) hak_remote_flush(h);
+  /* The free path's flush of a full list (it keeps half; the thread flush and teardown
+   * keep nothing) is an overflow: a refill soon after it grows the cap. */
+  hak_tcache* tc = &h->tc[cls];
+  if (tc->room <= 0 && (keep > 0 || tc->cap == 1)) h->grow[cls].flush_ops = hak_class_ops(h, cls) + 1;
   hak_heap_lock(h);
+  h->cc[cls].flushes++;
+  heap_slow_event(h);
   flush_locked(h, cls, keep);
   hak_heap_unlock(h);
 }
 
+/* Keep the newest `keep` blocks of the list of cls, return the rest to their slabs. */
 static void flush_locked(hak_heap* h, unsigned cls, uint32_t keep) {
-  h->cc[cls].flushes++;
-  heap_slow_event(h);
   hak_tcache* tc = &h->tc[cls];
   hak_block* b = tc->head;
   hak_block* prev = NULL;

@@ -170,13 +170,19 @@ static void test_rule_diet_hot_classes_last_and_restore(void) {
   CHECK_EQ(k.tls_cap[20], (uint32_t)(def.tls_cap[20] * ACE_DIET_FACTOR));     /* cold: 256 -> 192 */
   CHECK_EQ(k.tls_cap[111], def.tls_cap[111]);                                 /* 1: at its floor */
   CHECK_MSG(strstr(why, "LLC miss rate 0.300 > 0.15: diet") != NULL, "reason: %s", why);
+  CHECK_EQ(k.tls_grow_budget_bytes, (uint64_t)((double)def.tls_grow_budget_bytes * ACE_DIET_FACTOR)); /* growth too */
+  CHECK_EQ(memcmp(k.tls_cap_max, def.tls_cap_max, sizeof k.tls_cap_max), 0);     /* bounded by the budget */
   for (int i = 0; i < 50; i++) ace_rules_apply(&in, &k, why, sizeof why);
+  CHECK(k.tls_grow_budget_bytes < def.tls_grow_budget_bytes / 100);
   for (unsigned c = 0; c < HAK_NCLS; c++) CHECK(k.tls_cap[c] >= (def.tls_cap[c] < 4 ? def.tls_cap[c] : 4));
   CHECK_EQ(k.tls_cap[0], 4);
   m.llc_miss_rate = 0.01;
   CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
   CHECK(k.tls_cap[0] > 4 && k.tls_cap[0] < def.tls_cap[0]);                 /* 10 % of the way */
+  CHECK(k.tls_grow_budget_bytes > def.tls_grow_budget_bytes / 100 && k.tls_grow_budget_bytes < def.tls_grow_budget_bytes);
   CHECK_MSG(strstr(why, "thread caches back toward the default") != NULL, "reason: %s", why);
+  for (int i = 0; i < 200; i++) ace_rules_apply(&in, &k, why, sizeof why);
+  CHECK_EQ(k.tls_grow_budget_bytes, def.tls_grow_budget_bytes);              /* all the way back */
   /* RSS over the target diets too, without a PMU. */
   k = def;
   m.llc_miss_rate = -1;
@@ -188,6 +194,11 @@ static void test_rule_diet_hot_classes_last_and_restore(void) {
   in.pinned = HAKMEM_ACE_PIN_TLS_CAP;
   k = def;
   CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
+  CHECK_EQ(memcmp(&k, &def, sizeof k), 0);          /* pinned: caps, ceilings and budget stay */
+  k.tls_grow_budget_bytes = def.tls_grow_budget_bytes / 2;   /* ... even away from the default */
+  m.rss_bytes = 0;
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
+  CHECK_EQ(k.tls_grow_budget_bytes, def.tls_grow_budget_bytes / 2);
 }
 
 static void test_rule_lock_waits_widen_bundles(void) {

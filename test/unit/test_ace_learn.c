@@ -204,7 +204,13 @@ static bool knobs_in_candidate_set(const hak_knobs* k, const hak_knobs* d) {
       if (!ok) return false;
     }
   }
-  return true;
+  /* The growth budget moves with the caps: the same arm of the tls group. */
+  for (unsigned a = 0; a < ACE_BANDIT_MAX_ARMS; a++) {
+    double sc = ace_group_scale(ACE_GROUP_TLS, a);
+    if (k->tls_cap[0] == (uint32_t)floor(d->tls_cap[0] * sc + 0.5) &&
+        k->tls_grow_budget_bytes == (uint64_t)floor((double)d->tls_grow_budget_bytes * sc + 0.5)) return true;
+  }
+  return false;
 }
 
 static void test_learner_finds_each_phases_best_arm_and_remembers_it(void) {
@@ -238,6 +244,31 @@ static void test_learner_finds_each_phases_best_arm_and_remembers_it(void) {
   int used = 0;
   for (int i = 0; i < ACE_CONTEXTS; i++) used += L.ctx[i].used;
   CHECK_EQ(used, 2);                                   /* two phases, two contexts */
+}
+
+/* The tls arms scale the growth budget with the caps, clamped to its valid range: a
+ * budget of 512 GiB times 4 is published as 1 TiB, not refused. */
+static void test_learner_budget_arm_stays_valid(void) {
+  hak_knobs d = defaults(), k;
+  d.tls_grow_budget_bytes = 1ull << 39;
+  k = d;
+  ace_learner L;
+  ace_learner_init(&L);
+  ace_metrics m;
+  char why[640];
+  bool valid = true, saw_x4 = false;
+  for (int t = 0; t < 120; t++) {
+    phase_metrics(&m, 'A', sim_speed('A', &k, &d));
+    ace_rule_input in = {.m = &m, .defaults = &d};
+    ace_learner_step(&L, &in, &k, why, sizeof why);
+    valid = valid && hak_knobs_validate(&k) == 0;
+    if (k.tls_cap[0] == d.tls_cap[0] * 4) {
+      saw_x4 = true;
+      CHECK_EQ(k.tls_grow_budget_bytes, 1ull << 40);
+    }
+  }
+  CHECK(valid);
+  CHECK(saw_x4);
 }
 
 static void test_learner_idle_window_teaches_nothing(void) {
@@ -521,6 +552,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_policy_static_changes_nothing);
   HT_RUN(test_policy_decay_returns_a_smooth_fraction);
   HT_RUN(test_policy_resize_grows_missing_classes_and_shrinks_idle_ones);
+  HT_RUN(test_learner_budget_arm_stays_valid);
   HT_RUN(test_policy_configuration);
   HT_RUN(test_policy_from_the_environment);
   return ht_report();

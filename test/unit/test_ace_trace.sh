@@ -33,7 +33,8 @@ for n, line in enumerate(lines, 1):
     for key in ("ops_per_s", "lat_p99_ns", "remote_backlog", "rss_bytes", "bytes_in_use", "bytes_held",
                 "fragmentation", "llc_miss_rate", "page_faults_per_s"):
         assert key in m, f"line {n}: metrics.{key} missing"
-    for key in ("generation", "tls_cap_sum", "refill_batch_sum", "remote_drain_interval_sum", "purge_delay_ms"):
+    for key in ("generation", "tls_cap_sum", "refill_batch_sum", "remote_drain_interval_sum", "purge_delay_ms",
+                "tls_grow_budget_bytes"):
         assert isinstance(k[key], int), f"line {n}: knobs.{key}"
     assert isinstance(d["scavenged"], int) and d["scavenged"] >= 0
 assert ticks["fast"] >= 5, ticks

@@ -98,9 +98,16 @@ static void test_startup_values(void) {
     CHECK(k.tls_cap[c] >= 1 && k.tls_cap[c] <= capmax);
     CHECK(k.tls_cap[c] == 1 || (long long)k.tls_cap[c] * (long long)st.cls[c].block_size <= bytes);
     if (c > 0) CHECK(k.tls_cap[c] <= k.tls_cap[c - 1]);
+    /* tls_cap_max: HAKMEM_TLS_GROW_BYTES (256 KiB) / block size, in 1..HAKMEM_TLS_GROW_MAX (2048) */
+    uint64_t ceil = (256u << 10) / st.cls[c].block_size;
+    CHECK_EQ(k.tls_cap_max[c], ceil < 1 ? 1 : ceil > 2048 ? 2048 : ceil);
     CHECK_EQ(k.refill_batch[c], 32);
     CHECK_EQ(k.remote_drain_interval[c], 64);
   }
+  CHECK_EQ(k.tls_cap_max[0], 2048);              /* 16 B: 16384 -> 2048 */
+  CHECK_EQ(k.tls_cap_max[31], 256);              /* 1 KiB */
+  CHECK_EQ(k.tls_cap_max[111], 1);               /* 1 MiB: 0.25 -> at least 1 */
+  CHECK_EQ(k.tls_grow_budget_bytes, 4u << 20);
   CHECK_EQ(k.sweep_interval, 64);
   CHECK_EQ(k.diet_pct, 100);
   CHECK_EQ(k.purge_delay_ms, 100);
@@ -128,6 +135,17 @@ static void test_versioned_copy(void) {
   CHECK_EQ(u.k.size, 16);
   CHECK(u.k.generation >= 1);
   CHECK_EQ(u.raw[16], 0x5A);
+  /* A program built against version 3 (the struct ended after `reserved`) gets exactly
+   * its fields, not the growth knobs of version 4. */
+  size_t v3 = offsetof(hak_knobs, tls_grow_budget_bytes);
+  memset(&u, 0x5A, sizeof u);
+  u.k.size = (uint32_t)v3;
+  CHECK_EQ(hak_knobs_get(&u.k), 0);
+  CHECK_EQ(u.k.size, v3);
+  CHECK_EQ(u.k.reserved, 0);
+  CHECK_EQ(u.k.large_reuse_slack_pct, current().large_reuse_slack_pct);
+  CHECK_EQ(u.raw[v3], 0x5A);
+  CHECK_EQ(u.raw[sizeof u - 1], 0x5A);
   /* A program built against version 2 (the struct ended after `reserved`, now
    * large_cache_unmap_delay_ms) gets exactly its fields. */
   size_t v2 = offsetof(hak_knobs, large_cache_dirty_bytes);
@@ -162,6 +180,12 @@ static void test_publish_validates(void) {
   CHECK_EQ(hak_knobs_publish(&bad), -1);
   bad = before; bad.large_cache_dirty_bytes = (1ull << 40) + 1;
   CHECK_EQ(hak_knobs_publish(&bad), -1);
+  bad = before; bad.tls_cap_max[5] = 0;
+  CHECK_EQ(hak_knobs_publish(&bad), -1);
+  bad = before; bad.tls_cap_max[HAKMEM_KNOB_CLASSES - 1] = 65536;
+  CHECK_EQ(hak_knobs_publish(&bad), -1);
+  bad = before; bad.tls_grow_budget_bytes = (1ull << 40) + 1;
+  CHECK_EQ(hak_knobs_publish(&bad), -1);
   bad = before; bad.reserved = 1;
   CHECK_EQ(hak_knobs_publish(&bad), -1);
   bad = before; bad.version = 1;
@@ -185,9 +209,16 @@ static uint64_t flushes_for(unsigned cls, size_t size, int n) {
   return b.cls[cls].flushes - a.cls[cls].flushes;
 }
 
+/* With no growth budget the cap published is the cap in force (tls_cap_max and the
+ * growth: test_tcache_grow.c). */
 static void test_published_cap_is_obeyed(void) {
   enum { CLS = 12, SIZE = 200, N = 4000 };        /* class 12 holds 208-byte blocks */
   hak_knobs k = current();
+  uint64_t budget0 = k.tls_grow_budget_bytes;
+  k.tls_grow_budget_bytes = 0;
+  CHECK_EQ(hak_knobs_publish(&k), 0);
+  hak_thread_flush();
+  k = current();
   uint64_t gen = k.generation;
   uint32_t cap0 = k.tls_cap[CLS];
   uint64_t f_default = flushes_for(CLS, SIZE, N);
@@ -198,6 +229,7 @@ static void test_published_cap_is_obeyed(void) {
   CHECK_EQ(hak_knobs_publish(&k), 0);
   hak_knobs now = current();
   CHECK_EQ(now.generation, gen + 1);
+  CHECK_EQ(now.tls_grow_budget_bytes, 0);
   CHECK_EQ(now.tls_cap[CLS], 8);
   /* A refill or flush picks the new snapshot up (a thread whose cache is big enough for
    * the whole loop would otherwise see neither); from then on at most 8 are cached. */
@@ -214,6 +246,7 @@ static void test_published_cap_is_obeyed(void) {
   hak_knobs restore = current();
   restore.tls_cap[CLS] = cap0;
   restore.diet_pct = 100;
+  restore.tls_grow_budget_bytes = budget0;
   CHECK_EQ(hak_knobs_publish(&restore), 0);
 }
 

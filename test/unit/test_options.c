@@ -510,6 +510,8 @@ static void test_byte_suffixes(void) {
     {"HAKMEM_SEGMENT_CACHE", "1T", 1LL << 40},        {"HAKMEM_SEGMENT_CACHE", "1TiB", 1LL << 40},
     {"HAKMEM_SEGMENT_CACHE", "1t", 1LL << 40},        {"HAKMEM_ACE_START_BYTES", "32MiB", 32LL << 20},
     {"HAKMEM_SEGMENT_CACHE_DIRTY", "0K", 0},
+    {"HAKMEM_TLS_GROW_BYTES", "1K", 1 << 10},         {"HAKMEM_TLS_GROW_BUDGET", "0", 0},
+    {"HAKMEM_TLS_GROW_BUDGET", "1T", 1LL << 40},      {"HAKMEM_TLS_GROW_MAX", "65535", 65535},
   };
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
     char setting[128];
@@ -529,6 +531,10 @@ static void test_byte_suffixes(void) {
     {"HAKMEM_SEGMENT_CACHE", "8388608T"},      /* 2^23 << 40 = 2^63: overflows */
     {"HAKMEM_LARGE_CACHE", "16777216TiB"},     /* 2^64 */
     {"HAKMEM_TLS_CAP_MAX", "1K"},       /* a count, not bytes: no suffix */
+    {"HAKMEM_TLS_GROW_BYTES", "512"},   /* below its minimum of 1 KiB */
+    {"HAKMEM_TLS_GROW_BUDGET", "2T"},   /* above its maximum of 1 TiB */
+    {"HAKMEM_TLS_GROW_MAX", "0"},       /* 1..65535 */
+    {"HAKMEM_TLS_GROW_MAX", "65536"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     char setting[128];

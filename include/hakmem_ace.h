@@ -16,7 +16,7 @@
 extern "C" {
 #endif
 
-#define HAKMEM_KNOBS_VERSION 3
+#define HAKMEM_KNOBS_VERSION 4
 #define HAKMEM_KNOB_CLASSES 112
 
 typedef struct hak_knobs {
@@ -63,6 +63,10 @@ typedef struct hak_knobs {
                                           its surplus is at most this percent of the request
                                           plus 2 MiB; beyond that its tail is unmapped */
   uint32_t reserved;
+
+  /* Version 4: how realloc copies a block it must move. */
+  uint64_t realloc_nt_threshold;       /* copies of at least this many bytes use non-temporal
+                                          stores (they bypass the cache); smaller ones memcpy */
 } hak_knobs;
 
 /* Copy the current snapshot into *out (out->size must be set). Returns 0, or -1 with

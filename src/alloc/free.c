@@ -14,6 +14,7 @@
  */
 #include "alloc/alloc_fast.h"
 #include "alloc/knobs.h"
+#include "base/options.h"
 #include "prim/prim.h"
 #include "alloc/os_counters.h"
 
@@ -189,41 +190,100 @@ size_t hak_alloc_usable_size(const void* p) {
   return hak_usable_checked(p, "malloc_usable_size");
 }
 
+/* ---- realloc ------------------------------------------------------------------------
+ *
+ * hak_alloc_realloc
+ *   ├─ NULL → malloc; size 0 → free
+ *   ├─ HAKMEM_REALLOC_INPLACE=0 → realloc_move (the copy-always baseline)
+ *   ├─ large block, size > 1 MiB → hak_large_realloc: shrink in place (the tail goes
+ *   │  back), grow in place (mremap), move the pages (mremap); NULL → realloc_move
+ *   ├─ fits the usable size (and keeps realloc_shrink_keep_pct of it) → p
+ *   └─ realloc_move: malloc (with growth headroom), copy (memcpy, or non-temporal
+ *      stores from realloc_nt_threshold bytes), free
+ * Small blocks (<= 1 MiB) come from size classes: a block never grows past its class,
+ * whatever its neighbours hold, so "in place" for them is the slack of the class. */
+
+/* Count one realloc outcome: a plain store to the thread's heap; threads without a heap
+ * of their own (not yet, or exiting) add to a process-wide atomic. */
+static void realloc_count(unsigned outcome) {
+  hak_heap* h = hak_tls_heap;
+  if (HAK_LIKELY(hak_heap_is_thread_heap(h))) h->realloc_ctr[outcome]++;
+  else HAK_OS_COUNT(realloc_orphan[outcome], 1);
+}
+
+static bool realloc_inplace_enabled(void) { return hak_opt(HAK_OPT_REALLOC_INPLACE) != 0; }
+
+/* Move p (usable bytes) to a new block of `want` bytes, keeping its first `size` bytes. */
+static void* realloc_move(void* p, size_t usable, size_t size, size_t want) {
+  void* q = hak_malloc_fast(want);
+  if (HAK_UNLIKELY(!q)) { realloc_count(HAK_RE_FAILED); return NULL; }   /* errno: ENOMEM */
+  size_t n = size < usable ? size : usable;
+  if (n >= HAK_KNOB(realloc_nt_threshold)) {
+    hak_copy_nt(q, p, n);
+    realloc_count(HAK_RE_NT);
+  } else {
+    memcpy(q, p, n);
+    realloc_count(HAK_RE_MEMCPY);
+  }
+  hak_free_fast(p);
+  return q;
+}
+
 void* hak_alloc_realloc(void* p, size_t size) {
   if (p == NULL) return hak_malloc_fast(size);
   if (size == 0) { hak_free_fast(p); return NULL; }      /* glibc: frees, returns NULL */
   if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
     hak_usable_checked(p, "realloc");       /* a bad pointer still aborts */
+    realloc_count(HAK_RE_FAILED);
     errno = ENOMEM;
     return NULL;
   }
   hak_segment* seg = hak_registry_lookup((uintptr_t)p);
   size_t usable = usable_in(seg, p, "realloc");
+  if (HAK_UNLIKELY(!realloc_inplace_enabled())) return realloc_move(p, usable, size, size);
   size_t keep_pct = HAK_KNOB(realloc_shrink_keep_pct);
   if (seg->kind == HAK_SEG_LARGE) {
-    if (size > HAK_POOL_MAX || size > usable) {
-      void* q = size > HAK_POOL_MAX ? hak_large_realloc(seg, p, size) : NULL;
+    if (size > HAK_POOL_MAX) {
+      unsigned outcome;
+      void* q = hak_large_realloc(seg, p, size, &outcome);
       if (q) {
         if (q == p) HAK_DBG(hak_tls_heap, EARLY_REALLOC_LARGE);
+        realloc_count(outcome);
         return q;
       }
-    } else if (size * 100 >= usable * keep_pct) {
+    } else if (size <= usable && size * 100 >= usable * keep_pct) {
       HAK_DBG(hak_tls_heap, EARLY_REALLOC_INPLACE);
+      realloc_count(HAK_RE_IN_PLACE);
       return p;
     }
   } else if (size <= usable && (size * 100 >= usable * keep_pct || usable <= 16)) {
     HAK_DBG(hak_tls_heap, EARLY_REALLOC_INPLACE);
+    realloc_count(HAK_RE_IN_PLACE);
     return p;
   }
   /* A block that grows by small steps moves with 1/4 headroom: half as many copies,
    * and a run of growths touches every other size class instead of each one. */
   size_t want = size, headroom = usable * HAK_KNOB(realloc_grow_headroom_pct) / 100;
   if (size > usable && size <= HAK_POOL_MAX && size - usable < headroom) want = usable + headroom;
-  void* q = hak_malloc_fast(want);
-  if (!q) return NULL;
-  memcpy(q, p, size < usable ? size : usable);
-  hak_free_fast(p);
-  return q;
+  return realloc_move(p, usable, size, want);
+}
+
+void* hak_alloc_expand(void* p, size_t size) {
+  if (p == NULL) { errno = EINVAL; return NULL; }
+  hak_segment* seg = hak_registry_lookup((uintptr_t)p);
+  size_t usable = usable_in(seg, p, "hak_expand");      /* a bad pointer aborts */
+  if (size <= usable) {
+    realloc_count(HAK_RE_IN_PLACE);
+    return p;
+  }
+  if (seg->kind == HAK_SEG_LARGE && size <= PTRDIFF_MAX && realloc_inplace_enabled() &&
+      hak_large_grow_in_place(seg, size)) {
+    realloc_count(HAK_RE_GROWN);
+    return p;
+  }
+  realloc_count(HAK_RE_EXPAND_FAILED);
+  errno = ENOMEM;
+  return NULL;
 }
 
 void* hak_alloc_reallocarray(void* p, size_t n, size_t size) {

@@ -97,6 +97,7 @@ static void heap_retire_counters(const hak_heap* h) {
   for (unsigned b = 0; b < HAK_LAT_BUCKETS; b++) heap_retired.lat_hist[b] += h->lat_hist[b];
   heap_retired.ctr.segs_new += h->ctr.segs_new;
   heap_retired.ctr.segs_adopted += h->ctr.segs_adopted;
+  for (unsigned i = 0; i < HAK_RE_COUNT; i++) heap_retired.realloc_ctr[i] += h->realloc_ctr[i];
 #if HAK_DEBUG_COUNTERS
   for (unsigned i = 0; i < HAK_DBG_COUNT; i++) heap_retired.dbg[i] += h->dbg[i];
 #endif

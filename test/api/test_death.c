@@ -310,6 +310,28 @@ static void realloc_interior(void) {
   void* r = T_REALLOC(launder(p + 8), 100);
   (void)r;
 }
+#ifdef HAK_TEST_HAK_API
+/* hak_expand validates like realloc: a freed block, a stack address, an interior pointer */
+static void expand_freed(void) {
+  warm_up();
+  void* p = T_MALLOC(64);
+  T_FREE(p);
+  void* r = hak_expand(launder(p), 32);   /* fits the old size: must not "succeed" */
+  (void)r;
+}
+static void expand_stack(void) {
+  int local[4] = {0};
+  warm_up();
+  void* r = hak_expand(launder(local), 8);
+  (void)r;
+}
+static void expand_interior_large(void) {
+  warm_up();
+  char* p = (char*)T_MALLOC(3u << 20);
+  void* r = hak_expand(launder(p + 4096), 8);
+  (void)r;
+}
+#endif
 static void valid_frees(void) {
   warm_up();
   void* p = T_MALLOC(64);
@@ -379,6 +401,9 @@ DEATH(realloc_stack, REALLOC_INVALID)
 DEATH(realloc_interior, REALLOC_INVALID)
 #ifdef HAK_TEST_HAK_API
 DEATH(free_libc_block, FREE_INVALID_0X)
+DEATH(expand_freed, "hakmem: hak_expand(): invalid pointer")
+DEATH(expand_stack, "hakmem: hak_expand(): invalid pointer 0x")
+DEATH(expand_interior_large, "hakmem: hak_expand(): invalid pointer 0x")
 #endif
 
 static void test_control_valid_frees(void) {
@@ -422,6 +447,9 @@ int main(int argc, char** argv) {
   HT_RUN(test_death_realloc_interior);
 #ifdef HAK_TEST_HAK_API
   HT_RUN(test_death_free_libc_block);
+  HT_RUN(test_death_expand_freed);
+  HT_RUN(test_death_expand_stack);
+  HT_RUN(test_death_expand_interior_large);
 #endif
   return ht_report();
 }

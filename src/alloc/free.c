@@ -229,6 +229,20 @@ static void* realloc_move(void* p, size_t usable, size_t size, size_t want) {
   return q;
 }
 
+/* The size a moving realloc asks for above 1 KiB (up to 1 MiB): rounded up to 2^k or
+ * 1.5 * 2^k, two of the eight classes of each doubling. A block that was resized once
+ * is likely to be resized again: the extra room (at most a third) lets more of the
+ * next reallocs stay in place, and reallocated blocks share a fifth of the mid and pool
+ * classes. Each of those classes has slabs (pool: a 2 MiB segment) of its own, so a
+ * resizing program that spread its blocks over every class kept a partly used, dirty
+ * slab in each: 1.3-1.5x the peak RSS of mimalloc on bench/realloc_bench. */
+static size_t realloc_grid(size_t size) {
+  if (size <= HAK_TINY_MAX || size > HAK_POOL_MAX) return size;
+  unsigned b = 63u - (unsigned)__builtin_clzll(size - 1);     /* 2^b < size <= 2^(b+1) */
+  size_t half = (size_t)3 << (b - 1);                          /* 1.5 * 2^b */
+  return size <= half ? half : (size_t)2 << b;
+}
+
 void* hak_alloc_realloc(void* p, size_t size) {
   if (p == NULL) return hak_malloc_fast(size);
   if (size == 0) { hak_free_fast(p); return NULL; }      /* glibc: frees, returns NULL */
@@ -265,7 +279,7 @@ void* hak_alloc_realloc(void* p, size_t size) {
    * and a run of growths touches every other size class instead of each one. */
   size_t want = size, headroom = usable * HAK_KNOB(realloc_grow_headroom_pct) / 100;
   if (size > usable && size <= HAK_POOL_MAX && size - usable < headroom) want = usable + headroom;
-  return realloc_move(p, usable, size, want);
+  return realloc_move(p, usable, size, realloc_grid(want));
 }
 
 void* hak_alloc_expand(void* p, size_t size) {

@@ -62,7 +62,7 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
   [HAK_OPT_REALLOC_INPLACE] = {"HAKMEM_REALLOC_INPLACE", 1, 0, 1, "bool",
     "realloc keeps a block that fits and grows or shrinks large blocks in place (0: every realloc "
     "moves the block, the copy-always baseline for comparisons; hak_expand grows nothing)", NULL},
-  [HAK_OPT_REALLOC_NT_THRESHOLD] = {"HAKMEM_REALLOC_NT_THRESHOLD", 512 << 10, 0, 1LL << 40, "bytes",
+  [HAK_OPT_REALLOC_NT_THRESHOLD] = {"HAKMEM_REALLOC_NT_THRESHOLD", 128LL << 20, 0, 1LL << 40, "bytes",
     "a realloc that must copy this many bytes or more copies with non-temporal stores (below: memcpy)", NULL},
   [HAK_OPT_ACE_ENABLED] = {"HAKMEM_ACE_ENABLED", 1, 0, 1, "bool",
     "run the ACE controller thread once the process is worth steering (0: never a thread)", NULL},

@@ -14,7 +14,6 @@
  */
 #include "alloc/alloc_fast.h"
 #include "alloc/knobs.h"
-#include "base/options.h"
 #include "prim/prim.h"
 #include "alloc/os_counters.h"
 
@@ -194,7 +193,7 @@ size_t hak_alloc_usable_size(const void* p) {
  *
  * hak_alloc_realloc
  *   ├─ NULL → malloc; size 0 → free
- *   ├─ HAKMEM_REALLOC_INPLACE=0 → realloc_move (the copy-always baseline)
+ *   ├─ knob realloc_inplace 0 (HAKMEM_REALLOC_INPLACE=0) → realloc_move (copy always)
  *   ├─ large block, size > 1 MiB → hak_large_realloc: shrink in place (the tail goes
  *   │  back), grow in place (mremap), move the pages (mremap); NULL → realloc_move
  *   ├─ fits the usable size (and keeps realloc_shrink_keep_pct of it) → p
@@ -211,7 +210,7 @@ static void realloc_count(unsigned outcome) {
   else HAK_OS_COUNT(realloc_orphan[outcome], 1);
 }
 
-static bool realloc_inplace_enabled(void) { return hak_opt(HAK_OPT_REALLOC_INPLACE) != 0; }
+static bool realloc_inplace_enabled(void) { return HAK_KNOB(realloc_inplace) != 0; }
 
 /* Move p (usable bytes) to a new block of `want` bytes, keeping its first `size` bytes. */
 static void* realloc_move(void* p, size_t usable, size_t size, size_t want) {

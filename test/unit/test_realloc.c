@@ -59,14 +59,14 @@ static void expect_only(const outcomes* a, const outcomes* b, int want, int line
   }
 }
 
-static int inplace_on(void) { return hak_option_value("HAKMEM_REALLOC_INPLACE") != 0; }
-
 static hak_knobs knobs_now(void) {
   hak_knobs k;
   k.size = sizeof k;
   CHECK_EQ(hak_knobs_get(&k), 0);
   return k;
 }
+
+static int inplace_on(void) { return knobs_now().realloc_inplace != 0; }
 
 static void set_nt_threshold(uint64_t bytes) {
   hak_knobs k = knobs_now();
@@ -377,7 +377,8 @@ static void test_failed(void) {
 
 /* ---- copy-always mode --------------------------------------------------------------------------- */
 
-/* HAKMEM_REALLOC_INPLACE=0: every realloc moves, even to the same size. */
+/* HAKMEM_REALLOC_INPLACE=0 (knob realloc_inplace 0): every realloc moves, even to the
+ * same size. */
 static void test_copy_always(void) {
   if (inplace_on()) {
     printf("  (HAKMEM_REALLOC_INPLACE=1: the copy-always cases run in unit_realloc_copy_always)\n");
@@ -481,7 +482,27 @@ static void test_knob(void) {
   CHECK_CONTENTS(q, 40, 15);
   EXPECT_ONLY(a, b, NT);
   hak_free(q);
-  k.generation = 0;
+  bad = k;
+  bad.realloc_inplace = 2;
+  CHECK_EQ(hak_knobs_publish(&bad), -1);
+  bad = k;
+  bad.reserved4 = 1;
+  CHECK_EQ(hak_knobs_publish(&bad), -1);
+  CHECK_EQ(knobs_now().generation, k.generation + 1);   /* only the good one went out */
+  /* the in-place switch is a knob: published, it takes effect at once */
+  CHECK_EQ(k.realloc_inplace, (uint32_t)hak_option_value("HAKMEM_REALLOC_INPLACE"));
+  bad = k;
+  bad.realloc_inplace = !k.realloc_inplace;
+  CHECK_EQ(hak_knobs_publish(&bad), 0);
+  p = hak_malloc(100);
+  fill(p, 100, 16);
+  a = counters();
+  q = hak_realloc(p, 90);
+  b = counters();
+  CHECK_CONTENTS(q, 90, 16);
+  if (bad.realloc_inplace) { CHECK(q == p); EXPECT_ONLY(a, b, IN_PLACE); }
+  else { CHECK(q != p); EXPECT_ONLY(a, b, MEMCPY); }
+  hak_free(q);
   CHECK_EQ(hak_knobs_publish(&k), 0);
   /* a program built against knob version 3 gets exactly its fields */
   union { hak_knobs k; unsigned char raw[sizeof(hak_knobs)]; } u;

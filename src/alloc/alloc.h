@@ -159,6 +159,20 @@ enum {
   HAK_RE_COUNT
 };
 
+/* Timed realloc copies, for ACE's choice of realloc_nt_threshold: copies of
+ * 2^HAK_COPY_SAMPLE_MIN_SHIFT bytes or more (each timed: a clock read is nothing next to
+ * a copy of 1 MiB), by method (0 memcpy, 1 non-temporal) and size bucket
+ * (floor(log2(bytes)) - HAK_COPY_SAMPLE_MIN_SHIFT). Every HAK_COPY_EXPLORE-th of them
+ * uses the method the threshold did not pick, so that both have samples. */
+#define HAK_COPY_SAMPLE_MIN_SHIFT 20
+#define HAK_COPY_BUCKETS          20      /* 1 MiB .. 1 TiB */
+#define HAK_COPY_EXPLORE          16
+typedef struct hak_copy_samples {
+  uint64_t n[2][HAK_COPY_BUCKETS];        /* copies timed */
+  uint64_t bytes[2][HAK_COPY_BUCKETS];    /* bytes they copied */
+  uint64_t ns[2][HAK_COPY_BUCKETS];       /* time they took */
+} hak_copy_samples;
+
 /* The free fast path's map from 64 KiB units of address space to this heap's slabs:
  * direct-mapped by the unit's low bits (entry i holds units u with u % HAK_FC_SIZE == i).
  * An entry names a slab of a segment h owns; the entries of a segment go when it leaves h
@@ -218,6 +232,8 @@ typedef struct hak_heap {
   hak_heap_counters ctr;
   hak_cls_counters  cc[HAK_NCLS];
   uint64_t          realloc_ctr[HAK_RE_COUNT]; /* realloc outcomes (free.c) */
+  uint32_t          copy_count;              /* big realloc copies (exploration pacing) */
+  hak_copy_samples  copy;                    /* timed big realloc copies (free.c, ACE) */
 #if HAK_DEBUG_COUNTERS
   uint64_t          dbg[HAK_DBG_COUNT];
 #endif

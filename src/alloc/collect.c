@@ -27,6 +27,13 @@ static void add_heap(const hak_heap* h, void* arg) {
   for (unsigned b = 0; b < HAK_LAT_BUCKETS; b++) out->lat_hist[b] += RD(h->lat_hist[b]);
   out->segments_adopted += RD(h->ctr.segs_adopted);
   for (unsigned i = 0; i < HAK_RE_COUNT; i++) out->realloc[i] += RD(h->realloc_ctr[i]);
+  for (unsigned m = 0; m < 2; m++) {
+    for (unsigned b = 0; b < HAK_COPY_BUCKETS; b++) {
+      out->copy.n[m][b] += RD(h->copy.n[m][b]);
+      out->copy.bytes[m][b] += RD(h->copy.bytes[m][b]);
+      out->copy.ns[m][b] += RD(h->copy.ns[m][b]);
+    }
+  }
 #if HAK_DEBUG_COUNTERS
   for (unsigned i = 0; i < HAK_DBG_COUNT; i++) out->dbg[i] += RD(h->dbg[i]);
 #endif

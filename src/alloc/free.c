@@ -212,18 +212,41 @@ static void realloc_count(unsigned outcome) {
 
 static bool realloc_inplace_enabled(void) { return HAK_KNOB(realloc_inplace) != 0; }
 
+static void copy_with(bool nt, void* dst, const void* src, size_t n) {
+  if (nt) hak_copy_nt(dst, src, n);
+  else memcpy(dst, src, n);
+}
+
+/* A copy of 1 MiB or more: timed into the thread's samples, and every
+ * HAK_COPY_EXPLORE-th done with the other method (ACE compares the two). */
+static HAK_NOINLINE bool copy_big(void* dst, const void* src, size_t n, bool nt) {
+  hak_heap* h = hak_tls_heap;
+  if (HAK_UNLIKELY(h == &hak_heap_empty)) {   /* large blocks only so far: no heap yet */
+    hak_heap* th = hak_heap_thread_init();
+    if (th) h = th;
+  }
+  if (!hak_heap_is_thread_heap(h)) { copy_with(nt, dst, src, n); return nt; }
+  if (++h->copy_count % HAK_COPY_EXPLORE == 0) nt = !nt;
+  uint64_t t0 = hak_prim_now_ns();
+  copy_with(nt, dst, src, n);
+  uint64_t ns = hak_prim_now_ns() - t0;
+  unsigned b = 63u - (unsigned)__builtin_clzll(n) - HAK_COPY_SAMPLE_MIN_SHIFT;
+  if (b >= HAK_COPY_BUCKETS) b = HAK_COPY_BUCKETS - 1;
+  h->copy.n[nt][b]++;
+  h->copy.bytes[nt][b] += n;
+  h->copy.ns[nt][b] += ns;
+  return nt;
+}
+
 /* Move p (usable bytes) to a new block of `want` bytes, keeping its first `size` bytes. */
 static void* realloc_move(void* p, size_t usable, size_t size, size_t want) {
   void* q = hak_malloc_fast(want);
   if (HAK_UNLIKELY(!q)) { realloc_count(HAK_RE_FAILED); return NULL; }   /* errno: ENOMEM */
   size_t n = size < usable ? size : usable;
-  if (n >= HAK_KNOB(realloc_nt_threshold)) {
-    hak_copy_nt(q, p, n);
-    realloc_count(HAK_RE_NT);
-  } else {
-    memcpy(q, p, n);
-    realloc_count(HAK_RE_MEMCPY);
-  }
+  bool nt = n >= HAK_KNOB(realloc_nt_threshold);
+  if (n >> HAK_COPY_SAMPLE_MIN_SHIFT) nt = copy_big(q, p, n, nt);
+  else copy_with(nt, q, p, n);
+  realloc_count(nt ? HAK_RE_NT : HAK_RE_MEMCPY);
   hak_free_fast(p);
   return q;
 }

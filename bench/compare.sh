@@ -151,7 +151,7 @@ for n in "${HB_NOTES[@]+"${HB_NOTES[@]}"}"; do hb_log "note: $n"; done
 raw=$out/raw.csv
 echo "benchmark,allocator,run,status,ops_per_sec,peak_rss_kb,wall_s,cpu_pct,load1,result" >"$raw"
 : >"$out/failures.log"
-declare -A OPS RSS FAILS NOK LAT50 LAT99 LATN
+declare -A OPS RSS FAILS NOK LAT50 LAT99 LATMAX LATN
 LATROWS=""   # rows of the latency table, in order of first appearance: bench or bench/case
 LOADS=""
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -159,20 +159,22 @@ t_start=$(date +%s.%N)
 nruns=$((runs * nb * ncols))
 k_run=0
 
-# lat_collect BENCH COL STDOUT_FILE: the p50_ns/p99_ns of every RESULT line of a run
+# lat_collect BENCH COL STDOUT_FILE: the p50_ns/p99_ns (and max_ns) of every RESULT line of a run
 # (programs that time sampled operations print them; bench_micro and realloc_bench
 # print one line per case, so a row is BENCH/CASE when the line names a case).
 lat_collect() {
-  local b=$1 col=$2 row p50 p99 cas line
+  local b=$1 col=$2 row p50 p99 pmax cas line
   while IFS= read -r line; do
     p50=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^p50_ns=//p' | head -n 1)
     p99=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^p99_ns=//p' | head -n 1)
+    pmax=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^max_ns=//p' | head -n 1)
     [ -n "$p50" ] && [ -n "$p99" ] || continue
     cas=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^case=//p' | head -n 1)
     row=$b${cas:+/$cas}
     [[ " $LATROWS " == *" $row "* ]] || LATROWS="$LATROWS $row"
     LAT50[$row|$col]="${LAT50[$row|$col]:-} $p50"
     LAT99[$row|$col]="${LAT99[$row|$col]:-} $p99"
+    [ -z "$pmax" ] || LATMAX[$row|$col]="${LATMAX[$row|$col]:-} $pmax"
     LATN[$row|$col]=$((${LATN[$row|$col]:-0} + 1))
   done < <(grep '^RESULT .*p50_ns=' "$3" 2>/dev/null)
 }
@@ -236,17 +238,18 @@ for b in $benches; do
   done
 done
 
-# Latency: median over the runs of each run's p50 and p99 (and their min-max).
-declare -A M50 M99
+# Latency: median over the runs of each run's p50, p99 and max (and their min-max).
+declare -A M50 M99 MMAX
 latcsv=$out/latency.csv
 if [ -n "$LATROWS" ]; then
-  echo "operation,allocator,runs_ok,median_p50_ns,min_p50_ns,max_p50_ns,median_p99_ns,min_p99_ns,max_p99_ns" >"$latcsv"
+  echo "operation,allocator,runs_ok,median_p50_ns,min_p50_ns,max_p50_ns,median_p99_ns,min_p99_ns,max_p99_ns,median_max_ns,min_max_ns,max_max_ns" >"$latcsv"
   for row in $LATROWS; do
     for col in "${HB_COLS[@]}"; do
       key="$row|$col"
       M50[$key]=$(hb_median ${LAT50[$key]:-})
       M99[$key]=$(hb_median ${LAT99[$key]:-})
-      echo "$row,$col,${LATN[$key]:-0},${M50[$key]},$(hb_min ${LAT50[$key]:-}),$(hb_max ${LAT50[$key]:-}),${M99[$key]},$(hb_min ${LAT99[$key]:-}),$(hb_max ${LAT99[$key]:-})" >>"$latcsv"
+      MMAX[$key]=$(hb_median ${LATMAX[$key]:-})
+      echo "$row,$col,${LATN[$key]:-0},${M50[$key]},$(hb_min ${LAT50[$key]:-}),$(hb_max ${LAT50[$key]:-}),${M99[$key]},$(hb_min ${LAT99[$key]:-}),$(hb_max ${LAT99[$key]:-}),${MMAX[$key]},$(hb_min ${LATMAX[$key]:-}),$(hb_max ${LATMAX[$key]:-})" >>"$latcsv"
     done
   done
 fi
@@ -307,7 +310,7 @@ table() {
   printf '\n'
 }
 
-# lat_table: per operation and column, median p50 / p99 in ns.
+# lat_table: per operation and column, median p50 / p99 (/ max, where reported) in ns.
 lat_table() {
   local row col key
   printf '| operation |'
@@ -319,7 +322,7 @@ lat_table() {
     printf '| %s |' "$row"
     for col in "${HB_COLS[@]}"; do
       key="$row|$col"
-      if [ -n "${M50[$key]}" ]; then printf ' %s / %s |' "${M50[$key]}" "${M99[$key]}"; else printf ' - |'; fi
+      if [ -n "${M50[$key]}" ]; then printf ' %s / %s%s |' "${M50[$key]}" "${M99[$key]}" "${MMAX[$key]:+ / ${MMAX[$key]}}"; else printf ' - |'; fi
     done
     printf '\n'
   done
@@ -374,7 +377,7 @@ md=$out/summary.md
   table rss
   if [ -n "$LATROWS" ]; then
     echo
-    echo "## Latency (sampled operations; median over the runs of p50 / p99 in ns, lower is better)"
+    echo "## Latency (sampled operations; median over the runs of p50 / p99 / max in ns, lower is better)"
     echo
     lat_table
     echo
@@ -496,7 +499,7 @@ echo
 table rss
 if [ -n "$LATROWS" ]; then
   echo
-  echo "## Latency (sampled operations; median of $runs run(s) of p50 / p99 in ns, lower is better)"
+  echo "## Latency (sampled operations; median of $runs run(s) of p50 / p99 / max in ns, lower is better)"
   echo
   lat_table
 fi

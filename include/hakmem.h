@@ -38,6 +38,13 @@ void*  hak_memalign(size_t alignment, size_t size);
 void*  hak_valloc(size_t size);
 void*  hak_pvalloc(size_t size);
 size_t hak_malloc_usable_size(const void* p);
+/* Grow block p in place or not at all: returns p when, without moving, the block now
+ * has at least `size` usable bytes (it already had them, or a large block's mapping
+ * grew into the free address space after it), else NULL with errno = ENOMEM and the
+ * block unchanged. Never shrinks, never copies. NULL p gives NULL with EINVAL; an
+ * invalid or freed p aborts like realloc. With HAKMEM_REALLOC_INPLACE=0 only a size that
+ * already fits succeeds. */
+void*  hak_expand(void* p, size_t size);
 void   hak_free_sized(void* p, size_t size);
 void   hak_free_aligned_sized(void* p, size_t alignment, size_t size);
 

@@ -76,6 +76,12 @@ typedef struct hak_knobs {
                                                   classes together may grow by (0: none) */
   uint32_t tls_cap_max[HAKMEM_KNOB_CLASSES];   /* most free blocks a class's cache grows to,
                                                   1..65535 (below tls_cap: no growth) */
+  /* Version 4 too: how realloc copies a block it must move. */
+  uint64_t realloc_nt_threshold;       /* copies of at least this many bytes use non-temporal
+                                          stores (they bypass the cache); smaller ones memcpy */
+  uint32_t realloc_inplace;            /* 1: realloc keeps, shrinks and grows blocks in place
+                                          where it can; 0: every realloc moves (a baseline) */
+  uint32_t reserved4;                  /* 0 */
 } hak_knobs;
 
 /* Copy the current snapshot into *out (out->size must be set). Returns 0, or -1 with

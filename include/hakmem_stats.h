@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define HAKMEM_STATS_VERSION 3
+#define HAKMEM_STATS_VERSION 4
 #define HAKMEM_STATS_CLASSES 112   /* size classes of the tiny, mid and pool tiers */
 #define HAKMEM_STATS_DEBUG_MAX 48  /* room for the debug counters (HAK_DEBUG_COUNTERS builds) */
 
@@ -54,6 +54,19 @@ extern "C" {
   X(large_grown_in_place, "large reallocs that grew the mapping in place")                 \
   X(large_moved,       "large reallocs that moved the pages (mremap) instead of copying")
 
+/* Version 4: what each realloc did, one counter per outcome (cumulative): X(name, help).
+ * A realloc(NULL, n) is a malloc and a realloc(p, 0) a free: neither is counted here.
+ * hak_expand counts in the two in-place counters when it succeeds. */
+#define HAKMEM_STATS_REALLOC_FIELDS(X)                                                    \
+  X(realloc_in_place,   "reallocs (and hak_expands) that fit the block's usable size: kept as it was") \
+  X(realloc_shrunk,     "reallocs that shrank a large block in place (its tail given back)")          \
+  X(realloc_grown,      "reallocs (and hak_expands) that grew a large block in place (mremap)")      \
+  X(realloc_mremap,     "reallocs that moved a large block's pages (mremap), no copy")               \
+  X(realloc_memcpy,     "reallocs that moved the block with memcpy")                                 \
+  X(realloc_nt_copy,    "reallocs that moved the block with non-temporal stores (realloc_nt_threshold)") \
+  X(realloc_failed,     "reallocs that returned NULL (the block unchanged)")                         \
+  X(expand_failed,      "hak_expand calls that could not grow the block in place")
+
 typedef struct hak_stats_class {
   uint64_t block_size;     /* bytes per block of this class */
   uint64_t allocs;         /* blocks allocated */
@@ -87,6 +100,10 @@ typedef struct hak_stats {
   uint64_t peak_bytes_in_use; /* the largest bytes_in_use any collection saw (see README) */
   char     hakmem_version[16];/* hak_version() of the library, "0.2.0" */
   char     program[64];       /* program_invocation_short_name, cut to 63 bytes */
+  /* version 4: realloc outcomes (HAKMEM_STATS_REALLOC_FIELDS) */
+#define HAKMEM_STATS_DECLARE(name, help) uint64_t name;
+  HAKMEM_STATS_REALLOC_FIELDS(HAKMEM_STATS_DECLARE)
+#undef HAKMEM_STATS_DECLARE
 } hak_stats;
 
 /* Fill *out (out->size must be set). Returns 0, or -1 with errno EINVAL when out is NULL

@@ -10,6 +10,7 @@
  *   learner.c     policy "ucb1": per-phase bandits over knob groups, keep-or-return (pure)
  *   policy.c      the policies side by side: static, rules, decay, resize, ucb1 (pure)
  *   guards.c      ace_metrics + config -> stop or carry on (pure)
+ *   copy.c        timed realloc copies -> realloc_nt_threshold (pure)
  *   pmu.c         libpfm4 + perf_event_open: LLC loads/misses, else software events
  *   scavenge.c    the budgeted release walk
  *   trace.c       one JSON line per tick (HAKMEM_ACE_TRACE)
@@ -23,6 +24,24 @@
 
 #include "alloc/collect.h"
 #include "hakmem_ace.h"
+
+/* ---- copy.c: the realloc copy threshold ----------------------------------------------- */
+#define ACE_COPY_MIN_SAMPLES 8     /* per method in a bucket before it counts as evidence */
+#define ACE_COPY_MARGIN      0.05  /* streaming must be this much faster per byte to win */
+/* The realloc_nt_threshold the samples (hak_copy_samples: copies of 2^(20+b) bytes and
+ * more, by method and bucket) argue for, given the one in force. A bucket is evidence
+ * when both methods have ACE_COPY_MIN_SAMPLES copies in it; it is won by streaming when
+ * its ns per byte is ACE_COPY_MARGIN below memcpy's. The threshold goes to the start of
+ * the lowest evidence bucket from which streaming wins every evidence bucket above,
+ * and where no evidence says anything it stays: it is clamped between the end of the
+ * highest bucket memcpy won below that point and the start of that bucket (past the
+ * end of every bucket when memcpy won the highest). No evidence: `current`. Pure. */
+HAK_HIDDEN uint64_t ace_copy_threshold(const hak_copy_samples* s, uint64_t current);
+/* Add a window's samples, `cur` minus `prev` (cumulative collections), into `acc`. Pure. */
+HAK_HIDDEN void ace_copy_accumulate(hak_copy_samples* acc, const hak_copy_samples* prev,
+                                    const hak_copy_samples* cur);
+/* Halve every sample sum of `acc`: older windows weigh less (the slow tick). Pure. */
+HAK_HIDDEN void ace_copy_decay(hak_copy_samples* acc);
 
 /* ---- metrics.c ---------------------------------------------------------------------- */
 typedef struct ace_pmu_reading {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 static hak_collect col_prev, col_cur;          /* ~10 KiB each: static, not on the stack */
+static hak_copy_samples copy_acc;                /* timed big realloc copies, decayed (copy.c) */
 static ace_pmu_reading pmu_prev, pmu_cur;
 static uint64_t t_start, t_prev, thread_cpu_prev;
 static hak_knobs knobs_default, knobs_now;
@@ -82,6 +83,7 @@ void ace_ctl_start(uint64_t now) {
   knobs_now.size = sizeof knobs_now;
   hak_knobs_copy(&knobs_now);
   hak_collect_all(&col_prev);
+  memset(&copy_acc, 0, sizeof copy_acc);       /* a restart (fork child, new policy) learns anew */
   ace_pmu_read(&pmu_prev);
   t_start = t_prev = now;
   thread_cpu_prev = thread_cpu_ns();
@@ -161,6 +163,7 @@ void ace_ctl_fast_tick(uint64_t now) {
     if (steering) ace_ctl_restore_defaults("policy changed: defaults first");
     reason[0] = 0;
   }
+  ace_copy_accumulate(&copy_acc, &col_prev.copy, &col_cur.copy);
   ace_scavenge_plan plan = {(uint64_t)knobs_now.purge_delay_ms * 1000000u,
                             (uint64_t)knobs_now.purge_delay_ms * 1000000u, UINT64_MAX};
   if (steering) {
@@ -172,6 +175,17 @@ void ace_ctl_fast_tick(uint64_t now) {
       if (reason[0]) {
         ace_set_reason(reason);
         ace_log(1, "%s", reason);
+      }
+    }
+    if (policy.policy != HAKMEM_ACE_POLICY_STATIC) {
+      uint64_t old_nt = knobs_now.realloc_nt_threshold;
+      uint64_t nt = ace_copy_threshold(&copy_acc, old_nt);
+      if (nt != old_nt) {
+        hak_knobs kc = knobs_now;
+        kc.realloc_nt_threshold = nt;
+        publish(&kc);
+        ace_log(1, "realloc_nt_threshold %llu -> %llu (timed realloc copies)", (unsigned long long)old_nt,
+                (unsigned long long)nt);
       }
     }
     hak_store_relaxed(&ace_state.keep_level, policy.learner.keep_level);
@@ -203,6 +217,7 @@ void ace_ctl_fast_tick(uint64_t now) {
 
 void ace_ctl_slow_tick(uint64_t now) {
   ace_metrics m = last_metrics;
+  ace_copy_decay(&copy_acc);
   m.rss_bytes = hak_prim_rss_bytes();
   char reason[256];
   snprintf(reason, sizeof reason, "slow: fragmentation %.2f, unused resident %llu MiB (tiny %llu, mid %llu, pool %llu, "

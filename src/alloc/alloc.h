@@ -171,6 +171,34 @@ typedef struct hak_heap_counters {
   uint64_t slabs_new, segs_new, segs_adopted;
 } hak_heap_counters;
 
+/* What a realloc (or hak_expand) did: one per-thread counter each, in this order the
+ * realloc_* and expand_failed fields of hak_stats (HAKMEM_STATS_REALLOC_FIELDS). */
+enum {
+  HAK_RE_IN_PLACE,       /* the size fits the block's usable size: kept as it is */
+  HAK_RE_SHRUNK,         /* a large block gave its tail back, in place */
+  HAK_RE_GROWN,          /* a large block grew in place (mremap without moving) */
+  HAK_RE_MREMAP,         /* a large block's pages moved (mremap), nothing copied */
+  HAK_RE_MEMCPY,         /* moved to a new block with memcpy */
+  HAK_RE_NT,             /* moved to a new block with non-temporal stores */
+  HAK_RE_FAILED,         /* realloc returned NULL, the block unchanged */
+  HAK_RE_EXPAND_FAILED,  /* hak_expand could not grow the block in place */
+  HAK_RE_COUNT
+};
+
+/* Timed realloc copies, for ACE's choice of realloc_nt_threshold: copies of
+ * 2^HAK_COPY_SAMPLE_MIN_SHIFT bytes or more (each timed: a clock read is nothing next to
+ * a copy of 1 MiB), by method (0 memcpy, 1 non-temporal) and size bucket
+ * (floor(log2(bytes)) - HAK_COPY_SAMPLE_MIN_SHIFT). Every HAK_COPY_EXPLORE-th of them
+ * uses the method the threshold did not pick, so that both have samples. */
+#define HAK_COPY_SAMPLE_MIN_SHIFT 20
+#define HAK_COPY_BUCKETS          20      /* 1 MiB .. 1 TiB */
+#define HAK_COPY_EXPLORE          16
+typedef struct hak_copy_samples {
+  uint64_t n[2][HAK_COPY_BUCKETS];        /* copies timed */
+  uint64_t bytes[2][HAK_COPY_BUCKETS];    /* bytes they copied */
+  uint64_t ns[2][HAK_COPY_BUCKETS];       /* time they took */
+} hak_copy_samples;
+
 /* The free fast path's map from 64 KiB units of address space to this heap's slabs:
  * direct-mapped by the unit's low bits (entry i holds units u with u % HAK_FC_SIZE == i).
  * An entry names a slab of a segment h owns; the entries of a segment go when it leaves h
@@ -232,6 +260,9 @@ typedef struct hak_heap {
   struct hak_heap*  all_prev;
   hak_heap_counters ctr;
   hak_cls_counters  cc[HAK_NCLS];
+  uint64_t          realloc_ctr[HAK_RE_COUNT]; /* realloc outcomes (free.c) */
+  uint32_t          copy_count;              /* big realloc copies (exploration pacing) */
+  hak_copy_samples  copy;                    /* timed big realloc copies (free.c, ACE) */
 #if HAK_DEBUG_COUNTERS
   uint64_t          dbg[HAK_DBG_COUNT];
 #endif
@@ -392,7 +423,13 @@ HAK_HIDDEN uint32_t hak_remote_drain(hak_slab* s);
 /* ---- large.c: direct mappings with a cache sized by bytes and time ------------------ */
 HAK_HIDDEN void*  hak_large_alloc(size_t size, size_t align, bool zero);
 HAK_HIDDEN void   hak_large_free(hak_segment* seg, void* p, const char* fn);
-HAK_HIDDEN void*  hak_large_realloc(hak_segment* seg, void* p, size_t size);
+/* realloc of large block p (live, validated) to `size` > 1 MiB: shrunk in place, grown
+ * in place or its pages moved. Returns p or the new place with *outcome set (HAK_RE_*),
+ * or NULL with the block unchanged (the caller then copies). */
+HAK_HIDDEN void*  hak_large_realloc(hak_segment* seg, void* p, size_t size, unsigned* outcome);
+/* Grow large block seg in place (mremap without moving) to at least `size` usable
+ * bytes; false, with the block unchanged, when the address space after it is taken. */
+HAK_HIDDEN bool   hak_large_grow_in_place(hak_segment* seg, size_t size);
 /* Decay the cache: decommit mappings unused for `delay_ns` beyond the dirty budget
  * (all of them when delay_ns is 0), unmap long-decommitted ones; returns bytes
  * decommitted. Skips when another thread holds the cache's lock. */
@@ -420,6 +457,12 @@ HAK_HIDDEN void*  hak_alloc_valloc(size_t size);
 HAK_HIDDEN void*  hak_alloc_pvalloc(size_t size);
 HAK_HIDDEN void*  hak_alloc_realloc(void* p, size_t size);
 HAK_HIDDEN void*  hak_alloc_reallocarray(void* p, size_t n, size_t size);
+/* hak_expand (include/hakmem.h): p when it has `size` usable bytes without moving. */
+HAK_HIDDEN void*  hak_alloc_expand(void* p, size_t size);
+
+/* ---- copy.c ---------------------------------------------------------------------- */
+/* memcpy with non-temporal stores (SSE2; memcpy elsewhere): any sizes and alignments. */
+HAK_HIDDEN void   hak_copy_nt(void* dst, const void* src, size_t n);
 HAK_HIDDEN size_t hak_alloc_usable_size(const void* p);
 HAK_HIDDEN int    hak_alloc_owns(const void* p);
 HAK_HIDDEN void   hak_alloc_thread_flush(void);

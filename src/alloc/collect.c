@@ -26,6 +26,14 @@ static void add_heap(const hak_heap* h, void* arg) {
   out->slabs_assigned += RD(h->ctr.slabs_new);
   for (unsigned b = 0; b < HAK_LAT_BUCKETS; b++) out->lat_hist[b] += RD(h->lat_hist[b]);
   out->segments_adopted += RD(h->ctr.segs_adopted);
+  for (unsigned i = 0; i < HAK_RE_COUNT; i++) out->realloc[i] += RD(h->realloc_ctr[i]);
+  for (unsigned m = 0; m < 2; m++) {
+    for (unsigned b = 0; b < HAK_COPY_BUCKETS; b++) {
+      out->copy.n[m][b] += RD(h->copy.n[m][b]);
+      out->copy.bytes[m][b] += RD(h->copy.bytes[m][b]);
+      out->copy.ns[m][b] += RD(h->copy.ns[m][b]);
+    }
+  }
 #if HAK_DEBUG_COUNTERS
   for (unsigned i = 0; i < HAK_DBG_COUNT; i++) out->dbg[i] += RD(h->dbg[i]);
 #endif
@@ -90,4 +98,5 @@ void hak_collect_all(hak_collect* out) {
   out->segments_unmapped = hak_load_relaxed(&o->seg_unmapped);
   out->segments_listed = hak_seglist_count();
   out->lock_waits = hak_load_relaxed(&hak_lock_waits);
+  for (unsigned i = 0; i < HAK_RE_COUNT; i++) out->realloc[i] += hak_load_relaxed(&o->realloc_orphan[i]);
 }

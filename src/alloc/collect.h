@@ -40,6 +40,8 @@ typedef struct hak_collect {
   uint64_t slabs_assigned;
   uint64_t lock_waits;
   uint64_t threads_started, threads_ended;
+  uint64_t realloc[HAK_RE_COUNT];              /* realloc outcomes (HAK_RE_*) */
+  hak_copy_samples copy;                       /* timed big realloc copies, cumulative */
   uint64_t dbg[HAK_DBG_COUNT];                 /* zero unless HAK_DEBUG_COUNTERS */
 } hak_collect;
 

@@ -100,6 +100,14 @@ static void heap_retire_counters(const hak_heap* h) {
   for (unsigned b = 0; b < HAK_LAT_BUCKETS; b++) heap_retired.lat_hist[b] += h->lat_hist[b];
   heap_retired.ctr.segs_new += h->ctr.segs_new;
   heap_retired.ctr.segs_adopted += h->ctr.segs_adopted;
+  for (unsigned i = 0; i < HAK_RE_COUNT; i++) heap_retired.realloc_ctr[i] += h->realloc_ctr[i];
+  for (unsigned m = 0; m < 2; m++) {
+    for (unsigned b = 0; b < HAK_COPY_BUCKETS; b++) {
+      heap_retired.copy.n[m][b] += h->copy.n[m][b];
+      heap_retired.copy.bytes[m][b] += h->copy.bytes[m][b];
+      heap_retired.copy.ns[m][b] += h->copy.ns[m][b];
+    }
+  }
 #if HAK_DEBUG_COUNTERS
   for (unsigned i = 0; i < HAK_DBG_COUNT; i++) heap_retired.dbg[i] += h->dbg[i];
 #endif

@@ -49,6 +49,8 @@ void hak_knobs_defaults(hak_knobs* k) {
   k->large_reuse_slack_pct = (uint32_t)hak_opt(HAK_OPT_LARGE_REUSE_SLACK);
   k->realloc_shrink_keep_pct = 50;
   k->realloc_grow_headroom_pct = 25;
+  k->realloc_nt_threshold = (uint64_t)hak_opt(HAK_OPT_REALLOC_NT_THRESHOLD);
+  k->realloc_inplace = (uint32_t)hak_opt(HAK_OPT_REALLOC_INPLACE);
 }
 
 static bool in(uint64_t v, uint64_t lo, uint64_t hi) { return v >= lo && v <= hi; }
@@ -66,7 +68,9 @@ int hak_knobs_validate(const hak_knobs* k) {
       !in(k->realloc_shrink_keep_pct, 0, 100) || !in(k->realloc_grow_headroom_pct, 0, 100) ||
       !in(k->large_cache_dirty_bytes, 0, 1ull << 40) || !in(k->large_cache_unmap_delay_ms, 0, 1000000) ||
       !in(k->large_reuse_slack_pct, 0, 10000) || k->reserved != 0 ||
-      !in(k->tls_grow_budget_bytes, 0, 1ull << 40)) return -1;
+      !in(k->tls_grow_budget_bytes, 0, 1ull << 40) ||
+      !in(k->realloc_nt_threshold, 0, 1ull << 40) || !in(k->realloc_inplace, 0, 1) ||
+      k->reserved4 != 0) return -1;
   return 0;
 }
 
@@ -105,6 +109,8 @@ void hak_knobs_fill(hak_knob_slot* slot, const hak_knobs* k) {
   hak_store_relaxed(&p->partial_release_pages, k->partial_release_pages);
   hak_store_relaxed(&p->realloc_shrink_keep_pct, k->realloc_shrink_keep_pct);
   hak_store_relaxed(&p->realloc_grow_headroom_pct, k->realloc_grow_headroom_pct);
+  hak_store_relaxed(&p->realloc_nt_threshold, k->realloc_nt_threshold);
+  hak_store_relaxed(&p->realloc_inplace, k->realloc_inplace);
 }
 
 void hak_knobs_init(void) {

@@ -37,6 +37,8 @@ typedef struct hak_knobs_process {
   _Atomic uint32_t large_reuse_slack_pct;
   _Atomic uint32_t partial_release_pages;
   _Atomic uint32_t realloc_shrink_keep_pct, realloc_grow_headroom_pct;
+  _Atomic uint64_t realloc_nt_threshold;
+  _Atomic uint32_t realloc_inplace;
 } hak_knobs_process;
 HAK_HIDDEN extern hak_knobs_process hak_knobs_proc;
 #define HAK_KNOB(field) hak_load_relaxed(&hak_knobs_proc.field)

@@ -343,10 +343,37 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
   cache_finish(&w);
 }
 
-void* hak_large_realloc(hak_segment* seg, void* p, size_t size) {
+bool hak_large_grow_in_place(hak_segment* seg, size_t size) {
+  size_t off = large_offset(seg->align);
+  if (size > PTRDIFF_MAX - off - HAK_CHUNK_SIZE) return false;
+  size_t need = HAK_ALIGN_UP(off + size, HAK_PAGE_SIZE);
+  /* 1/8 headroom first, so that a run of small growths stays in place. */
+  size_t want = need + HAK_ALIGN_UP(need / 8, HAK_PAGE_SIZE);
+  if (want < need) want = need;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    size_t target = attempt == 0 ? want : need;
+    if (hak_prim_grow_in_place(seg, seg->size, target)) {
+      if (!hak_registry_set(seg, target, seg)) {   /* no memory for the registry */
+        hak_registry_set((uint8_t*)seg + seg->size, target - seg->size, NULL);
+        hak_prim_unmap((uint8_t*)seg + seg->size, target - seg->size);
+        return false;
+      }
+      HAK_OS_COUNT(bytes_mapped, (int64_t)(target - seg->size));
+      HAK_OS_COUNT(large_in_use, (int64_t)(target - off - seg->usable));
+      HAK_OS_COUNT(large_grow_in_place, 1);
+      seg->size = target;
+      seg->usable = target - off;
+      return true;
+    }
+  }
+  return false;
+}
+
+void* hak_large_realloc(hak_segment* seg, void* p, size_t size, unsigned* outcome) {
   size_t off = large_offset(seg->align);
   size_t need = HAK_ALIGN_UP(off + size, HAK_PAGE_SIZE);
   if (size <= seg->usable) {
+    *outcome = HAK_RE_IN_PLACE;
     if (seg->size - need >= HAK_CHUNK_SIZE) {     /* give a large tail back */
       hak_registry_set(seg, seg->size, NULL);
       if (hak_prim_unmap((uint8_t*)seg + need, seg->size - need)) {
@@ -354,6 +381,7 @@ void* hak_large_realloc(hak_segment* seg, void* p, size_t size) {
         HAK_OS_COUNT(large_in_use, -(int64_t)(seg->usable - (need - off)));
         seg->size = need;
         seg->usable = need - off;
+        *outcome = HAK_RE_SHRUNK;
       } else {
         HAK_OS_COUNT(os_failures, 1);          /* refused: the block keeps its tail */
       }
@@ -361,24 +389,12 @@ void* hak_large_realloc(hak_segment* seg, void* p, size_t size) {
     }
     return p;
   }
-  /* Grow with 1/8 headroom so that a run of small growths stays in place. */
+  if (hak_large_grow_in_place(seg, size)) {
+    *outcome = HAK_RE_GROWN;
+    return p;
+  }
   size_t want = need + HAK_ALIGN_UP(need / 8, HAK_PAGE_SIZE);
   if (want < need) want = need;
-  for (int attempt = 0; attempt < 2; attempt++) {
-    size_t target = attempt == 0 ? want : need;
-    if (hak_prim_grow_in_place(seg, seg->size, target)) {
-      if (!hak_registry_set(seg, target, seg)) {
-        hak_prim_unmap((uint8_t*)seg + seg->size, target - seg->size);
-        return NULL;
-      }
-      HAK_OS_COUNT(bytes_mapped, (int64_t)(target - seg->size));
-      HAK_OS_COUNT(large_in_use, (int64_t)(target - off - seg->usable));
-      HAK_OS_COUNT(large_grow_in_place, 1);
-      seg->size = target;
-      seg->usable = target - off;
-      return p;
-    }
-  }
   /* Move the pages to a new chunk-aligned place without copying them. */
   size_t map_align = large_map_align(seg->align);
   hak_segment* to = hak_prim_map_aligned(want, map_align);
@@ -397,6 +413,7 @@ void* hak_large_realloc(hak_segment* seg, void* p, size_t size) {
   HAK_OS_COUNT(bytes_mapped, (int64_t)(want - old_size));
   HAK_OS_COUNT(large_in_use, (int64_t)(want - off - to->usable));
   HAK_OS_COUNT(large_moved, 1);
+  *outcome = HAK_RE_MREMAP;
   hak_seglist_add(to);
   to->size = want;
   to->user = (uint8_t*)to + off;

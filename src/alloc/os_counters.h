@@ -20,6 +20,7 @@ typedef struct hak_os_counters {
   _Atomic uint64_t interior_refault_bytes;   /* of those, handed out again (faulted back) */
   _Atomic uint64_t slab_refault_bytes;       /* purged slabs reused (faulted back) */
   _Atomic uint64_t os_failures;              /* munmap/madvise calls the kernel refused */
+  _Atomic uint64_t realloc_orphan[HAK_RE_COUNT]; /* realloc outcomes of threads without a heap */
 } hak_os_counters;
 
 HAK_HIDDEN extern hak_os_counters hak_os_ctr;

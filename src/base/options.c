@@ -65,6 +65,11 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
   [HAK_OPT_LARGE_REUSE_SLACK] = {"HAKMEM_LARGE_REUSE_SLACK", 300, 0, 10000, "percent",
     "a cached large mapping serves a smaller request whole while its surplus is at most this percent "
     "of the request (plus 2 MiB); beyond that its tail is unmapped", NULL},
+  [HAK_OPT_REALLOC_INPLACE] = {"HAKMEM_REALLOC_INPLACE", 1, 0, 1, "bool",
+    "realloc keeps a block that fits and grows or shrinks large blocks in place (0: every realloc "
+    "moves the block, the copy-always baseline for comparisons; hak_expand grows nothing)", NULL},
+  [HAK_OPT_REALLOC_NT_THRESHOLD] = {"HAKMEM_REALLOC_NT_THRESHOLD", 128LL << 20, 0, 1LL << 40, "bytes",
+    "a realloc that must copy this many bytes or more copies with non-temporal stores (below: memcpy)", NULL},
   [HAK_OPT_ACE_ENABLED] = {"HAKMEM_ACE_ENABLED", 1, 0, 1, "bool",
     "run the ACE controller thread once the process is worth steering (0: never a thread)", NULL},
   [HAK_OPT_ACE_FAST_INTERVAL_MS] = {"HAKMEM_ACE_FAST_INTERVAL_MS", 500, 10, 60000, "ms",

@@ -29,6 +29,10 @@
 
 _Static_assert(HAKMEM_STATS_CLASSES == HAK_NCLS, "public class count matches the size-class table");
 _Static_assert(HAK_DBG_COUNT <= HAKMEM_STATS_DEBUG_MAX, "debug counters fit the public struct");
+_Static_assert(offsetof(hak_stats, expand_failed) - offsetof(hak_stats, realloc_in_place) ==
+               (HAK_RE_COUNT - 1) * sizeof(uint64_t) &&
+               offsetof(hak_stats, realloc_failed) - offsetof(hak_stats, realloc_in_place) ==
+               HAK_RE_FAILED * sizeof(uint64_t), "the realloc fields follow the HAK_RE_* order");
 
 static const char* const dbg_names[HAK_DBG_COUNT] = {
 #define HAK_DBG_NAME(e, name, help) name,
@@ -111,6 +115,8 @@ static void stats_collect(hak_stats* st) {
   st->large_cache_hits = c.large_cache_hits;
   st->large_grown_in_place = c.large_grown_in_place;
   st->large_moved = c.large_moved;
+  uint64_t* re = &st->realloc_in_place;       /* the realloc fields follow HAK_RE_* order */
+  for (unsigned i = 0; i < HAK_RE_COUNT; i++) re[i] = c.realloc[i];
   st->superslab = hak_opt(HAK_OPT_TINY_USE_SUPERSLAB) != 0;
   st->ace = hak_load_relaxed(&stats_ace_running);
   st->pmu_mode = hak_load_relaxed(&stats_pmu_mode);
@@ -190,6 +196,7 @@ static void stats_text(const hak_stats* st, outbuf* o) {
   else                                                                                                 \
     out_printf(o, "hakmem: stats: %-18s %20llu  %s\n", #name, (unsigned long long)st->name, help);
   HAKMEM_STATS_FIELDS(HAK_TEXT_FIELD)
+  HAKMEM_STATS_REALLOC_FIELDS(HAK_TEXT_FIELD)
 #undef HAK_TEXT_FIELD
   out_printf(o, "hakmem: stats: %5s %8s %12s %12s %10s %8s %8s %10s %8s\n", "class", "size", "allocs",
              "frees", "in_use", "refills", "flushes", "remote", "backlog");
@@ -213,6 +220,7 @@ static void stats_json(const hak_stats* st, outbuf* o) {
              pmu_mode_name(st->pmu_mode), st->debug_counters ? "true" : "false");
 #define HAK_JSON_FIELD(name, help) out_printf(o, ",\"%s\":%llu", #name, (unsigned long long)st->name);
   HAKMEM_STATS_FIELDS(HAK_JSON_FIELD)
+  HAKMEM_STATS_REALLOC_FIELDS(HAK_JSON_FIELD)
 #undef HAK_JSON_FIELD
   out_printf(o, ",\"pid\":%llu,\"program\":\"", (unsigned long long)st->pid);
   for (const char* p = st->program; *p; p++) {   /* a JSON string: escape what must be */

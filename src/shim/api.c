@@ -38,6 +38,7 @@ HAK_EXPORT void*  hak_memalign(size_t align, size_t size) { return HAK_VG_ALLOC(
 HAK_EXPORT void*  hak_valloc(size_t size) { return HAK_VG_ALLOC(hak_alloc_valloc(size)); }
 HAK_EXPORT void*  hak_pvalloc(size_t size) { return HAK_VG_ALLOC(hak_alloc_pvalloc(size)); }
 HAK_EXPORT size_t hak_malloc_usable_size(const void* p) { return HAK_VG_USABLE(p); }
+HAK_EXPORT void*  hak_expand(void* p, size_t size) { return HAK_VG_EXPAND(p, size); }
 HAK_EXPORT int    hak_owns(const void* p) { return hak_alloc_owns(p); }
 HAK_EXPORT void   hak_thread_flush(void) { hak_alloc_thread_flush(); }
 HAK_EXPORT const char* hak_version(void) { return HAKMEM_VERSION_STRING; }

@@ -72,6 +72,13 @@ static inline void* hak_vg_realloc(void* p, size_t size) {
   hak_free_fast(p);
   return q;
 }
+/* hak_expand: only a size that already fits (no mremap growth in this build). */
+static inline void* hak_vg_expand(void* p, size_t size) {
+  if (!p) { errno = EINVAL; return NULL; }
+  if (size <= hak_vg_usable_in(p, "hak_expand")) return p;
+  errno = ENOMEM;
+  return NULL;
+}
 static inline void* hak_vg_reallocarray(void* p, size_t n, size_t size) {
   size_t total;
   if (__builtin_mul_overflow(n, size, &total)) { errno = ENOMEM; return NULL; }
@@ -83,6 +90,7 @@ static inline void* hak_vg_reallocarray(void* p, size_t n, size_t size) {
 #define HAK_VG_FREE(p)            hak_vg_freeing(p)
 #define HAK_VG_REALLOC(p, size)   hak_vg_realloc((p), (size))
 #define HAK_VG_REALLOCARRAY(p, n, size) hak_vg_reallocarray((p), (n), (size))
+#define HAK_VG_EXPAND(p, size)    hak_vg_expand((p), (size))
 #else
 #define HAK_VG_ALLOC(expr)        (expr)
 #define HAK_VG_CALLOC(n, size)    hak_alloc_calloc((n), (size))
@@ -90,6 +98,7 @@ static inline void* hak_vg_reallocarray(void* p, size_t n, size_t size) {
 #define HAK_VG_FREE(p)            ((void)0)
 #define HAK_VG_REALLOC(p, size)   hak_alloc_realloc((p), (size))
 #define HAK_VG_REALLOCARRAY(p, n, size) hak_alloc_reallocarray((p), (n), (size))
+#define HAK_VG_EXPAND(p, size)    hak_alloc_expand((p), (size))
 #endif
 
 #endif

@@ -473,6 +473,28 @@ static void guard_page_overflow(void) {
 }
 #endif
 
+#ifdef HAK_TEST_HAK_API
+/* hak_expand validates like realloc: a freed block, a stack address, an interior pointer */
+static void expand_freed(void) {
+  warm_up();
+  void* p = T_MALLOC(64);
+  T_FREE(p);
+  void* r = hak_expand(launder(p), 32);   /* fits the old size: must not "succeed" */
+  (void)r;
+}
+static void expand_stack(void) {
+  int local[4] = {0};
+  warm_up();
+  void* r = hak_expand(launder(local), 8);
+  (void)r;
+}
+static void expand_interior_large(void) {
+  warm_up();
+  char* p = (char*)T_MALLOC(3u << 20);
+  void* r = hak_expand(launder(p + 4096), 8);
+  (void)r;
+}
+#endif
 static void valid_frees(void) {
   warm_up();
   void* p = T_MALLOC(64);
@@ -542,6 +564,9 @@ DEATH(realloc_stack, REALLOC_INVALID)
 DEATH(realloc_interior, REALLOC_INVALID)
 #ifdef HAK_TEST_HAK_API
 DEATH(free_libc_block, FREE_INVALID_0X)
+DEATH(expand_freed, "hakmem: hak_expand(): invalid pointer")
+DEATH(expand_stack, "hakmem: hak_expand(): invalid pointer 0x")
+DEATH(expand_interior_large, "hakmem: hak_expand(): invalid pointer 0x")
 #endif
 
 #ifdef HAK_TEST_HAK_API
@@ -611,6 +636,9 @@ int main(int argc, char** argv) {
   HT_RUN(test_death_realloc_interior);
 #ifdef HAK_TEST_HAK_API
   HT_RUN(test_death_free_libc_block);
+  HT_RUN(test_death_expand_freed);
+  HT_RUN(test_death_expand_stack);
+  HT_RUN(test_death_expand_interior_large);
 #endif
   HT_RUN(test_death_uaf_zero_link);
   HT_RUN(test_death_uaf_pointer_link);

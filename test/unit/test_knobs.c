@@ -122,6 +122,9 @@ static void test_startup_values(void) {
   CHECK_EQ(k.reserved, 0);
   CHECK_EQ(k.realloc_shrink_keep_pct, 50);
   CHECK_EQ(k.realloc_grow_headroom_pct, 25);
+  CHECK_EQ(k.realloc_nt_threshold, 128ll << 20);   /* measured: docs/BENCHMARKS.md, realloc_copy */
+  CHECK_EQ(k.realloc_inplace, 1);
+  CHECK_EQ(k.reserved4, 0);
 }
 
 static void test_versioned_copy(void) {

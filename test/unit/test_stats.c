@@ -237,6 +237,7 @@ static void test_json_rendering(void) {
   int want_keys = 4 + 6;   /* + pid, program, hakmem_version, run_time_ns, peak_rss_bytes, peak_bytes_in_use */
 #define COUNT_FIELD(name, help) want_keys++;
   HAKMEM_STATS_FIELDS(COUNT_FIELD)
+  HAKMEM_STATS_REALLOC_FIELDS(COUNT_FIELD)
 #undef COUNT_FIELD
   CHECK_MSG(keys == want_keys, "JSON top level has %d keys, expected %d", keys, want_keys);
   check_json_uint(d, 0, "version", HAKMEM_STATS_VERSION, HAKMEM_STATS_VERSION, NULL);
@@ -248,6 +249,7 @@ static void test_json_rendering(void) {
                        : strcmp(#name, "large_allocs") == 0 ? &large_allocs                        \
                        : strcmp(#name, "large_frees") == 0 ? &large_frees : NULL);
   HAKMEM_STATS_FIELDS(CHECK_FIELD)
+  HAKMEM_STATS_REALLOC_FIELDS(CHECK_FIELD)
 #undef CHECK_FIELD
 
   /* version 3: which process, and its peaks */
@@ -383,7 +385,7 @@ static void test_text_rendering(void) {
 /* version 3 fields: pid, program, version, run time, peak RSS, peak bytes in use */
 static void test_process_and_peaks(void) {
   hak_stats* a = snap();
-  CHECK_EQ(a->version, 3);
+  CHECK_EQ(a->version, 4);
   CHECK_EQ(a->pid, getpid());
   CHECK_MSG(strcmp(a->program, "unit_test_stats") == 0, "program \"%s\"", a->program);
   CHECK_MSG(strcmp(a->hakmem_version, "0.2.0") == 0, "hakmem_version \"%s\"", a->hakmem_version);

@@ -48,13 +48,14 @@ bool hak_tc_block_valid(const hak_heap* h, unsigned cls, const hak_block* b) {
   /* The heap's free map names the slab of most blocks of its own; else the registry. */
   uintptr_t unit = a >> HAK_FC_SHIFT;
   unsigned i = (unsigned)unit & (HAK_FC_SIZE - 1);
+  const hak_slab* s;
   if (h->fc_unit[i] == unit) {
-    const hak_slab* s = h->fc_slab[i];
-    return s->cls == cls && hak_slab_is_block(s, a) && b->key == hak_free_mark(b);
+    s = h->fc_slab[i];
+  } else {
+    hak_segment* seg = hak_registry_lookup(a);
+    if (seg == NULL || seg->kind == HAK_SEG_LARGE || a < (uintptr_t)seg + HAK_SEG_HDR) return false;
+    if (hak_load_relaxed(&seg->heap) != h) return false;
+    s = hak_slab_of(seg, a);
   }
-  hak_segment* seg = hak_registry_lookup(a);
-  if (seg == NULL || seg->kind == HAK_SEG_LARGE || a < (uintptr_t)seg + HAK_SEG_HDR) return false;
-  if (hak_load_relaxed(&seg->heap) != h) return false;
-  const hak_slab* s = hak_slab_of(seg, a);
   return s->cls == cls && hak_slab_is_block(s, a) && b->key == hak_free_mark(b);
 }

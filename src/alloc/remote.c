@@ -80,8 +80,7 @@ uint32_t hak_remote_drain(hak_slab* s) {
   while (b) {
     hak_block* next = HAK_DEC(b, b->next);
     /* Every block of the stack is a free block of s (integrity.c). */
-    if (HAK_UNLIKELY(b->key != hak_free_mark(b))) hak_mark_corrupt("free", b, s->cls);
-    if (HAK_UNLIKELY(!hak_slab_link_valid(s, next))) hak_list_corrupt("free", b, s->cls, next);
+    hak_slab_check_free(s, b, next, "free");
     b->next = HAK_ENC(b, s->free);
     s->free = b;
     n++;

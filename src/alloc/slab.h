@@ -26,6 +26,12 @@ HAK_INLINE bool hak_slab_is_block(const hak_slab* s, uintptr_t a) {
 HAK_INLINE bool hak_slab_link_valid(const hak_slab* s, const hak_block* n) {
   return n == NULL || (hak_link_plausible(n) && hak_slab_is_block(s, (uintptr_t)n));
 }
+/* Free block b of s, taken off s's free or remote list, links to n: it must carry its
+ * mark and n must be followable, else the program stops naming b (integrity.c). */
+HAK_INLINE void hak_slab_check_free(const hak_slab* s, const hak_block* b, const hak_block* n, const char* fn) {
+  if (HAK_UNLIKELY(b->key != hak_free_mark(b))) hak_mark_corrupt(fn, b, s->cls);
+  if (HAK_UNLIKELY(!hak_slab_link_valid(s, n))) hak_list_corrupt(fn, b, s->cls, n);
+}
 /* The owner moves s's bump pointer (and the `handed` mirror its fast path reads). */
 HAK_INLINE void hak_slab_set_bump(hak_slab* s, uint8_t* bump) {
   s->handed = (uintptr_t)(bump - s->start);

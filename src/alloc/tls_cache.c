@@ -271,8 +271,7 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
     while (got + took < want && s->free) {
       hak_block* b = s->free;
       hak_block* n = HAK_DEC(b, b->next);
-      if (HAK_UNLIKELY(b->key != hak_free_mark(b))) hak_mark_corrupt("malloc", b, cls);
-      if (HAK_UNLIKELY(!hak_slab_link_valid(s, n))) hak_list_corrupt("malloc", b, cls, n);
+      hak_slab_check_free(s, b, n, "malloc");
       s->free = n;
       s->nfree--;
       if (big) take_released(b, bsize);

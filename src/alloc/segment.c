@@ -86,6 +86,14 @@ static void segment_guard(hak_segment* seg, size_t size) {
   if (SEG_GUARD && !hak_prim_guard((uint8_t*)seg + size - SEG_GUARD, SEG_GUARD)) HAK_OS_COUNT(os_failures, 1);
 }
 
+/* Put seg at the head of the cache list (the cache's lock held). */
+static void cache_push_locked(hak_segment* seg) {
+  seg->prev = NULL;
+  seg->next = seg_cache;
+  if (seg_cache) seg_cache->prev = seg;
+  seg_cache = seg;
+}
+
 /* A cached segment of exactly `size` bytes, else the smallest larger one cut down to
  * size (its tail chunks unmapped), else NULL. */
 static hak_segment* cache_take(size_t size) {
@@ -112,10 +120,17 @@ static hak_segment* cache_take(size_t size) {
       best->size = size;
       segment_guard(best, size);
     } else {
-      /* Refused: the segment keeps its tail (a bigger segment serves a smaller kind). */
+      /* Refused: the segment goes back to the cache whole and the caller maps a new
+       * one (handed out at `size`, its tail would be mapped and registered but no
+       * longer part of any segment's size). */
       hak_registry_set((uint8_t*)best + size, extra, best);
       HAK_OS_COUNT(os_failures, 1);
-      HAK_OS_COUNT(bytes_cached, -(int64_t)extra);
+      hak_lock_take(&seg_cache_lock);
+      seg_cache_bytes += best->size;
+      if (!best->fresh) atomic_fetch_add(&seg_cache_dirty, best->size);
+      cache_push_locked(best);
+      hak_lock_release(&seg_cache_lock);
+      return NULL;
     }
   }
   return best;
@@ -220,10 +235,7 @@ static void segment_release(hak_segment* seg, bool by_owner) {
     }
     seg->fresh = decommit;
     if (!decommit) atomic_fetch_add(&seg_cache_dirty, seg->size);
-    seg->prev = NULL;
-    seg->next = seg_cache;
-    if (seg_cache) seg_cache->prev = seg;
-    seg_cache = seg;
+    cache_push_locked(seg);
     size_t size = seg->size;      /* seg may be taken and reused once the lock is gone */
     hak_lock_release(&seg_cache_lock);
     HAK_OS_COUNT(bytes_cached, (int64_t)size);
@@ -275,10 +287,7 @@ size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
     seg = old;
     old = old->next;
     if (!seg->fresh) atomic_fetch_add(&seg_cache_dirty, seg->size);   /* refused: still dirty */
-    seg->prev = NULL;
-    seg->next = seg_cache;
-    if (seg_cache) seg_cache->prev = seg;
-    seg_cache = seg;
+    cache_push_locked(seg);
   }
   hak_lock_release(&seg_cache_lock);
   return bytes;

@@ -545,6 +545,43 @@ static void test_refused_mremap_large_realloc(void) {
   hak_prim_set_ops(NULL);
 }
 
+/* A smaller segment cut from a bigger cached one, the tail's munmap refused: the bigger
+ * segment stays in the cache whole (handed out cut, its tail was mapped and registered
+ * but part of no segment) and the request gets a new segment. In a child of a process
+ * that has not allocated yet, so that the cache holds nothing of the size asked for. */
+static void *pool_thread(void* arg) {
+  (void)arg;
+  void* p = hak_malloc(1000000);             /* the 1 MiB class: a 10 MiB pool segment */
+  fill(p, 1000000, 7);
+  hak_free(p);
+  return NULL;                               /* its exit puts the segment in the cache */
+}
+static void refused_cut_child(const void* arg) {
+  (void)arg;
+  pthread_t t;
+  pthread_create(&t, NULL, pool_thread, NULL);
+  pthread_join(t, NULL);
+  hooks_on();
+  hak_stats a = stats();
+  atomic_store(&refuse_unmap, 1);
+  void* q = hak_malloc(5000);                /* the first mid block: a 4 MiB segment */
+  disarm();
+  hak_stats b = stats();
+  CHECK_MSG(atomic_load(&unmaps_refused) > 0, "no cut was tried (the cache held %llu bytes)",
+            (unsigned long long)a.bytes_cached);
+  CHECK(q != NULL);
+  if (q) { fill(q, 5000, 3); CHECK(intact(q, 5000, 3)); }
+  CHECK_MSG(b.bytes_cached == a.bytes_cached, "bytes_cached %llu -> %llu: the cut segment left the cache",
+            (unsigned long long)a.bytes_cached, (unsigned long long)b.bytes_cached);
+  CHECK_MSG(b.os_failures == a.os_failures + 1, "os_failures %llu -> %llu", (unsigned long long)a.os_failures,
+            (unsigned long long)b.os_failures);
+  hak_free(q);
+  hak_prim_set_ops(NULL);
+}
+static void test_refused_cut_keeps_the_cached_segment(void) {
+  in_child(refused_cut_child, NULL, "refused cut");
+}
+
 /* A refused munmap: counted, and the mapping the kernel kept is still held. */
 static void test_refused_munmap_counted(void) {
   hooks_on();
@@ -801,6 +838,7 @@ int main(int argc, char** argv) {
   /* The children forked by these two must find hakmem untouched: they run first. */
   HT_RUN(test_mmap_fails_at_every_entry_point);
   HT_RUN(test_mmap_fails_for_the_first_block_of_each_tier);
+  HT_RUN(test_refused_cut_keeps_the_cached_segment);
   HT_RUN(test_pmu_fails_to_open);
   HT_RUN(test_proc_unreadable);
   HT_RUN(test_pmu_env_variants_fail_to_open);

@@ -138,4 +138,31 @@ static HT_UNUSED int ht_report(void) {
   return (ht_failed == 0 && ht_passed > 0) ? 0 : 1;
 }
 
+/* ---- the process seen from /proc (Linux) ---- */
+
+/* A field of /proc/self/status in KiB (VmSize, VmRSS); -1 when unreadable. */
+static HT_UNUSED long ht_status_kib(const char* field) {
+  FILE* f = fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long v = -1;
+  size_t n = strlen(field);
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, field, n) == 0 && line[n] == ':') { v = atol(line + n + 1); break; }
+  }
+  fclose(f);
+  return v;
+}
+
+/* Lines of /proc/self/maps: the process's mappings; -1 when unreadable. */
+static HT_UNUSED long ht_map_count(void) {
+  FILE* f = fopen("/proc/self/maps", "r");
+  if (!f) return -1;
+  long n = 0;
+  int c;
+  while ((c = fgetc(f)) != EOF) n += c == '\n';
+  fclose(f);
+  return n;
+}
+
 #endif /* HAK_TEST_H */

@@ -39,36 +39,11 @@ static hak_stats stats(void) {
   return st;
 }
 
-/* Lines of /proc/self/maps: the process's mappings. */
-static long map_count(void) {
-  FILE* f = fopen("/proc/self/maps", "r");
-  if (!f) return -1;
-  long n = 0;
-  int c;
-  while ((c = fgetc(f)) != EOF) n += c == '\n';
-  fclose(f);
-  return n;
-}
-
 static long max_map_count(void) {
   FILE* f = fopen("/proc/sys/vm/max_map_count", "r");
   long n = 65530;
   if (f) { if (fscanf(f, "%ld", &n) != 1) n = 65530; fclose(f); }
   return n;
-}
-
-/* A field of /proc/self/status in KiB (VmSize, VmRSS). */
-static long status_kib(const char* field) {
-  FILE* f = fopen("/proc/self/status", "r");
-  if (!f) return -1;
-  char line[256];
-  long v = -1;
-  size_t n = strlen(field);
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, field, n) == 0 && line[n] == ':') { v = atol(line + n + 1); break; }
-  }
-  fclose(f);
-  return v;
 }
 
 static void fill(unsigned char* p, size_t n, unsigned seed) {
@@ -92,13 +67,13 @@ static void test_many_aligned_blocks_share_mappings(void) {
     blk_align[i] = i < N8K ? 8192 : i < N8K + NMIX ? mix[i % 3] : big[i % 4];
   }
   long limit = max_map_count();
-  long maps_before = map_count();
+  long maps_before = ht_map_count();
   long vm_after[ROUNDS], rss_after[ROUNDS], rss_peak_growth = 0;
   uint64_t held_after[ROUNDS];
   uint32_t ace_after[ROUNDS];
   long bad_align = 0, bad_data = 0, fails = 0, maps_peak = 0;
   for (int r = 0; r < ROUNDS; r++) {
-    long rss0 = status_kib("VmRSS");
+    long rss0 = ht_status_kib("VmRSS");
     for (size_t i = 0; i < n; i++) {
       void* p = NULL;
       int e = (i % 3 == 0) ? hak_posix_memalign(&p, blk_align[i], 100)
@@ -109,9 +84,9 @@ static void test_many_aligned_blocks_share_mappings(void) {
       blk[i] = p;
       fill(blk[i], 100, (unsigned)(i + (size_t)r));
     }
-    long maps = map_count();
+    long maps = ht_map_count();
     if (maps > maps_peak) maps_peak = maps;
-    long growth = status_kib("VmRSS") - rss0;
+    long growth = ht_status_kib("VmRSS") - rss0;
     if (growth > rss_peak_growth) rss_peak_growth = growth;
     for (size_t i = 0; i < n; i++) {
       if (!blk[i]) continue;
@@ -120,13 +95,13 @@ static void test_many_aligned_blocks_share_mappings(void) {
       hak_free(blk[i]);
     }
     hak_thread_flush();
-    vm_after[r] = status_kib("VmSize");
+    vm_after[r] = ht_status_kib("VmSize");
     hak_stats st = stats();
     held_after[r] = st.bytes_held;
     ace_after[r] = st.ace;
     /* RSS less what hakmem reports it keeps resident for reuse (cached segments a
      * program that reuses them may keep: the segment cache's allowance) */
-    rss_after[r] = status_kib("VmRSS") - (long)(st.bytes_unused_resident >> 10);
+    rss_after[r] = ht_status_kib("VmRSS") - (long)(st.bytes_unused_resident >> 10);
   }
   CHECK_EQ(fails, 0);
   CHECK_EQ(bad_align, 0);

@@ -39,19 +39,6 @@ static hak_stats stats(void) {
   return st;
 }
 
-static long status_kib(const char* field) {
-  FILE* f = fopen("/proc/self/status", "r");
-  if (!f) return -1;
-  char line[256];
-  long v = -1;
-  size_t n = strlen(field);
-  while (fgets(line, sizeof line, f)) {
-    if (strncmp(line, field, n) == 0 && line[n] == ':') { v = atol(line + n + 1); break; }
-  }
-  fclose(f);
-  return v;
-}
-
 static void fill(unsigned char* p, size_t n, unsigned seed) {
   for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(seed * 131u + i);
 }
@@ -110,14 +97,14 @@ static void test_first_malloc_in_last_tsd_round_is_torn_down(void) {
   hak_stats a = s0;
   long vm0 = 0;
   for (int i = 0; i < LATE_THREADS; i++) {
-    if (i == 50) { a = stats(); vm0 = status_kib("VmSize"); }
+    if (i == 50) { a = stats(); vm0 = ht_status_kib("VmSize"); }
     late_index = i;
     pthread_t t;
     if (pthread_create(&t, NULL, late_thread, NULL) != 0) { CHECK(0); break; }
     pthread_join(t, NULL);
   }
   hak_stats b = stats();
-  long vm1 = status_kib("VmSize");
+  long vm1 = ht_status_kib("VmSize");
   CHECK_EQ(atomic_load(&late_round4), LATE_THREADS);
   CHECK_EQ(atomic_load(&late_bad), 0);
   long live_a = (long)(a.threads_started - a.threads_ended);
@@ -201,23 +188,23 @@ static void* freer(void* arg) {
 static void test_exited_threads_blocks_freed_by_idle_thread_are_given_back(void) {
   hak_trim();
   hak_stats a = stats();
-  long rss0 = status_kib("VmRSS");
+  long rss0 = ht_status_kib("VmRSS");
   handoff = malloc(sizeof *handoff * (HANDOFF_BYTES / 48 + 1));   /* glibc's, not counted */
   pthread_t ta, tb;
   pthread_create(&ta, NULL, producer, NULL);
   pthread_join(ta, NULL);
   hak_stats b = stats();
-  long rss1 = status_kib("VmRSS");
+  long rss1 = ht_status_kib("VmRSS");
   pthread_create(&tb, NULL, freer, NULL);
   pthread_mutex_lock(&idle_mu);
   while (idle_phase != 1) pthread_cond_wait(&idle_cv, &idle_mu);
   pthread_mutex_unlock(&idle_mu);
   /* B has freed everything and idles. */
   hak_stats c = stats();
-  long rss2 = status_kib("VmRSS");
+  long rss2 = ht_status_kib("VmRSS");
   hak_trim();
   hak_stats d = stats();
-  long rss3 = status_kib("VmRSS");
+  long rss3 = ht_status_kib("VmRSS");
   pthread_mutex_lock(&idle_mu);
   idle_phase = 2;
   pthread_cond_broadcast(&idle_cv);

@@ -20,19 +20,6 @@ static size_t append(char* buf, size_t n, size_t cap, const char* s) {
   return n;
 }
 
-void hak_fatal(const char* fn, const char* what, const void* p) {
-  char buf[256];
-  size_t n = append(buf, 0, sizeof buf - 24, "hakmem: ");
-  n = append(buf, n, sizeof buf - 24, fn);
-  n = append(buf, n, sizeof buf - 24, "(): ");
-  n = append(buf, n, sizeof buf - 24, what);
-  buf[n++] = ' ';
-  n += fmt_hex(buf + n, (uintptr_t)p);
-  buf[n++] = '\n';
-  hak_write_err(buf, n);
-  abort();
-}
-
 static size_t fmt_dec(char* out, uint64_t v) {
   char tmp[20]; size_t n = 0;
   do { tmp[n++] = (char)('0' + v % 10); v /= 10; } while (v);
@@ -41,14 +28,29 @@ static size_t fmt_dec(char* out, uint64_t v) {
   return k;
 }
 
+/* "hakmem: FN(): WHAT" into buf, at most cap bytes; returns the length. */
+static size_t fatal_prefix(char* buf, size_t cap, const char* fn, const char* what) {
+  size_t n = append(buf, 0, cap, "hakmem: ");
+  n = append(buf, n, cap, fn);
+  n = append(buf, n, cap, "(): ");
+  return append(buf, n, cap, what);
+}
+
+void hak_fatal(const char* fn, const char* what, const void* p) {
+  char buf[256];
+  size_t n = fatal_prefix(buf, sizeof buf - 24, fn, what);
+  buf[n++] = ' ';
+  n += fmt_hex(buf + n, (uintptr_t)p);
+  buf[n++] = '\n';
+  hak_write_err(buf, n);
+  abort();
+}
+
 void hak_fatal_block(const char* fn, const char* what, const void* block, size_t size, const char* link_label,
                      uintptr_t link) {
   char buf[384];
   const size_t cap = sizeof buf - 64;   /* room for the numbers after the last label */
-  size_t n = append(buf, 0, cap, "hakmem: ");
-  n = append(buf, n, cap, fn);
-  n = append(buf, n, cap, "(): ");
-  n = append(buf, n, cap, what);
+  size_t n = fatal_prefix(buf, cap, fn, what);
   n = append(buf, n, cap, ": free block ");
   n += fmt_hex(buf + n, (uintptr_t)block);
   n = append(buf, n, cap, " of size ");
@@ -71,9 +73,7 @@ void hak_assert_fail(const char* expr, const char* file, int line) {
   n = append(buf, n, sizeof buf - 40, " at ");
   n = append(buf, n, sizeof buf - 40, file);
   n = append(buf, n, sizeof buf - 40, ":");
-  char num[16]; size_t k = 0; unsigned v = (unsigned)line;
-  do { num[k++] = (char)('0' + v % 10); v /= 10; } while (v);
-  while (k) buf[n++] = num[--k];
+  n += fmt_dec(buf + n, (unsigned)line);
   buf[n++] = '\n';
   hak_write_err(buf, n);
   abort();

@@ -169,6 +169,7 @@ typedef struct hak_cls_counters {
 
 typedef struct hak_heap_counters {
   uint64_t slabs_new, segs_new, segs_adopted;
+  uint64_t seg_taken_at;   /* when this heap last set up or adopted a segment (hak_prim_now_ns) */
 } hak_heap_counters;
 
 /* What a realloc (or hak_expand) did: one per-thread counter each, in this order the

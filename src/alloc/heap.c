@@ -293,6 +293,7 @@ static void adopt_segment(hak_heap* h, hak_segment* seg) {
     hak_slab_list_push(h, s, has_local ? HAK_SLAB_PARTIAL : HAK_SLAB_FULL);
   }
   h->ctr.segs_adopted++;
+  h->ctr.seg_taken_at = hak_prim_now_ns();
 }
 
 hak_segment* hak_heap_adopt(hak_heap* h, unsigned kind, unsigned cls) {

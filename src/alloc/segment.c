@@ -188,6 +188,7 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
   hak_store_relaxed(&seg->state, HAK_SEGST_OWNED);
   hak_store_release(&seg->heap, heap);
   heap->ctr.segs_new++;
+  heap->ctr.seg_taken_at = now;
   return seg;
 }
 
@@ -201,11 +202,13 @@ static size_t slabs_bytes(const hak_segment* seg, uint32_t mask) {
   return bytes;
 }
 
-/* by_owner: released by the heap that used it (a thread giving back its empty
- * segments, at its exit too), which may keep what the program recently reused resident;
- * else an abandoned segment emptied by other threads' frees: its owner is gone and no
- * one is about to reuse it, so only the floor applies. */
-static void segment_release(hak_segment* seg, bool by_owner) {
+/* reuse_likely: released by the heap that used it (a thread giving back its empty
+ * segments, at its exit too), or an abandoned segment emptied by a thread that is itself
+ * setting up or adopting segments (a successor taking over a lane of blocks: larson's threads): the
+ * cache may keep what the program recently reused resident. Else (an abandoned segment
+ * emptied by a thread that only frees, or by the scavenger) no one is about to reuse it
+ * and only the floor applies. */
+static void segment_release(hak_segment* seg, bool reuse_likely) {
   HAK_ASSERT(seg->used_slabs == 0 && seg->next == NULL && seg->prev == NULL && seg->linked == NULL);
   HAK_OS_COUNT(unused_dirty_bytes[seg->kind], -(int64_t)slabs_bytes(seg, seg->dirty_free & seg->free_slabs));
   seg->dirty_free = 0;
@@ -218,7 +221,7 @@ static void segment_release(hak_segment* seg, bool by_owner) {
      * hak_segment_cache_purge decommits what stays unused for the purge delay; past the
      * dirty allowance the segment is decommitted before it becomes visible. */
     uint64_t now = hak_prim_now_ns();
-    size_t allowance = by_owner ? dirty_allowance(now) : (size_t)HAK_KNOB(segment_cache_dirty_bytes);
+    size_t allowance = reuse_likely ? dirty_allowance(now) : (size_t)HAK_KNOB(segment_cache_dirty_bytes);
     bool decommit = hak_load_relaxed(&seg_cache_dirty) + seg->size > allowance;
     seg->cached_at = now;
     seg_cache_bytes += seg->size;
@@ -252,7 +255,11 @@ static void segment_release(hak_segment* seg, bool by_owner) {
 }
 
 void hak_segment_release(hak_segment* seg) { segment_release(seg, true); }
-void hak_segment_release_abandoned(hak_segment* seg) { segment_release(seg, false); }
+void hak_segment_release_abandoned(hak_segment* seg) {
+  hak_heap* h = hak_tls_heap;
+  bool taking = h->ctr.seg_taken_at && hak_prim_now_ns() - h->ctr.seg_taken_at < HAK_KNOB(purge_delay_ns);
+  segment_release(seg, taking);
+}
 
 size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
   if (hak_load_relaxed(&seg_cache_dirty) == 0) return 0;

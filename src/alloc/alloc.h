@@ -65,12 +65,13 @@ typedef struct hak_slab {
   /* read by every free */
   uint8_t*            start;    /* block 0 */
   _Atomic(uint8_t*)   bump;     /* first never-handed-out block (grows only) */
-  uint64_t            divmagic; /* UINT64_MAX / bsize + 1: off is a multiple of bsize iff
-                                   off * divmagic < divmagic (off < 2^32; Lemire et al.) */
-  uintptr_t           handed;   /* bump - start, for the owner's free fast path: written
-                                   with bump under the heap's lock; read by the owner only
-                                   (no other thread frees into a slab whose blocks are
-                                   all home, the only time a scavenger writes it) */
+  uint64_t            divmagic; /* floor(2^64 / bsize) + 1 (slab.h: hak_slab_divmagic) */
+  uintptr_t           handed;   /* (bump - start) * divmagic: off * divmagic < handed iff
+                                   off is a block that was handed out (slab.h), for the
+                                   owner's free fast path: written with bump under the
+                                   heap's lock; read by the owner only (no other thread
+                                   frees into a slab whose blocks are all home, the only
+                                   time a scavenger writes it) */
   struct hak_tcache*  tc;       /* the owner's TLS list of cls: set by the owner when it
                                    gives the slab a class and when it enters the slab in its
                                    free map (a new owner after adoption) */

@@ -66,8 +66,8 @@ HAK_INLINE void* hak_malloc_fast(size_t size) {
 }
 
 /* The heap's free map (alloc.h) names the slab of p when a segment of this heap holds p;
- * the block-start test then proves p is a block the slab handed out (no multiply by the
- * size: one by a per-slab magic), the key that it is not free already. */
+ * one multiply by a per-slab magic and one compare then prove p is the start of a block
+ * the slab has handed out (slab.h), the key that it is not free already. */
 HAK_INLINE void hak_free_fast(void* p) {
   uintptr_t a = (uintptr_t)p;
   hak_heap* h = hak_tls_heap;
@@ -77,8 +77,7 @@ HAK_INLINE void hak_free_fast(void* p) {
     hak_slab* s = h->fc_slab[i];
     uintptr_t off = a - (uintptr_t)s->start;
     hak_block* b = (hak_block*)p;
-    if (HAK_LIKELY(off < s->handed && hak_slab_off_is_block(s, off) &&
-                   b->key != hak_free_mark(b))) {
+    if (HAK_LIKELY(off * s->divmagic < s->handed && b->key != hak_free_mark(b))) {
       hak_tcache* tc = s->tc;
       /* Full: room goes below 0 and the slow path flushes, which recounts it. */
       if (HAK_LIKELY(--tc->room >= 0)) {

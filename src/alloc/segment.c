@@ -327,7 +327,7 @@ hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   HAK_ASSERT(cap >= 1);
   s->cls = (uint16_t)cls;
   s->bsize = bsize;
-  s->divmagic = UINT64_MAX / bsize + 1;
+  s->divmagic = hak_slab_divmagic(bsize);
   s->tc = &hak_load_relaxed(&seg->heap)->tc[cls];   /* the owner takes slabs */
   s->end = s->start + cap * bsize;
   s->free = NULL; s->nfree = 0; s->used = 0;

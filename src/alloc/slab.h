@@ -11,7 +11,20 @@
 HAK_INLINE hak_slab* hak_slab_of(hak_segment* seg, uintptr_t a) {
   return &seg->slabs[(a - (uintptr_t)seg) >> seg->slab_shift];
 }
-/* True when off (< 2^32) is a multiple of s's block size: one multiply, no divide. */
+/* Block tests with one multiply (no divide). With d = bsize, m = floor(2^64 / d) + 1 and
+ * E = d * m mod 2^64 = d - (2^64 mod d), which lies in [1, d]: an offset off = q*d + r
+ * (0 <= r < d) from block 0 gives off * m mod 2^64 = q*E + r*m exactly, with no
+ * wrap-around, as long as (q + 1) * E < m, i.e. roughly off + d < 2^64 / d (slabs are
+ * at most a few MiB, d at most 1 MiB: off * d < 2^45). So
+ *   - off is a block start   iff  off * m < m        (q*E stays below m; r >= 1 gives >= m)
+ *   - ... one of the first n iff  off * m < n * E    (= (n*d) * m: `handed`)
+ * An address a little below block 0 (the header page before slab 0, a pool slab's
+ * alignment gap; a "negative" off) gives 2^64 - (its distance * m) > m: never a block.
+ * d a power of two has 2^64 mod d = 0: m is 2^64/d + 1 there, so that E = d, not 0. */
+HAK_INLINE uint64_t hak_slab_divmagic(uint32_t bsize) {
+  return UINT64_MAX / bsize + 1 + ((bsize & (bsize - 1)) == 0);
+}
+/* True when off (within the slab's span) is a multiple of s's block size. */
 HAK_INLINE bool hak_slab_off_is_block(const hak_slab* s, uintptr_t off) {
   return off * s->divmagic < s->divmagic;
 }
@@ -34,7 +47,7 @@ HAK_INLINE void hak_slab_check_free(const hak_slab* s, const hak_block* b, const
 }
 /* The owner moves s's bump pointer (and the `handed` mirror its fast path reads). */
 HAK_INLINE void hak_slab_set_bump(hak_slab* s, uint8_t* bump) {
-  s->handed = (uintptr_t)(bump - s->start);
+  s->handed = (uintptr_t)(bump - s->start) * s->divmagic;   /* blocks handed out * E */
   hak_store_release(&s->bump, bump);
 }
 /* The segment whose header holds slab s. */

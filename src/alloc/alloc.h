@@ -404,10 +404,11 @@ HAK_HIDDEN HAK_NORETURN HAK_COLD void hak_list_corrupt(const char* fn, const voi
                                                        const void* link);
 /* Free block `block` (class cls) lost its free mark: something wrote over it. */
 HAK_HIDDEN HAK_NORETURN HAK_COLD void hak_mark_corrupt(const char* fn, const void* block, unsigned cls);
-/* True when b is a free block that may sit in h's TLS list of class cls: a block start
- * of a slab of that class in a segment h owns, carrying its free mark (h's owner or
- * lock holder only). */
-HAK_HIDDEN bool hak_tc_block_valid(const hak_heap* h, unsigned cls, const hak_block* b);
+/* The slab of b when b is a free block that may sit in h's TLS list of class cls: a
+ * block start of a slab of that class in a segment h owns, carrying its free mark; else
+ * NULL (h's owner or lock holder only). hak_tc_block_slab (slab.h) tries the heap's
+ * free map inline and calls this for the rest (the registry). */
+HAK_HIDDEN hak_slab* hak_tc_block_slab_slow(const hak_heap* h, unsigned cls, const hak_block* b);
 
 /* ---- tls_cache.c: refill and flush between TLS lists and slabs ---------------- */
 HAK_HIDDEN void* hak_tcache_refill(hak_heap* h, unsigned cls);

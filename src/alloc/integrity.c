@@ -42,20 +42,12 @@ void hak_mark_corrupt(const char* fn, const void* block, unsigned cls) {
                   hak_cls_size[cls], NULL, 0);
 }
 
-bool hak_tc_block_valid(const hak_heap* h, unsigned cls, const hak_block* b) {
+hak_slab* hak_tc_block_slab_slow(const hak_heap* h, unsigned cls, const hak_block* b) {
   uintptr_t a = (uintptr_t)b;
-  if (!hak_link_plausible(b) || b == NULL) return false;
-  /* The heap's free map names the slab of most blocks of its own; else the registry. */
-  uintptr_t unit = a >> HAK_FC_SHIFT;
-  unsigned i = (unsigned)unit & (HAK_FC_SIZE - 1);
-  const hak_slab* s;
-  if (h->fc_unit[i] == unit) {
-    s = h->fc_slab[i];
-  } else {
-    hak_segment* seg = hak_registry_lookup(a);
-    if (seg == NULL || seg->kind == HAK_SEG_LARGE || a < (uintptr_t)seg + HAK_SEG_HDR) return false;
-    if (hak_load_relaxed(&seg->heap) != h) return false;
-    s = hak_slab_of(seg, a);
-  }
-  return s->cls == cls && hak_slab_is_block(s, a) && b->key == hak_free_mark(b);
+  if (!hak_link_plausible(b) || b == NULL) return NULL;
+  hak_segment* seg = hak_registry_lookup(a);
+  if (seg == NULL || seg->kind == HAK_SEG_LARGE || a < (uintptr_t)seg + HAK_SEG_HDR) return NULL;
+  if (hak_load_relaxed(&seg->heap) != h) return NULL;
+  hak_slab* s = hak_slab_of(seg, a);
+  return s->cls == cls && hak_slab_is_block(s, a) && b->key == hak_free_mark(b) ? s : NULL;
 }

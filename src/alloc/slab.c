@@ -52,13 +52,7 @@ bool hak_slab_release(hak_heap* h, hak_slab* s) {
   return false;
 }
 
-void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
-  s->pages_clean = false;
-  b->key = hak_free_mark(b);
-  b->next = HAK_ENC(b, s->free);
-  s->free = b;
-  s->nfree++;
-  s->used--;
+void hak_slab_return_local_slow(hak_heap* h, hak_slab* s) {
   if (s->state == HAK_SLAB_FULL) {
     hak_slab_list_remove(h, s);
     hak_slab_list_push(h, s, HAK_SLAB_PARTIAL);

@@ -45,6 +45,23 @@ HAK_INLINE void hak_slab_check_free(const hak_slab* s, const hak_block* b, const
   if (HAK_UNLIKELY(b->key != hak_free_mark(b))) hak_mark_corrupt(fn, b, s->cls);
   if (HAK_UNLIKELY(!hak_slab_link_valid(s, n))) hak_list_corrupt(fn, b, s->cls, n);
 }
+/* The slab of b, a block that may sit in h's TLS list of class cls, or NULL when it
+ * is not one (alloc.h: hak_tc_block_slab_slow). The free map names the slab of most of
+ * a heap's blocks; what it names is h's own and handed-out blocks lie below `handed`. */
+HAK_INLINE hak_slab* hak_tc_block_slab(const hak_heap* h, unsigned cls, const hak_block* b) {
+  uintptr_t a = (uintptr_t)b;
+  uintptr_t unit = a >> HAK_FC_SHIFT;
+  unsigned i = (unsigned)unit & (HAK_FC_SIZE - 1);
+  if (HAK_LIKELY(h->fc_unit[i] == unit)) {
+    hak_slab* s = h->fc_slab[i];
+    bool ok = s->cls == cls && (a - (uintptr_t)s->start) * s->divmagic < s->handed && b->key == hak_free_mark(b);
+    return ok ? s : NULL;
+  }
+  return hak_tc_block_slab_slow(h, cls, b);
+}
+HAK_INLINE bool hak_tc_block_valid(const hak_heap* h, unsigned cls, const hak_block* b) {
+  return hak_tc_block_slab(h, cls, b) != NULL;
+}
 /* The owner moves s's bump pointer (and the `handed` mirror its fast path reads). */
 HAK_INLINE void hak_slab_set_bump(hak_slab* s, uint8_t* bump) {
   s->handed = (uintptr_t)(bump - s->start) * s->divmagic;   /* blocks handed out * E */
@@ -63,8 +80,18 @@ HAK_INLINE bool hak_slab_has_local(const hak_slab* s) {
 HAK_HIDDEN void hak_slab_list_remove(hak_heap* h, hak_slab* s);
 /* Put s at the head of its heap's list for `state` (partial or full). */
 HAK_HIDDEN void hak_slab_list_push(hak_heap* h, hak_slab* s, uint8_t state);
-/* Block b of s comes home (from a TLS list); s may go back to its segment. */
-HAK_HIDDEN void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b);
+/* A full slab that gets a block back moves to the partial list; an empty one may go
+ * back to its segment (slab.c). */
+HAK_HIDDEN void hak_slab_return_local_slow(hak_heap* h, hak_slab* s);
+/* Block b of s comes home (from a TLS list: it carries its free mark already). */
+HAK_INLINE void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
+  s->pages_clean = false;
+  b->next = HAK_ENC(b, s->free);
+  s->free = b;
+  s->nfree++;
+  s->used--;
+  if (HAK_UNLIKELY(s->state == HAK_SLAB_FULL || s->used == 0)) hak_slab_return_local_slow(h, s);
+}
 /* Give an empty slab back to its segment unless it is its class's only partial slab
  * (kept against map/unmap churn); true when that released the segment too. */
 HAK_HIDDEN bool hak_slab_maybe_release(hak_heap* h, hak_slab* s);

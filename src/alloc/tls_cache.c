@@ -348,19 +348,24 @@ static void flush_locked(hak_heap* h, unsigned cls, uint32_t keep) {
     b = HAK_DEC(b, b->next);
     if (HAK_UNLIKELY(!hak_link_plausible(b))) hak_list_corrupt("free", prev, cls, b);
   }
-  if (b && HAK_UNLIKELY(!hak_tc_block_valid(h, cls, b))) {
+  hak_slab* s = b ? hak_tc_block_slab(h, cls, b) : NULL;
+  if (b && HAK_UNLIKELY(s == NULL)) {
     if (prev) hak_list_corrupt("free", prev, cls, b);
     hak_mark_corrupt("free", b, cls);      /* the head: pushed by a free, then written over */
   }
   if (prev) prev->next = HAK_ENC(prev, NULL); else tc->head = NULL;
   tc->room = (int32_t)tc->cap - (int32_t)kept;
+  uint64_t flushed = 0;
   while (b) {
+    /* b is checked (s is its slab); its link is checked before it is followed. */
     hak_block* next = HAK_DEC(b, b->next);
-    if (next && HAK_UNLIKELY(!hak_tc_block_valid(h, cls, next))) hak_list_corrupt("free", b, cls, next);
-    hak_segment* seg = hak_registry_lookup((uintptr_t)b);
-    hak_slab_return_local(h, hak_slab_of(seg, (uintptr_t)b), b);
-    h->cc[cls].flushed++;
+    hak_slab* ns = NULL;
+    if (next && HAK_UNLIKELY((ns = hak_tc_block_slab(h, cls, next)) == NULL)) hak_list_corrupt("free", b, cls, next);
+    hak_slab_return_local(h, s, b);
+    flushed++;
     HAK_DBG(h, FLUSH_TO_SLAB);
     b = next;
+    s = ns;
   }
+  h->cc[cls].flushed += flushed;
 }

@@ -212,22 +212,32 @@ typedef struct hak_copy_samples {
 #define HAK_FC_SIZE  1024     /* 64 MiB of slabs; 16 KiB of the heap */
 #define HAK_FC_EMPTY(i) ((uintptr_t)(i) + 1)
 
-/* Cross-thread frees waiting to be pushed together: a chain of blocks of one slab of
- * another heap (they still count in that slab's `used`, so the slab stays). Pushed with
- * one compare-and-swap when it is full, when a free goes to another slab, on this
- * thread's refills and flushes, hak_thread_flush, stats collection and thread exit;
- * counted as this heap's frees when pushed (remote.c). */
+/* Cross-thread frees waiting to be pushed together: per slot, a chain of blocks of one
+ * slab of another heap (they still count in that slab's `used`, so the slab stays).
+ * Class cls uses slot cls % HAK_RB_SLOTS: each tiny class has its own, so a consumer of
+ * mixed sizes from one producer extends a chain with nearly every free (one slot for
+ * all took a compare-and-swap per block there). A slot is pushed with one
+ * compare-and-swap when it is full or a free of its class goes to another slab; all
+ * slots on this thread's refills and flushes, hak_thread_flush, stats collection and
+ * thread exit; counted as this heap's frees when pushed (remote.c). At most
+ * HAK_RB_SLOTS * (HAK_RB_MAX - 1) blocks wait. */
 #define HAK_RB_MAX 32
+#define HAK_RB_SLOTS 32
+
+typedef struct hak_rbuf {
+  struct hak_slab*  slab;       /* NULL: empty */
+  hak_block*        head;       /* chain (newest first) */
+  hak_block*        tail;
+  uint32_t          left;       /* room: HAK_RB_MAX - length */
+} hak_rbuf;
 
 typedef struct hak_heap {
   hak_spin          lock;                    /* slab and segment state of this heap (not tc) */
   hak_tcache        tc[HAK_NCLS];            /* hot: the fast path touches only this, */
   uintptr_t         fc_unit[HAK_FC_SIZE];    /* ... these two arrays */
   hak_slab*         fc_slab[HAK_FC_SIZE];
-  hak_slab*         rb_slab;                 /* remote buffer: its slab (NULL: empty), */
-  hak_block*        rb_head;                 /* chain (newest first), */
-  hak_block*        rb_tail;
-  uint32_t          rb_left;                 /* and room: HAK_RB_MAX - length */
+  uint32_t          rb_mask;                 /* remote buffer slots that hold a chain */
+  hak_rbuf          rb[HAK_RB_SLOTS];        /* remote buffer, by class % HAK_RB_SLOTS */
   hak_slab*         partial[HAK_NCLS];       /* slabs with free blocks */
   hak_slab*         full[HAK_NCLS];          /* slabs without local free blocks */
   uint16_t          batch[HAK_NCLS];         /* blocks per refill (grows to batch_max) */
@@ -419,9 +429,15 @@ HAK_HIDDEN void  hak_heap_set_caps(hak_heap* h);
 HAK_HIDDEN void     hak_remote_push(hak_slab* s, hak_block* b);
 /* Thread heap h frees b of another heap's slab s: into h's remote buffer. */
 HAK_HIDDEN void     hak_remote_buffer(hak_heap* h, hak_slab* s, hak_block* b);
-/* Push h's remote buffer to its slab (nothing when it is empty). */
+/* Push every chain of h's remote buffer to its slab (nothing when it is empty). */
 HAK_HIDDEN void     hak_remote_flush(hak_heap* h);
+/* Push remote buffer slot i's chain (not empty) to its slab's remote stack. */
+HAK_HIDDEN void     hak_remote_flush_slot(hak_heap* h, unsigned i);
 HAK_HIDDEN uint32_t hak_remote_drain(hak_slab* s);
+/* A refill's drain: up to `want` of s's remote frees are appended to the chain
+ * *first..*last (linked with HAK_ENC, *last's link left to the caller), the rest go to
+ * s's free list; returns how many the chain got (owner, under the heap's lock). */
+HAK_HIDDEN uint32_t hak_remote_drain_into(hak_slab* s, uint32_t want, hak_block** first, hak_block** last);
 
 /* ---- large.c: direct mappings with a cache sized by bytes and time ------------------ */
 HAK_HIDDEN void*  hak_large_alloc(size_t size, size_t align, bool zero);

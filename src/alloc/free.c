@@ -156,11 +156,13 @@ HAK_NOINLINE void hak_free_slow(void* p) {
   if (local) { free_local(h, s, b); return; }
   /* Another heap's slab. The common case extends the remote buffer's chain (the static
    * stand-in heaps have no chain: s is never NULL). */
-  if (HAK_LIKELY(h->rb_slab == s)) {
+  unsigned slot = s->cls % HAK_RB_SLOTS;
+  hak_rbuf* r = &h->rb[slot];
+  if (HAK_LIKELY(r->slab == s)) {
     b->key = hak_free_mark(b);
-    b->next = HAK_ENC(b, h->rb_head);
-    h->rb_head = b;
-    if (HAK_UNLIKELY(--h->rb_left == 0)) hak_remote_flush(h);
+    b->next = HAK_ENC(b, r->head);
+    r->head = b;
+    if (HAK_UNLIKELY(--r->left == 0)) hak_remote_flush_slot(h, slot);
     return;
   }
   free_remote(h, s, b);

@@ -57,7 +57,7 @@ static hak_heap* heap_struct_new(int pid, int tid) {
   else {
     size_t sz = HAK_ALIGN_UP(sizeof(hak_heap), HAK_CACHELINE);
     if (heap_bump == NULL || heap_bump + sz > heap_bump_end) {
-      size_t region = 64 * sz;
+      size_t region = (HAK_CHUNK_SIZE / sz) * sz;   /* as many as fit 2 MiB (about 60) */
       heap_bump = hak_prim_map(region);
       heap_bump_end = heap_bump ? heap_bump + region : NULL;
     }

@@ -7,9 +7,10 @@
  * the block being pushed still counts in slab->used until the owner drains it.
  *
  * A thread's heap does not push each block: it chains the blocks it frees into one slab
- * of another heap in its remote buffer (heap fields rb_*) and pushes the chain with one
- * compare-and-swap when HAK_RB_MAX blocks are waiting, when a free goes to another
- * slab, on its refills and flushes, hak_thread_flush, stats collection and at its exit.
+ * of another heap in a slot of its remote buffer (one per tiny class; alloc.h) and
+ * pushes the chain with one compare-and-swap when HAK_RB_MAX blocks are waiting, when a
+ * free of the slot's class goes to another slab, on its refills and flushes,
+ * hak_thread_flush, stats collection and at its exit.
  * Buffered blocks carry the free key (a second free of one aborts, by any thread) and
  * still count in their slab's `used`, so the slab and its segment stay while they wait;
  * they count as the heap's frees (and remote frees) once pushed. Exiting threads (no
@@ -31,18 +32,19 @@ void hak_remote_push(hak_slab* s, hak_block* b) {
   push_chain(s, b, b);
 }
 
-void hak_remote_flush(hak_heap* h) {
-  hak_slab* s = h->rb_slab;
-  if (!s) return;
-  uint32_t n = HAK_RB_MAX - h->rb_left;
+void hak_remote_flush_slot(hak_heap* h, unsigned i) {
+  hak_rbuf* r = &h->rb[i];
+  hak_slab* s = r->slab;
+  uint32_t n = HAK_RB_MAX - r->left;
   /* Everything read from s and its segment is read before the push: once the chain is
    * on the stack, the owner may drain it, give the slab back, and the segment may go. */
   unsigned cls = s->cls;
   bool abandoned = hak_load_relaxed(&hak_slab_segment(s)->state) == HAK_SEGST_ABANDONED;
-  push_chain(s, h->rb_head, h->rb_tail);
-  h->rb_slab = NULL;
-  h->rb_head = h->rb_tail = NULL;
-  h->rb_left = 0;
+  push_chain(s, r->head, r->tail);
+  r->slab = NULL;
+  r->head = r->tail = NULL;
+  r->left = 0;
+  h->rb_mask &= ~(1u << i);
   h->cc[cls].remote_out += n;
   if (abandoned) {
     /* Frees into a segment whose owner has exited stay remote frees, and every 256 of
@@ -58,20 +60,26 @@ void hak_remote_flush(hak_heap* h) {
   }
 }
 
+void hak_remote_flush(hak_heap* h) {
+  while (h->rb_mask) hak_remote_flush_slot(h, (unsigned)__builtin_ctz(h->rb_mask));
+}
+
 void hak_remote_buffer(hak_heap* h, hak_slab* s, hak_block* b) {
   b->key = hak_free_mark(b);
-  if (h->rb_slab == s) {
-    b->next = HAK_ENC(b, h->rb_head);
-    h->rb_head = b;
-    if (--h->rb_left == 0) hak_remote_flush(h);
+  unsigned i = s->cls % HAK_RB_SLOTS;
+  hak_rbuf* r = &h->rb[i];
+  if (r->slab == s) {
+    b->next = HAK_ENC(b, r->head);
+    r->head = b;
+    if (--r->left == 0) hak_remote_flush_slot(h, i);
     return;
   }
-  hak_remote_flush(h);
+  if (r->slab) hak_remote_flush_slot(h, i);
   b->next = HAK_ENC(b, NULL);
-  h->rb_slab = s;
-  h->rb_head = h->rb_tail = b;
-  h->rb_left = HAK_RB_MAX - 1;
-  if (h->rb_left == 0) hak_remote_flush(h);
+  r->slab = s;
+  r->head = r->tail = b;
+  r->left = HAK_RB_MAX - 1;
+  h->rb_mask |= 1u << i;
 }
 
 uint32_t hak_remote_drain(hak_slab* s) {
@@ -91,4 +99,29 @@ uint32_t hak_remote_drain(hak_slab* s) {
   if (n) s->pages_clean = false;
   if (n) HAK_OS_COUNT(remote_drained[s->cls], n);
   return n;
+}
+
+uint32_t hak_remote_drain_into(hak_slab* s, uint32_t want, hak_block** first, hak_block** last) {
+  hak_block* b = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
+  uint32_t n = 0, took = 0;
+  while (b) {
+    hak_block* next = HAK_DEC(b, b->next);
+    hak_slab_check_free(s, b, next, "free");   /* as hak_remote_drain */
+    if (took < want) {
+      if (*last) (*last)->next = HAK_ENC(*last, b); else *first = b;
+      *last = b;
+      took++;
+    } else {
+      b->next = HAK_ENC(b, s->free);
+      s->free = b;
+    }
+    n++;
+    b = next;
+  }
+  /* The blocks taken stay out (in `used`): from the remote stack to the TLS list. */
+  s->nfree += n - took;
+  s->used -= n - took;
+  if (n > took) s->pages_clean = false;
+  if (n) HAK_OS_COUNT(remote_drained[s->cls], n);
+  return took;
 }

@@ -35,9 +35,11 @@ HAK_INLINE bool hak_slab_is_block(const hak_slab* s, uintptr_t a) {
   return a >= (uintptr_t)s->start && a < (uintptr_t)hak_load_relaxed(&s->bump) && hak_slab_off_is_block(s, off);
 }
 /* True when n, decoded from a link of s's free or remote list, may be followed: NULL or
- * a block start s has handed out (integrity.c). */
+ * a block start s has handed out (integrity.c). The caller holds the lock under which
+ * `handed` is written (the owner's heap lock; for an abandoned segment, the abandoned
+ * list's lock, taken after its last owner wrote it): one multiply and one compare. */
 HAK_INLINE bool hak_slab_link_valid(const hak_slab* s, const hak_block* n) {
-  return n == NULL || (hak_link_plausible(n) && hak_slab_is_block(s, (uintptr_t)n));
+  return n == NULL || ((uintptr_t)n - (uintptr_t)s->start) * s->divmagic < s->handed;
 }
 /* Free block b of s, taken off s's free or remote list, links to n: it must carry its
  * mark and n must be followable, else the program stops naming b (integrity.c). */

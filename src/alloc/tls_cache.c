@@ -223,7 +223,7 @@ static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
 
 void* hak_tcache_refill(hak_heap* h, unsigned cls) {
   knobs_refresh(h);
-  if (h->rb_slab) hak_remote_flush(h);     /* the other heaps see our frees in time */
+  if (h->rb_mask) hak_remote_flush(h);     /* the other heaps see our frees in time */
   if (HAK_LIKELY(h->lat_count++ % HAK_LAT_SAMPLE != 0)) {
     hak_heap_lock(h);
     void* p = refill_locked(h, cls);
@@ -298,9 +298,12 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
     s->used += took;
     got += took;
     if (s->free == NULL && bump + bsize > s->end) {
-      if (hak_load_relaxed(&s->remote) != NULL && hak_remote_drain(s) > 0) {
+      /* Remote frees go straight into the chain (checked once, in the drain); what the
+       * chain does not need stays on the slab's list. */
+      if (hak_load_relaxed(&s->remote) != NULL) {
+        got += hak_remote_drain_into(s, want - got, &first, &last);
         HAK_DBG(h, REFILL_REMOTE_DRAIN);
-        continue;
+        if (s->free) continue;
       }
       hak_slab_list_remove(h, s);
       hak_slab_list_push(h, s, HAK_SLAB_FULL);
@@ -323,7 +326,7 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
 
 void hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep) {
   knobs_refresh(h);
-  if (h->rb_slab) hak_remote_flush(h);
+  if (h->rb_mask) hak_remote_flush(h);
   /* The free path's flush of a full list (it keeps half; the thread flush and teardown
    * keep nothing) is an overflow: a refill soon after it grows the cap. */
   hak_tcache* tc = &h->tc[cls];

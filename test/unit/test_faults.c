@@ -276,8 +276,8 @@ static int run_scenario(const scenario* s, bool rest, bystander* by, int nby) {
                 (unsigned long long)a.bytes_in_use, (unsigned long long)b.bytes_in_use);
       /* The first call of a thread sets up its heap (metadata mapped with hak_prim_map,
        * which is not hooked, and kept for the thread's life), also when the call then
-       * fails: once per process here, at most 2 MiB (a region of 64 heap structs of
-       * about 26 KiB). Every other failure, and the same failure repeated, leaves the
+       * fails: once per process here, at most 2 MiB (a region of the heap structs of
+       * about 33 KiB that fit in 2 MiB). Every other failure, and the same failure repeated, leaves the
        * address space exactly as it was. */
       if (vm_b != vm_a && !heap_meta_seen && vm_b > vm_a && vm_b - vm_a <= 2 * MiB) {
         heap_meta_seen = true;

@@ -117,6 +117,64 @@ static void test_remote_frees_and_backlog(void) {
   pthread_barrier_destroy(&bar);
 }
 
+/* ---- mixed sizes freed by another thread: buffered per class ----------------------
+ * A consumer frees an owner's blocks of all 32 tiny classes in turn. Each class has its
+ * own slot in the consumer's remote buffer, so nothing is pushed (nor counted) until a
+ * slot fills or the consumer flushes; with one slot for all, every free of another
+ * class pushed the chain before it (a compare-and-swap per block). */
+enum { MIX_PER_CLASS = 20, MIX_CLASSES = 32 };
+static void* mix_blocks[MIX_CLASSES * MIX_PER_CLASS];
+static pthread_barrier_t mix_bar;
+
+static void* mix_owner(void* arg) {
+  const hak_stats* st = arg;
+  for (int i = 0; i < MIX_CLASSES * MIX_PER_CLASS; i++) mix_blocks[i] = hak_malloc(st->cls[i % MIX_CLASSES].block_size);
+  pthread_barrier_wait(&mix_bar);   /* 1: blocks published */
+  pthread_barrier_wait(&mix_bar);   /* 2 */
+  pthread_barrier_wait(&mix_bar);   /* 3 */
+  pthread_barrier_wait(&mix_bar);   /* 4: checked; exit drains */
+  return NULL;
+}
+
+static void* mix_consumer(void* arg) {
+  (void)arg;
+  pthread_barrier_wait(&mix_bar);   /* 1 */
+  for (int i = 0; i < MIX_CLASSES * MIX_PER_CLASS; i++) hak_free(mix_blocks[i]);
+  pthread_barrier_wait(&mix_bar);   /* 2: freed, not flushed */
+  pthread_barrier_wait(&mix_bar);   /* 3: checked */
+  hak_thread_flush();
+  pthread_barrier_wait(&mix_bar);   /* 4: flushed */
+  return NULL;
+}
+
+static void test_mixed_remote_frees_are_buffered_per_class(void) {
+  hak_stats* a = snap();
+  CHECK_EQ(a->cls[MIX_CLASSES - 1].block_size, 1024);
+  CHECK_EQ(a->cls[MIX_CLASSES].block_size, 1152);     /* the classes 0..31 are the tiny ones */
+  pthread_barrier_init(&mix_bar, NULL, 3);
+  pthread_t to, tc;
+  CHECK_EQ(pthread_create(&to, NULL, mix_owner, a), 0);
+  CHECK_EQ(pthread_create(&tc, NULL, mix_consumer, NULL), 0);
+  pthread_barrier_wait(&mix_bar);   /* 1 */
+  pthread_barrier_wait(&mix_bar);   /* 2 */
+  hak_stats* b = snap();
+  uint64_t pushed = 0;
+  for (unsigned c = 0; c < MIX_CLASSES; c++) pushed += b->cls[c].remote_frees - a->cls[c].remote_frees;
+  CHECK_MSG(pushed == 0, "%llu of %d frees pushed before the consumer flushed", (unsigned long long)pushed,
+            MIX_CLASSES * MIX_PER_CLASS);
+  pthread_barrier_wait(&mix_bar);   /* 3 */
+  pthread_barrier_wait(&mix_bar);   /* 4 */
+  hak_stats* d = snap();
+  for (unsigned c = 0; c < MIX_CLASSES; c++) {
+    CHECK_EQ(d->cls[c].remote_frees - a->cls[c].remote_frees, MIX_PER_CLASS);
+    CHECK_EQ(d->cls[c].frees - a->cls[c].frees, MIX_PER_CLASS);
+  }
+  CHECK_EQ(d->remote_drained, a->remote_drained);     /* the owner has not looked yet */
+  pthread_join(tc, NULL);
+  pthread_join(to, NULL);
+  pthread_barrier_destroy(&mix_bar);
+}
+
 /* ---- large blocks and byte counts ------------------------------------------------- */
 static void test_large_and_bytes(void) {
   hak_stats* a = snap();
@@ -419,6 +477,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_versioned_struct);
   HT_RUN(test_local_pattern_counts);
   HT_RUN(test_remote_frees_and_backlog);
+  HT_RUN(test_mixed_remote_frees_are_buffered_per_class);
   HT_RUN(test_large_and_bytes);
   HT_RUN(test_json_parser);
   HT_RUN(test_json_rendering);

@@ -34,13 +34,11 @@ HAK_INLINE hak_slab* checked_slab(hak_segment* seg, const void* p, const char* f
   uintptr_t a = (uintptr_t)p;
   uint8_t st = hak_load_acquire(&seg->state);
   if (HAK_UNLIKELY(st != HAK_SEGST_OWNED && st != HAK_SEGST_ABANDONED)) bad_small(seg, st, p, fn);
-  /* The header page; slab 0's block 0 may start later still (on its class's
-   * alignment), which hak_slab_is_block rejects. Not slabs[0].start: the owner moves
-   * it when it gives slab 0 a class, while other threads free. */
-  if (HAK_UNLIKELY(a < (uintptr_t)seg + HAK_SEG_HDR)) bad_small(seg, st, p, fn);
   hak_slab* s = hak_slab_of(seg, a);
   /* No look at s->state: the owner changes it while other threads free. An unused
-   * slab has bump == start, so no address passes hak_slab_is_block there. */
+   * slab has bump == start, so no address passes hak_slab_is_block there. The header
+   * page maps to slab 0, whose start (whatever value the owner is giving it) lies
+   * past the header: a >= start fails there too. */
   if (HAK_UNLIKELY(!hak_slab_is_block(s, a))) bad_small(seg, st, p, fn);
   return s;
 }

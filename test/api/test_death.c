@@ -206,6 +206,14 @@ static void free_interior_5000(void) {
   char* p = (char*)T_MALLOC(5000);
   T_FREE(launder(p + 16));
 }
+static void free_segment_header(void) {
+  /* an address in the header page of the segment (2 MiB aligned) that holds a block:
+   * it maps to slab 0 and lies below that slab's first block */
+  warm_up();
+  char* p = (char*)T_MALLOC(64);
+  char* base = (char*)((uintptr_t)p & ~(((uintptr_t)2 << 20) - 1));
+  T_FREE(launder(base + 256));
+}
 static void free_interior_large(void) {
   warm_up();
   char* p = (char*)T_MALLOC(3u << 20);
@@ -532,6 +540,7 @@ DEATH(free_interior_64, FREE_INVALID)
 DEATH(free_interior_100000, FREE_INVALID)
 DEATH(free_interior_5000, FREE_INVALID)
 DEATH(free_interior_large, FREE_INVALID)
+DEATH(free_segment_header, FREE_INVALID)
 DEATH(free_before_large, FREE_INVALID)
 static void test_death_free_region_base_small(void) {
   const char* e = getenv("HAKMEM_TINY_USE_SUPERSLAB");
@@ -612,6 +621,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_death_free_interior_100000);
   HT_RUN(test_death_free_interior_5000);
   HT_RUN(test_death_free_interior_large);
+  HT_RUN(test_death_free_segment_header);
   HT_RUN(test_death_free_before_large);
   HT_RUN(test_death_free_region_base_small);
   HT_RUN(test_death_realloc_freed);

@@ -146,7 +146,8 @@ HAK_NOINLINE void hak_free_slow(void* p) {
   }
   hak_slab* s = checked_slab(seg, p, "free");
   hak_block* b = (hak_block*)p;
-  if (HAK_UNLIKELY(block_is_free(b))) hak_fatal("free", "double free", p);
+  uintptr_t mark = hak_free_mark(b);
+  if (HAK_UNLIKELY(b->key == mark)) hak_fatal("free", "double free", p);   /* block_is_free */
   hak_heap* h = hak_tls_heap;
   bool local = hak_load_acquire(&seg->heap) == h;
   count_slab_free(h, seg, local);
@@ -154,13 +155,12 @@ HAK_NOINLINE void hak_free_slow(void* p) {
   if (local) { free_local(h, s, b); return; }
   /* Another heap's slab. The common case extends the remote buffer's chain (the static
    * stand-in heaps have no chain: s is never NULL). */
-  unsigned slot = s->cls % HAK_RB_SLOTS;
-  hak_rbuf* r = &h->rb[slot];
+  hak_rbuf* r = &h->rb[s->cls % HAK_RB_SLOTS];
   if (HAK_LIKELY(r->slab == s)) {
-    b->key = hak_free_mark(b);
+    b->key = mark;
     b->next = HAK_ENC(b, r->head);
     r->head = b;
-    if (HAK_UNLIKELY(--r->left == 0)) hak_remote_flush_slot(h, slot);
+    if (HAK_UNLIKELY(--r->left == 0)) hak_remote_flush_slot(h, (unsigned)(r - h->rb));
     return;
   }
   free_remote(h, s, b);

@@ -94,14 +94,31 @@ static void cache_push_locked(hak_segment* seg) {
   seg_cache = seg;
 }
 
-/* A cached segment of exactly `size` bytes, else the smallest larger one cut down to
- * size (its tail chunks unmapped), else NULL. */
-static hak_segment* cache_take(size_t size) {
+/* How well a cached segment suits a request of `size` bytes for `kind` (and pool class
+ * `cls`); higher is better, 0 not at all. A segment keeps its last kind and pool class
+ * in the cache, and a resident one keeps the pages its blocks touched: the same
+ * geometry reuses them without page faults, while another geometry faults its own pages
+ * in and leaves the old ones resident and unused (a pool segment cut over a SuperSlab's
+ * dense slabs holds 1-2 MiB it never uses), so a decommitted segment of the right size
+ * serves it better. A larger segment is cut down (its tail unmapped): last resort. */
+static unsigned cache_fit(const hak_segment* seg, size_t size, unsigned kind, unsigned cls) {
+  if (seg->size < size) return 0;
+  if (seg->size > size) return 1;
+  bool same = seg->kind == kind && (kind != HAK_SEG_POOL || seg->pool_cls == cls);
+  if (seg->fresh) return 3;                  /* decommitted: reads as zero wherever */
+  return same ? 4 : 2;
+}
+
+/* The best cached segment for `size`, `kind` and `cls` (cache_fit; among larger ones
+ * the smallest, cut down to size: its tail chunks unmapped), else NULL. */
+static hak_segment* cache_take(size_t size, unsigned kind, unsigned cls) {
   hak_lock_take(&seg_cache_lock);
   hak_segment* best = NULL;
+  unsigned best_fit = 0;
   for (hak_segment* seg = seg_cache; seg; seg = seg->next) {
-    if (seg->size == size) { best = seg; break; }
-    if (seg->size > size && (!best || seg->size < best->size)) best = seg;
+    unsigned fit = cache_fit(seg, size, kind, cls);
+    if (fit > best_fit || (fit == 1 && best_fit == 1 && seg->size < best->size)) { best = seg; best_fit = fit; }
+    if (fit == 4) break;
   }
   if (best) {
     if (best->prev) best->prev->next = best->next; else seg_cache = best->next;
@@ -139,7 +156,7 @@ static hak_segment* cache_take(size_t size) {
 hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
   unsigned shift, nslabs;
   size_t size = segment_size(kind, pool_cls, &shift, &nslabs);
-  hak_segment* seg = cache_take(size);
+  hak_segment* seg = cache_take(size, kind, pool_cls);
   bool cached = seg != NULL;
   uint64_t now = hak_prim_now_ns();
   if (!seg) {

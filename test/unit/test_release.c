@@ -6,6 +6,7 @@
  *   unit_release [--seconds=S] [test names]   (the walk under load runs S seconds, default 3)
  * The test links the static library and calls the alloc layer's release walk and the
  * prim layer's hooks directly. */
+#define _GNU_SOURCE
 #include "hak_test.h"
 #include "hakmem.h"
 #include "hakmem_ace.h"
@@ -17,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -284,6 +286,62 @@ static void test_segment_cache_keeps_what_is_reused(void) {
   CHECK_EQ(idle, 0);
 }
 
+/* ---- the segment cache hands a segment back to its own geometry -------------------- */
+/* A thread that takes one block of `size`, writes all of it and frees it: its pool
+ * segment (one class, 2 MiB) goes to the cache resident at its exit. */
+static uintptr_t geo_block;
+static long geo_faults;
+static void* geometry_thread(void* arg) {
+  size_t size = *(const size_t*)arg;
+  struct rusage a, b;
+  getrusage(RUSAGE_THREAD, &a);
+  unsigned char* p = hak_malloc(size);
+  memset(p, 7, size);
+  getrusage(RUSAGE_THREAD, &b);
+  geo_faults = b.ru_minflt - a.ru_minflt;
+  geo_block = (uintptr_t)p;
+  hak_free(p);
+  return NULL;
+}
+static void* geometry_prep_thread(void* arg) {
+  (void)arg;
+  void* a = hak_malloc(120000);              /* two more pool classes: two segments */
+  void* b = hak_malloc(100000);
+  hak_free(a);
+  hak_free(b);
+  return NULL;
+}
+static uintptr_t geometry_round(size_t size) {
+  pthread_t t;
+  pthread_create(&t, NULL, geometry_thread, &size);
+  pthread_join(t, NULL);
+  return geo_block & ~(uintptr_t)((2u << 20) - 1);     /* its segment: one 2 MiB chunk */
+}
+
+static void test_segment_cache_reuses_same_geometry(void) {
+  hak_prim_ops ops = hak_prim_linux;
+  ops.now_ns = fake_clock;                   /* frozen: nothing is purged meanwhile */
+  hak_prim_set_ops(&ops);
+  atomic_fetch_add(&fake_now, 60000000000ull);
+  const size_t x = 150000, y = 200000;      /* two pool classes, 2 MiB segments */
+  pthread_t t;
+  pthread_create(&t, NULL, geometry_prep_thread, NULL);
+  pthread_join(t, NULL);
+  hak_release_all(0);                        /* every cached segment decommitted */
+  uintptr_t sx = geometry_round(x);          /* cached resident, at the head of the cache */
+  /* Another class: not x's resident segment (its blocks sit elsewhere: it would fault
+   * its own pages in and keep x's resident for nothing) but a decommitted one. */
+  uintptr_t sy = geometry_round(y);
+  /* x again: its own segment, whose pages are still there (y's came back in between
+   * and is now the head of the cache). */
+  uintptr_t sx2 = geometry_round(x);
+  long faults = geo_faults;
+  hak_prim_set_ops(NULL);
+  CHECK(sy != sx);
+  CHECK(sx2 == sx);
+  CHECK_MSG(faults < 16, "%ld page faults writing a block of %zu bytes in a reused segment", faults, x);
+}
+
 /* ---- madvise refused: counted, nothing breaks, works again afterwards -------------- */
 static atomic_int refuse;
 static bool refusing_decommit(void* p, size_t n) {
@@ -321,5 +379,6 @@ int main(int argc, char** argv) {
   HT_RUN(test_purge_delay_on_a_fake_clock);
   HT_RUN(test_refused_decommit_is_survived);
   HT_RUN(test_segment_cache_keeps_what_is_reused);
+  HT_RUN(test_segment_cache_reuses_same_geometry);
   return ht_report();
 }

@@ -2,8 +2,8 @@
  * empty segments.
  *
  * Geometry (header = first 4 KiB, so every slab area starts on a page):
- *   tiny SuperSlab  2 MiB, 32 slabs of 64 KiB  (slab 0 loses the header page)
- *   mid segment     4 MiB,  8 slabs of 512 KiB
+ *   tiny SuperSlab  2 MiB, 32 slabs of 64 KiB  (slab 0 loses the header page): blocks to 8 KiB
+ *   mid segment     4 MiB,  8 slabs of 512 KiB: blocks of 9-32 KiB
  *   pool segment    one slab; 4 KiB + 8 blocks of its class, rounded up to 2 MiB
  * Block 0 of a slab sits at the first multiple of its class's alignment (the largest
  * power of two dividing the block size, at most 1 MiB) inside the slab's area, so
@@ -319,7 +319,11 @@ size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
 
 hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   if (seg->free_slabs == 0) return NULL;
-  /* Prefer a slab whose pages are still resident: no page faults, nothing to purge. */
+  /* Prefer a slab whose pages are still resident: no page faults, nothing to purge; and
+   * among those one that last served this class: its blocks sit where the class's blocks
+   * go again, so its resident pages are the ones the class touches (another class's
+   * leave pages resident past the new blocks, where a purge never reaches while the
+   * slab is in use). A slab keeps its cls while unused, in the cache too. */
   uint32_t dirty = seg->free_slabs & seg->dirty_free;
   unsigned i = (unsigned)__builtin_ctz(dirty ? dirty : seg->free_slabs);
   hak_slab* s = &seg->slabs[i];

@@ -11,6 +11,7 @@
 #include "hakmem.h"
 #include "hakmem_ace.h"
 #include "hakmem_stats.h"
+#include "alloc/alloc.h"
 #include "alloc/release.h"
 #include "prim/prim.h"
 
@@ -18,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -342,6 +344,60 @@ static void test_segment_cache_reuses_same_geometry(void) {
   CHECK_MSG(faults < 16, "%ld page faults writing a block of %zu bytes in a reused segment", faults, x);
 }
 
+/* ---- a slab taken over by another class holds few of its pages ---------------------- */
+/* One thread fills 512 KiB with 4 KiB blocks and frees them (its segment goes to the
+ * cache resident); the next takes one 6 KiB block (same segment kind, so the same
+ * segment and one of those slabs) and exits holding it. Once the purge delay has
+ * passed, the unused slabs are decommitted; the slab in use keeps the earlier class's
+ * pages resident past its own block: with 512 KiB slabs for these sizes that was a whole
+ * 512 KiB, with 64 KiB slabs (blocks up to 8 KiB come from SuperSlabs) at most 64 KiB. */
+static void* stale_fill_thread(void* arg) {
+  (void)arg;
+  enum { N = 128 };
+  void* v[N];
+  for (int i = 0; i < N; i++) { v[i] = hak_malloc(4096); memset(v[i], i, 4096); }
+  for (int i = 0; i < N; i++) hak_free(v[i]);
+  return NULL;
+}
+static void* stale_take_thread(void* arg) {
+  unsigned char* p = hak_malloc(6000);
+  memset(p, 1, 6000);
+  *(void**)arg = p;
+  return NULL;                               /* exits holding it: segment abandoned */
+}
+
+static void test_slab_reused_by_another_class_keeps_few_stale_pages(void) {
+  hak_prim_ops ops = hak_prim_linux;
+  ops.now_ns = fake_clock;
+  hak_prim_set_ops(&ops);
+  atomic_fetch_add(&fake_now, 60000000000ull);
+  hak_release_all(0);                        /* every cached segment decommitted */
+  pthread_t t;
+  pthread_create(&t, NULL, stale_fill_thread, NULL);
+  pthread_join(t, NULL);
+  void* p = NULL;
+  pthread_create(&t, NULL, stale_take_thread, &p);
+  pthread_join(t, NULL);
+  const uint64_t delay = 100000000ull;
+  atomic_fetch_add(&fake_now, 2 * delay);
+  hak_release_all(delay);                    /* unused slabs decommitted */
+  hak_segment* seg = hak_registry_lookup((uintptr_t)p);
+  CHECK(seg != NULL);
+  size_t resident = 0;
+  if (seg) {
+    size_t pages = seg->size / 4096;
+    unsigned char* vec = malloc(pages);
+    CHECK(mincore(seg, seg->size, vec) == 0);
+    for (size_t i = 0; i < pages; i++) resident += vec[i] & 1;
+    free(vec);
+  }
+  hak_free(p);
+  hak_prim_set_ops(NULL);
+  /* header page + one 64 KiB slab */
+  CHECK_MSG(resident * 4096 <= (64u << 10) + 8192, "%zu pages resident in the segment of one 6 KiB block",
+            resident);
+}
+
 /* ---- madvise refused: counted, nothing breaks, works again afterwards -------------- */
 static atomic_int refuse;
 static bool refusing_decommit(void* p, size_t n) {
@@ -380,5 +436,6 @@ int main(int argc, char** argv) {
   HT_RUN(test_refused_decommit_is_survived);
   HT_RUN(test_segment_cache_keeps_what_is_reused);
   HT_RUN(test_segment_cache_reuses_same_geometry);
+  HT_RUN(test_slab_reused_by_another_class_keeps_few_stale_pages);
   return ht_report();
 }

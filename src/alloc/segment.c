@@ -326,6 +326,10 @@ hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
    * slab is in use). A slab keeps its cls while unused, in the cache too. */
   uint32_t dirty = seg->free_slabs & seg->dirty_free;
   unsigned i = (unsigned)__builtin_ctz(dirty ? dirty : seg->free_slabs);
+  for (uint32_t d = dirty; d; d &= d - 1) {
+    unsigned j = (unsigned)__builtin_ctz(d);
+    if (seg->slabs[j].cls == cls) { i = j; break; }
+  }
   hak_slab* s = &seg->slabs[i];
   uint8_t* slab_end = slab_area_end(seg, i);
   uint8_t* area_start = slab_area_start(seg, i);

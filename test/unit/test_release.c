@@ -398,6 +398,49 @@ static void test_slab_reused_by_another_class_keeps_few_stale_pages(void) {
             resident);
 }
 
+/* ---- a class gets back a resident slab it served before ---------------------------- */
+/* One thread fills a slab of 96-byte blocks and one of 160-byte blocks, in that order,
+ * and frees them all (its SuperSlab goes to the cache resident); the next asks for
+ * 160-byte blocks: it gets the slab that held them, whose pages lie where its blocks go,
+ * not the first resident slab (the 96-byte one: 48 more pages faulted in while the old
+ * ones stayed resident past its blocks). */
+static uintptr_t same_cls_first[2];
+static void* same_cls_fill_thread(void* arg) {
+  (void)arg;
+  enum { N = 400 };                          /* 37.5 and 62.5 KiB: within one slab each */
+  void* a[N];
+  void* b[N];
+  for (int i = 0; i < N; i++) { a[i] = hak_malloc(96); memset(a[i], 1, 96); }
+  for (int i = 0; i < N; i++) { b[i] = hak_malloc(160); memset(b[i], 2, 160); }
+  same_cls_first[0] = (uintptr_t)b[0];
+  for (int i = 0; i < N; i++) { hak_free(a[i]); hak_free(b[i]); }
+  return NULL;
+}
+static void* same_cls_take_thread(void* arg) {
+  (void)arg;
+  void* p = hak_malloc(160);
+  same_cls_first[1] = (uintptr_t)p;
+  hak_free(p);
+  return NULL;
+}
+
+static void test_class_gets_its_own_resident_slab_back(void) {
+  hak_prim_ops ops = hak_prim_linux;
+  ops.now_ns = fake_clock;                   /* frozen: nothing is purged meanwhile */
+  hak_prim_set_ops(&ops);
+  atomic_fetch_add(&fake_now, 60000000000ull);
+  hak_release_all(0);                        /* cached segments decommitted: none resident */
+  pthread_t t;
+  pthread_create(&t, NULL, same_cls_fill_thread, NULL);
+  pthread_join(t, NULL);
+  pthread_create(&t, NULL, same_cls_take_thread, NULL);
+  pthread_join(t, NULL);
+  hak_prim_set_ops(NULL);
+  const uintptr_t slab = 64u << 10;
+  CHECK_MSG(same_cls_first[0] / slab == same_cls_first[1] / slab, "160-byte blocks at %#lx, then at %#lx",
+            (unsigned long)same_cls_first[0], (unsigned long)same_cls_first[1]);
+}
+
 /* ---- madvise refused: counted, nothing breaks, works again afterwards -------------- */
 static atomic_int refuse;
 static bool refusing_decommit(void* p, size_t n) {
@@ -437,5 +480,6 @@ int main(int argc, char** argv) {
   HT_RUN(test_segment_cache_keeps_what_is_reused);
   HT_RUN(test_segment_cache_reuses_same_geometry);
   HT_RUN(test_slab_reused_by_another_class_keeps_few_stale_pages);
+  HT_RUN(test_class_gets_its_own_resident_slab_back);
   return ht_report();
 }

@@ -29,7 +29,7 @@ HAK_COLD void hak_init_slow(void) {
   hak_link_key_init(hak_prim_random64());
   bool superslab = hak_opt(HAK_OPT_TINY_USE_SUPERSLAB) != 0;
   for (unsigned c = 0; c < HAK_NCLS; c++) {
-    hak_cls_kind[c] = c <= HAK_CLS_TINY_LAST ? (superslab ? HAK_SEG_TINY : HAK_SEG_MID)
+    hak_cls_kind[c] = c <= HAK_CLS_SS_LAST ? (superslab ? HAK_SEG_TINY : HAK_SEG_MID)
                     : c <= HAK_CLS_MID_LAST ? HAK_SEG_MID : HAK_SEG_POOL;
   }
   hak_knobs_init();

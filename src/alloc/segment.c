@@ -2,8 +2,8 @@
  * empty segments.
  *
  * Geometry (header = first 4 KiB, so every slab area starts on a page):
- *   tiny SuperSlab  2 MiB, 32 slabs of 64 KiB  (slab 0 loses the header page)
- *   mid segment     4 MiB,  8 slabs of 512 KiB
+ *   tiny SuperSlab  2 MiB, 32 slabs of 64 KiB  (slab 0 loses the header page): blocks to 8 KiB
+ *   mid segment     4 MiB,  8 slabs of 512 KiB: blocks of 9-32 KiB
  *   pool segment    one slab; 4 KiB + 8 blocks of its class, rounded up to 2 MiB
  * Block 0 of a slab sits at the first multiple of its class's alignment (the largest
  * power of two dividing the block size, at most 1 MiB) inside the slab's area, so
@@ -94,14 +94,31 @@ static void cache_push_locked(hak_segment* seg) {
   seg_cache = seg;
 }
 
-/* A cached segment of exactly `size` bytes, else the smallest larger one cut down to
- * size (its tail chunks unmapped), else NULL. */
-static hak_segment* cache_take(size_t size) {
+/* How well a cached segment suits a request of `size` bytes for `kind` (and pool class
+ * `cls`); higher is better, 0 not at all. A segment keeps its last kind and pool class
+ * in the cache, and a resident one keeps the pages its blocks touched: the same
+ * geometry reuses them without page faults, while another geometry faults its own pages
+ * in and leaves the old ones resident and unused (a pool segment cut over a SuperSlab's
+ * dense slabs holds 1-2 MiB it never uses), so a decommitted segment of the right size
+ * serves it better. A larger segment is cut down (its tail unmapped): last resort. */
+static unsigned cache_fit(const hak_segment* seg, size_t size, unsigned kind, unsigned cls) {
+  if (seg->size < size) return 0;
+  if (seg->size > size) return 1;
+  bool same = seg->kind == kind && (kind != HAK_SEG_POOL || seg->pool_cls == cls);
+  if (seg->fresh) return 3;                  /* decommitted: reads as zero wherever */
+  return same ? 4 : 2;
+}
+
+/* The best cached segment for `size`, `kind` and `cls` (cache_fit; among larger ones
+ * the smallest, cut down to size: its tail chunks unmapped), else NULL. */
+static hak_segment* cache_take(size_t size, unsigned kind, unsigned cls) {
   hak_lock_take(&seg_cache_lock);
   hak_segment* best = NULL;
+  unsigned best_fit = 0;
   for (hak_segment* seg = seg_cache; seg; seg = seg->next) {
-    if (seg->size == size) { best = seg; break; }
-    if (seg->size > size && (!best || seg->size < best->size)) best = seg;
+    unsigned fit = cache_fit(seg, size, kind, cls);
+    if (fit > best_fit || (fit == 1 && best_fit == 1 && seg->size < best->size)) { best = seg; best_fit = fit; }
+    if (fit == 4) break;
   }
   if (best) {
     if (best->prev) best->prev->next = best->next; else seg_cache = best->next;
@@ -139,7 +156,7 @@ static hak_segment* cache_take(size_t size) {
 hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
   unsigned shift, nslabs;
   size_t size = segment_size(kind, pool_cls, &shift, &nslabs);
-  hak_segment* seg = cache_take(size);
+  hak_segment* seg = cache_take(size, kind, pool_cls);
   bool cached = seg != NULL;
   uint64_t now = hak_prim_now_ns();
   if (!seg) {
@@ -302,9 +319,17 @@ size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
 
 hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   if (seg->free_slabs == 0) return NULL;
-  /* Prefer a slab whose pages are still resident: no page faults, nothing to purge. */
+  /* Prefer a slab whose pages are still resident: no page faults, nothing to purge; and
+   * among those one that last served this class: its blocks sit where the class's blocks
+   * go again, so its resident pages are the ones the class touches (another class's
+   * leave pages resident past the new blocks, where a purge never reaches while the
+   * slab is in use). A slab keeps its cls while unused, in the cache too. */
   uint32_t dirty = seg->free_slabs & seg->dirty_free;
   unsigned i = (unsigned)__builtin_ctz(dirty ? dirty : seg->free_slabs);
+  for (uint32_t d = dirty; d; d &= d - 1) {
+    unsigned j = (unsigned)__builtin_ctz(d);
+    if (seg->slabs[j].cls == cls) { i = j; break; }
+  }
   hak_slab* s = &seg->slabs[i];
   uint8_t* slab_end = slab_area_end(seg, i);
   uint8_t* area_start = slab_area_start(seg, i);

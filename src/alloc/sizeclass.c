@@ -24,6 +24,7 @@ const uint32_t hak_cls_size[HAK_NCLS] = {
 const uint8_t hak_cls_small[65] = { HAK_CLS_SMALL_LIST(CLS_ENTRY) };
 
 void hak_sizeclass_check(void) {
+  if (hak_cls_size[HAK_CLS_SS_LAST] != HAK_SS_MAX) hak_assert_fail("SuperSlab class bound", __FILE__, __LINE__);
   for (unsigned c = 0; c < HAK_NCLS; c++) {
     uint32_t sz = hak_cls_size[c];
     if (sz % 16 != 0 || hak_size_to_cls(sz) != c) hak_assert_fail("size class table", __FILE__, __LINE__);

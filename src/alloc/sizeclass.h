@@ -6,8 +6,15 @@
  * (11.1 %); below 128 B it is at most 15 bytes. sizeclass.c validates the table.
  *
  *   classes  0..31   tiny   16 B .. 1 KiB   (SuperSlab slabs of 64 KiB)
- *   classes 32..71   mid    1 KiB .. 32 KiB (mid segment slabs of 512 KiB)
+ *   classes 32..71   mid    1 KiB .. 32 KiB (up to 8 KiB SuperSlab slabs of 64 KiB,
+ *                                            then mid segment slabs of 512 KiB)
  *   classes 72..111  pool   32 KiB .. 1 MiB (single-slab pool segments)
+ * The tiers name size ranges (stats, ACE's tier mix, malloc_info); which segment serves
+ * a class is hak_cls_kind (alloc/init.c): blocks up to HAK_SS_MAX come from SuperSlab
+ * slabs. A 512 KiB slab given to a class that uses a few blocks of it - threads that
+ * come and go - kept pages of the class it served before resident past its own blocks;
+ * at 64 KiB that is bounded by a few of the class's blocks (mstress: 9-16 MB of mid
+ * slabs resident, 4-9 MB of it past the slabs' bump pointers, before the change).
  */
 #ifndef HAK_SIZECLASS_H
 #define HAK_SIZECLASS_H
@@ -20,6 +27,8 @@
 #define HAK_POOL_MAX      (1u << 20)
 #define HAK_CLS_TINY_LAST 31
 #define HAK_CLS_MID_LAST  71
+#define HAK_SS_MAX        (8u << 10)   /* largest block served from SuperSlab slabs ... */
+#define HAK_CLS_SS_LAST   55           /* ... its class (sizeclass.c checks) */
 
 /* Block size of each class. */
 HAK_HIDDEN extern const uint32_t hak_cls_size[HAK_NCLS];

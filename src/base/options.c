@@ -24,7 +24,7 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
   [HAK_OPT_VERBOSE] = {"HAKMEM_VERBOSE", 0, 0, 1, "bool",
     "print the effective options at start-up", NULL},
   [HAK_OPT_TINY_USE_SUPERSLAB] = {"HAKMEM_TINY_USE_SUPERSLAB", 1, 0, 1, "bool",
-    "serve tiny sizes (<= 1 KiB) from 2 MiB SuperSlabs with 64 KiB slabs; 0 uses mid segments", NULL},
+    "serve sizes up to 8 KiB from 2 MiB SuperSlabs with 64 KiB slabs; 0 uses mid segments", NULL},
   [HAK_OPT_STATS] = {"HAKMEM_STATS", 0, 0, 2, "enum",
     "print statistics at exit: 0 off, 1 text summary, json (=2) JSON", "json=2,text=1,off=0"},
   [HAK_OPT_STATS_FILE] = {"HAKMEM_STATS_FILE", 0, 0, 1, "path",

@@ -180,17 +180,17 @@ typedef struct scenario {
 
 static const scenario scenarios[] = {
   {"malloc tiny",          OP_MALLOC, 24, 0, 0, true},
-  {"malloc mid",           OP_MALLOC, 4000, 0, 0, true},
+  {"malloc mid",           OP_MALLOC, 12000, 0, 0, true},   /* mid segments: 9-32 KiB */
   {"malloc pool",          OP_MALLOC, 100000, 0, 0, true},
   {"malloc large 3 MiB",   OP_MALLOC, 3 * MiB, 0, 0, true},
   {"malloc large 64 MiB",  OP_MALLOC, 64 * MiB, 0, 0, true},
   {"calloc tiny",          OP_CALLOC, 8, 3, 0, true},
-  {"calloc mid",           OP_CALLOC, 40, 100, 0, true},
+  {"calloc mid",           OP_CALLOC, 40, 300, 0, true},
   {"calloc pool",          OP_CALLOC, 100, 1000, 0, true},
   {"calloc large",         OP_CALLOC, 4096, 1024, 0, true},
   {"realloc tiny grow",    OP_REALLOC, 200, 0, 24, false},
-  {"realloc tiny->mid",    OP_REALLOC, 5000, 0, 100, true},
-  {"realloc mid->pool",    OP_REALLOC, 200000, 0, 5000, true},
+  {"realloc tiny->mid",    OP_REALLOC, 12000, 0, 100, true},
+  {"realloc mid->pool",    OP_REALLOC, 200000, 0, 12000, true},
   {"realloc pool->large",  OP_REALLOC, 3 * MiB, 0, 200000, true},
   {"realloc tiny->large",  OP_REALLOC, 2 * MiB, 0, 64, true},
   {"realloc large grow",   OP_REALLOC, 9 * MiB, 0, 3 * MiB, false},

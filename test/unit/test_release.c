@@ -6,10 +6,12 @@
  *   unit_release [--seconds=S] [test names]   (the walk under load runs S seconds, default 3)
  * The test links the static library and calls the alloc layer's release walk and the
  * prim layer's hooks directly. */
+#define _GNU_SOURCE
 #include "hak_test.h"
 #include "hakmem.h"
 #include "hakmem_ace.h"
 #include "hakmem_stats.h"
+#include "alloc/alloc.h"
 #include "alloc/release.h"
 #include "prim/prim.h"
 
@@ -17,6 +19,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -284,6 +288,159 @@ static void test_segment_cache_keeps_what_is_reused(void) {
   CHECK_EQ(idle, 0);
 }
 
+/* ---- the segment cache hands a segment back to its own geometry -------------------- */
+/* A thread that takes one block of `size`, writes all of it and frees it: its pool
+ * segment (one class, 2 MiB) goes to the cache resident at its exit. */
+static uintptr_t geo_block;
+static long geo_faults;
+static void* geometry_thread(void* arg) {
+  size_t size = *(const size_t*)arg;
+  struct rusage a, b;
+  getrusage(RUSAGE_THREAD, &a);
+  unsigned char* p = hak_malloc(size);
+  memset(p, 7, size);
+  getrusage(RUSAGE_THREAD, &b);
+  geo_faults = b.ru_minflt - a.ru_minflt;
+  geo_block = (uintptr_t)p;
+  hak_free(p);
+  return NULL;
+}
+static void* geometry_prep_thread(void* arg) {
+  (void)arg;
+  void* a = hak_malloc(120000);              /* two more pool classes: two segments */
+  void* b = hak_malloc(100000);
+  hak_free(a);
+  hak_free(b);
+  return NULL;
+}
+static uintptr_t geometry_round(size_t size) {
+  pthread_t t;
+  pthread_create(&t, NULL, geometry_thread, &size);
+  pthread_join(t, NULL);
+  return geo_block & ~(uintptr_t)((2u << 20) - 1);     /* its segment: one 2 MiB chunk */
+}
+
+static void test_segment_cache_reuses_same_geometry(void) {
+  hak_prim_ops ops = hak_prim_linux;
+  ops.now_ns = fake_clock;                   /* frozen: nothing is purged meanwhile */
+  hak_prim_set_ops(&ops);
+  atomic_fetch_add(&fake_now, 60000000000ull);
+  const size_t x = 150000, y = 200000;      /* two pool classes, 2 MiB segments */
+  pthread_t t;
+  pthread_create(&t, NULL, geometry_prep_thread, NULL);
+  pthread_join(t, NULL);
+  hak_release_all(0);                        /* every cached segment decommitted */
+  uintptr_t sx = geometry_round(x);          /* cached resident, at the head of the cache */
+  /* Another class: not x's resident segment (its blocks sit elsewhere: it would fault
+   * its own pages in and keep x's resident for nothing) but a decommitted one. */
+  uintptr_t sy = geometry_round(y);
+  /* x again: its own segment, whose pages are still there (y's came back in between
+   * and is now the head of the cache). */
+  uintptr_t sx2 = geometry_round(x);
+  long faults = geo_faults;
+  hak_prim_set_ops(NULL);
+  CHECK(sy != sx);
+  CHECK(sx2 == sx);
+  CHECK_MSG(faults < 16, "%ld page faults writing a block of %zu bytes in a reused segment", faults, x);
+}
+
+/* ---- a slab taken over by another class holds few of its pages ---------------------- */
+/* One thread fills 512 KiB with 4 KiB blocks and frees them (its segment goes to the
+ * cache resident); the next takes one 6 KiB block (same segment kind, so the same
+ * segment and one of those slabs) and exits holding it. Once the purge delay has
+ * passed, the unused slabs are decommitted; the slab in use keeps the earlier class's
+ * pages resident past its own block: with 512 KiB slabs for these sizes that was a whole
+ * 512 KiB, with 64 KiB slabs (blocks up to 8 KiB come from SuperSlabs) at most 64 KiB. */
+static void* stale_fill_thread(void* arg) {
+  (void)arg;
+  enum { N = 128 };
+  void* v[N];
+  for (int i = 0; i < N; i++) { v[i] = hak_malloc(4096); memset(v[i], i, 4096); }
+  for (int i = 0; i < N; i++) hak_free(v[i]);
+  return NULL;
+}
+static void* stale_take_thread(void* arg) {
+  unsigned char* p = hak_malloc(6000);
+  memset(p, 1, 6000);
+  *(void**)arg = p;
+  return NULL;                               /* exits holding it: segment abandoned */
+}
+
+static void test_slab_reused_by_another_class_keeps_few_stale_pages(void) {
+  hak_prim_ops ops = hak_prim_linux;
+  ops.now_ns = fake_clock;
+  hak_prim_set_ops(&ops);
+  atomic_fetch_add(&fake_now, 60000000000ull);
+  hak_release_all(0);                        /* every cached segment decommitted */
+  pthread_t t;
+  pthread_create(&t, NULL, stale_fill_thread, NULL);
+  pthread_join(t, NULL);
+  void* p = NULL;
+  pthread_create(&t, NULL, stale_take_thread, &p);
+  pthread_join(t, NULL);
+  const uint64_t delay = 100000000ull;
+  atomic_fetch_add(&fake_now, 2 * delay);
+  hak_release_all(delay);                    /* unused slabs decommitted */
+  hak_segment* seg = hak_registry_lookup((uintptr_t)p);
+  CHECK(seg != NULL);
+  size_t resident = 0;
+  if (seg) {
+    size_t pages = seg->size / 4096;
+    unsigned char* vec = malloc(pages);
+    CHECK(mincore(seg, seg->size, vec) == 0);
+    for (size_t i = 0; i < pages; i++) resident += vec[i] & 1;
+    free(vec);
+  }
+  hak_free(p);
+  hak_prim_set_ops(NULL);
+  /* header page + one 64 KiB slab */
+  CHECK_MSG(resident * 4096 <= (64u << 10) + 8192, "%zu pages resident in the segment of one 6 KiB block",
+            resident);
+}
+
+/* ---- a class gets back a resident slab it served before ---------------------------- */
+/* One thread fills a slab of 96-byte blocks and one of 160-byte blocks, in that order,
+ * and frees them all (its SuperSlab goes to the cache resident); the next asks for
+ * 160-byte blocks: it gets the slab that held them, whose pages lie where its blocks go,
+ * not the first resident slab (the 96-byte one: 48 more pages faulted in while the old
+ * ones stayed resident past its blocks). */
+static uintptr_t same_cls_first[2];
+static void* same_cls_fill_thread(void* arg) {
+  (void)arg;
+  enum { N = 400 };                          /* 37.5 and 62.5 KiB: within one slab each */
+  void* a[N];
+  void* b[N];
+  for (int i = 0; i < N; i++) { a[i] = hak_malloc(96); memset(a[i], 1, 96); }
+  for (int i = 0; i < N; i++) { b[i] = hak_malloc(160); memset(b[i], 2, 160); }
+  same_cls_first[0] = (uintptr_t)b[0];
+  for (int i = 0; i < N; i++) { hak_free(a[i]); hak_free(b[i]); }
+  return NULL;
+}
+static void* same_cls_take_thread(void* arg) {
+  (void)arg;
+  void* p = hak_malloc(160);
+  same_cls_first[1] = (uintptr_t)p;
+  hak_free(p);
+  return NULL;
+}
+
+static void test_class_gets_its_own_resident_slab_back(void) {
+  hak_prim_ops ops = hak_prim_linux;
+  ops.now_ns = fake_clock;                   /* frozen: nothing is purged meanwhile */
+  hak_prim_set_ops(&ops);
+  atomic_fetch_add(&fake_now, 60000000000ull);
+  hak_release_all(0);                        /* cached segments decommitted: none resident */
+  pthread_t t;
+  pthread_create(&t, NULL, same_cls_fill_thread, NULL);
+  pthread_join(t, NULL);
+  pthread_create(&t, NULL, same_cls_take_thread, NULL);
+  pthread_join(t, NULL);
+  hak_prim_set_ops(NULL);
+  const uintptr_t slab = 64u << 10;
+  CHECK_MSG(same_cls_first[0] / slab == same_cls_first[1] / slab, "160-byte blocks at %#lx, then at %#lx",
+            (unsigned long)same_cls_first[0], (unsigned long)same_cls_first[1]);
+}
+
 /* ---- madvise refused: counted, nothing breaks, works again afterwards -------------- */
 static atomic_int refuse;
 static bool refusing_decommit(void* p, size_t n) {
@@ -321,5 +478,8 @@ int main(int argc, char** argv) {
   HT_RUN(test_purge_delay_on_a_fake_clock);
   HT_RUN(test_refused_decommit_is_survived);
   HT_RUN(test_segment_cache_keeps_what_is_reused);
+  HT_RUN(test_segment_cache_reuses_same_geometry);
+  HT_RUN(test_slab_reused_by_another_class_keeps_few_stale_pages);
+  HT_RUN(test_class_gets_its_own_resident_slab_back);
   return ht_report();
 }

@@ -53,10 +53,11 @@ static void check_off(const hak_slab* s, intptr_t off, size_t handed, size_t spa
   }
 }
 
-/* The span of a slab of class cls and the most it may lie above its area's start
- * (segment.c's geometry: 64 KiB tiny slabs and 512 KiB mid slabs, the first after a
- * 4 KiB header; a pool slab after the header, on its class's alignment, in a segment
- * of 8 blocks rounded up to 2 MiB). */
+/* The span of a slab of class cls (at most: segment.c gives classes up to 8 KiB 64 KiB
+ * SuperSlab slabs, the other mid classes 512 KiB slabs; the first slab of a segment
+ * starts after a 4 KiB header; a pool slab after the header, on its class's alignment,
+ * in a segment of 8 blocks rounded up to 2 MiB) and the most it may lie above its
+ * area's start. */
 static void geometry(unsigned cls, size_t* span, size_t* below) {
   size_t d = hak_cls_size[cls], align = d & (0 - d);
   if (cls <= HAK_CLS_TINY_LAST) *span = 64u << 10;

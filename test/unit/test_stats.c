@@ -132,7 +132,8 @@ static void* mix_owner(void* arg) {
   pthread_barrier_wait(&mix_bar);   /* 1: blocks published */
   pthread_barrier_wait(&mix_bar);   /* 2 */
   pthread_barrier_wait(&mix_bar);   /* 3 */
-  pthread_barrier_wait(&mix_bar);   /* 4: checked; exit drains */
+  pthread_barrier_wait(&mix_bar);   /* 4: flushed */
+  pthread_barrier_wait(&mix_bar);   /* 5: checked; exit drains */
   return NULL;
 }
 
@@ -144,6 +145,7 @@ static void* mix_consumer(void* arg) {
   pthread_barrier_wait(&mix_bar);   /* 3: checked */
   hak_thread_flush();
   pthread_barrier_wait(&mix_bar);   /* 4: flushed */
+  pthread_barrier_wait(&mix_bar);   /* 5 */
   return NULL;
 }
 
@@ -169,9 +171,12 @@ static void test_mixed_remote_frees_are_buffered_per_class(void) {
     CHECK_EQ(d->cls[c].remote_frees - a->cls[c].remote_frees, MIX_PER_CLASS);
     CHECK_EQ(d->cls[c].frees - a->cls[c].frees, MIX_PER_CLASS);
   }
-  /* Between b and d the owner waits at the barrier: nothing of it is drained (before
-   * b, its own refills may have drained frees left from earlier tests). */
-  CHECK_EQ(d->remote_drained, b->remote_drained);
+  /* Between b and d the owner waits at a barrier: nothing of it is drained (before b,
+   * its own refills may have drained frees left from earlier tests; after barrier 5 it
+   * exits and drains). */
+  CHECK_MSG(d->remote_drained == b->remote_drained, "drained %llu -> %llu", (unsigned long long)b->remote_drained,
+            (unsigned long long)d->remote_drained);
+  pthread_barrier_wait(&mix_bar);   /* 5: the owner may exit (and drain) now */
   pthread_join(tc, NULL);
   pthread_join(to, NULL);
   pthread_barrier_destroy(&mix_bar);

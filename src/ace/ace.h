@@ -160,6 +160,7 @@ enum { ACE_GROUP_TLS, ACE_GROUP_BATCH, ACE_GROUP_DRAIN, ACE_GROUP_SWEEP, ACE_GRO
 #define ACE_KEEP_FAULT_BYTES  (64.0 * 1048576)   /* page faults (bytes) per second, likewise */
 #define ACE_KEEP_DECAY_TICKS  20       /* quiet active windows per level down */
 
+#define ACE_PENDING_ALL       ACE_GROUPS  /* pending_group: the window credits every group */
 typedef struct ace_signature { double tier[4], remote, ws_log2, ops_log2; } ace_signature;
 typedef struct ace_context {
   bool          used;
@@ -171,7 +172,8 @@ typedef struct ace_context {
 typedef struct ace_learner {
   ace_context ctx[ACE_CONTEXTS];
   int         cur;                    /* context of the last active window, -1: none */
-  int         pending_group;          /* group whose arm the current window tries, -1 */
+  int         pending_group;          /* group whose arm the current window tries, -1: none,
+                                         ACE_PENDING_ALL: every group sits on its best arm */
   unsigned    pending_arm, next_group;
   uint64_t    ticks, phase_changes;
   unsigned    keep_level, quiet_ticks;

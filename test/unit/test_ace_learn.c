@@ -246,6 +246,58 @@ static void test_learner_finds_each_phases_best_arm_and_remembers_it(void) {
   CHECK_EQ(used, 2);                                   /* two phases, two contexts */
 }
 
+/* A phase in which big thread caches win by far (a producer/consumer pair: x4 is 1.6x the
+ * default's throughput, x2 1.25x, x0.5 0.8x; the other knobs do not matter). */
+static double sim_big_win(const hak_knobs* k, const hak_knobs* d) {
+  double tls = (double)k->tls_cap[0] / d->tls_cap[0];
+  double s = 1e7 * (tls >= 3.9 ? 1.6 : tls >= 1.9 ? 1.25 : tls <= 0.6 ? 0.8 : 1.0);
+  return s * (1.0 + noise(0.02));
+}
+
+/* The learner's own gain must not look like a drifting program: once x4 is found, the
+ * arms tried before it (credited when the phase ran slower) must not look better than
+ * it, so the learner stays on x4 except for the windows that explore the group. */
+static void test_learner_keeps_a_big_win(void) {
+  hak_knobs d = defaults(), k = d;
+  ace_learner L;
+  ace_learner_init(&L);
+  ace_metrics m;
+  char why[640];
+  int on_x4 = 0, n = 0;
+  for (int t = 0; t < 120; t++) {
+    phase_metrics(&m, 'A', sim_big_win(&k, &d));
+    ace_rule_input in = {.m = &m, .defaults = &d};
+    ace_learner_step(&L, &in, &k, why, sizeof why);
+    if (t >= 20) { n++; on_x4 += k.tls_cap[0] == d.tls_cap[0] * 4; }
+  }
+  CHECK_EQ(ace_group_scale(ACE_GROUP_TLS, ace_bandit_best(&L.ctx[L.cur].bandit[ACE_GROUP_TLS])), 4.0);
+  CHECK_MSG(on_x4 * 100 >= n * 85, "x4 in force in %d of %d windows", on_x4, n);
+}
+
+/* Phases of a few windows each (bench/phases: 3 s at 500 ms, one of them the window of
+ * the change): the big win is found within the first visit of its phase and is in force
+ * from the first window of every later visit. */
+static void test_learner_finds_a_big_win_within_a_short_phase(void) {
+  hak_knobs d = defaults(), k = d;
+  ace_learner L;
+  ace_learner_init(&L);
+  ace_metrics m;
+  char why[640];
+  int first_x4 = -1;
+  for (int t = 0; t < 48; t++) {
+    int ph = (t / 6) % 4;                    /* A, B, idle, idle */
+    if (ph == 0) phase_metrics(&m, 'A', sim_big_win(&k, &d));
+    else if (ph == 1) phase_metrics(&m, 'B', sim_speed('B', &k, &d));
+    else { memset(&m, 0, sizeof m); m.dt_ns = 500000000; }
+    ace_rule_input in = {.m = &m, .defaults = &d};
+    ace_learner_step(&L, &in, &k, why, sizeof why);
+    if (ph == 0 && first_x4 < 0 && k.tls_cap[0] == d.tls_cap[0] * 4) first_x4 = t;
+    if (t == 24 || t == 25) CHECK_MSG(k.tls_cap[0] == d.tls_cap[0] * 4, "window %d of A's second visit: tls %u (%s)",
+                                      t - 24, k.tls_cap[0], why);
+  }
+  CHECK_MSG(first_x4 >= 0 && first_x4 < 6, "x4 first tried in window %d", first_x4);
+}
+
 /* The tls arms scale the growth budget with the caps, clamped to its valid range: a
  * budget of 512 GiB times 4 is published as 1 TiB, not refused. */
 static void test_learner_budget_arm_stays_valid(void) {
@@ -553,6 +605,8 @@ int main(int argc, char** argv) {
   HT_RUN(test_policy_decay_returns_a_smooth_fraction);
   HT_RUN(test_policy_resize_grows_missing_classes_and_shrinks_idle_ones);
   HT_RUN(test_learner_budget_arm_stays_valid);
+  HT_RUN(test_learner_keeps_a_big_win);
+  HT_RUN(test_learner_finds_a_big_win_within_a_short_phase);
   HT_RUN(test_policy_configuration);
   HT_RUN(test_policy_from_the_environment);
   return ht_report();

@@ -16,8 +16,10 @@
  *             (arm 0 is the default), so every candidate stays inside the validated
  *             range. Knobs that only move memory, not speed, are not arms: the reward
  *             cannot see them (without an RSS target), so they belong to keep-or-return.
- *  Schedule.  One group is explored per window (round robin); the others sit on their
- *             best arm. The window's reward (reward.c) is credited to the explored arm.
+ *  Schedule.  Every ACE_EXPLORE_EVERY-th window explores one group (round robin); the
+ *             others sit on their best arm. The window's reward (reward.c) is credited
+ *             to the explored arm. The windows between run every group on its best arm
+ *             and credit all of them.
  *             The window in which the phase changed is not credited to anything; the
  *             one after it runs every group on its best arm (a new context: the
  *             defaults) and is credited to each of them, so a new phase does not spend
@@ -250,6 +252,14 @@ int ace_learner_step(ace_learner* L, const ace_rule_input* in, hak_knobs* k, cha
     L->last_reward = rw;
   }
   c->ref = c->ref > 0 ? (1 - ACE_REF_ALPHA) * c->ref + ACE_REF_ALPHA * m->ops_per_cpu_s : m->ops_per_cpu_s;
+  /* Every other window sits on the best arms and credits them all: exploration takes
+   * at most half of a phase, and the arms in force gather evidence. */
+  if (++L->since_explore < ACE_EXPLORE_EVERY) {
+    L->pending_group = ACE_PENDING_ALL;
+    apply_context(c, -1, 0, in, k);
+    return memcmp(&before, k, sizeof before) != 0;
+  }
+  L->since_explore = 0;
   /* The next group to explore: round robin over the groups not pinned. */
   int g = -1;
   for (unsigned i = 0; i < ACE_GROUPS; i++) {

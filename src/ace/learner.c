@@ -232,6 +232,7 @@ int ace_learner_step(ace_learner* L, const ace_rule_input* in, hak_knobs* k, cha
         fresh ? "new, exploring" : "known, its best arms");
     L->cur = ci;
     L->pending_group = ACE_PENDING_ALL;
+    L->since_explore = ACE_EXPLORE_EVERY - 1;   /* the window after this one explores */
     apply_context(c, -1, 0, in, k);
     return memcmp(&before, k, sizeof before) != 0;
   }

@@ -9,6 +9,11 @@
 # policy (default static, rules, decay, resize, ucb1) and with HAKMEM_ACE_ENABLED=0
 # (column "ace-off"); everything is compared with the best static setting of the
 # benchmark. See docs/BENCHMARKS.md ("ACE policy sweep").
+# By default the two stages run as one: in each repetition every benchmark runs every
+# grid setting and every policy, round-robin, so a change of the machine's load during
+# the sweep hits the static settings and the policies alike (run one after the other, a
+# busier second half made every policy look 0.4-0.6x of the grid). --staged runs the
+# grid first and the policies after it, as before.
 #
 # Every run goes through proc_sample (bench/proc_sample.c), which samples the program's
 # RSS every 100 ms (-> RSS area under the curve, MiB*s) and the CPU time of its
@@ -62,6 +67,8 @@ options:
   --bindir DIR         benchmark binaries (default build/bench, else a standalone build)
   --timeout S          kill a run after S seconds (default 60 smoke, 300 otherwise)
   --no-charts          skip the gnuplot PNGs
+  --staged             run the whole grid first, then the policies (default: grid
+                       settings and policies interleaved in every repetition)
   -h, --help           show this text
 EOF
 }
@@ -95,7 +102,7 @@ grid_settings() {
   esac
 }
 
-runs="" seconds="" benches="" policies="" grid="" smoke=0 threads=2 out="" bindir="" tmo="" charts=1
+runs="" seconds="" benches="" policies="" grid="" smoke=0 threads=2 out="" bindir="" tmo="" charts=1 staged=0
 hakmem="$HB_ROOT/build/libhakmem.so"
 need() { [ $# -ge 2 ] && [ -n "$2" ] || hb_usage_error "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -122,6 +129,7 @@ while [ $# -gt 0 ]; do
     --timeout) need "$@"; tmo=$2; shift ;;
     --timeout=*) tmo=${1#*=} ;;
     --no-charts) charts=0 ;;
+    --staged) staged=1 ;;
     -h | --help) usage; exit 0 ;;
     *) hb_usage_error "unknown option '$1'" ;;
   esac
@@ -376,18 +384,22 @@ read_best() {
 col_envs=""
 for i in "${!HB_COLS[@]}"; do col_envs+="${HB_COLS[$i]}=$(echo ${HB_COL_ENV[$i]});"; done
 
-# ---- stage 1: the static grid -----------------------------------------------------------
-run_stage grid "${GRID_COLS[@]}"
-POL_SAVE=("${POL_COLS[@]}")
-POL_COLS=()
-summarize
-POL_COLS=("${POL_SAVE[@]}")
-read_best
-for b in $benches; do hb_log "best static setting for $b: ${BEST[$b]:-none}"; done
-hb_log "best single static setting: ${single:-none} (geomean ${single_gm}x of the per-benchmark best)"
-
-# ---- stage 2: the policies --------------------------------------------------------------
-run_stage policy "${POL_COLS[@]}"
+if [ $staged = 1 ]; then
+  # ---- stage 1: the static grid ---------------------------------------------------------
+  run_stage grid "${GRID_COLS[@]}"
+  POL_SAVE=("${POL_COLS[@]}")
+  POL_COLS=()
+  summarize
+  POL_COLS=("${POL_SAVE[@]}")
+  read_best
+  for b in $benches; do hb_log "best static setting for $b: ${BEST[$b]:-none}"; done
+  hb_log "best single static setting: ${single:-none} (geomean ${single_gm}x of the per-benchmark best)"
+  # ---- stage 2: the policies ------------------------------------------------------------
+  run_stage policy "${POL_COLS[@]}"
+else
+  # ---- both stages in one: grid settings and policies interleaved ------------------------
+  run_stage both "${GRID_COLS[@]}" "${POL_COLS[@]}"
+fi
 t_total=$(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
 summarize
 read_best

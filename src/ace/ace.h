@@ -111,6 +111,8 @@ HAK_HIDDEN int ace_rules_apply(const ace_rule_input* in, hak_knobs* k, char* rea
 #define ACE_BANDIT_MAX_ARMS   6
 #define ACE_BANDIT_DROP_PULLS 3        /* pulls before an arm can be dropped */
 #define ACE_BANDIT_READMIT    60       /* pulls a dropped arm sits out */
+#define ACE_BANDIT_TRUST_PULLS 2       /* pulls before an arm may replace the default ... */
+#define ACE_BANDIT_BIG_WIN    0.15     /* ... unless one pull beat it by this much */
 typedef struct ace_bandit {
   unsigned narms;
   double   gamma, c, drop_margin;     /* discount per update, exploration, drop threshold */
@@ -126,7 +128,9 @@ HAK_HIDDEN void     ace_bandit_reset(ace_bandit* b);
 /* The arm to pull next: a never-pulled arm first (lowest index), else the highest UCB. */
 HAK_HIDDEN unsigned ace_bandit_select(const ace_bandit* b);
 HAK_HIDDEN void     ace_bandit_update(ace_bandit* b, unsigned arm, double reward);
-/* The pulled, not dropped arm with the highest mean (0 when none was pulled). */
+/* The pulled, not dropped arm with the highest mean (0 when none was pulled); an arm
+ * other than the default (0) counts only after ACE_BANDIT_TRUST_PULLS pulls or with a
+ * mean more than ACE_BANDIT_BIG_WIN above the default's. */
 HAK_HIDDEN unsigned ace_bandit_best(const ace_bandit* b);
 HAK_HIDDEN double   ace_bandit_mean(const ace_bandit* b, unsigned arm);
 
@@ -151,6 +155,7 @@ enum { ACE_GROUP_TLS, ACE_GROUP_BATCH, ACE_GROUP_DRAIN, ACE_GROUP_SWEEP, ACE_GRO
 #define ACE_UCB_GAMMA         0.95     /* discount per pull: evidence fades over ~20 pulls */
 #define ACE_UCB_C             0.05     /* exploration; rewards are about 1, arms differ by % */
 #define ACE_UCB_DROP_MARGIN   0.05     /* an arm 5 % below the best is dropped */
+#define ACE_EXPLORE_EVERY     2        /* windows per exploring window (the others exploit) */
 #define ACE_REF_ALPHA         0.2      /* weight of a window in the phase's reference */
 #define ACE_MAX_TLS_CAP       4096     /* thread-cache capacity bound, blocks */
 #define ACE_KEEP_LEVELS       4        /* keep level: purge delay and cache budgets x4^level */
@@ -160,6 +165,7 @@ enum { ACE_GROUP_TLS, ACE_GROUP_BATCH, ACE_GROUP_DRAIN, ACE_GROUP_SWEEP, ACE_GRO
 #define ACE_KEEP_FAULT_BYTES  (64.0 * 1048576)   /* page faults (bytes) per second, likewise */
 #define ACE_KEEP_DECAY_TICKS  20       /* quiet active windows per level down */
 
+#define ACE_PENDING_ALL       ACE_GROUPS  /* pending_group: the window credits every group */
 typedef struct ace_signature { double tier[4], remote, ws_log2, ops_log2; } ace_signature;
 typedef struct ace_context {
   bool          used;
@@ -171,10 +177,12 @@ typedef struct ace_context {
 typedef struct ace_learner {
   ace_context ctx[ACE_CONTEXTS];
   int         cur;                    /* context of the last active window, -1: none */
-  int         pending_group;          /* group whose arm the current window tries, -1 */
+  int         pending_group;          /* group whose arm the current window tries, -1: none,
+                                         ACE_PENDING_ALL: every group sits on its best arm */
   unsigned    pending_arm, next_group;
   uint64_t    ticks, phase_changes;
   unsigned    keep_level, quiet_ticks;
+  unsigned    since_explore;          /* windows since the last exploring one */
   double      last_reward;
 } ace_learner;
 HAK_HIDDEN void   ace_learner_init(ace_learner* L);

@@ -12,6 +12,12 @@
  *              gets one more chance with a clean record: exploration costs a few
  *              pulls of a bad arm now and then, and a program that changed slowly
  *              is still followed.
+ *   trust      the arm the learner sits on (ace_bandit_best) is the default (arm 0)
+ *              unless another arm beat it over ACE_BANDIT_TRUST_PULLS pulls, or by
+ *              more than ACE_BANDIT_BIG_WIN in one: on a busy machine one window's
+ *              throughput per CPU second moves by tens of percent, and a setting
+ *              picked on one lucky window is what a phase gets every time it comes
+ *              back until the arm is pulled again.
  * Never-pulled arms go first, in their order (arm 0 is the default setting). */
 #include "ace/ace.h"
 
@@ -36,8 +42,12 @@ double ace_bandit_mean(const ace_bandit* b, unsigned arm) {
 
 unsigned ace_bandit_best(const ace_bandit* b) {
   int best = -1;
+  bool def_ok = b->narms > 0 && b->pulls[0] > 0 && !b->dropped[0];
+  double def_mean = def_ok ? ace_bandit_mean(b, 0) : 0;
   for (unsigned a = 0; a < b->narms; a++) {
     if (b->pulls[a] == 0 || b->dropped[a]) continue;
+    if (a != 0 && def_ok && b->pulls[a] < ACE_BANDIT_TRUST_PULLS &&
+        ace_bandit_mean(b, a) <= def_mean + ACE_BANDIT_BIG_WIN * fabs(def_mean)) continue;
     if (best < 0 || ace_bandit_mean(b, a) > ace_bandit_mean(b, (unsigned)best)) best = (int)a;
   }
   return best < 0 ? 0 : (unsigned)best;

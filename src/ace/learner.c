@@ -16,9 +16,14 @@
  *             (arm 0 is the default), so every candidate stays inside the validated
  *             range. Knobs that only move memory, not speed, are not arms: the reward
  *             cannot see them (without an RSS target), so they belong to keep-or-return.
- *  Schedule.  One group is explored per window (round robin); the others sit on their
- *             best arm. The window's reward (reward.c) is credited to the explored arm.
- *             The window in which the phase changed is not credited to anything.
+ *  Schedule.  Every ACE_EXPLORE_EVERY-th window explores one group (round robin); the
+ *             others sit on their best arm. The window's reward (reward.c) is credited
+ *             to the explored arm. The windows between run every group on its best arm
+ *             and credit all of them.
+ *             The window in which the phase changed is not credited to anything; the
+ *             one after it runs every group on its best arm (a new context: the
+ *             defaults) and is credited to each of them, so a new phase does not spend
+ *             one window per group re-measuring the defaults before it tries anything.
  *  Keep or return.  A refault of released memory, or a page-fault storm, in an active
  *             window raises the keep level (purge delay and cache budgets x4 per level,
  *             partial_release_pages x2);
@@ -39,7 +44,7 @@ typedef struct group_def {
 } group_def;
 
 static const group_def groups[ACE_GROUPS] = {
-  [ACE_GROUP_TLS]     = {"tls_cap", HAKMEM_ACE_PIN_TLS_CAP, 4, {1, 2, 4, 0.5}},
+  [ACE_GROUP_TLS]     = {"tls_cap", HAKMEM_ACE_PIN_TLS_CAP, 4, {1, 4, 2, 0.5}},
   [ACE_GROUP_BATCH]   = {"refill_batch", HAKMEM_ACE_PIN_REFILL_BATCH, 4, {1, 2, 4, 0.5}},
   [ACE_GROUP_DRAIN]   = {"remote_drain_interval", HAKMEM_ACE_PIN_DRAIN, 3, {1, 0.25, 4}},
   [ACE_GROUP_SWEEP]   = {"sweep_interval", HAKMEM_ACE_PIN_DRAIN, 3, {1, 0.25, 4}},
@@ -226,7 +231,8 @@ int ace_learner_step(ace_learner* L, const ace_rule_input* in, hak_knobs* k, cha
     ace_say(&r, "ucb1: phase %s: context %d (%s)", L->cur < 0 ? "first seen" : "change", ci,
         fresh ? "new, exploring" : "known, its best arms");
     L->cur = ci;
-    L->pending_group = -1;
+    L->pending_group = ACE_PENDING_ALL;
+    L->since_explore = ACE_EXPLORE_EVERY - 1;   /* the window after this one explores */
     apply_context(c, -1, 0, in, k);
     return memcmp(&before, k, sizeof before) != 0;
   }
@@ -236,10 +242,25 @@ int ace_learner_step(ace_learner* L, const ace_rule_input* in, hak_knobs* k, cha
   c->sig.ops_log2 = 0.8 * c->sig.ops_log2 + 0.2 * s.ops_log2;
   if (L->pending_group >= 0) {
     double rw = ace_reward(m, c->ref, in->rss_target);
-    ace_bandit_update(&c->bandit[L->pending_group], L->pending_arm, rw);
+    if (L->pending_group == ACE_PENDING_ALL) {
+      /* Every group sat on its best arm (nothing was credited since it was applied). */
+      for (unsigned i = 0; i < ACE_GROUPS; i++) {
+        if (!(in->pinned & groups[i].pin)) ace_bandit_update(&c->bandit[i], ace_bandit_best(&c->bandit[i]), rw);
+      }
+    } else {
+      ace_bandit_update(&c->bandit[L->pending_group], L->pending_arm, rw);
+    }
     L->last_reward = rw;
   }
   c->ref = c->ref > 0 ? (1 - ACE_REF_ALPHA) * c->ref + ACE_REF_ALPHA * m->ops_per_cpu_s : m->ops_per_cpu_s;
+  /* Every other window sits on the best arms and credits them all: exploration takes
+   * at most half of a phase, and the arms in force gather evidence. */
+  if (++L->since_explore < ACE_EXPLORE_EVERY) {
+    L->pending_group = ACE_PENDING_ALL;
+    apply_context(c, -1, 0, in, k);
+    return memcmp(&before, k, sizeof before) != 0;
+  }
+  L->since_explore = 0;
   /* The next group to explore: round robin over the groups not pinned. */
   int g = -1;
   for (unsigned i = 0; i < ACE_GROUPS; i++) {

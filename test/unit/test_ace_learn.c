@@ -89,6 +89,25 @@ static void test_bandit_follows_a_change(void) {
   CHECK_MSG(late0 > 80, "arm 0 pulled %u of the last 100 times", late0);
 }
 
+/* One lucky window does not move the setting the learner sits on: a non-default arm
+ * needs ACE_BANDIT_TRUST_PULLS pulls, or one pull more than ACE_BANDIT_BIG_WIN better. */
+static void test_bandit_one_lucky_window_is_not_trusted(void) {
+  ace_bandit b;
+  ace_bandit_init(&b, 3, ACE_UCB_GAMMA, ACE_UCB_C, ACE_UCB_DROP_MARGIN);
+  ace_bandit_update(&b, 0, 1.00);
+  ace_bandit_update(&b, 1, 1.10);           /* 10 % better once: noise as far as we know */
+  CHECK_EQ(ace_bandit_best(&b), 0u);
+  ace_bandit_update(&b, 1, 1.06);           /* twice: trusted */
+  CHECK_EQ(ace_bandit_best(&b), 1u);
+  ace_bandit_update(&b, 2, 1.40);           /* 40 % better once: a big win counts at once */
+  CHECK_EQ(ace_bandit_best(&b), 2u);
+  /* Without a measured default, the best mean wins as before. */
+  ace_bandit_init(&b, 3, ACE_UCB_GAMMA, ACE_UCB_C, ACE_UCB_DROP_MARGIN);
+  ace_bandit_update(&b, 1, 1.00);
+  ace_bandit_update(&b, 2, 1.05);
+  CHECK_EQ(ace_bandit_best(&b), 2u);
+}
+
 static void test_bandit_never_leaves_its_arms(void) {
   ace_bandit b;
   ace_bandit_init(&b, 3, 0.9, 0.5, 0.01);
@@ -244,6 +263,101 @@ static void test_learner_finds_each_phases_best_arm_and_remembers_it(void) {
   int used = 0;
   for (int i = 0; i < ACE_CONTEXTS; i++) used += L.ctx[i].used;
   CHECK_EQ(used, 2);                                   /* two phases, two contexts */
+}
+
+/* A phase in which big thread caches win by far (a producer/consumer pair: x4 is 1.6x the
+ * default's throughput, x2 1.25x, x0.5 0.8x; the other knobs do not matter). */
+static double sim_big_win(const hak_knobs* k, const hak_knobs* d) {
+  double tls = (double)k->tls_cap[0] / d->tls_cap[0];
+  double s = 1e7 * (tls >= 3.9 ? 1.6 : tls >= 1.9 ? 1.25 : tls <= 0.6 ? 0.8 : 1.0);
+  return s * (1.0 + noise(0.02));
+}
+
+/* The learner's own gain must not look like a drifting program: once x4 is found, the
+ * arms tried before it (credited when the phase ran slower) must not look better than
+ * it, so the learner stays on x4 except for the windows that explore the group. */
+static void test_learner_keeps_a_big_win(void) {
+  hak_knobs d = defaults(), k = d;
+  ace_learner L;
+  ace_learner_init(&L);
+  ace_metrics m;
+  char why[640];
+  int on_x4 = 0, n = 0;
+  for (int t = 0; t < 120; t++) {
+    phase_metrics(&m, 'A', sim_big_win(&k, &d));
+    ace_rule_input in = {.m = &m, .defaults = &d};
+    ace_learner_step(&L, &in, &k, why, sizeof why);
+    if (t >= 20) { n++; on_x4 += k.tls_cap[0] == d.tls_cap[0] * 4; }
+  }
+  CHECK_EQ(ace_group_scale(ACE_GROUP_TLS, ace_bandit_best(&L.ctx[L.cur].bandit[ACE_GROUP_TLS])), 4.0);
+  CHECK_MSG(on_x4 * 100 >= n * 85, "x4 in force in %d of %d windows", on_x4, n);
+}
+
+/* Phases of a few windows each (bench/phases: 3 s at 500 ms, one of them the window of
+ * the change): the big win is found within the first visit of its phase and is in force
+ * from the first window of every later visit. */
+static void test_learner_finds_a_big_win_within_a_short_phase(void) {
+  hak_knobs d = defaults(), k = d;
+  ace_learner L;
+  ace_learner_init(&L);
+  ace_metrics m;
+  char why[640];
+  int first_x4 = -1;
+  for (int t = 0; t < 48; t++) {
+    int ph = (t / 6) % 4;                    /* A, B, idle, idle */
+    if (ph == 0) phase_metrics(&m, 'A', sim_big_win(&k, &d));
+    else if (ph == 1) phase_metrics(&m, 'B', sim_speed('B', &k, &d));
+    else { memset(&m, 0, sizeof m); m.dt_ns = 500000000; }
+    ace_rule_input in = {.m = &m, .defaults = &d};
+    ace_learner_step(&L, &in, &k, why, sizeof why);
+    if (ph == 0 && first_x4 < 0 && k.tls_cap[0] == d.tls_cap[0] * 4) first_x4 = t;
+    if (t == 24 || t == 25) CHECK_MSG(k.tls_cap[0] == d.tls_cap[0] * 4, "window %d of A's second visit: tls %u (%s)",
+                                      t - 24, k.tls_cap[0], why);
+  }
+  CHECK_MSG(first_x4 == 1, "x4 first tried in window %d (the one after the credited defaults)", first_x4);
+}
+
+/* A program of short phases (six windows, as bench/phases at 3 s) with noisy windows:
+ * in A the big thread caches win (x4 1.3x, x2 1.1x), in B the defaults are best and
+ * every other arm costs 1-8 %. Averaged over 50 programs, the learner must gain most of
+ * A's win and lose little in B to its exploration. */
+static double sim_short(char ph, const hak_knobs* k, const hak_knobs* d, double* clean) {
+  double tls = (double)k->tls_cap[0] / d->tls_cap[0];
+  double rb = (double)k->refill_batch[0] / d->refill_batch[0];
+  double dr = (double)k->remote_drain_interval[40] / d->remote_drain_interval[40];
+  double sw = (double)k->sweep_interval / d->sweep_interval;
+  double s = ph == 'A' ? (tls >= 3.9 ? 1.3 : tls >= 1.9 ? 1.1 : tls <= 0.6 ? 0.85 : 1.0)
+                       : (tls >= 3.9 ? 0.92 : tls <= 0.6 ? 0.95 : 1.0);
+  s *= rb >= 3.9 ? 0.97 : rb <= 0.6 ? 0.95 : rb >= 1.9 ? 0.99 : 1.0;
+  s *= dr <= 0.3 ? 0.97 : dr >= 3.9 ? 0.98 : 1.0;
+  s *= sw <= 0.3 ? 0.98 : sw >= 3.9 ? 0.99 : 1.0;
+  *clean = s;
+  return 1e7 * s * (1.0 + noise(0.1));
+}
+
+static void test_learner_pays_for_its_exploration_in_short_phases(void) {
+  double tot[2] = {0, 0};
+  int cnt[2] = {0, 0};
+  for (int rep = 0; rep < 50; rep++) {
+    hak_knobs d = defaults(), k = d;
+    ace_learner L;
+    ace_learner_init(&L);
+    ace_metrics m;
+    char why[640];
+    for (int t = 0; t < 48; t++) {
+      int ph = (t / 6) % 4;                  /* A, B, idle, idle: two rounds */
+      double clean = 1;
+      if (ph == 0) phase_metrics(&m, 'A', sim_short('A', &k, &d, &clean));
+      else if (ph == 1) phase_metrics(&m, 'B', sim_short('B', &k, &d, &clean));
+      else { memset(&m, 0, sizeof m); m.dt_ns = 500000000; }
+      if (ph < 2) { tot[ph] += clean; cnt[ph]++; }
+      ace_rule_input in = {.m = &m, .defaults = &d};
+      ace_learner_step(&L, &in, &k, why, sizeof why);
+    }
+  }
+  double a = tot[0] / cnt[0], b = tot[1] / cnt[1];
+  CHECK_MSG(a >= 1.15, "A: %.3f of the defaults' speed (x4 is 1.3)", a);
+  CHECK_MSG(b >= 0.965, "B: %.3f of the defaults' speed (the best)", b);
 }
 
 /* The tls arms scale the growth budget with the caps, clamped to its valid range: a
@@ -530,6 +644,7 @@ static void test_policy_from_the_environment(void) {
   }
 }
 
+
 int main(int argc, char** argv) {
   hak_free(hak_malloc(16));   /* links the API's object, whose constructor starts the runtime */
   if (argc > 1 && strcmp(argv[1], "--print-policy") == 0) {
@@ -543,6 +658,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_bandit_finds_the_best_arm_and_drops_a_costly_one);
   HT_RUN(test_bandit_follows_a_change);
   HT_RUN(test_bandit_never_leaves_its_arms);
+  HT_RUN(test_bandit_one_lucky_window_is_not_trusted);
   HT_RUN(test_reward_normalised_with_penalties);
   HT_RUN(test_signatures_tell_phases_apart);
   HT_RUN(test_learner_finds_each_phases_best_arm_and_remembers_it);
@@ -553,6 +669,9 @@ int main(int argc, char** argv) {
   HT_RUN(test_policy_decay_returns_a_smooth_fraction);
   HT_RUN(test_policy_resize_grows_missing_classes_and_shrinks_idle_ones);
   HT_RUN(test_learner_budget_arm_stays_valid);
+  HT_RUN(test_learner_keeps_a_big_win);
+  HT_RUN(test_learner_finds_a_big_win_within_a_short_phase);
+  HT_RUN(test_learner_pays_for_its_exploration_in_short_phases);
   HT_RUN(test_policy_configuration);
   HT_RUN(test_policy_from_the_environment);
   return ht_report();

@@ -219,12 +219,62 @@ static size_t slabs_bytes(const hak_segment* seg, uint32_t mask) {
   return bytes;
 }
 
+/* Unmap seg, which is in no cache list (it stays registered until here). */
+static void segment_unmap(hak_segment* seg) {
+  hak_seglist_remove(seg);
+  size_t size = seg->size;         /* the header goes with the mapping */
+  hak_registry_set(seg, size, NULL);
+  /* A refused munmap is counted; the mapping the kernel kept stays counted as held. */
+  if (hak_prim_unmap(seg, size)) HAK_OS_COUNT(bytes_mapped, -(int64_t)size);
+  else HAK_OS_COUNT(os_failures, 1);
+  HAK_OS_COUNT(seg_unmapped, 1);
+}
+
+/* The cache is full and `need` more bytes must fit: take decommitted entries out,
+ * oldest in list order first (the list's tail; a purge puts entries back at the head,
+ * so the order is about age, not exact), and return them linked by `next` for the
+ * caller to unmap once the lock is gone. Resident entries keep their place: the next
+ * thread that needs a segment gets those without page faults, while a decommitted one
+ * saves only an mmap. Without this a cache filled with decommitted segments of sizes no
+ * longer asked for turned every new release into an unmap (the cache lock held). */
+static hak_segment* evict_decommitted_locked(size_t need) {
+  hak_segment* tail = seg_cache;
+  while (tail && tail->next) tail = tail->next;
+  hak_segment* out = NULL;
+  size_t got = 0;
+  for (hak_segment* seg = tail; seg && got < need;) {
+    hak_segment* prev = seg->prev;
+    if (seg->fresh) {
+      if (seg->prev) seg->prev->next = seg->next; else seg_cache = seg->next;
+      if (seg->next) seg->next->prev = seg->prev;
+      seg_cache_bytes -= seg->size;
+      got += seg->size;
+      seg->prev = NULL;
+      seg->next = out;
+      out = seg;
+    }
+    seg = prev;
+  }
+  return out;
+}
+
+/* Unmap the entries evict_decommitted_locked took out of the cache (no lock held). */
+static void unmap_evicted(hak_segment* list) {
+  while (list) {
+    hak_segment* next = list->next;
+    list->next = NULL;
+    HAK_OS_COUNT(bytes_cached, -(int64_t)list->size);
+    segment_unmap(list);
+    list = next;
+  }
+}
+
 /* reuse_likely: released by the heap that used it (a thread giving back its empty
  * segments, at its exit too), or an abandoned segment emptied by a thread that is itself
- * setting up or adopting segments (a successor taking over a lane of blocks: larson's threads): the
- * cache may keep what the program recently reused resident. Else (an abandoned segment
- * emptied by a thread that only frees, or by the scavenger) no one is about to reuse it
- * and only the floor applies. */
+ * setting up or adopting segments (a successor taking over a lane of blocks: larson's
+ * threads): the cache may keep what the program recently reused resident. Else (an
+ * abandoned segment emptied by a thread that only frees, or by the scavenger) no one is
+ * about to reuse it and only the floor applies. */
 static void segment_release(hak_segment* seg, bool reuse_likely) {
   HAK_ASSERT(seg->used_slabs == 0 && seg->next == NULL && seg->prev == NULL && seg->linked == NULL);
   HAK_OS_COUNT(unused_dirty_bytes[seg->kind], -(int64_t)slabs_bytes(seg, seg->dirty_free & seg->free_slabs));
@@ -233,6 +283,10 @@ static void segment_release(hak_segment* seg, bool reuse_likely) {
   hak_store_release(&seg->state, HAK_SEGST_CACHED);
   size_t limit = (size_t)HAK_KNOB(segment_cache_bytes);
   hak_lock_take(&seg_cache_lock);
+  hak_segment* evicted = NULL;
+  if (seg_cache_bytes + seg->size > limit && seg->size <= limit) {
+    evicted = evict_decommitted_locked(seg_cache_bytes + seg->size - limit);
+  }
   if (seg_cache_bytes + seg->size <= limit) {
     /* Cached dirty: a thread that needs a segment soon gets it without page faults.
      * hak_segment_cache_purge decommits what stays unused for the purge delay; past the
@@ -259,16 +313,12 @@ static void segment_release(hak_segment* seg, bool reuse_likely) {
     size_t size = seg->size;      /* seg may be taken and reused once the lock is gone */
     hak_lock_release(&seg_cache_lock);
     HAK_OS_COUNT(bytes_cached, (int64_t)size);
+    unmap_evicted(evicted);
     return;
   }
   hak_lock_release(&seg_cache_lock);
-  hak_seglist_remove(seg);
-  size_t size = seg->size;         /* the header goes with the mapping */
-  hak_registry_set(seg, size, NULL);
-  /* A refused munmap is counted; the mapping the kernel kept stays counted as held. */
-  if (hak_prim_unmap(seg, size)) HAK_OS_COUNT(bytes_mapped, -(int64_t)size);
-  else HAK_OS_COUNT(os_failures, 1);
-  HAK_OS_COUNT(seg_unmapped, 1);
+  unmap_evicted(evicted);
+  segment_unmap(seg);
 }
 
 void hak_segment_release(hak_segment* seg) { segment_release(seg, true); }

@@ -75,9 +75,8 @@ HAK_INLINE void hak_free_fast(void* p) {
   unsigned i = (unsigned)unit & (HAK_FC_SIZE - 1);
   if (HAK_LIKELY(h->fc_unit[i] == unit)) {
     hak_slab* s = h->fc_slab[i];
-    uintptr_t off = a - (uintptr_t)s->start;
     hak_block* b = (hak_block*)p;
-    if (HAK_LIKELY(off * s->divmagic < s->handed && b->key != hak_free_mark(b))) {
+    if (HAK_LIKELY(hak_slab_handed_block(s, a) && b->key != hak_free_mark(b))) {
       hak_tcache* tc = s->tc;
       /* Full: room goes below 0 and the slow path flushes, which recounts it. */
       if (HAK_LIKELY(--tc->room >= 0)) {

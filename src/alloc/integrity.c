@@ -46,7 +46,7 @@ hak_slab* hak_tc_block_slab_slow(const hak_heap* h, unsigned cls, const hak_bloc
   uintptr_t a = (uintptr_t)b;
   if (!hak_link_plausible(b) || b == NULL) return NULL;
   hak_segment* seg = hak_registry_lookup(a);
-  if (seg == NULL || seg->kind == HAK_SEG_LARGE || a < (uintptr_t)seg + HAK_SEG_HDR) return NULL;
+  if (seg == NULL || seg->kind == HAK_SEG_LARGE) return NULL;   /* the header page: below slab 0's start */
   if (hak_load_relaxed(&seg->heap) != h) return NULL;
   hak_slab* s = hak_slab_of(seg, a);
   return s->cls == cls && hak_slab_is_block(s, a) && b->key == hak_free_mark(b) ? s : NULL;

@@ -82,31 +82,17 @@ void hak_remote_buffer(hak_heap* h, hak_slab* s, hak_block* b) {
   h->rb_mask |= 1u << i;
 }
 
-uint32_t hak_remote_drain(hak_slab* s) {
-  hak_block* b = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
-  uint32_t n = 0;
-  while (b) {
-    hak_block* next = HAK_DEC(b, b->next);
-    /* Every block of the stack is a free block of s (integrity.c). */
-    hak_slab_check_free(s, b, next, "free");
-    b->next = HAK_ENC(b, s->free);
-    s->free = b;
-    n++;
-    b = next;
-  }
-  s->nfree += n;
-  s->used -= n;
-  if (n) s->pages_clean = false;
-  if (n) HAK_OS_COUNT(remote_drained[s->cls], n);
-  return n;
-}
-
-uint32_t hak_remote_drain_into(hak_slab* s, uint32_t want, hak_block** first, hak_block** last) {
+/* Take s's remote stack (owner, or the abandoned list's lock): every block is checked;
+ * up to `want` go to the chain *first..*last (linked with HAK_ENC, *last's link left to
+ * the caller), the rest to s's free list. Returns the blocks drained; *took those the
+ * chain got. */
+HAK_INLINE uint32_t drain_stack(hak_slab* s, uint32_t want, hak_block** first, hak_block** last, uint32_t* took_out) {
   hak_block* b = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
   uint32_t n = 0, took = 0;
   while (b) {
     hak_block* next = HAK_DEC(b, b->next);
-    hak_slab_check_free(s, b, next, "free");   /* as hak_remote_drain */
+    /* Every block of the stack is a free block of s (integrity.c). */
+    hak_slab_check_free(s, b, next, "free");
     if (took < want) {
       if (*last) (*last)->next = HAK_ENC(*last, b); else *first = b;
       *last = b;
@@ -123,5 +109,18 @@ uint32_t hak_remote_drain_into(hak_slab* s, uint32_t want, hak_block** first, ha
   s->used -= n - took;
   if (n > took) s->pages_clean = false;
   if (n) HAK_OS_COUNT(remote_drained[s->cls], n);
+  *took_out = took;
+  return n;
+}
+
+uint32_t hak_remote_drain(hak_slab* s) {
+  hak_block *first = NULL, *last = NULL;
+  uint32_t took;
+  return drain_stack(s, 0, &first, &last, &took);
+}
+
+uint32_t hak_remote_drain_into(hak_slab* s, uint32_t want, hak_block** first, hak_block** last) {
+  uint32_t took;
+  drain_stack(s, want, first, last, &took);
   return took;
 }

@@ -34,12 +34,17 @@ HAK_INLINE bool hak_slab_is_block(const hak_slab* s, uintptr_t a) {
   uintptr_t off = a - (uintptr_t)s->start;
   return a >= (uintptr_t)s->start && a < (uintptr_t)hak_load_relaxed(&s->bump) && hak_slab_off_is_block(s, off);
 }
+/* True when a is the start of a block s has handed out, read through `handed`: the
+ * owner, or a thread holding the lock under which `handed` is written (the owner's heap
+ * lock; for an abandoned segment, the abandoned list's lock, taken after its last owner
+ * wrote it). One multiply and one compare (see hak_slab_divmagic). */
+HAK_INLINE bool hak_slab_handed_block(const hak_slab* s, uintptr_t a) {
+  return (a - (uintptr_t)s->start) * s->divmagic < s->handed;
+}
 /* True when n, decoded from a link of s's free or remote list, may be followed: NULL or
- * a block start s has handed out (integrity.c). The caller holds the lock under which
- * `handed` is written (the owner's heap lock; for an abandoned segment, the abandoned
- * list's lock, taken after its last owner wrote it): one multiply and one compare. */
+ * a block start s has handed out (integrity.c; the caller may read `handed`). */
 HAK_INLINE bool hak_slab_link_valid(const hak_slab* s, const hak_block* n) {
-  return n == NULL || ((uintptr_t)n - (uintptr_t)s->start) * s->divmagic < s->handed;
+  return n == NULL || hak_slab_handed_block(s, (uintptr_t)n);
 }
 /* Free block b of s, taken off s's free or remote list, links to n: it must carry its
  * mark and n must be followable, else the program stops naming b (integrity.c). */
@@ -56,7 +61,7 @@ HAK_INLINE hak_slab* hak_tc_block_slab(const hak_heap* h, unsigned cls, const ha
   unsigned i = (unsigned)unit & (HAK_FC_SIZE - 1);
   if (HAK_LIKELY(h->fc_unit[i] == unit)) {
     hak_slab* s = h->fc_slab[i];
-    bool ok = s->cls == cls && (a - (uintptr_t)s->start) * s->divmagic < s->handed && b->key == hak_free_mark(b);
+    bool ok = s->cls == cls && hak_slab_handed_block(s, a) && b->key == hak_free_mark(b);
     return ok ? s : NULL;
   }
   return hak_tc_block_slab_slow(h, cls, b);

@@ -94,6 +94,12 @@ static void cache_push_locked(hak_segment* seg) {
   seg_cache = seg;
 }
 
+/* Take seg off the cache list (the cache's lock held; its links are left as they were). */
+static void cache_unlink_locked(hak_segment* seg) {
+  if (seg->prev) seg->prev->next = seg->next; else seg_cache = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+}
+
 /* How well a cached segment suits a request of `size` bytes for `kind` (and pool class
  * `cls`); higher is better, 0 not at all. A segment keeps its last kind and pool class
  * in the cache, and a resident one keeps the pages its blocks touched: the same
@@ -121,8 +127,7 @@ static hak_segment* cache_take(size_t size, unsigned kind, unsigned cls) {
     if (fit == 4) break;
   }
   if (best) {
-    if (best->prev) best->prev->next = best->next; else seg_cache = best->next;
-    if (best->next) best->next->prev = best->prev;
+    cache_unlink_locked(best);
     seg_cache_bytes -= best->size;
     if (best->fresh == false) atomic_fetch_sub(&seg_cache_dirty, best->size);   /* `fresh` = decommitted */
     hak_churn_add(&seg_reuse_churn, hak_prim_now_ns(), HAK_KNOB(purge_delay_ns), size);
@@ -245,8 +250,7 @@ static hak_segment* evict_decommitted_locked(size_t need) {
   for (hak_segment* seg = tail; seg && got < need;) {
     hak_segment* prev = seg->prev;
     if (seg->fresh) {
-      if (seg->prev) seg->prev->next = seg->next; else seg_cache = seg->next;
-      if (seg->next) seg->next->prev = seg->prev;
+      cache_unlink_locked(seg);
       seg_cache_bytes -= seg->size;
       got += seg->size;
       seg->prev = NULL;
@@ -337,8 +341,7 @@ size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
   while (seg) {
     hak_segment* next = seg->next;
     if (!seg->fresh && seg->cached_at + delay_ns <= now) {
-      if (seg->prev) seg->prev->next = seg->next; else seg_cache = seg->next;
-      if (seg->next) seg->next->prev = seg->prev;
+      cache_unlink_locked(seg);
       atomic_fetch_sub(&seg_cache_dirty, seg->size);
       seg->next = old;
       old = seg;

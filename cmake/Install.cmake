@@ -14,7 +14,7 @@
 #
 # Included by the top-level CMakeLists.txt when HAK_SANITIZE is empty, after the
 # targets hakmem and hakmem_static exist.  Settings it reads:
-#   HAK_PC_LIBS_PRIVATE    Libs.private of hakmem.pc (a list; default -lurcu-bp -lpthread -lm).
+#   HAK_PC_LIBS_PRIVATE    Libs.private of hakmem.pc (a list; default -lurcu-bp -lpthread).
 #                          Append e.g. -lurcu-bp here when libhakmem.a needs it.
 #   HAKMEM_INSTALL_CMAKEDIR, HAKMEM_INSTALL_PKGCONFIGDIR (cache, relative to prefix)
 
@@ -26,7 +26,7 @@ set(HAKMEM_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/hakmem" CACHE STRING
 set(HAKMEM_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig" CACHE STRING
   "where hakmem.pc is installed (relative to the prefix)")
 if(NOT DEFINED HAK_PC_LIBS_PRIVATE)
-  set(HAK_PC_LIBS_PRIVATE -lurcu-bp -lpthread -lm)
+  set(HAK_PC_LIBS_PRIVATE -lurcu-bp -lpthread)
 endif()
 
 # The same names as the installed package, for projects that add_subdirectory(hakmem).

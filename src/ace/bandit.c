@@ -21,7 +21,7 @@
  * Never-pulled arms go first, in their order (arm 0 is the default setting). */
 #include "ace/ace.h"
 
-#include <math.h>
+#include "base/fmath.h"
 #include <string.h>
 
 void ace_bandit_init(ace_bandit* b, unsigned narms, double gamma, double c, double drop_margin) {
@@ -47,7 +47,7 @@ unsigned ace_bandit_best(const ace_bandit* b) {
   for (unsigned a = 0; a < b->narms; a++) {
     if (b->pulls[a] == 0 || b->dropped[a]) continue;
     if (a != 0 && def_ok && b->pulls[a] < ACE_BANDIT_TRUST_PULLS &&
-        ace_bandit_mean(b, a) <= def_mean + ACE_BANDIT_BIG_WIN * fabs(def_mean)) continue;
+        ace_bandit_mean(b, a) <= def_mean + ACE_BANDIT_BIG_WIN * hak_fabs(def_mean)) continue;
     if (best < 0 || ace_bandit_mean(b, a) > ace_bandit_mean(b, (unsigned)best)) best = (int)a;
   }
   return best < 0 ? 0 : (unsigned)best;
@@ -61,11 +61,11 @@ unsigned ace_bandit_select(const ace_bandit* b) {
     total += b->n[a];
   }
   unsigned best = ace_bandit_best(b);
-  double best_ucb = -INFINITY;
-  double ln = log(total > 1 ? total : 1);
+  double best_ucb = -__builtin_inf();
+  double ln = hak_ln(total > 1 ? total : 1);
   for (unsigned a = 0; a < b->narms; a++) {
     if (b->dropped[a] || b->n[a] <= 0) continue;
-    double ucb = ace_bandit_mean(b, a) + b->c * sqrt(2.0 * ln / b->n[a]);
+    double ucb = ace_bandit_mean(b, a) + b->c * hak_sqrt(2.0 * ln / b->n[a]);
     if (ucb > best_ucb) { best_ucb = ucb; best = a; }
   }
   return best;
@@ -89,7 +89,7 @@ void ace_bandit_update(ace_bandit* b, unsigned arm, double reward) {
   double bm = ace_bandit_mean(b, best);
   for (unsigned a = 0; a < b->narms; a++) {
     if (a == best || b->dropped[a] || b->pulls[a] < ACE_BANDIT_DROP_PULLS) continue;
-    if (ace_bandit_mean(b, a) < bm - b->drop_margin * fabs(bm)) {
+    if (ace_bandit_mean(b, a) < bm - b->drop_margin * hak_fabs(bm)) {
       b->dropped[a] = true;
       b->dropped_at[a] = b->total_pulls;
     }

@@ -32,7 +32,7 @@
  *             returns freed memory while the program idles. */
 #include "ace/ace.h"
 
-#include <math.h>
+#include "base/fmath.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -56,7 +56,7 @@ double ace_group_scale(unsigned g, unsigned arm) {
 }
 
 static uint32_t scaled(uint32_t def, double s, uint32_t lo, uint32_t hi) {
-  double v = floor((double)def * s + 0.5);
+  double v = hak_floor((double)def * s + 0.5);
   if (v < lo) v = lo;
   if (v > hi) v = hi;
   return (uint32_t)v;
@@ -69,7 +69,7 @@ static void apply_arm(unsigned g, unsigned arm, const hak_knobs* d, hak_knobs* k
     case ACE_GROUP_TLS:
       for (unsigned c = 0; c < HAK_NCLS; c++) k->tls_cap[c] = scaled(d->tls_cap[c], s, 1, ACE_MAX_TLS_CAP);
       {   /* and how far they may grow, within the validated range */
-        double b = floor((double)d->tls_grow_budget_bytes * s + 0.5);
+        double b = hak_floor((double)d->tls_grow_budget_bytes * s + 0.5);
         k->tls_grow_budget_bytes = b > (double)(1ull << 40) ? 1ull << 40 : (uint64_t)b;
       }
       break;
@@ -95,16 +95,16 @@ void ace_signature_of(const ace_metrics* m, ace_signature* s) {
   /* Below ACE_PHASE_MIN_WS every working set is "small": a loop that allocates and
    * frees a batch holds anything from 0 to its batch when the window is sampled. */
   double ws = (double)m->bytes_in_use;
-  s->ws_log2 = log2(ws > ACE_PHASE_MIN_WS ? ws : ACE_PHASE_MIN_WS);
-  s->ops_log2 = log2(m->ops_per_s + 1.0);
+  s->ws_log2 = hak_log2(ws > ACE_PHASE_MIN_WS ? ws : ACE_PHASE_MIN_WS);
+  s->ops_log2 = hak_log2(m->ops_per_s + 1.0);
 }
 
 double ace_signature_distance(const ace_signature* a, const ace_signature* b) {
   double d = 0;
-  for (unsigned t = 0; t < 4; t++) d += fabs(a->tier[t] - b->tier[t]);
-  d += fabs(a->remote - b->remote);
-  d += fabs(a->ws_log2 - b->ws_log2) / 4.0;      /* 16x the bytes in use: 1 */
-  d += fabs(a->ops_log2 - b->ops_log2) / 8.0;    /* 256x the operation rate: 1 */
+  for (unsigned t = 0; t < 4; t++) d += hak_fabs(a->tier[t] - b->tier[t]);
+  d += hak_fabs(a->remote - b->remote);
+  d += hak_fabs(a->ws_log2 - b->ws_log2) / 4.0;      /* 16x the bytes in use: 1 */
+  d += hak_fabs(a->ops_log2 - b->ops_log2) / 8.0;    /* 256x the operation rate: 1 */
   return d;
 }
 

@@ -18,7 +18,7 @@
  *   ucb1    learner.c: per-phase bandits over the knob groups, keep-or-return. */
 #include "ace/ace.h"
 
-#include <math.h>
+#include "base/fmath.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -84,7 +84,7 @@ int ace_policy_step(ace_policy_state* ps, const ace_rule_input* in, hak_knobs* k
     case HAKMEM_ACE_POLICY_DECAY: {
       if (in->pinned & HAKMEM_ACE_PIN_SCAVENGE) return 0;
       double dt = (double)in->m->dt_ns / 1e6;
-      double frac = 1.0 - exp(-dt / (double)ACE_DECAY_MS);
+      double frac = 1.0 - hak_exp(-dt / (double)ACE_DECAY_MS);
       plan->delay_ns = 0;
       plan->cache_delay_ns = (uint64_t)ACE_DECAY_MS * 1000000u / 2;
       /* What could go back: unused slabs and caches, and the free space inside slabs

@@ -388,6 +388,8 @@ HAK_HIDDEN void hak_abandoned_collect(const hak_segment* seg, unsigned kind);
 HAK_HIDDEN void hak_heap_fork_lock(void);
 HAK_HIDDEN void hak_heap_fork_unlock(bool child);
 HAK_HIDDEN void hak_heap_key_create(void);
+/* Sets up hak_heap_dead and hak_heap_global (zero until then) before either is used. */
+HAK_HIDDEN void hak_heap_stand_ins_init(void);
 /* Tear down up to `max` heaps whose threads exited without their key destructor (see
  * heap.c), looking at up to `checks` heaps for each; the caller holds no allocator lock
  * and no segment pin. Returns how many. */

@@ -33,6 +33,7 @@ HAK_COLD void hak_init_slow(void) {
                     : c <= HAK_CLS_MID_LAST ? HAK_SEG_MID : HAK_SEG_POOL;
   }
   hak_knobs_init();
+  hak_heap_stand_ins_init();
   hak_heap_set_caps(&hak_heap_global);
   hak_heap_key_create();
   hak_store_release(&hak_init_state, 2);

@@ -280,6 +280,18 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
       took++;
     }
     HAK_DBG_ADD(h, REFILL_SLAB_FREELIST, took);
+    if (got + took < want && hak_load_relaxed(&s->remote) != NULL) {
+      /* Blocks other threads freed before never-used space: a producer whose blocks
+       * come back from a consumer reuses them instead of walking the bump pointer over
+       * the whole slab first (every page of every class's slab resident: 1.4x
+       * mimalloc's RSS on micro-xthread). Checked once, in the drain; what the chain
+       * does not need stays on the slab's list. */
+      s->used += took;
+      got += took;
+      took = 0;
+      got += hak_remote_drain_into(s, want - got, &first, &last);
+      HAK_DBG(h, REFILL_REMOTE_DRAIN);
+    }
     uint32_t from_list = took;
     (void)from_list;
     uint8_t* bump = hak_load_relaxed(&s->bump);

@@ -182,6 +182,53 @@ static void test_mixed_remote_frees_are_buffered_per_class(void) {
   pthread_barrier_destroy(&mix_bar);
 }
 
+/* ---- a refill reuses blocks other threads freed before fresh space -----------------
+ * An owner hands blocks to a consumer, which frees them all (cross-thread) and flushes
+ * its buffer; the owner's next refills take those blocks back from the slab's remote
+ * stack before moving the bump pointer, so a producer/consumer pair keeps reusing the
+ * same memory. (Draining only once the bump pointer reached the slab's end touched
+ * every page of every slab: 1.4x mimalloc's RSS on micro-xthread.) */
+enum { REUSE_SIZE = 880, REUSE_FIRST = 24, REUSE_SECOND = 40 };   /* 74 blocks per 64 KiB slab */
+static void* reuse_first[REUSE_FIRST];
+static pthread_barrier_t reuse_bar;
+static unsigned reuse_found;
+
+static void* reuse_owner(void* arg) {
+  (void)arg;
+  for (int i = 0; i < REUSE_FIRST; i++) reuse_first[i] = hak_malloc(REUSE_SIZE);
+  pthread_barrier_wait(&reuse_bar);   /* 1: blocks published */
+  pthread_barrier_wait(&reuse_bar);   /* 2: freed and flushed by the consumer */
+  void* second[REUSE_SECOND];
+  for (int i = 0; i < REUSE_SECOND; i++) second[i] = hak_malloc(REUSE_SIZE);
+  for (int i = 0; i < REUSE_SECOND; i++) {
+    for (int j = 0; j < REUSE_FIRST; j++) reuse_found += second[i] == reuse_first[j];
+  }
+  for (int i = 0; i < REUSE_SECOND; i++) hak_free(second[i]);
+  return NULL;
+}
+
+static void* reuse_consumer(void* arg) {
+  (void)arg;
+  pthread_barrier_wait(&reuse_bar);   /* 1 */
+  for (int i = 0; i < REUSE_FIRST; i++) hak_free(reuse_first[i]);
+  hak_thread_flush();
+  pthread_barrier_wait(&reuse_bar);   /* 2 */
+  return NULL;
+}
+
+static void test_refill_reuses_remote_frees_before_fresh_space(void) {
+  pthread_barrier_init(&reuse_bar, NULL, 2);
+  pthread_t to, tc;
+  CHECK_EQ(pthread_create(&to, NULL, reuse_owner, NULL), 0);
+  CHECK_EQ(pthread_create(&tc, NULL, reuse_consumer, NULL), 0);
+  pthread_join(tc, NULL);
+  pthread_join(to, NULL);
+  pthread_barrier_destroy(&reuse_bar);
+  /* The owner's TLS list keeps what its last refill brought beyond the first 24; after
+   * those, every block the consumer freed comes back before a new one. */
+  CHECK_MSG(reuse_found == REUSE_FIRST, "%u of the %d blocks freed by the consumer reused", reuse_found, REUSE_FIRST);
+}
+
 /* ---- large blocks and byte counts ------------------------------------------------- */
 static void test_large_and_bytes(void) {
   hak_stats* a = snap();
@@ -485,6 +532,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_local_pattern_counts);
   HT_RUN(test_remote_frees_and_backlog);
   HT_RUN(test_mixed_remote_frees_are_buffered_per_class);
+  HT_RUN(test_refill_reuses_remote_frees_before_fresh_space);
   HT_RUN(test_large_and_bytes);
   HT_RUN(test_json_parser);
   HT_RUN(test_json_rendering);

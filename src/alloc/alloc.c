@@ -30,7 +30,8 @@ static void* alloc_cls_global(unsigned cls) {
   return p;
 }
 
-void* hak_alloc_cls_slow(unsigned cls) {
+/* `borrow`: a plain malloc of a pool class, which may take a larger class's free block. */
+static void* alloc_cls_slow(unsigned cls, bool borrow) {
   hak_ensure_init();
   hak_heap* h = hak_tls_heap;
   if (HAK_UNLIKELY(h == &hak_heap_empty)) {
@@ -42,13 +43,15 @@ void* hak_alloc_cls_slow(unsigned cls) {
   else {
     p = hak_tcache_pop_fast(h, cls);
     if (!p) {
-      p = hak_tcache_refill(h, cls);
+      p = borrow ? hak_tcache_refill_pool(h, cls) : hak_tcache_refill(h, cls);
       hak_slow_hook_tick(h);
     }
   }
   if (HAK_UNLIKELY(!p)) errno = ENOMEM;
   return p;
 }
+
+void* hak_alloc_cls_slow(unsigned cls) { return alloc_cls_slow(cls, false); }
 
 _Atomic(void (*)(void)) hak_slow_hook;
 
@@ -65,7 +68,8 @@ HAK_NOINLINE void* hak_malloc_slow(size_t size) {
     hak_ensure_init();
     return hak_large_alloc(size, 0, false);
   }
-  return hak_alloc_cls_slow(hak_size_to_cls(size));
+  unsigned cls = hak_size_to_cls(size);
+  return alloc_cls_slow(cls, cls > HAK_CLS_MID_LAST);
 }
 
 void* hak_alloc_calloc(size_t n, size_t size) {

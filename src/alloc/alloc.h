@@ -424,6 +424,9 @@ HAK_HIDDEN hak_slab* hak_tc_block_slab_slow(const hak_heap* h, unsigned cls, con
 
 /* ---- tls_cache.c: refill and flush between TLS lists and slabs ---------------- */
 HAK_HIDDEN void* hak_tcache_refill(hak_heap* h, unsigned cls);
+/* The refill of a plain malloc of pool class cls: a free block of a slightly larger
+ * class when cls has none of its own (tls_cache.c, "pool blocks borrowed"). */
+HAK_HIDDEN void* hak_tcache_refill_pool(hak_heap* h, unsigned cls);
 HAK_HIDDEN void  hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep);
 HAK_HIDDEN void  hak_heap_set_caps(hak_heap* h);
 

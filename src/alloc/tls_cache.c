@@ -8,7 +8,7 @@
  * Only the owning thread runs these (or any thread holding hak_global_lock for the
  * global heap), with the heap's lock held: a scavenger may take it to release the
  * heap's unused memory (heap.c). The TLS lists themselves are the owner's alone. */
-#include "alloc/slab.h"
+#include "alloc/alloc_fast.h"
 #include "alloc/knobs.h"
 #include "alloc/os_counters.h"
 #include "prim/prim.h"
@@ -219,6 +219,51 @@ static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
   h->ctr.slabs_new++;
   HAK_DBG(h, REFILL_NEW_SLAB);
   return s;
+}
+
+/* ---- pool blocks borrowed from a larger class ------------------------------------------
+ * Every pool class (32 KiB to 1 MiB) has slabs of its own, so a program whose block
+ * sizes drift (a buffer shrunk by realloc step by step, sizes that vary between rounds)
+ * leaves free blocks behind in the classes it moved away from while the class it moves
+ * to touches fresh pages: realloc_bench's shrink pattern held 1.4x mimalloc's peak RSS.
+ * A pool malloc whose class has nothing free of its own (TLS list, slab free list or
+ * remote frees) takes a free block of one of the next HAK_POOL_BORROW classes instead
+ * (at most about 1.4x the size: pool classes are eight per doubling): pages that are
+ * resident already, in place of new ones. The block stays its class's: its usable size
+ * is that class's, its free goes back there, and it counts as that class's allocation.
+ * Only plain malloc borrows: an aligned request needs its own class's alignment. */
+#define HAK_POOL_BORROW 4
+
+static void* borrow_locked(hak_heap* h, unsigned cls) {
+  hak_slab* own = h->partial[cls];
+  if (own && (own->free || hak_load_relaxed(&own->remote) != NULL)) return NULL;
+  uintptr_t tag = hak_released_tag();
+  for (unsigned c = cls + 1; c <= cls + HAK_POOL_BORROW && c < HAK_NCLS; c++) {
+    void* p = hak_tcache_pop_fast(h, c);   /* counts as class c's allocation */
+    if (p) { HAK_DBG(h, REFILL_POOL_BORROW); return p; }
+    hak_slab* s = h->partial[c];
+    if (!s || !s->free) continue;
+    hak_block* b = s->free;
+    if (((uintptr_t*)b)[HAK_BLOCK_TAG_WORD] == tag) continue;   /* its pages went back */
+    hak_block* n = HAK_DEC(b, b->next);
+    hak_slab_check_free(s, b, n, "malloc");
+    s->free = n;
+    s->nfree--;
+    s->used++;
+    h->cc[c].refilled++;          /* one allocation of class c, given to the program */
+    HAK_DBG(h, REFILL_POOL_BORROW);
+    b->next = NULL;
+    b->key = 0;
+    return b;
+  }
+  return NULL;
+}
+
+void* hak_tcache_refill_pool(hak_heap* h, unsigned cls) {
+  hak_heap_lock(h);
+  void* p = borrow_locked(h, cls);
+  hak_heap_unlock(h);
+  return p ? p : hak_tcache_refill(h, cls);
 }
 
 void* hak_tcache_refill(hak_heap* h, unsigned cls) {

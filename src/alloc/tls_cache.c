@@ -228,21 +228,23 @@ static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
  * to touches fresh pages: realloc_bench's shrink pattern held 1.4x mimalloc's peak RSS.
  * A pool malloc whose class has nothing free of its own (TLS list, slab free list or
  * remote frees) takes a free block of one of the next HAK_POOL_BORROW classes instead
- * (at most about 1.4x the size: pool classes are eight per doubling): pages that are
- * resident already, in place of new ones. The block stays its class's: its usable size
- * is that class's, its free goes back there, and it counts as that class's allocation.
- * Only plain malloc borrows: an aligned request needs its own class's alignment. */
+ * (at most 1.625x the size asked for: pool classes are eight per doubling): pages that
+ * are resident already, in place of new ones. Only a slab with HAK_POOL_BORROW_SURPLUS
+ * free blocks or more lends, and never from its class's TLS list: a class in use keeps
+ * its next block (lending that too moved the demand up a class and cost mstress 20 %
+ * more page faults). The block stays its class's: its usable size is that class's, its
+ * free goes back there, and it counts as that class's allocation. Only plain malloc
+ * borrows: an aligned request needs its own class's alignment. */
 #define HAK_POOL_BORROW 4
+#define HAK_POOL_BORROW_SURPLUS 2
 
 static void* borrow_locked(hak_heap* h, unsigned cls) {
   hak_slab* own = h->partial[cls];
   if (own && (own->free || hak_load_relaxed(&own->remote) != NULL)) return NULL;
   uintptr_t tag = hak_released_tag();
   for (unsigned c = cls + 1; c <= cls + HAK_POOL_BORROW && c < HAK_NCLS; c++) {
-    void* p = hak_tcache_pop_fast(h, c);   /* counts as class c's allocation */
-    if (p) { HAK_DBG(h, REFILL_POOL_BORROW); return p; }
     hak_slab* s = h->partial[c];
-    if (!s || !s->free) continue;
+    if (!s || s->nfree < HAK_POOL_BORROW_SURPLUS) continue;
     hak_block* b = s->free;
     if (((uintptr_t*)b)[HAK_BLOCK_TAG_WORD] == tag) continue;   /* its pages went back */
     hak_block* n = HAK_DEC(b, b->next);

@@ -2,14 +2,16 @@
  * of its own takes a free block of one of the next four classes (tls_cache.c, "pool
  * blocks borrowed from a larger class"): resident pages instead of fresh ones. The
  * block keeps its class (usable size, statistics, where its free goes); a class with a
- * free block of its own uses it; a class more than four steps larger is not used; an
- * aligned request never borrows. Each case runs in a thread of its own (a fresh heap),
+ * free block of its own uses it; a larger class's single free block (its TLS list's)
+ * is not lent; a class more than four steps larger is not used; an aligned request
+ * never borrows. Each case runs in a thread of its own (a fresh heap),
  * without the ACE thread. */
 #include "hak_test.h"
 #include "hakmem.h"
 #include "hakmem_stats.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define KiB 1024u
@@ -37,26 +39,56 @@ static void run(void* (*fn)(void*)) {
   pthread_join(t, NULL);
 }
 
-/* 36 KiB with only a free 40 KiB block around: that block, as a 40 KiB block. */
+enum { SPARE = 4 };
+/* Allocates and frees SPARE blocks of `size`: one stays in the TLS list, the rest go
+ * back to their slab's free list. */
+static void make_spares(size_t size, void* out[SPARE]) {
+  for (int i = 0; i < SPARE; i++) {
+    out[i] = hak_malloc(size);
+    memset(out[i], 0x5a, size);
+  }
+  for (int i = 0; i < SPARE; i++) hak_free(out[i]);
+}
+static bool one_of(const void* q, void* const set[SPARE]) {
+  for (int i = 0; i < SPARE; i++) if (q == set[i]) return true;
+  return false;
+}
+
+/* 36 KiB with only free 40 KiB blocks around: one of them, as a 40 KiB block. */
 static void* borrow_case(void* arg) {
   (void)arg;
   unsigned c40 = cls_of(40 * KiB), c36 = cls_of(36 * KiB);
-  void* p = hak_malloc(40 * KiB);
-  memset(p, 0x5a, 40 * KiB);
-  hak_free(p);
+  void* spare[SPARE];
+  make_spares(40 * KiB, spare);
   uint64_t used40 = in_use(c40), used36 = in_use(c36);
   void* q = hak_malloc(36 * KiB);
-  CHECK(q == p);
+  CHECK(one_of(q, spare));
   CHECK_EQ(hak_malloc_usable_size(q), 40 * KiB);
   CHECK_EQ(in_use(c40), used40 + 1);          /* the 40 KiB class's allocation */
   CHECK_EQ(in_use(c36), used36);
   memset(q, 0x33, 36 * KiB);
   hak_free(q);
   CHECK_EQ(in_use(c40), used40);
-  /* back in the 40 KiB class: a 40 KiB request gets it again */
-  void* r = hak_malloc(40 * KiB);
-  CHECK(r == p);
-  hak_free(r);
+  /* Each 40 KiB block is back in its class: 40 KiB requests get all of them again. */
+  void* r[SPARE];
+  for (int i = 0; i < SPARE; i++) {
+    r[i] = hak_malloc(40 * KiB);
+    CHECK(one_of(r[i], spare));
+  }
+  for (int i = 0; i < SPARE; i++) hak_free(r[i]);
+  return NULL;
+}
+
+/* A single free 40 KiB block (in its class's TLS list) is that class's next block: a
+ * 36 KiB request does not take it. */
+static void* tls_block_kept_case(void* arg) {
+  (void)arg;
+  void* p = hak_malloc(40 * KiB);
+  hak_free(p);
+  void* q = hak_malloc(36 * KiB);
+  CHECK(q != p);
+  CHECK_EQ(hak_malloc_usable_size(q), 36 * KiB);
+  hak_free(q);
   return NULL;
 }
 
@@ -77,10 +109,10 @@ static void* own_first_case(void* arg) {
 /* 32 KiB against a free 64 KiB block: eight classes apart, too far to borrow. */
 static void* too_far_case(void* arg) {
   (void)arg;
-  void* big = hak_malloc(64 * KiB);
-  hak_free(big);
+  void* spare[SPARE];
+  make_spares(64 * KiB, spare);
   void* q = hak_malloc(32 * KiB);
-  CHECK(q != big);
+  CHECK(!one_of(q, spare));
   CHECK_EQ(hak_malloc_usable_size(q), 32 * KiB);
   hak_free(q);
   return NULL;
@@ -89,11 +121,11 @@ static void* too_far_case(void* arg) {
 /* An aligned request needs its class's alignment: no borrowing. */
 static void* aligned_case(void* arg) {
   (void)arg;
-  void* big = hak_malloc(40 * KiB);
-  hak_free(big);
+  void* spare[SPARE];
+  make_spares(40 * KiB, spare);
   void* q = NULL;
   CHECK_EQ(hak_posix_memalign(&q, 4096, 36 * KiB), 0);
-  CHECK(q != big);
+  CHECK(!one_of(q, spare));
   CHECK_EQ((uintptr_t)q % 4096, 0);
   CHECK_EQ(hak_malloc_usable_size(q), 36 * KiB);
   hak_free(q);
@@ -101,6 +133,7 @@ static void* aligned_case(void* arg) {
 }
 
 static void test_borrows_a_free_block_of_a_larger_class(void) { run(borrow_case); }
+static void test_tls_block_is_not_lent(void) { run(tls_block_kept_case); }
 static void test_own_free_block_first(void) { run(own_first_case); }
 static void test_no_borrowing_beyond_four_classes(void) { run(too_far_case); }
 static void test_aligned_requests_do_not_borrow(void) { run(aligned_case); }
@@ -108,6 +141,7 @@ static void test_aligned_requests_do_not_borrow(void) { run(aligned_case); }
 int main(int argc, char** argv) {
   ht_init(argc, argv);
   HT_RUN(test_borrows_a_free_block_of_a_larger_class);
+  HT_RUN(test_tls_block_is_not_lent);
   HT_RUN(test_own_free_block_first);
   HT_RUN(test_no_borrowing_beyond_four_classes);
   HT_RUN(test_aligned_requests_do_not_borrow);

@@ -81,12 +81,17 @@ typedef struct hak_slab {
   uint8_t             idx;      /* index in the segment */
   bool                pages_clean; /* every free block's inner pages are given back; cleared
                                       when a block comes home (under the heap's lock) */
+  uint16_t            parked_pages; /* blocks under two pages, 64 KiB slabs: pages given
+                                       back while every block on them was free (bit i: the
+                                       i-th page from the one holding `start`); the blocks
+                                       touching them are parked, off `free` (slab.c) */
   /* under the owning heap's lock (or the lock of the list the segment is on) */
   hak_block*          free;     /* local free list */
   uint8_t*            end;      /* start + capacity * bsize */
   uint32_t            used;     /* blocks outside the slab */
   uint32_t            nfree;    /* length of `free` */
   uint64_t            freed_at; /* unused slabs: when given back (ns), for the purge delay */
+
   struct hak_slab*    next;     /* in the owner's partial/full list of this class */
   struct hak_slab*    prev;
   /* written by other threads */

@@ -409,6 +409,7 @@ hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
   s->tc = &hak_load_relaxed(&seg->heap)->tc[cls];   /* the owner takes slabs */
   s->end = s->start + cap * bsize;
   s->free = NULL; s->nfree = 0; s->used = 0;
+  s->parked_pages = 0;
   s->next = s->prev = NULL;
   s->pages_clean = false;
   hak_slab_set_bump(s, s->start);
@@ -418,6 +419,7 @@ hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {
 void hak_segment_give_slab(hak_segment* seg, hak_slab* s) {
   s->state = HAK_SLAB_UNUSED;
   s->free = NULL; s->nfree = 0;
+  s->parked_pages = 0;   /* its pages go back with the slab's (purge) */
   hak_slab_set_bump(s, s->start);           /* frees into it now fail validation */
   seg->free_slabs |= 1u << s->idx;
   seg->used_slabs--;

@@ -78,9 +78,10 @@ HAK_INLINE void hak_slab_set_bump(hak_slab* s, uint8_t* bump) {
 HAK_INLINE hak_segment* hak_slab_segment(hak_slab* s) {
   return (hak_segment*)((uint8_t*)(s - s->idx) - offsetof(hak_segment, slabs));
 }
-/* True when s can give blocks without draining: a local free block or never-used space. */
+/* True when s can give blocks without draining: a local free block (on its list or on
+ * a page given back) or never-used space. */
 HAK_INLINE bool hak_slab_has_local(const hak_slab* s) {
-  return s->free != NULL || hak_load_relaxed(&s->bump) < s->end;
+  return s->free != NULL || s->parked_pages != 0 || hak_load_relaxed(&s->bump) < s->end;
 }
 
 /* Take s off its heap's partial/full list of its class. */
@@ -105,9 +106,15 @@ HAK_HIDDEN bool hak_slab_maybe_release(hak_heap* h, hak_slab* s);
 /* Give an empty slab back now (no keep-one rule); true when the segment went too. */
 HAK_HIDDEN bool hak_slab_release(hak_heap* h, hak_slab* s);
 
-/* Give back the pages inside s's free blocks that span min_pages pages or more after
- * their first page (blocks of two pages or more only); returns bytes released. */
+/* Give back the pages of s's free blocks: for blocks of two pages or more, the pages
+ * after their first page (min_pages of them or more); for smaller blocks, runs of
+ * min_pages pages or more on which every block is free, whose blocks are parked (taken
+ * off the free list until hak_slab_unpark). Returns bytes released. */
 HAK_HIDDEN size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages);
+/* Put s's parked blocks back on its free list (their pages fault in again as they are
+ * used). A parked page that is mapped again was touched by the program after the free
+ * (a write after free or a second free): the program stops naming it. */
+HAK_HIDDEN void hak_slab_unpark(hak_slab* s);
 /* The same for every slab in use of seg, stopping at `deadline` (prim clock; 0: none).
  * The caller holds the lock that seg's state names. */
 HAK_HIDDEN size_t hak_segment_release_free_pages(hak_segment* seg, unsigned min_pages, uint64_t deadline);

@@ -314,6 +314,7 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
       }
     }
     uint32_t took = 0;
+    if (s->free == NULL && s->parked_pages) hak_slab_unpark(s);   /* before never-used space */
     bool big = bsize >= 2 * HAK_PAGE_SIZE;      /* blocks whose inner pages may be released */
     while (got + took < want && s->free) {
       hak_block* b = s->free;

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -441,6 +443,125 @@ static void test_class_gets_its_own_resident_slab_back(void) {
             (unsigned long)same_cls_first[0], (unsigned long)same_cls_first[1]);
 }
 
+/* ---- pages of small blocks (slab.c: release_small_pages, hak_slab_unpark) ------------
+ * An idle owner holds 2048 blocks of 64 B (two 64 KiB slabs) and frees every other run
+ * of 256 (four whole pages each). The walk gives those pages back and parks their
+ * blocks; the live blocks keep their contents. The owner's next 1024 mallocs get the
+ * parked blocks back (no new memory), counted as refaults. A write after free on a page
+ * given back stops the program at the unpark, naming the page. */
+enum { SMALL_N = 2048, SMALL_SIZE = 64, SMALL_RUN = 256 };
+static unsigned char* small_blocks[SMALL_N];
+static pthread_barrier_t small_bar;
+static long small_bad, small_reused;
+
+static bool small_freed(int i) { return (i / SMALL_RUN) % 2 == 1; }
+static bool page_resident(const void* p) {
+  unsigned char v = 0;
+  void* page = (void*)((uintptr_t)p & ~(uintptr_t)4095);
+  return mincore(page, 4096, &v) == 0 && (v & 1);
+}
+
+static void small_build(void) {
+  for (int i = 0; i < SMALL_N; i++) {
+    small_blocks[i] = hak_malloc(SMALL_SIZE);
+    fill(small_blocks[i], SMALL_SIZE, (unsigned)i);
+  }
+  for (int i = 0; i < SMALL_N; i++) if (small_freed(i)) hak_free(small_blocks[i]);
+  hak_thread_flush();           /* the freed blocks go back to their slabs' lists */
+}
+
+static void* small_owner(void* arg) {
+  (void)arg;
+  small_build();
+  pthread_barrier_wait(&small_bar);   /* 1: built, idle */
+  pthread_barrier_wait(&small_bar);   /* 2: released */
+  unsigned char* again[SMALL_N / 2];
+  for (int k = 0; k < SMALL_N / 2; k++) {
+    again[k] = hak_malloc(SMALL_SIZE);
+    for (int i = 0; i < SMALL_N; i++) {
+      if (small_freed(i) && again[k] == small_blocks[i]) { small_reused++; break; }
+    }
+    fill(again[k], SMALL_SIZE, 1000u + (unsigned)k);
+  }
+  for (int i = 0; i < SMALL_N; i++) if (!small_freed(i) && !intact(small_blocks[i], SMALL_SIZE, (unsigned)i)) small_bad++;
+  for (int k = 0; k < SMALL_N / 2; k++) {
+    if (!intact(again[k], SMALL_SIZE, 1000u + (unsigned)k)) small_bad++;
+    hak_free(again[k]);
+  }
+  for (int i = 0; i < SMALL_N; i++) if (!small_freed(i)) hak_free(small_blocks[i]);
+  return NULL;
+}
+
+static void test_small_block_pages_released_and_reused(void) {
+  pthread_barrier_init(&small_bar, NULL, 2);
+  pthread_t t;
+  CHECK_EQ(pthread_create(&t, NULL, small_owner, NULL), 0);
+  pthread_barrier_wait(&small_bar);   /* 1 */
+  hak_stats a = stats();
+  hak_release_all(0);
+  hak_stats b = stats();
+  long resident_freed = 0, resident_kept = 0, pages = 0;
+  for (int i = 0; i < SMALL_N; i += 64) {      /* one block per page */
+    pages++;
+    if (small_freed(i)) resident_freed += page_resident(small_blocks[i]);
+    else resident_kept += page_resident(small_blocks[i]);
+  }
+  CHECK_MSG(resident_freed == 0, "%ld of %ld pages of freed blocks still resident", resident_freed, pages / 2);
+  CHECK_EQ(resident_kept, pages / 2);
+  /* (a run may end on a page shared with never-used space past the bump pointer) */
+  CHECK_MSG(b.bytes_released_inside_blocks - a.bytes_released_inside_blocks >= (uint64_t)SMALL_N / 2 * SMALL_SIZE * 3 / 4,
+            "released %llu bytes inside blocks",
+            (unsigned long long)(b.bytes_released_inside_blocks - a.bytes_released_inside_blocks));
+  pthread_barrier_wait(&small_bar);   /* 2 */
+  pthread_join(t, NULL);
+  hak_stats c = stats();
+  CHECK_EQ(small_bad, 0);
+  CHECK_MSG(small_reused == SMALL_N / 2, "%ld of %d mallocs got a parked block back", small_reused, SMALL_N / 2);
+  CHECK(c.bytes_refaulted - b.bytes_refaulted >= (uint64_t)SMALL_N / 2 * SMALL_SIZE * 3 / 4);
+  pthread_barrier_destroy(&small_bar);
+}
+
+/* The program writes into a freed block whose page went back; the next refill of the
+ * class finds the page no longer zero and stops (in a child process). */
+static void test_write_after_free_on_a_released_page_stops(void) {
+  int pfd[2];
+  CHECK_EQ(pipe(pfd), 0);
+  uintptr_t* page_seen = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(page_seen != MAP_FAILED);
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pfd[0]);
+    dup2(pfd[1], 2);
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    alarm(20);
+    small_build();
+    hak_release_all(0);
+    small_blocks[SMALL_RUN + 5][20] = 0x77;    /* a write after free */
+    *page_seen = (uintptr_t)(small_blocks[SMALL_RUN + 5] + 20) & ~(uintptr_t)4095;
+    for (int i = 0; i < SMALL_N; i++) hak_malloc(SMALL_SIZE);
+    _exit(0);
+  }
+  close(pfd[1]);
+  char buf[4096];
+  size_t len = 0;
+  ssize_t r;
+  while ((r = read(pfd[0], buf + len, sizeof buf - 1 - len)) > 0) len += (size_t)r;
+  buf[len] = 0;
+  close(pfd[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CHECK_MSG(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "child status %#x; stderr: %s", st, buf);
+  char want[128];
+  snprintf(want, sizeof want, "hakmem: malloc(): write after free (on a page of free blocks given back) %p",
+           (void*)*page_seen);
+  CHECK(*page_seen != 0);
+  CHECK_MSG(strstr(buf, want) != NULL, "stderr lacks \"%s\": %s", want, buf);
+  munmap(page_seen, 4096);
+}
+
 /* ---- madvise refused: counted, nothing breaks, works again afterwards -------------- */
 static atomic_int refuse;
 static bool refusing_decommit(void* p, size_t n) {
@@ -481,5 +602,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_segment_cache_reuses_same_geometry);
   HT_RUN(test_slab_reused_by_another_class_keeps_few_stale_pages);
   HT_RUN(test_class_gets_its_own_resident_slab_back);
+  HT_RUN(test_small_block_pages_released_and_reused);
+  HT_RUN(test_write_after_free_on_a_released_page_stops);
   return ht_report();
 }

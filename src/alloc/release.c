@@ -68,8 +68,9 @@ void hak_release_walk(hak_release_walk_t* w, uint64_t now, uint64_t delay) {
   }
   uint64_t start = w->released;
   unsigned min_pages = HAK_KNOB(partial_release_pages);
-  size_t n = hak_seglist_count();
+  size_t total = hak_seglist_count(), n = total;
   if (w->max_segments && w->max_segments < n) n = w->max_segments;
+  hak_slab_release_small(!w->deadline_ns || w->small_round);
   for (size_t i = 0; i < n; i++) {
     if (w->deadline_ns && hak_prim_now_ns() >= w->deadline_ns) { w->out_of_time = true; break; }
     if (w->max_bytes && w->released - start >= w->max_bytes) break;
@@ -80,6 +81,12 @@ void hak_release_walk(hak_release_walk_t* w, uint64_t now, uint64_t delay) {
     w->released += hak_release_segment(seg, now, delay, min_pages, w->deadline_ns, &busy);
     w->busy += busy;
     hak_seglist_unpin(seg);
+    if (++w->round_seen >= total) {       /* a round ends: small pages next if it found nothing */
+      w->small_round = !w->small_round && w->released == w->round_start;
+      w->round_seen = 0;
+      w->round_start = w->released;
+      hak_slab_release_small(!w->deadline_ns || w->small_round);
+    }
   }
   if (!w->deadline_ns) {          /* a full round (malloc_trim, tests): what it emptied too */
     hak_abandoned_reclaim();

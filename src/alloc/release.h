@@ -18,6 +18,12 @@ typedef struct hak_release_walk_t {
   uint64_t busy;           /* out, cumulative: segments skipped, their lock was taken */
   uint64_t released;       /* out, cumulative: bytes given back */
   bool     out_of_time;    /* out: the last call stopped at the deadline */
+  /* Pages of small blocks cost a walk of every free block of their slabs: a budgeted
+   * walk (deadline_ns set) gives them back only in rounds that follow a round with
+   * nothing else to give back, every other round (a walk without deadline: always). */
+  bool     small_round;    /* state: this round also gives back pages of small blocks */
+  uint64_t round_seen;     /* state: segments visited in this round */
+  uint64_t round_start;    /* state: `released` when this round began */
   uint64_t calls;          /* out: calls so far */
 } hak_release_walk_t;
 

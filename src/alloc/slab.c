@@ -191,9 +191,12 @@ void hak_slab_unpark(hak_slab* s) {
  * return counts as a refault (refill clears the tag). Blocks in TLS lists are the
  * owner thread's alone and are not touched.
  * Smaller blocks share pages with their neighbours: release_small_pages above. */
+static bool release_small = true;
+void hak_slab_release_small(bool on) { release_small = on; }
+
 size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages) {
   if (s->pages_clean) return 0;
-  if (s->bsize < 2 * HAK_PAGE_SIZE) return release_small_pages(s, min_pages);
+  if (s->bsize < 2 * HAK_PAGE_SIZE) return release_small ? release_small_pages(s, min_pages) : 0;
   uintptr_t tag = hak_released_tag();
   size_t bytes = 0;
   bool refused = false;

@@ -111,6 +111,9 @@ HAK_HIDDEN bool hak_slab_release(hak_heap* h, hak_slab* s);
  * min_pages pages or more on which every block is free, whose blocks are parked (taken
  * off the free list until hak_slab_unpark). Returns bytes released. */
 HAK_HIDDEN size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages);
+/* Whether hak_slab_release_free_pages takes on blocks under two pages; set by the
+ * release walk (release.c) under its lock, which every caller of it holds. */
+HAK_HIDDEN void hak_slab_release_small(bool on);
 /* Put s's parked blocks back on its free list (their pages fault in again as they are
  * used). A parked page that is mapped again was touched by the program after the free
  * (a write after free or a second free): the program stops naming it. */

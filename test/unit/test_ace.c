@@ -336,11 +336,18 @@ static void* backlog_owner(void* arg) {
 }
 
 static void test_controller_tick_on_a_fake_clock(void) {
+  /* This test ticks the controller itself: no ACE thread may tick it as well (one
+   * started by the owner's mallocs once the process has lived a second, as in a slow
+   * sanitizer run). */
+  hakmem_ace_config_t cfg = config_now();
+  uint32_t enabled_was = cfg.enabled;
+  cfg.enabled = 0;
+  CHECK_EQ(hakmem_ace_config(&cfg), 0);
+  CHECK_EQ(ace_tid(), 0);
   pthread_t t;
   pthread_create(&t, NULL, backlog_owner, NULL);
   while (atomic_load(&owner_phase) != 1) sleep_ms(1);
   uint64_t now = 1000000000000ull;
-  hakmem_ace_config_t cfg = config_now();
   cfg.pinned = HAKMEM_ACE_PIN_SCAVENGE;        /* keep the backlog for the rule to see */
   uint32_t policy_was = cfg.policy;
   cfg.policy = HAKMEM_ACE_POLICY_RULES;
@@ -369,6 +376,7 @@ static void test_controller_tick_on_a_fake_clock(void) {
   CHECK_EQ(restored.remote_drain_interval[cls], before.remote_drain_interval[cls]);
   cfg.pinned = 0;
   cfg.policy = policy_was;
+  cfg.enabled = enabled_was;
   CHECK_EQ(hakmem_ace_config(&cfg), 0);
   atomic_store(&owner_phase, 2);
   pthread_join(t, NULL);

@@ -11,7 +11,9 @@
  *     ctest also runs this with HAKMEM_ACE_ENABLED=0), and malloc_trim's work
  *     (hak_trim) returns what the segment cache keeps;
  *   - but a lane of blocks handed from thread to thread (Larson) keeps the segments its
- *     threads empty resident in the cache, as these threads keep setting up segments.
+ *     threads empty resident in the cache, as these threads keep setting up segments;
+ *   - a thread that exits with little memory parks its heap whole and the next thread
+ *     that starts takes it (TLS lists included); malloc_trim tears parked heaps down.
  * Links the static library (hak_* names; libc's malloc stays glibc's). */
 #include "hak_test.h"
 #include "hakmem.h"
@@ -292,8 +294,64 @@ static void test_lane_handed_between_threads_stays_resident(void) {
             (unsigned long long)(late >> 20), LANE_ROUNDS / 2);
 }
 
+/* ---- a parked heap goes to the next thread ------------------------------------------
+ * Thread A frees PARK_BLOCKS blocks into its TLS list and exits; thread B starts and
+ * mallocs once. A's heap was parked whole, so B's malloc pops the block A freed last,
+ * with no refill. (Torn down, A's list went back to its slabs, the slab list's head being
+ * the block A freed first, and B's heap, new and empty, refilled.) After malloc_trim,
+ * which tears parked heaps down, the next thread's heap is a new one: it refills. */
+enum { PARK_BLOCKS = 16, PARK_SIZE = 208 };
+static void* park_freed[PARK_BLOCKS];
+static void* park_got;
+
+static void* park_a(void* arg) {
+  (void)arg;
+  void* v[PARK_BLOCKS];
+  for (int i = 0; i < PARK_BLOCKS; i++) v[i] = hak_malloc(PARK_SIZE);
+  for (int i = 0; i < PARK_BLOCKS; i++) {
+    hak_free(v[i]);
+    park_freed[i] = v[i];
+  }
+  return NULL;
+}
+
+static void* park_b(void* arg) {
+  (void)arg;
+  park_got = hak_malloc(PARK_SIZE);
+  hak_free(park_got);
+  return NULL;
+}
+
+static void run_thread(void* (*fn)(void*)) {
+  pthread_t t;
+  CHECK_EQ(pthread_create(&t, NULL, fn, NULL), 0);
+  pthread_join(t, NULL);
+}
+
+static void test_exited_threads_heap_goes_to_the_next_thread(void) {
+  hak_free(hak_malloc(PARK_SIZE));           /* the process is set up */
+  run_thread(park_a);
+  hak_stats a = stats();
+  run_thread(park_b);
+  hak_stats b = stats();
+  CHECK_MSG(park_got == park_freed[PARK_BLOCKS - 1], "B got %p, A freed %p last", park_got,
+            park_freed[PARK_BLOCKS - 1]);
+  CHECK_EQ(b.threads_started - a.threads_started, 1);
+  CHECK_EQ(b.threads_ended - a.threads_ended, 1);
+  /* malloc_trim: no parked heap is left, B's successor starts a heap of its own. */
+  run_thread(park_a);
+  hak_trim();
+  hak_stats c = stats();
+  run_thread(park_b);
+  hak_stats d = stats();
+  CHECK_MSG(d.refills > c.refills, "refills %llu -> %llu: the heap was not new", (unsigned long long)c.refills,
+            (unsigned long long)d.refills);
+}
+
 int main(int argc, char** argv) {
   ht_init(argc, argv);
+  /* First: before the ACE thread may start (it would take the parked heap). */
+  HT_RUN(test_exited_threads_heap_goes_to_the_next_thread);
   HT_RUN(test_first_malloc_in_last_tsd_round_is_torn_down);
   HT_RUN(test_exited_threads_blocks_freed_by_idle_thread_are_given_back);
   HT_RUN(test_lane_handed_between_threads_stays_resident);

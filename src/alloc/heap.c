@@ -17,17 +17,19 @@
  * The thread is gone, so its TLS lists are no one else's; in a forked child the heaps
  * of the parent's other threads lose their ids and are left alone.
  *
- * A thread that exits normally parks its heap whole (TLS lists, slab lists, segments)
- * when it holds at most PARK_BYTES of slabs in use and fewer than HAKMEM_HEAP_PARK
- * heaps are parked; the next thread that starts takes the newest parked heap and goes
- * on where the old one stopped. Tearing a heap down flushes every TLS list into its
- * slabs and abandons the segments; the successor then adopts them and walks those
- * slab free lists again block by block, each block a dependent cache miss: in threads
- * that come and go in rounds (bench/mstress) that was a third of all blocks handed out.
+ * A thread that exits normally parks its heap (slab lists, segments, caps; its TLS
+ * lists go back to their slabs as in a teardown) when it holds between PARK_MIN_BYTES
+ * and PARK_BYTES of slabs in use and fewer than HAKMEM_HEAP_PARK heaps are parked; the
+ * next thread that starts takes the newest parked heap and goes on with it. A teardown
+ * abandons the segments instead: a successor adopts them one at a time, only after it
+ * has taken fresh slabs and segments for what it needs first, and the segment cache
+ * decommits what churns through it (bench/mstress: 240 adoptions, 70-170 decommits in
+ * 60 thread exits). The TLS lists are not kept: a successor that allocates other sizes
+ * would find them pinning slabs (realloc_bench's cases: +14 MiB of peak RSS).
  * A parked heap is nobody's: its owner_tid is 0 (never reaped), frees into it are
  * remote frees, and the oldest is torn down when the park is full, by the release walk
- * once it stayed parked for HAK_PARK_IDLE_DELAYS purge delays (meanwhile the walk purges its
- * unused slabs as it does an idle thread's), and by malloc_trim. */
+ * once it stayed parked for HAK_PARK_IDLE_DELAYS purge delays (meanwhile the walk
+ * purges its unused slabs as it does an idle thread's), and by malloc_trim. */
 #include "alloc/slab.h"
 #include "base/options.h"
 #include "prim/prim.h"
@@ -62,6 +64,10 @@ static _Atomic size_t abandoned_count;   /* written under the lock, read without
  * idle) gets them back through abandonment, which releases each segment as its last
  * block comes home. A heap of bench/mstress holds a few MiB. */
 #define PARK_BYTES ((size_t)32 << 20)
+/* ... and at least this: a heap with fewer slabs in use costs a successor little to
+ * adopt, while parked it keeps its slabs' pages to itself (stress --phase=churn, 20,000
+ * threads of a dozen blocks each, 2-8 alive: RSS grew by 3-6 MiB where it stays flat). */
+#define PARK_MIN_BYTES ((size_t)1 << 20)
 
 static hak_heap* parked;              /* newest first, linked by park_next (pool lock) */
 static _Atomic unsigned parked_n;     /* written under the pool lock, read without */
@@ -147,6 +153,8 @@ static void heap_struct_free(hak_heap* h, bool ended) {
   hak_lock_release(&heap_pool_lock);
 }
 
+static size_t heap_collect(hak_heap* h);
+
 /* The newest parked heap, now owned by the calling thread (pid, tid), or NULL. */
 static hak_heap* park_take(int pid, int tid) {
   if (hak_load_relaxed(&parked_n) == 0) return NULL;
@@ -174,6 +182,7 @@ hak_heap* hak_heap_thread_init(void) {
      * the threads that make new heaps: an orphan only ever leaves one behind. */
     hak_tls_heap = h;
     pthread_setspecific(heap_key, h);
+    heap_collect(h);
     return h;
   }
   h = heap_struct_new(pid, tid);
@@ -190,10 +199,12 @@ hak_heap* hak_heap_thread_init(void) {
 
 static void segment_collect(hak_heap* h, hak_segment* seg);
 
-/* A heap about to park takes back the remote frees waiting on its slabs, gives its
- * empty slabs back to their segments and its empty segments to the cache, as a
- * teardown would (its TLS lists stay). Returns the bytes of its slabs still in use; a
- * pool slab counts the blocks it has out (its segment is mostly address space). */
+/* Take back the remote frees waiting on h's slabs, give its empty slabs back to their
+ * segments and its empty segments to the cache, as a teardown does: when h parks and
+ * when a thread takes it (the frees that came while it was parked: a thread that only
+ * allocates a little would otherwise leave them waiting, and the slabs they empty
+ * in use, heap after heap). Returns the bytes of its slabs still in use; a pool slab
+ * counts the blocks it has out (its segment is mostly address space). */
 static size_t heap_collect(hak_heap* h) {
   size_t bytes = 0;
   hak_heap_lock(h);
@@ -205,7 +216,10 @@ static size_t heap_collect(hak_heap* h) {
       if (seg->used_slabs == 0) {
         hak_heap_unlink_segment(h, seg);
         hak_segment_release(seg);
-      } else if (kind == HAK_SEG_POOL) {
+        seg = next;
+        continue;
+      }
+      if (kind == HAK_SEG_POOL) {
         bytes += (size_t)seg->slabs[0].used * seg->slabs[0].bsize;
       } else {
         bytes += (size_t)seg->used_slabs << seg->slab_shift;
@@ -229,7 +243,11 @@ static bool park(hak_heap* h) {
   long long max = hak_opt(HAK_OPT_HEAP_PARK);
   if (max <= 0 || h->is_global) return false;
   hak_remote_flush(h);                  /* the other heaps see its frees in time */
-  if (heap_collect(h) > PARK_BYTES) return false;
+  for (unsigned c = 0; c < HAK_NCLS; c++) {   /* TLS lists back to the slabs */
+    if (h->tc[c].head) hak_tcache_flush(h, c, 0);
+  }
+  size_t bytes = heap_collect(h);
+  if (bytes > PARK_BYTES || bytes < PARK_MIN_BYTES) return false;
   hak_tls_heap = &hak_heap_dead;        /* before h is parked: another thread may take it */
   hak_heap* evict = NULL;
   hak_lock_take(&heap_pool_lock);

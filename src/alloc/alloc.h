@@ -265,6 +265,9 @@ typedef struct hak_heap {
   bool              reaping;                 /* torn down by another thread (under the pool lock) */
   int32_t           owner_pid;               /* process and thread that own it: a heap whose */
   int32_t           owner_tid;               /* thread is gone untorn-down is reaped (heap.c) */
+  struct hak_heap*  park_next;               /* parked (its thread exited, heap kept whole):
+                                                the next older parked heap (heap pool lock) */
+  uint64_t          parked_at;               /* when it was parked (hak_prim_now_ns) */
   bool              hold_segments;           /* set by a scavenger holding the lock: empty
                                                 segments stay (it has one pinned) */
   uint32_t          hook_countdown;          /* slow paths until the next hak_slow_hook call */
@@ -399,6 +402,11 @@ HAK_HIDDEN void hak_heap_stand_ins_init(void);
  * heap.c), looking at up to `checks` heaps for each; the caller holds no allocator lock
  * and no segment pin. Returns how many. */
 HAK_HIDDEN unsigned hak_heap_reap_orphans(unsigned max, unsigned checks);
+/* Tear down the heaps parked (by exited threads) before `before` (hak_prim clock;
+ * UINT64_MAX: all of them), as their threads' exit would have; returns how many. The
+ * release walk tears down those parked for HAK_PARK_IDLE_DELAYS purge delays. */
+#define HAK_PARK_IDLE_DELAYS 10
+HAK_HIDDEN unsigned hak_heap_unpark(uint64_t before);
 /* Periodic upkeep: drain remote frees, give back empty slabs, purge unused pages. */
 HAK_HIDDEN void hak_heap_sweep(hak_heap* h);
 /* One segment of h's sweep: drain, give back slabs empty for `delay`, purge. Returns

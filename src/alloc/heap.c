@@ -15,7 +15,21 @@
  * its heap, or the release walk, checks a few heaps round-robin; one whose thread has
  * exited (tgkill says ESRCH) is torn down on its behalf as its destructor would have.
  * The thread is gone, so its TLS lists are no one else's; in a forked child the heaps
- * of the parent's other threads lose their ids and are left alone. */
+ * of the parent's other threads lose their ids and are left alone.
+ *
+ * A thread that exits normally parks its heap (slab lists, segments, caps; its TLS
+ * lists go back to their slabs as in a teardown) when it holds between PARK_MIN_BYTES
+ * and PARK_BYTES of slabs in use and fewer than HAKMEM_HEAP_PARK heaps are parked; the
+ * next thread that starts takes the newest parked heap and goes on with it. A teardown
+ * abandons the segments instead: a successor adopts them one at a time, only after it
+ * has taken fresh slabs and segments for what it needs first, and the segment cache
+ * decommits what churns through it (bench/mstress: 240 adoptions, 70-170 decommits in
+ * 60 thread exits). The TLS lists are not kept: a successor that allocates other sizes
+ * would find them pinning slabs (realloc_bench's cases: +14 MiB of peak RSS).
+ * A parked heap is nobody's: its owner_tid is 0 (never reaped), frees into it are
+ * remote frees, and the oldest is torn down when the park is full, by the release walk
+ * once it stayed parked for HAK_PARK_IDLE_DELAYS purge delays (meanwhile the walk
+ * purges its unused slabs as it does an idle thread's), and by malloc_trim. */
 #include "alloc/slab.h"
 #include "base/options.h"
 #include "prim/prim.h"
@@ -49,6 +63,18 @@ static hak_segment* abandoned[HAK_SEG_KINDS];
 static _Atomic size_t abandoned_count;   /* written under the lock, read without */
 
 #define REAP_CHECKS 4     /* heaps a new thread looks at (one tgkill each) */
+/* A heap parks only while its slabs in use (pool slabs: their blocks out) come to at
+ * most this: a thread that leaves more behind (blocks other threads will free, then
+ * idle) gets them back through abandonment, which releases each segment as its last
+ * block comes home. A heap of bench/mstress holds a few MiB. */
+#define PARK_BYTES ((size_t)32 << 20)
+/* ... and at least this: a heap with fewer slabs in use costs a successor little to
+ * adopt, while parked it keeps its slabs' pages to itself (stress --phase=churn, 20,000
+ * threads of a dozen blocks each, 2-8 alive: RSS grew by 3-6 MiB where it stays flat). */
+#define PARK_MIN_BYTES ((size_t)1 << 20)
+
+static hak_heap* parked;              /* newest first, linked by park_next (pool lock) */
+static _Atomic unsigned parked_n;     /* written under the pool lock, read without */
 
 void hak_heap_stand_ins_init(void) {
   hak_heap_dead.fc_unit[0] = HAK_FC_EMPTY(0);
@@ -121,12 +147,13 @@ static void heap_retire_counters(const hak_heap* h) {
 #if HAK_DEBUG_COUNTERS
   for (unsigned i = 0; i < HAK_DBG_COUNT; i++) heap_retired.dbg[i] += h->dbg[i];
 #endif
-  heaps_ended++;
 }
 
-static void heap_struct_free(hak_heap* h) {
+/* `ended`: its thread gave it up just now (not when parked: that counted then). */
+static void heap_struct_free(hak_heap* h, bool ended) {
   hak_lock_take(&heap_pool_lock);
   heap_retire_counters(h);
+  if (ended) heaps_ended++;
   if (reap_cursor == h) reap_cursor = h->all_next;
   if (h->all_prev) h->all_prev->all_next = h->all_next; else heap_all = h->all_next;
   if (h->all_next) h->all_next->all_prev = h->all_prev;
@@ -136,10 +163,39 @@ static void heap_struct_free(hak_heap* h) {
   hak_lock_release(&heap_pool_lock);
 }
 
+static size_t heap_collect(hak_heap* h);
+
+/* The newest parked heap, now owned by the calling thread (pid, tid), or NULL. */
+static hak_heap* park_take(int pid, int tid) {
+  if (hak_load_relaxed(&parked_n) == 0) return NULL;
+  hak_lock_take(&heap_pool_lock);
+  hak_heap* h = parked;
+  if (h) {
+    parked = h->park_next;
+    parked_n--;
+    h->park_next = NULL;
+    h->owner_pid = pid;               /* under the lock: reapers read them under it */
+    h->owner_tid = tid;
+    heaps_started++;
+  }
+  hak_lock_release(&heap_pool_lock);
+  return h;
+}
+
 hak_heap* hak_heap_thread_init(void) {
   hak_heap* h = hak_tls_heap;
   if (h != &hak_heap_empty) return h;   /* a real heap, or the dead marker */
-  h = heap_struct_new(hak_prim_process_id(), hak_prim_thread_id());
+  int pid = hak_prim_process_id(), tid = hak_prim_thread_id();
+  h = park_take(pid, tid);
+  if (h) {
+    /* Its caps, lists and segments go on as they were. The reaping below is left to
+     * the threads that make new heaps: an orphan only ever leaves one behind. */
+    hak_tls_heap = h;
+    pthread_setspecific(heap_key, h);
+    heap_collect(h);
+    return h;
+  }
+  h = heap_struct_new(pid, tid);
   if (!h) return NULL;
   hak_heap_set_caps(h);
   /* Set the TLS pointer first: pthread_setspecific may itself call malloc. */
@@ -151,12 +207,106 @@ hak_heap* hak_heap_thread_init(void) {
   return h;
 }
 
+static void segment_collect(hak_heap* h, hak_segment* seg);
+
+/* Take back the remote frees waiting on h's slabs, give its empty slabs back to their
+ * segments and its empty segments to the cache, as a teardown does: when h parks and
+ * when a thread takes it (the frees that came while it was parked: a thread that only
+ * allocates a little would otherwise leave them waiting, and the slabs they empty
+ * in use, heap after heap). Returns the bytes of its slabs still in use; a pool slab
+ * counts the blocks it has out (its segment is mostly address space). */
+static size_t heap_collect(hak_heap* h) {
+  size_t bytes = 0;
+  hak_heap_lock(h);
+  for (unsigned kind = 0; kind < HAK_SEG_KINDS; kind++) {
+    hak_segment* seg = h->segs[kind];
+    while (seg) {
+      hak_segment* next = seg->next;
+      segment_collect(h, seg);
+      if (seg->used_slabs == 0) {
+        hak_heap_unlink_segment(h, seg);
+        hak_segment_release(seg);
+        seg = next;
+        continue;
+      }
+      if (kind == HAK_SEG_POOL) {
+        bytes += (size_t)seg->slabs[0].used * seg->slabs[0].bsize;
+      } else {
+        bytes += (size_t)seg->used_slabs << seg->slab_shift;
+      }
+      seg = next;
+    }
+  }
+  hak_heap_unlock(h);
+  return bytes;
+}
+
+/* Tear down a heap that no thread owns any more (parked or orphaned). */
+static void heap_teardown(hak_heap* h, bool ended) {
+  hak_heap_abandon(h);
+  heap_struct_free(h, ended);
+}
+
+/* Park h (its thread is exiting, its TLS pointer no longer names it) unless the park is
+ * off or h holds too much; a full park gives up its oldest heap. False: tear h down. */
+static bool park(hak_heap* h) {
+  long long max = hak_opt(HAK_OPT_HEAP_PARK);
+  if (max <= 0 || h->is_global) return false;
+  hak_remote_flush(h);                  /* the other heaps see its frees in time */
+  for (unsigned c = 0; c < HAK_NCLS; c++) {   /* TLS lists back to the slabs */
+    if (h->tc[c].head) hak_tcache_flush(h, c, 0);
+  }
+  size_t bytes = heap_collect(h);
+  if (bytes > PARK_BYTES || bytes < PARK_MIN_BYTES) return false;
+  hak_tls_heap = &hak_heap_dead;        /* before h is parked: another thread may take it */
+  hak_heap* evict = NULL;
+  hak_lock_take(&heap_pool_lock);
+  if (parked_n >= (unsigned long long)max) {   /* parked is not empty: max >= 1 */
+    hak_heap** pp = &parked;            /* the oldest is the last */
+    while ((*pp)->park_next) pp = &(*pp)->park_next;
+    evict = *pp;
+    *pp = NULL;
+    parked_n--;
+  }
+  h->owner_tid = 0;                     /* nobody's: never reaped */
+  h->parked_at = hak_prim_now_ns();
+  h->park_next = parked;
+  parked = h;
+  parked_n++;
+  heaps_ended++;
+  hak_lock_release(&heap_pool_lock);
+  if (evict) heap_teardown(evict, false);
+  return true;
+}
+
 void hak_heap_thread_exit(void* arg) {
   hak_heap* h = arg;
   if (!h || h == &hak_heap_empty || h == &hak_heap_dead) return;
+  if (park(h)) return;
   hak_heap_abandon(h);
   hak_tls_heap = &hak_heap_dead;
-  heap_struct_free(h);
+  heap_struct_free(h, true);
+}
+
+unsigned hak_heap_unpark(uint64_t before) {
+  unsigned n = 0;
+  for (;;) {
+    hak_heap* h = NULL;
+    hak_lock_take(&heap_pool_lock);
+    hak_heap** pp = &parked;            /* oldest first: the tail */
+    hak_heap** found = NULL;
+    for (; *pp; pp = &(*pp)->park_next) if ((*pp)->parked_at < before) found = pp;
+    if (found) {
+      h = *found;
+      *found = h->park_next;
+      h->park_next = NULL;
+      parked_n--;
+    }
+    hak_lock_release(&heap_pool_lock);
+    if (!h) return n;
+    heap_teardown(h, false);
+    n++;
+  }
 }
 
 /* The next heap of the round-robin whose thread has exited, marked as being reaped;
@@ -185,8 +335,7 @@ unsigned hak_heap_reap_orphans(unsigned max, unsigned checks) {
     hak_heap* h = orphan_next(pid, checks);
     hak_lock_release(&heap_pool_lock);
     if (!h) break;
-    hak_heap_abandon(h);            /* what its key destructor would have done */
-    heap_struct_free(h);
+    heap_teardown(h, true);         /* what its key destructor would have done */
     reaped++;
   }
   return reaped;

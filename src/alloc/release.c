@@ -60,7 +60,12 @@ void hak_release_walk(hak_release_walk_t* w, uint64_t now, uint64_t delay) {
    * may be unmapped): every call without a deadline, every 4th call with one. Their
    * time counts against the same deadline as the walk. */
   if (!w->deadline_ns || (w->calls & 3) == 1) {
-    if ((w->calls & 3) == 1) hak_heap_reap_orphans(1, 4);   /* threads gone untorn-down */
+    if ((w->calls & 3) == 1) {
+      hak_heap_reap_orphans(1, 4);     /* threads gone untorn-down */
+      /* parked long ago, no thread took them: as idle as a heap gets */
+      uint64_t idle = delay * HAK_PARK_IDLE_DELAYS;
+      hak_heap_unpark(now > idle ? now - idle : 0);
+    }
     hak_abandoned_reclaim();
     uint64_t cd = w->cache_delay ? w->cache_delay : delay;
     w->released += hak_segment_cache_purge(now, cd);
@@ -102,6 +107,7 @@ void hak_release_fork_unlock(bool child) {
 
 size_t hak_release_all(uint64_t delay) {
   hak_heap_reap_orphans(~0u, ~0u);     /* every heap whose thread is gone untorn-down */
+  if (delay == 0) hak_heap_unpark(UINT64_MAX);   /* malloc_trim: every parked one too */
   hak_release_walk_t w = {0};
   hak_seglist_cursor_open(&w.cursor);
   uint64_t now = hak_prim_now_ns();

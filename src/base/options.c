@@ -49,6 +49,8 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
     "smallest run of free pages given back from inside a partly used slab", NULL},
   [HAK_OPT_PURGE_DELAY] = {"HAKMEM_PURGE_DELAY", 100, 0, 1000000, "ms",
     "unused slabs stay resident this long before their pages go back to the OS", NULL},
+  [HAK_OPT_HEAP_PARK] = {"HAKMEM_HEAP_PARK", 4, 0, 64, "count",
+    "heaps of exited threads kept (slabs, segments) for the next threads that start; 0 tears every one down", NULL},
   [HAK_OPT_SEGMENT_CACHE] = {"HAKMEM_SEGMENT_CACHE", 256 << 20, 0, 1LL << 40, "bytes",
     "address space of empty segments kept mapped for reuse (decommitted ones cost no memory)", NULL},
   [HAK_OPT_SEGMENT_CACHE_DIRTY] = {"HAKMEM_SEGMENT_CACHE_DIRTY", 16 << 20, 0, 1LL << 40, "bytes",

@@ -31,6 +31,7 @@
 #include "hakmem_ace.h"
 #include "hakmem_stats.h"
 #include "alloc/release.h"
+#include "base/options.h"
 #include "ace/ace.h"
 #include "prim/prim.h"
 
@@ -558,6 +559,7 @@ static void *pool_thread(void* arg) {
 }
 static void refused_cut_child(const void* arg) {
   (void)arg;
+  hak_opt_values[HAK_OPT_HEAP_PARK] = 0;     /* the thread's heap is torn down, not parked */
   pthread_t t;
   pthread_create(&t, NULL, pool_thread, NULL);
   pthread_join(t, NULL);

@@ -13,6 +13,7 @@
 #include "hakmem_stats.h"
 #include "alloc/alloc.h"
 #include "alloc/release.h"
+#include "base/options.h"
 #include "prim/prim.h"
 
 #include <pthread.h>
@@ -270,7 +271,18 @@ static void churn_round(void) {
   pthread_join(t, NULL);
 }
 
+/* The segment cache and the slab reuse below are what threads that exit with their
+ * heap torn down go through: parking (heap.c) would hand the heap to the next thread
+ * instead, so these tests turn it off. */
+static long long park_off(void) {
+  long long was = hak_opt_values[HAK_OPT_HEAP_PARK];
+  hak_opt_values[HAK_OPT_HEAP_PARK] = 0;
+  hak_release_all(0);                        /* no heap parked from earlier tests */
+  return was;
+}
+
 static void test_segment_cache_keeps_what_is_reused(void) {
+  long long park = park_off();
   hak_prim_ops ops = hak_prim_linux;
   ops.now_ns = fake_clock;
   hak_prim_set_ops(&ops);
@@ -288,6 +300,7 @@ static void test_segment_cache_keeps_what_is_reused(void) {
   hak_prim_set_ops(NULL);
   CHECK_MSG(churning > floor + (8u << 20), "reused rounds left %zu bytes resident in the cache", churning);
   CHECK_EQ(idle, 0);
+  hak_opt_values[HAK_OPT_HEAP_PARK] = park;
 }
 
 /* ---- the segment cache hands a segment back to its own geometry -------------------- */
@@ -369,6 +382,7 @@ static void* stale_take_thread(void* arg) {
 }
 
 static void test_slab_reused_by_another_class_keeps_few_stale_pages(void) {
+  long long park = park_off();
   hak_prim_ops ops = hak_prim_linux;
   ops.now_ns = fake_clock;
   hak_prim_set_ops(&ops);
@@ -398,6 +412,7 @@ static void test_slab_reused_by_another_class_keeps_few_stale_pages(void) {
   /* header page + one 64 KiB slab */
   CHECK_MSG(resident * 4096 <= (64u << 10) + 8192, "%zu pages resident in the segment of one 6 KiB block",
             resident);
+  hak_opt_values[HAK_OPT_HEAP_PARK] = park;
 }
 
 /* ---- a class gets back a resident slab it served before ---------------------------- */

@@ -11,7 +11,9 @@
  *     ctest also runs this with HAKMEM_ACE_ENABLED=0), and malloc_trim's work
  *     (hak_trim) returns what the segment cache keeps;
  *   - but a lane of blocks handed from thread to thread (Larson) keeps the segments its
- *     threads empty resident in the cache, as these threads keep setting up segments.
+ *     threads empty resident in the cache, as these threads keep setting up segments;
+ *   - a thread that exits with little memory parks its heap and the next thread that
+ *     starts takes it (no adoption); malloc_trim tears parked heaps down.
  * Links the static library (hak_* names; libc's malloc stays glibc's). */
 #include "hak_test.h"
 #include "hakmem.h"
@@ -304,8 +306,76 @@ static void test_lane_handed_between_threads_stays_resident(void) {
   CHECK_EQ(hakmem_ace_config(&cfg), 0);
 }
 
+/* ---- a parked heap goes to the next thread ------------------------------------------
+ * Thread A takes PARK_BLOCKS blocks (about 2.5 MiB: some 40 slabs), keeps every
+ * PARK_KEEP-th (the main thread holds them) and frees the rest, then exits; thread B
+ * starts and mallocs once. A's heap, with more than 1 MiB of slabs in use, was parked
+ * and B took it whole, A's slabs on its partial list: B's block comes from one of them,
+ * and no segment was adopted. (Torn down, A's segments, still holding the kept blocks,
+ * were abandoned and B's new heap adopted one.) After malloc_trim, which tears parked
+ * heaps down, the next thread's heap is new and adopts. */
+enum { PARK_BLOCKS = 12000, PARK_KEEP = 256, PARK_SIZE = 208 };
+static void* park_blocks[PARK_BLOCKS];
+static void* park_got;
+
+static void* park_a(void* arg) {
+  (void)arg;
+  for (int i = 0; i < PARK_BLOCKS; i++) park_blocks[i] = hak_malloc(PARK_SIZE);
+  for (int i = 0; i < PARK_BLOCKS; i++) if (i % PARK_KEEP) hak_free(park_blocks[i]);
+  return NULL;
+}
+
+static void* park_b(void* arg) {
+  (void)arg;
+  park_got = hak_malloc(PARK_SIZE);
+  hak_free(park_got);
+  return NULL;
+}
+
+static void run_thread(void* (*fn)(void*)) {
+  pthread_t t;
+  CHECK_EQ(pthread_create(&t, NULL, fn, NULL), 0);
+  pthread_join(t, NULL);
+}
+
+/* p lies in one of the 64 KiB slabs of A's blocks */
+static bool park_in_as_slabs(const void* p) {
+  for (int i = 0; i < PARK_BLOCKS; i++) if (((uintptr_t)p >> 16) == ((uintptr_t)park_blocks[i] >> 16)) return true;
+  return false;
+}
+
+static void park_free_kept(void) {
+  for (int i = 0; i < PARK_BLOCKS; i += PARK_KEEP) hak_free(park_blocks[i]);
+}
+
+static void test_exited_threads_heap_goes_to_the_next_thread(void) {
+  hak_free(hak_malloc(PARK_SIZE));           /* the process is set up */
+  run_thread(park_a);
+  hak_stats a = stats();
+  run_thread(park_b);
+  hak_stats b = stats();
+  CHECK_MSG(park_in_as_slabs(park_got), "B got %p, A's blocks are at %p", park_got, park_blocks[1]);
+  CHECK_EQ(b.segments_adopted, a.segments_adopted);
+  CHECK_EQ(b.threads_started - a.threads_started, 1);
+  CHECK_EQ(b.threads_ended - a.threads_ended, 1);
+  park_free_kept();
+  /* malloc_trim: no parked heap is left; B's successor makes a heap of its own, which
+   * adopts the segment A's heap left abandoned. */
+  run_thread(park_a);
+  hak_trim();
+  hak_stats c = stats();
+  run_thread(park_b);
+  hak_stats d = stats();
+  CHECK_MSG(d.segments_adopted > c.segments_adopted, "adopted %llu -> %llu: the heap was not new",
+            (unsigned long long)c.segments_adopted, (unsigned long long)d.segments_adopted);
+  CHECK_MSG(park_in_as_slabs(park_got), "B got %p, A's blocks are at %p", park_got, park_blocks[1]);
+  park_free_kept();
+}
+
 int main(int argc, char** argv) {
   ht_init(argc, argv);
+  /* First: before the ACE thread may start (it would take the parked heap). */
+  HT_RUN(test_exited_threads_heap_goes_to_the_next_thread);
   HT_RUN(test_first_malloc_in_last_tsd_round_is_torn_down);
   HT_RUN(test_exited_threads_blocks_freed_by_idle_thread_are_given_back);
   HT_RUN(test_lane_handed_between_threads_stays_resident);

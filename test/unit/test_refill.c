@@ -8,7 +8,9 @@
  *     statistics, and its free goes back to that class;
  *   - a malloc/free loop of the class soon stops borrowing (it would take the slow
  *     path every time) and runs on blocks of its own;
- *   - an aligned request never borrows (it needs its class's alignment).
+ *   - an aligned request never borrows (it needs its class's alignment);
+ *   - a class that has given blocks back since it last cut new ones cuts a quarter
+ *     of its batch (it is at a high-water mark, not growing); then whole batches.
  * Each case runs in a fresh thread, so its heap starts empty. Runs without the ACE
  * thread (a scavenger would not change these, but keeps them simple to read). */
 #include "hak_test.h"
@@ -167,11 +169,53 @@ static void test_no_borrowing_from_a_much_larger_class(void) {
   run_in_thread(no_far_borrow_case, NULL);
 }
 
+/* ---- a smaller cut at a high-water mark ---------------------------------------- */
+enum { HN = 600 };
+static void* hblocks[HN + 64];
+
+static void* high_water_case(void* arg) {
+  (void)arg;
+  const size_t size = 256;
+  const unsigned cls = hak_size_to_cls(size);
+  for (int i = 0; i < HN; i++) hblocks[i] = hak_malloc(size);   /* growing: full batches */
+  for (int i = 0; i < HN; i++) hak_free(hblocks[i]);            /* the list overflows: flushes */
+  uint32_t quarter = hak_tls_heap->batch_max[cls] / 4;
+  CHECK(quarter >= 1 && quarter < hak_tls_heap->batch_max[cls]);
+  /* The same blocks again, then more: the first cut of never-used blocks is a quarter
+   * of a batch (the class has given blocks back since it last cut: it is at a
+   * high-water mark, not growing); the cuts after it, with no flush in between, are
+   * whole batches again (a growing class). */
+  uint64_t handed = handed_blocks(cls);
+  uint64_t cut[2] = {0, 0};
+  int cuts = 0;
+  for (int i = 0; i < HN + 64; i++) {
+    hblocks[i] = hak_malloc(size);
+    CHECK(hblocks[i] != NULL);
+    uint64_t now = handed_blocks(cls);
+    if (now != handed) {
+      if (cuts < 2) cut[cuts] = now - handed;
+      cuts++;
+      handed = now;
+    }
+  }
+  CHECK(cuts >= 2);
+  CHECK_MSG(cut[0] >= 1 && cut[0] <= quarter, "first cut %llu blocks (a quarter batch: %u)",
+            (unsigned long long)cut[0], quarter);
+  CHECK_EQ(cut[1], hak_tls_heap->batch_max[cls]);
+  for (int i = 0; i < HN + 64; i++) hak_free(hblocks[i]);
+  return NULL;
+}
+
+static void test_high_water_cut_is_a_quarter_batch(void) {
+  run_in_thread(high_water_case, NULL);
+}
+
 int main(int argc, char** argv) {
   ht_init(argc, argv);
   hak_free(hak_malloc(16));
   HT_RUN(test_refill_takes_remote_frees_before_new_blocks);
   HT_RUN(test_malloc_borrows_a_free_block_of_a_larger_class);
   HT_RUN(test_no_borrowing_from_a_much_larger_class);
+  HT_RUN(test_high_water_cut_is_a_quarter_batch);
   return ht_report();
 }

@@ -26,16 +26,20 @@
  * drain still comes) or a spurious one (a walk of the full slabs). The hint goes into
  * the heap the list pointer names, which is never unmapped (heap structs are recycled;
  * one recycled meanwhile gets a needless hint). Not instrumented for TSan: the races
- * are the point. */
-__attribute__((no_sanitize_thread))
-static _Atomic uint8_t* full_hint_of(const hak_slab* s) {
+ * are the point (and kept whole: an inlined copy, or GCC's IPA-SRA moving the field
+ * loads into the caller, would be instrumented). */
+#if defined(__clang__)
+#define HINT_FN __attribute__((noinline, no_sanitize_thread))
+#else
+#define HINT_FN __attribute__((noipa, no_sanitize_thread))
+#endif
+HINT_FN static _Atomic uint8_t* full_hint_of(const hak_slab* s) {
   if (s->state != HAK_SLAB_FULL || s->tc == NULL) return NULL;
   unsigned cls = s->cls;
   hak_heap* owner = (hak_heap*)((uint8_t*)(s->tc - cls) - offsetof(hak_heap, tc));
   return &owner->full_remote[cls];
 }
-__attribute__((no_sanitize_thread))
-static void full_hint_set(_Atomic uint8_t* hint) {
+HINT_FN static void full_hint_set(_Atomic uint8_t* hint) {
   if (!hak_load_relaxed(hint)) hak_store_relaxed(hint, 1);
 }
 

@@ -22,16 +22,15 @@ const uint16_t hak_tc_off_small[65] = { HAK_CLS_SMALL_LIST(TC_OFF_ENTRY) };
 _Static_assert(HAK_TC_OFF(HAK_NCLS) <= UINT16_MAX, "TLS-list offsets fit 16 bits");
 
 /* An allocation from a class, for a thread whose heap is gone (TSD destructors). */
-static void* alloc_cls_global(unsigned cls) {
+static void* alloc_cls_global(unsigned cls, bool borrow) {
   hak_lock_take(&hak_global_lock);
   void* p = hak_tcache_pop_fast(&hak_heap_global, cls);
-  if (!p) p = hak_tcache_refill(&hak_heap_global, cls);
+  if (!p) p = hak_tcache_refill(&hak_heap_global, cls, borrow);
   hak_lock_release(&hak_global_lock);
   return p;
 }
 
-/* `borrow`: a plain malloc of a pool class, which may take a larger class's free block. */
-static void* alloc_cls_slow(unsigned cls, bool borrow) {
+void* hak_alloc_cls_slow(unsigned cls, bool borrow) {
   hak_ensure_init();
   hak_heap* h = hak_tls_heap;
   if (HAK_UNLIKELY(h == &hak_heap_empty)) {
@@ -39,19 +38,17 @@ static void* alloc_cls_slow(unsigned cls, bool borrow) {
     if (!h) { errno = ENOMEM; return NULL; }
   }
   void* p;
-  if (HAK_UNLIKELY(h == &hak_heap_dead)) p = alloc_cls_global(cls);
+  if (HAK_UNLIKELY(h == &hak_heap_dead)) p = alloc_cls_global(cls, borrow);
   else {
     p = hak_tcache_pop_fast(h, cls);
     if (!p) {
-      p = borrow ? hak_tcache_refill_pool(h, cls) : hak_tcache_refill(h, cls);
+      p = hak_tcache_refill(h, cls, borrow);
       hak_slow_hook_tick(h);
     }
   }
   if (HAK_UNLIKELY(!p)) errno = ENOMEM;
   return p;
 }
-
-void* hak_alloc_cls_slow(unsigned cls) { return alloc_cls_slow(cls, false); }
 
 _Atomic(void (*)(void)) hak_slow_hook;
 
@@ -68,8 +65,7 @@ HAK_NOINLINE void* hak_malloc_slow(size_t size) {
     hak_ensure_init();
     return hak_large_alloc(size, 0, false);
   }
-  unsigned cls = hak_size_to_cls(size);
-  return alloc_cls_slow(cls, cls > HAK_CLS_MID_LAST);
+  return hak_alloc_cls_slow(hak_size_to_cls(size), true);
 }
 
 void* hak_alloc_calloc(size_t n, size_t size) {
@@ -105,7 +101,7 @@ void* hak_alloc_aligned(size_t align, size_t size) {
   if (align <= HAK_POOL_MAX && size <= HAK_POOL_MAX) {
     unsigned c = aligned_cls(size, align);
     void* p = hak_tcache_pop_fast(hak_tls_heap, c);
-    return p ? p : hak_alloc_cls_slow(c);
+    return p ? p : hak_alloc_cls_slow(c, false);
   }
   return hak_large_alloc(size, align, false);
 }

@@ -161,6 +161,13 @@ typedef struct hak_tc_grow {
                            (0: none since its last refill) */
   uint64_t seen_ops;    /* grown classes: hak_class_ops at the start of the sweep's */
   uint64_t seen_at;     /* window of one purge delay, and when it started (ns; 0: none) */
+  uint32_t borrows;     /* refills in a row served by a larger class (tls_cache.c) */
+  uint16_t pingpong;    /* ... whose lent block came straight back, in a row */
+  uint16_t lender;      /* class of the last lent block */
+  void*    last_borrowed; /* the block the last of them got, and its lender's */
+  uint64_t lender_nfree;  /* count of frees into its TLS list then */
+  uint64_t cut_flushes; /* the class's flush count when it last cut never-used blocks
+                           (borrowing, tls_cache.c) */
 } hak_tc_grow;
 
 /* Slow-path counters of one class in one heap (plain stores, summed by collect.c).
@@ -250,6 +257,11 @@ typedef struct hak_heap {
   uint16_t          refills_since_drain[HAK_NCLS];
   uint32_t          drain_interval[HAK_NCLS]; /* knob remote_drain_interval */
   hak_tc_grow       grow[HAK_NCLS];          /* the caps' growth (tls_cache.c) */
+  _Atomic uint8_t   full_remote[HAK_NCLS];   /* set by other threads (remote.c) when
+                                                they push on the empty remote stack of a
+                                                full slab of the class: a refill about to
+                                                cut new blocks revives full slabs first
+                                                (tls_cache.c). A hint: may be stale. */
   uint64_t          grow_budget;             /* bytes of capacity beyond the base caps allowed */
   uint64_t          grown_bytes;             /* ... and taken: sum of (cap - base) x block size */
   hak_segment*      segs[HAK_SEG_KINDS];     /* owned segments per kind */
@@ -436,10 +448,9 @@ HAK_HIDDEN HAK_NORETURN HAK_COLD void hak_mark_corrupt(const char* fn, const voi
 HAK_HIDDEN hak_slab* hak_tc_block_slab_slow(const hak_heap* h, unsigned cls, const hak_block* b);
 
 /* ---- tls_cache.c: refill and flush between TLS lists and slabs ---------------- */
-HAK_HIDDEN void* hak_tcache_refill(hak_heap* h, unsigned cls);
-/* The refill of a plain malloc of pool class cls: a free block of a slightly larger
- * class when cls has none of its own (tls_cache.c, "pool blocks borrowed"). */
-HAK_HIDDEN void* hak_tcache_refill_pool(hak_heap* h, unsigned cls);
+/* A block of cls for the caller, the TLS list refilled; with `borrow`, it may be a free
+ * block of a slightly larger class when cls has none left (tls_cache.c). */
+HAK_HIDDEN void* hak_tcache_refill(hak_heap* h, unsigned cls, bool borrow);
 HAK_HIDDEN void  hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep);
 HAK_HIDDEN void  hak_heap_set_caps(hak_heap* h);
 
@@ -479,7 +490,8 @@ HAK_HIDDEN void   hak_large_fork_unlock(bool child);
 
 /* ---- alloc.c / free.c ------------------------------------------------------------ */
 HAK_HIDDEN void*  hak_malloc_slow(size_t size);
-HAK_HIDDEN void*  hak_alloc_cls_slow(unsigned cls);
+/* A block of class cls, or with `borrow` possibly of a slightly larger class. */
+HAK_HIDDEN void*  hak_alloc_cls_slow(unsigned cls, bool borrow);
 HAK_HIDDEN void   hak_free_slow(void* p);
 HAK_HIDDEN void*  hak_alloc_aligned(size_t align, size_t size);
 /* Usable size of p, validating it; `fn` names the caller in the abort message. */

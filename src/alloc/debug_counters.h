@@ -11,8 +11,8 @@
   X(REFILL_SLAB_FREELIST,  "refill_slab_freelist",  "blocks from a slab's local free list")     \
   X(REFILL_BUMP,           "refill_bump",           "blocks carved from never-used slab space") \
   X(REFILL_REMOTE_DRAIN,   "refill_remote_drain",   "refills that drained a slab's remote list") \
-  X(REFILL_POOL_BORROW,    "refill_pool_borrow",    "pool mallocs served by a free block of a larger class") \
   X(REFILL_FULL_SLAB,      "refill_full_slab",      "full slabs revived by their remote frees")  \
+  X(REFILL_BORROW,         "refill_borrow",         "mallocs served by a free block of a larger class") \
   X(REFILL_NEW_SLAB,       "refill_new_slab",       "slabs cut from a segment the heap owns")    \
   X(REFILL_ADOPTED,        "refill_adopted",        "abandoned segments adopted for a refill")   \
   X(REFILL_NEW_SEG_CACHE,  "refill_new_seg_cache",  "new segments (SuperSlabs) from the cache")  \

@@ -18,13 +18,40 @@
 #include "alloc/slab.h"
 #include "alloc/os_counters.h"
 
+/* The first push on a full slab's empty stack tells its owner's refills that a full
+ * slab of the class has blocks to give (hak_heap.full_remote). The slab's state, class
+ * and TLS list pointer are the owner's plain fields, read here racily and before the
+ * push (once pushed, the block no longer keeps the slab alive: the owner may drain it
+ * and give the slab back at once): a stale read costs a missed hint (the periodic
+ * drain still comes) or a spurious one (a walk of the full slabs). The hint goes into
+ * the heap the list pointer names, which is never unmapped (heap structs are recycled;
+ * one recycled meanwhile gets a needless hint). Not instrumented for TSan: the races
+ * are the point (and kept whole: an inlined copy, or GCC's IPA-SRA moving the field
+ * loads into the caller, would be instrumented). */
+#if defined(__clang__)
+#define HINT_FN __attribute__((noinline, no_sanitize_thread))
+#else
+#define HINT_FN __attribute__((noipa, no_sanitize_thread))
+#endif
+HINT_FN static _Atomic uint8_t* full_hint_of(const hak_slab* s) {
+  if (s->state != HAK_SLAB_FULL || s->tc == NULL) return NULL;
+  unsigned cls = s->cls;
+  hak_heap* owner = (hak_heap*)((uint8_t*)(s->tc - cls) - offsetof(hak_heap, tc));
+  return &owner->full_remote[cls];
+}
+HINT_FN static void full_hint_set(_Atomic uint8_t* hint) {
+  if (!hak_load_relaxed(hint)) hak_store_relaxed(hint, 1);
+}
+
 /* Push the chain first..last (linked by `next`) on s's remote stack. */
 static inline void push_chain(hak_slab* s, hak_block* first, hak_block* last) {
+  _Atomic uint8_t* hint = full_hint_of(s);
   hak_block* old = hak_load_relaxed(&s->remote);
   do {
     last->next = HAK_ENC(last, old);
   } while (!atomic_compare_exchange_weak_explicit(&s->remote, &old, first, memory_order_release,
                                                   memory_order_relaxed));
+  if (old == NULL && hint) full_hint_set(hint);
 }
 
 void hak_remote_push(hak_slab* s, hak_block* b) {

@@ -1,8 +1,11 @@
 /* tls_cache.c — moving blocks between a thread's TLS lists and its slabs.
  *
  *   refill(cls)  TLS list empty: take up to batch[cls] blocks from the class's partial
- *                slabs (local free list first, then never-used space), draining remote
- *                frees when a slab runs dry; find or make a slab when none is partial.
+ *                slabs: blocks that came back first (local free list, remote frees,
+ *                remote frees on full slabs), then never-used space; a plain malloc
+ *                with none of its class's may get one free block of a slightly
+ *                larger class instead (borrowing); find or make a slab when none is
+ *                partial.
  *   flush(cls)   TLS list full: keep the newest `keep` blocks, return the rest to
  *                their slabs; a slab whose blocks are all back goes to its segment.
  * Only the owning thread runs these (or any thread holding hak_global_lock for the
@@ -185,14 +188,95 @@ static inline void take_released(hak_block* b, uint32_t bsize) {
   }
 }
 
-static void* refill_locked(hak_heap* h, unsigned cls);
+static void* refill_locked(hak_heap* h, unsigned cls, bool borrow);
 
-/* A slab of class cls with blocks to give, or NULL when out of memory. */
+/* ---- borrowing from a larger class ------------------------------------------------
+ * A class's slabs stay resident up to the most blocks the class ever had out at once
+ * (its bump pointers only grow), so a program whose blocks of each size come and go at
+ * random holds the sum of every class's own high-water mark: with eight classes per
+ * doubling, more marks than live bytes (bench/alloc_test: 69.6 MiB summed over its
+ * classes for 40 MiB live at the peak, mimalloc's four bins per doubling 60.5 MiB).
+ * So a refill that finds no free block of its class (its partial slab's free list and
+ * remote list empty, or no partial slab) and would touch never-used memory takes a
+ * free block already on the free list of a slab of one of the next HAK_BORROW_CLASSES
+ * classes up, at most 25 % larger, and hands out that one block: the classes pool
+ * their slack (alloc_test 58.9 MiB in a simulation with one class up, 54.3 with two).
+ * The block stays its slab's: its free goes to that class's TLS list, and
+ * malloc_usable_size says its class's size. Only plain mallocs borrow (an aligned
+ * request needs its class's alignment). A borrow returns a single block, so a class
+ * that keeps growing while its neighbour has free blocks takes the slow path once per
+ * block until the neighbour's are used; each such block is one that did not fault in.
+ * A malloc/free loop of the class would take it for every malloc: HAK_BORROW_PINGPONG
+ * and HAK_BORROW_RUN end such runs (the class then refills from its own slabs). */
+#define HAK_BORROW_CLASSES 2
+#define HAK_BORROW_SCAN    4      /* partial slabs of a lender class looked at */
+#define HAK_BORROW_RUN     1024   /* borrows in a row, then a refill of the class's own */
+#define HAK_BORROW_PINGPONG 4     /* lent blocks back at once in a row: the same */
+
+static void* borrow_block(hak_heap* h, unsigned cls) {
+  uint32_t limit = hak_cls_size[cls] + hak_cls_size[cls] / 4;
+  /* A class that gave blocks back since it last cut new ones may take from a lender's
+   * TLS list too; one that only grows would take, one slow path each, the fresh blocks
+   * the lender's own refills cut. */
+  hak_tc_grow* g = &h->grow[cls];
+  bool from_tc = h->cc[cls].flushes != g->cut_flushes;
+  if (g->borrows >= HAK_BORROW_RUN) return NULL;
+  for (unsigned c = cls + 1; c <= cls + HAK_BORROW_CLASSES && c < HAK_NCLS && hak_cls_size[c] <= limit; c++) {
+    if (HAK_UNLIKELY(h->tc[c].head == g->last_borrowed && h->tc[c].nfree == g->lender_nfree + 1)) {
+      /* The block lent last came straight back, the lender's only free since. Again
+       * and again, that is a malloc/free loop of cls that would take the slow path
+       * every time: it gets blocks of its own (the run starts over at its next refill
+       * of its own). Once is a coincidence (a lender that rarely frees). */
+      if (++g->pingpong >= HAK_BORROW_PINGPONG) {
+        g->borrows = HAK_BORROW_RUN;
+        return NULL;
+      }
+    } else if (c == g->lender) {
+      g->pingpong = 0;
+    }
+    unsigned scanned = 0;
+    for (hak_slab* s = h->partial[c]; s && scanned < HAK_BORROW_SCAN; s = s->next, scanned++) {
+      hak_block* b = s->free;
+      if (!b) continue;
+      hak_block* n = HAK_DEC(b, b->next);
+      hak_slab_check_free(s, b, n, "malloc");
+      s->free = n;
+      s->nfree--;
+      s->used++;
+      if (s->bsize >= 2 * HAK_PAGE_SIZE) take_released(b, s->bsize);
+      if (n == NULL && hak_load_relaxed(&s->bump) + s->bsize > s->end) {
+        hak_slab_list_remove(h, s);
+        hak_slab_list_push(h, s, HAK_SLAB_FULL);
+      }
+      h->cc[c].refilled++;     /* allocated as a block of c (hak_heap_allocs) */
+      g->borrows++;
+      g->last_borrowed = b;
+      g->lender = (uint16_t)c;
+      g->lender_nfree = h->tc[c].nfree;
+      HAK_DBG(h, REFILL_BORROW);
+      b->next = NULL;
+      b->key = 0;
+      return b;
+    }
+    if (from_tc) {
+      void* b = hak_tcache_pop_fast(h, c);   /* counted as c's (the list got shorter) */
+      if (b) {
+        g->borrows++;
+        g->last_borrowed = b;
+        g->lender = (uint16_t)c;
+        g->lender_nfree = h->tc[c].nfree;
+        HAK_DBG(h, REFILL_BORROW);
+        return b;
+      }
+    }
+  }
+  return NULL;
+}
+
+/* A slab of class cls with blocks to give, or NULL when out of memory. The caller
+ * has looked at the full slabs that received remote frees. */
 static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
   unsigned kind = hak_cls_kind[cls];
-  /* 1. full slabs that received remote frees */
-  hak_slab* revived = revive_full_slabs(h, cls, true);
-  if (revived) return revived;
   /* 2. an unused slab in one of our segments */
   hak_segment* seg = NULL;
   if (kind != HAK_SEG_POOL) {
@@ -221,66 +305,19 @@ static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
   return s;
 }
 
-/* ---- pool blocks borrowed from a larger class ------------------------------------------
- * Every pool class (32 KiB to 1 MiB) has slabs of its own, so a program whose block
- * sizes drift (a buffer shrunk by realloc step by step, sizes that vary between rounds)
- * leaves free blocks behind in the classes it moved away from while the class it moves
- * to touches fresh pages: realloc_bench's shrink pattern held 1.4x mimalloc's peak RSS.
- * A pool malloc whose class has nothing free of its own (TLS list, slab free list or
- * remote frees) takes a free block of one of the next HAK_POOL_BORROW classes instead
- * (at most 1.625x the size asked for: pool classes are eight per doubling): pages that
- * are resident already, in place of new ones. Only a slab with HAK_POOL_BORROW_SURPLUS
- * free blocks or more lends, and never from its class's TLS list: a class in use keeps
- * its next block (lending that too moved the demand up a class and cost mstress 20 %
- * more page faults). The block stays its class's: its usable size is that class's, its
- * free goes back there, and it counts as that class's allocation. Only plain malloc
- * borrows: an aligned request needs its own class's alignment. */
-#define HAK_POOL_BORROW 4
-#define HAK_POOL_BORROW_SURPLUS 2
-
-static void* borrow_locked(hak_heap* h, unsigned cls) {
-  hak_slab* own = h->partial[cls];
-  if (own && (own->free || hak_load_relaxed(&own->remote) != NULL)) return NULL;
-  uintptr_t tag = hak_released_tag();
-  for (unsigned c = cls + 1; c <= cls + HAK_POOL_BORROW && c < HAK_NCLS; c++) {
-    hak_slab* s = h->partial[c];
-    if (!s || s->nfree < HAK_POOL_BORROW_SURPLUS) continue;
-    hak_block* b = s->free;
-    if (((uintptr_t*)b)[HAK_BLOCK_TAG_WORD] == tag) continue;   /* its pages went back */
-    hak_block* n = HAK_DEC(b, b->next);
-    hak_slab_check_free(s, b, n, "malloc");
-    s->free = n;
-    s->nfree--;
-    s->used++;
-    h->cc[c].refilled++;          /* one allocation of class c, given to the program */
-    HAK_DBG(h, REFILL_POOL_BORROW);
-    b->next = NULL;
-    b->key = 0;
-    return b;
-  }
-  return NULL;
-}
-
-void* hak_tcache_refill_pool(hak_heap* h, unsigned cls) {
-  hak_heap_lock(h);
-  void* p = borrow_locked(h, cls);
-  hak_heap_unlock(h);
-  return p ? p : hak_tcache_refill(h, cls);
-}
-
-void* hak_tcache_refill(hak_heap* h, unsigned cls) {
+void* hak_tcache_refill(hak_heap* h, unsigned cls, bool borrow) {
   knobs_refresh(h);
   if (h->rb_mask) hak_remote_flush(h);     /* the other heaps see our frees in time */
   if (HAK_LIKELY(h->lat_count++ % HAK_LAT_SAMPLE != 0)) {
     hak_heap_lock(h);
-    void* p = refill_locked(h, cls);
+    void* p = refill_locked(h, cls, borrow);
     hak_heap_unlock(h);
     return p;
   }
   /* A sampled refill: its time, lock wait included, goes into the heap's histogram. */
   uint64_t t0 = hak_prim_now_ns();
   hak_heap_lock(h);
-  void* p = refill_locked(h, cls);
+  void* p = refill_locked(h, cls, borrow);
   hak_heap_unlock(h);
   uint64_t ns = hak_prim_now_ns() - t0;
   unsigned b = ns ? 64u - (unsigned)__builtin_clzll(ns) : 0;
@@ -288,7 +325,7 @@ void* hak_tcache_refill(hak_heap* h, unsigned cls) {
   return p;
 }
 
-static void* refill_locked(hak_heap* h, unsigned cls) {
+static void* refill_locked(hak_heap* h, unsigned cls, bool borrow) {
   h->cc[cls].refills++;
   tc_refill_check(h, cls);
   heap_slow_event(h);
@@ -304,10 +341,18 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
   uint32_t bsize = hak_cls_size[cls];
   hak_block *first = NULL, *last = NULL;
   unsigned tries = 0;
+  bool revived = false;
   while (got < want) {
     hak_slab* s = h->partial[cls];
     if (!s) {
-      s = acquire_slab(h, cls);
+      /* 1. full slabs that received remote frees; then a larger class's free block
+       * (the first block only); 2-4. a slab from a segment (acquire_slab) */
+      s = revive_full_slabs(h, cls, true);
+      if (!s && got == 0 && borrow) {
+        void* b = borrow_block(h, cls);
+        if (b) return b;
+      }
+      if (!s) s = acquire_slab(h, cls);
       if (!s) {
         if (++tries < 64 && h->partial[cls] == NULL) continue;  /* adopted a full segment */
         break;
@@ -328,22 +373,47 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
       took++;
     }
     HAK_DBG_ADD(h, REFILL_SLAB_FREELIST, took);
-    if (got + took < want && hak_load_relaxed(&s->remote) != NULL) {
-      /* Blocks other threads freed before never-used space: a producer whose blocks
-       * come back from a consumer reuses them instead of walking the bump pointer over
-       * the whole slab first (every page of every class's slab resident: 1.4x
-       * mimalloc's RSS on micro-xthread). Checked once, in the drain; what the chain
-       * does not need stays on the slab's list. */
-      s->used += took;
-      got += took;
-      took = 0;
-      got += hak_remote_drain_into(s, want - got, &first, &last);
-      HAK_DBG(h, REFILL_REMOTE_DRAIN);
-    }
     uint32_t from_list = took;
     (void)from_list;
+    /* Then the remote frees, before never-used space: a block that came back is
+     * resident, the bump pointer's next one may not be (mimalloc collects its thread
+     * frees before it extends a page, too). Drained blocks are in `used` already. */
+    uint32_t drained = 0;
+    if (got + took < want && hak_load_relaxed(&s->remote) != NULL) {
+      drained = hak_remote_drain_into(s, want - got - took, &first, &last);
+      HAK_DBG(h, REFILL_REMOTE_DRAIN);
+    }
+    /* ... and the remote frees waiting on full slabs, once per refill, when another
+     * thread has pushed on a full slab's empty stack since the last look (a thread
+     * whose full slabs get nothing does not walk them in every refill that cuts new
+     * blocks: a growing one would walk up to 64 each time). */
+    if (got + took + drained < want && !revived && hak_load_relaxed(&h->full_remote[cls])) {
+      revived = true;
+      hak_store_relaxed(&h->full_remote[cls], 0);
+      hak_slab* r = revive_full_slabs(h, cls, true);
+      if (r) {
+        hak_store_relaxed(&h->full_remote[cls], 1);   /* it stopped at the first: maybe more */
+        s->used += took;
+        got += took + drained;
+        continue;
+      }
+    }
+    if (took + drained == 0 && got == 0 && borrow) {
+      void* b = borrow_block(h, cls);    /* rather than never-used space */
+      if (b) return b;
+    }
     uint8_t* bump = hak_load_relaxed(&s->bump);
-    while (got + took < want && bump + bsize <= s->end) {
+    /* A class that has given blocks back since it last cut new ones is at the
+     * high-water mark of blocks that come and go, not growing: the blocks of a whole
+     * batch beyond the one wanted now would wait in the TLS list, resident and never
+     * used before, and raise the mark for good. It cuts a quarter of a batch (or
+     * stops at what it has); a growing class keeps whole batches (bench/alloc_test,
+     * fixed work: 63.0-63.5 MiB -> 61.8-62.4 MiB, mimalloc 61.8-62.3). */
+    if (h->cc[cls].flushes != h->grow[cls].cut_flushes && want > 4) {
+      uint32_t w = want / 4, have = got + took + drained;
+      want = w > have ? w : have;
+    }
+    while (got + took + drained < want && bump + bsize <= s->end) {
       hak_block* b = (hak_block*)bump;
       bump += bsize;
       HAK_VG_MAKE_UNDEFINED(b, bsize);   /* nothing outside -DHAK_VALGRIND=ON builds */
@@ -353,10 +423,11 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
       last = b;
       took++;
     }
+    if (took > from_list) h->grow[cls].cut_flushes = h->cc[cls].flushes;
     hak_slab_set_bump(s, bump);
     HAK_DBG_ADD(h, REFILL_BUMP, took - from_list);
     s->used += took;
-    got += took;
+    got += took + drained;
     if (s->free == NULL && bump + bsize > s->end) {
       /* Remote frees go straight into the chain (checked once, in the drain); what the
        * chain does not need stays on the slab's list. */
@@ -373,6 +444,9 @@ static void* refill_locked(hak_heap* h, unsigned cls) {
     HAK_DBG(h, EARLY_REFILL_OOM);
     return NULL;
   }
+  h->grow[cls].borrows = 0;
+  h->grow[cls].pingpong = 0;
+  h->grow[cls].last_borrowed = NULL;
   last->next = HAK_ENC(last, h->tc[cls].head);
   hak_block* b = first;
   hak_tcache* tc = &h->tc[cls];

@@ -1,10 +1,12 @@
-/* test_pool_borrow.c — a plain malloc of a pool class (32 KiB to 1 MiB) with nothing free
- * of its own takes a free block of one of the next four classes (tls_cache.c, "pool
- * blocks borrowed from a larger class"): resident pages instead of fresh ones. The
+/* test_pool_borrow.c — borrowing (tls_cache.c, "borrowing from a larger class") in the
+ * pool tier (32 KiB to 1 MiB), where realloc_bench's shrink pattern leaves free blocks
+ * in the classes it moves away from: a plain malloc whose class has nothing free of its
+ * own takes a free block of a slightly larger class: resident pages instead of fresh
+ * ones (unit_refill covers the mechanism in the smaller tiers). The
  * block keeps its class (usable size, statistics, where its free goes); a class with a
  * free block of its own uses it; a larger class's single free block (its TLS list's)
- * is not lent; a class more than four steps larger is not used; an aligned request
- * never borrows. Each case runs in a thread of its own (a fresh heap),
+ * is not lent to a class that has not given blocks back; a class twice as large is not
+ * used; an aligned request never borrows. Each case runs in a thread of its own (a fresh heap),
  * without the ACE thread. */
 #include "hak_test.h"
 #include "hakmem.h"
@@ -82,7 +84,7 @@ static void* borrow_case(void* arg) {
 }
 
 /* A single free 40 KiB block (in its class's TLS list) is that class's next block: a
- * 36 KiB request does not take it. */
+ * 36 KiB request of a class that never gave a block back does not take it. */
 static void* tls_block_kept_case(void* arg) {
   (void)arg;
   void* p = hak_malloc(40 * KiB);
@@ -108,7 +110,7 @@ static void* own_first_case(void* arg) {
   return NULL;
 }
 
-/* 32 KiB against a free 64 KiB block: eight classes apart, too far to borrow. */
+/* 32 KiB against free 64 KiB blocks: eight classes apart, too far to borrow. */
 static void* too_far_case(void* arg) {
   (void)arg;
   void* spare[SPARE];
@@ -137,7 +139,7 @@ static void* aligned_case(void* arg) {
 static void test_borrows_a_free_block_of_a_larger_class(void) { run(borrow_case); }
 static void test_tls_block_is_not_lent(void) { run(tls_block_kept_case); }
 static void test_own_free_block_first(void) { run(own_first_case); }
-static void test_no_borrowing_beyond_four_classes(void) { run(too_far_case); }
+static void test_no_borrowing_from_twice_the_size(void) { run(too_far_case); }
 static void test_aligned_requests_do_not_borrow(void) { run(aligned_case); }
 
 int main(int argc, char** argv) {
@@ -145,7 +147,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_borrows_a_free_block_of_a_larger_class);
   HT_RUN(test_tls_block_is_not_lent);
   HT_RUN(test_own_free_block_first);
-  HT_RUN(test_no_borrowing_beyond_four_classes);
+  HT_RUN(test_no_borrowing_from_twice_the_size);
   HT_RUN(test_aligned_requests_do_not_borrow);
   return ht_report();
 }

@@ -452,6 +452,9 @@ HAK_HIDDEN hak_slab* hak_tc_block_slab_slow(const hak_heap* h, unsigned cls, con
  * block of a slightly larger class when cls has none left (tls_cache.c). */
 HAK_HIDDEN void* hak_tcache_refill(hak_heap* h, unsigned cls, bool borrow);
 HAK_HIDDEN void  hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep);
+/* Every block h's thread holds back: its remote buffer pushed, every TLS list flushed
+ * into its slabs (hak_thread_flush, a heap that parks or is torn down). */
+HAK_HIDDEN void  hak_tcache_flush_all(hak_heap* h);
 HAK_HIDDEN void  hak_heap_set_caps(hak_heap* h);
 
 /* ---- remote.c: cross-thread frees --------------------------------------------- */

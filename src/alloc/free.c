@@ -341,9 +341,5 @@ int hak_alloc_owns(const void* p) {
 
 void hak_alloc_thread_flush(void) {
   hak_heap* h = hak_tls_heap;
-  if (!hak_heap_is_thread_heap(h)) return;
-  hak_remote_flush(h);
-  for (unsigned c = 0; c < HAK_NCLS; c++) {
-    if (h->tc[c].head) hak_tcache_flush(h, c, 0);
-  }
+  if (hak_heap_is_thread_heap(h)) hak_tcache_flush_all(h);
 }

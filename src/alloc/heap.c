@@ -252,10 +252,7 @@ static void heap_teardown(hak_heap* h, bool ended) {
 static bool park(hak_heap* h) {
   long long max = hak_opt(HAK_OPT_HEAP_PARK);
   if (max <= 0 || h->is_global) return false;
-  hak_remote_flush(h);                  /* the other heaps see its frees in time */
-  for (unsigned c = 0; c < HAK_NCLS; c++) {   /* TLS lists back to the slabs */
-    if (h->tc[c].head) hak_tcache_flush(h, c, 0);
-  }
+  hak_tcache_flush_all(h);              /* TLS lists back to the slabs, remote frees out */
   size_t bytes = heap_collect(h);
   if (bytes > PARK_BYTES || bytes < PARK_MIN_BYTES) return false;
   hak_tls_heap = &hak_heap_dead;        /* before h is parked: another thread may take it */
@@ -382,10 +379,7 @@ static void segment_collect(hak_heap* h, hak_segment* seg) {
 }
 
 void hak_heap_abandon(hak_heap* h) {
-  hak_remote_flush(h);                  /* no buffered cross-thread free is lost */
-  for (unsigned c = 0; c < HAK_NCLS; c++) {
-    if (h->tc[c].head) hak_tcache_flush(h, c, 0);
-  }
+  hak_tcache_flush_all(h);
   hak_heap_lock(h);
   for (unsigned kind = 0; kind < HAK_SEG_KINDS; kind++) {
     hak_segment* seg = h->segs[kind];

@@ -458,6 +458,13 @@ static void* refill_locked(hak_heap* h, unsigned cls, bool borrow) {
   return b;
 }
 
+void hak_tcache_flush_all(hak_heap* h) {
+  hak_remote_flush(h);                  /* no buffered cross-thread free is lost */
+  for (unsigned c = 0; c < HAK_NCLS; c++) {
+    if (h->tc[c].head) hak_tcache_flush(h, c, 0);
+  }
+}
+
 void hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep) {
   knobs_refresh(h);
   if (h->rb_mask) hak_remote_flush(h);

@@ -352,6 +352,9 @@ HAK_HIDDEN hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned 
 /* An empty segment goes to the cache (or is unmapped): released by its owner, or once
  * abandoned and emptied by other threads' frees (see segment.c). */
 HAK_HIDDEN void hak_segment_release(hak_segment* seg);
+/* Off the list of all segments and the registry, then unmapped (a segment or a large
+ * block's mapping that is on no other list); a refused munmap is counted. */
+HAK_HIDDEN void hak_segment_unmap(hak_segment* seg);
 HAK_HIDDEN void hak_segment_release_abandoned(hak_segment* seg);
 HAK_HIDDEN hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls);
 HAK_HIDDEN void hak_segment_give_slab(hak_segment* seg, hak_slab* s);

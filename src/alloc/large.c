@@ -50,15 +50,6 @@ static hak_churn freed_churn;
 static size_t large_offset(size_t align) { return align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE; }
 static size_t large_map_align(size_t align) { return align > HAK_CHUNK_SIZE ? align : HAK_CHUNK_SIZE; }
 
-/* Off every list, then unmapped. A refused munmap is counted, and the mapping the
- * kernel kept stays counted as held (it is lost to hakmem, not to the process). */
-static void large_unmap(hak_segment* seg) {
-  hak_seglist_remove(seg);
-  size_t size = seg->size;         /* the header goes with the mapping */
-  hak_registry_set(seg, size, NULL);
-  if (hak_prim_unmap(seg, size)) HAK_OS_COUNT(bytes_mapped, -(int64_t)size);
-  else HAK_OS_COUNT(os_failures, 1);
-}
 
 static void cache_link(hak_segment* seg) {
   seg->prev = NULL;
@@ -148,7 +139,7 @@ static hak_segment* large_grow_cached(hak_segment* seg, size_t need, size_t map_
       return seg;
     }
     hak_prim_unmap((uint8_t*)seg + old, need - old);
-    large_unmap(seg);
+    hak_segment_unmap(seg);
     return NULL;
   }
   hak_segment* to = hak_prim_map_aligned(need, map_align);
@@ -286,7 +277,7 @@ static size_t cache_finish(cache_work* w) {
     hak_segment* seg = w->unmap;
     w->unmap = seg->next;
     HAK_OS_COUNT(bytes_cached, -(int64_t)seg->size);
-    large_unmap(seg);
+    hak_segment_unmap(seg);
   }
   if (!w->decommit) return 0;
   size_t bytes = 0;
@@ -313,7 +304,7 @@ static size_t cache_finish(cache_work* w) {
     hak_segment* seg = drop;
     drop = seg->next;
     HAK_OS_COUNT(bytes_cached, -(int64_t)seg->size);
-    large_unmap(seg);
+    hak_segment_unmap(seg);
   }
   return bytes;
 }
@@ -327,7 +318,7 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
   HAK_OS_COUNT(large_frees, 1);
   HAK_OS_COUNT(large_in_use, -(int64_t)seg->usable);
   if (seg->size > (size_t)HAK_KNOB(large_cache_bytes) || HAK_KNOB(large_cache_entries) == 0) {
-    large_unmap(seg);
+    hak_segment_unmap(seg);
     return;
   }
   uint64_t now = hak_prim_now_ns(), delay = HAK_KNOB(purge_delay_ns);

@@ -224,14 +224,19 @@ static size_t slabs_bytes(const hak_segment* seg, uint32_t mask) {
   return bytes;
 }
 
-/* Unmap seg, which is in no cache list (it stays registered until here). */
-static void segment_unmap(hak_segment* seg) {
+void hak_segment_unmap(hak_segment* seg) {
   hak_seglist_remove(seg);
   size_t size = seg->size;         /* the header goes with the mapping */
   hak_registry_set(seg, size, NULL);
-  /* A refused munmap is counted; the mapping the kernel kept stays counted as held. */
+  /* A refused munmap is counted; the mapping the kernel kept stays counted as held (it
+   * is lost to hakmem, not to the process). */
   if (hak_prim_unmap(seg, size)) HAK_OS_COUNT(bytes_mapped, -(int64_t)size);
   else HAK_OS_COUNT(os_failures, 1);
+}
+
+/* Unmap seg, which is in no cache list (it stays registered until here). */
+static void segment_unmap(hak_segment* seg) {
+  hak_segment_unmap(seg);
   HAK_OS_COUNT(seg_unmapped, 1);
 }
 

@@ -79,11 +79,22 @@ void hak_slab_return_local_slow(hak_heap* h, hak_slab* s) {
 #define SMALL_MAX_BLOCKS (SMALL_MAX_PAGES * HAK_PAGE_SIZE / 16)
 
 static uintptr_t page_base(const hak_slab* s) { return HAK_ALIGN_DOWN((uintptr_t)s->start, HAK_PAGE_SIZE); }
+/* Bits first .. end-1 of a page mask. */
+static uint32_t page_bits(unsigned first, unsigned end) {
+  return (uint32_t)((1ull << end) - 1) & ~((1u << first) - 1);
+}
 /* Bits of the pages block i of s touches. */
 static uint32_t block_pages(const hak_slab* s, uintptr_t pbase, uint32_t i) {
   uintptr_t b = (uintptr_t)s->start + (uintptr_t)i * s->bsize;
-  unsigned first = (unsigned)((b - pbase) / HAK_PAGE_SIZE), last = (unsigned)((b + s->bsize - 1 - pbase) / HAK_PAGE_SIZE);
-  return (uint32_t)((2ull << last) - 1) & ~((1u << first) - 1);
+  return page_bits((unsigned)((b - pbase) / HAK_PAGE_SIZE), (unsigned)((b + s->bsize - 1 - pbase) / HAK_PAGE_SIZE) + 1);
+}
+/* The lowest run of set bits of *left, as pages [*first, return value), taken off *left. */
+static unsigned take_run(uint32_t* left, unsigned* first) {
+  unsigned a = (unsigned)__builtin_ctz(*left), b = a;
+  while (b < 32 && (*left >> b & 1)) b++;
+  *left &= b >= 32 ? 0 : ~0u << b;
+  *first = a;
+  return b;
 }
 
 static size_t release_small_pages(hak_slab* s, unsigned min_pages) {
@@ -116,10 +127,8 @@ static size_t release_small_pages(hak_slab* s, unsigned min_pages) {
   /* The runs of min_pages or more. */
   uint32_t released = 0;
   for (uint32_t left = candidates; left;) {
-    unsigned a = (unsigned)__builtin_ctz(left), b = a;
-    while (b < 32 && (left >> b & 1)) b++;
-    left &= b >= 32 ? 0 : ~0u << b;
-    if (b - a >= min_pages) released |= (uint32_t)((1ull << b) - 1) & ~((1u << a) - 1);
+    unsigned a, b = take_run(&left, &a);
+    if (b - a >= min_pages) released |= page_bits(a, b);
   }
   if (released == 0) { s->pages_clean = true; return 0; }
   /* The blocks touching those pages leave the free list (order kept) before the pages
@@ -139,9 +148,7 @@ static size_t release_small_pages(hak_slab* s, unsigned min_pages) {
   s->parked_pages = (uint16_t)(s->parked_pages | released);
   size_t bytes = 0;
   for (uint32_t left = released; left;) {
-    unsigned a = (unsigned)__builtin_ctz(left), b = a;
-    while (b < 32 && (left >> b & 1)) b++;
-    left &= b >= 32 ? 0 : ~0u << b;
+    unsigned a, b = take_run(&left, &a);
     void* from = (void*)(pbase + (uintptr_t)a * HAK_PAGE_SIZE);
     size_t len = (size_t)(b - a) * HAK_PAGE_SIZE;
     if (hak_prim_decommit(from, len)) { bytes += len; continue; }

@@ -505,13 +505,13 @@ void hak_abandoned_collect(const hak_segment* seg, unsigned kind) {
  * list (hak_abandoned_reclaim releases it once empty): the caller's pin forbids an
  * unmap here. Returns bytes given back, 0 when the list is busy. */
 size_t hak_abandoned_release(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages,
-                             uint64_t deadline) {
+                             bool small, uint64_t deadline) {
   if (pthread_mutex_trylock(&abandoned_lock.m) != 0) return 0;
   size_t bytes = 0;
   if (hak_load_relaxed(&seg->state) == HAK_SEGST_ABANDONED) {
     segment_collect(NULL, seg);
     bytes += hak_segment_purge(seg, now, delay);
-    bytes += hak_segment_release_free_pages(seg, min_pages, deadline);
+    bytes += hak_segment_release_free_pages(seg, min_pages, small, deadline);
   }
   hak_lock_release(&abandoned_lock);
   return bytes;

@@ -18,7 +18,7 @@
 #include "alloc/slab.h"
 
 static size_t release_owned(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages,
-                            uint64_t deadline, bool* busy) {
+                            bool small, uint64_t deadline, bool* busy) {
   hak_heap* h = hak_load_acquire(&seg->heap);
   if (!h) return 0;
   if (!hak_spin_try(&h->lock)) { *busy = true; return 0; }
@@ -33,7 +33,7 @@ static size_t release_owned(hak_segment* seg, uint64_t now, uint64_t delay, unsi
      * flush) for the delay: a busy heap would fault them straight back in. */
     uint64_t act = hak_load_relaxed(&h->activity);
     if (act != h->scav_activity) { h->scav_activity = act; h->scav_idle_since = now; }
-    if (now >= h->scav_idle_since + delay) bytes += hak_segment_release_free_pages(seg, min_pages, deadline);
+    if (now >= h->scav_idle_since + delay) bytes += hak_segment_release_free_pages(seg, min_pages, small, deadline);
     h->hold_segments = false;
   }
   hak_spin_release(&h->lock);
@@ -41,10 +41,10 @@ static size_t release_owned(hak_segment* seg, uint64_t now, uint64_t delay, unsi
 }
 
 size_t hak_release_segment(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages,
-                           uint64_t deadline, bool* busy) {
+                           bool small, uint64_t deadline, bool* busy) {
   switch (hak_load_acquire(&seg->state)) {
-    case HAK_SEGST_OWNED:     return release_owned(seg, now, delay, min_pages, deadline, busy);
-    case HAK_SEGST_ABANDONED: return hak_abandoned_release(seg, now, delay, min_pages, deadline);
+    case HAK_SEGST_OWNED:     return release_owned(seg, now, delay, min_pages, small, deadline, busy);
+    case HAK_SEGST_ABANDONED: return hak_abandoned_release(seg, now, delay, min_pages, small, deadline);
     default:                  return 0;
   }
 }
@@ -75,7 +75,6 @@ void hak_release_walk(hak_release_walk_t* w, uint64_t now, uint64_t delay) {
   unsigned min_pages = HAK_KNOB(partial_release_pages);
   size_t total = hak_seglist_count(), n = total;
   if (w->max_segments && w->max_segments < n) n = w->max_segments;
-  hak_slab_release_small(!w->deadline_ns || w->small_round);
   for (size_t i = 0; i < n; i++) {
     if (w->deadline_ns && hak_prim_now_ns() >= w->deadline_ns) { w->out_of_time = true; break; }
     if (w->max_bytes && w->released - start >= w->max_bytes) break;
@@ -83,14 +82,14 @@ void hak_release_walk(hak_release_walk_t* w, uint64_t now, uint64_t delay) {
     if (!seg) break;
     w->visited++;
     bool busy = false;
-    w->released += hak_release_segment(seg, now, delay, min_pages, w->deadline_ns, &busy);
+    bool small = !w->deadline_ns || w->small_round;
+    w->released += hak_release_segment(seg, now, delay, min_pages, small, w->deadline_ns, &busy);
     w->busy += busy;
     hak_seglist_unpin(seg);
     if (++w->round_seen >= total) {       /* a round ends: small pages next if it found nothing */
       w->small_round = !w->small_round && w->released == w->round_start;
       w->round_seen = 0;
       w->round_start = w->released;
-      hak_slab_release_small(!w->deadline_ns || w->small_round);
     }
   }
   if (!w->deadline_ns) {          /* a full round (malloc_trim, tests): what it emptied too */

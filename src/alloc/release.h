@@ -30,10 +30,10 @@ typedef struct hak_release_walk_t {
 /* Visit segments from w's cursor on, giving back what has been unused for `delay` ns
  * at time `now`; then purge the segment and large caches likewise. */
 HAK_HIDDEN void hak_release_walk(hak_release_walk_t* w, uint64_t now, uint64_t delay);
-/* One pinned segment, stopping inside it at `deadline` (0: none); *busy set when its
- * lock was taken. Bytes given back. */
+/* One pinned segment, stopping inside it at `deadline` (0: none); pages of small blocks
+ * too when `small`; *busy set when its lock was taken. Bytes given back. */
 HAK_HIDDEN size_t hak_release_segment(hak_segment* seg, uint64_t now, uint64_t delay,
-                                      unsigned min_pages, uint64_t deadline, bool* busy);
+                                      unsigned min_pages, bool small, uint64_t deadline, bool* busy);
 /* One whole round over all memory (malloc_trim, tests); bytes given back. */
 HAK_HIDDEN size_t hak_release_all(uint64_t delay);
 

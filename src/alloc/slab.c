@@ -198,12 +198,9 @@ void hak_slab_unpark(hak_slab* s) {
  * return counts as a refault (refill clears the tag). Blocks in TLS lists are the
  * owner thread's alone and are not touched.
  * Smaller blocks share pages with their neighbours: release_small_pages above. */
-static bool release_small = true;
-void hak_slab_release_small(bool on) { release_small = on; }
-
-size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages) {
+size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages, bool small) {
   if (s->pages_clean) return 0;
-  if (s->bsize < 2 * HAK_PAGE_SIZE) return release_small ? release_small_pages(s, min_pages) : 0;
+  if (s->bsize < 2 * HAK_PAGE_SIZE) return small ? release_small_pages(s, min_pages) : 0;
   uintptr_t tag = hak_released_tag();
   size_t bytes = 0;
   bool refused = false;
@@ -228,12 +225,12 @@ size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages) {
   return bytes;
 }
 
-size_t hak_segment_release_free_pages(hak_segment* seg, unsigned min_pages, uint64_t deadline) {
+size_t hak_segment_release_free_pages(hak_segment* seg, unsigned min_pages, bool small, uint64_t deadline) {
   size_t bytes = 0;
   for (unsigned i = 0; i < seg->nslabs; i++) {
     if (seg->slabs[i].state == HAK_SLAB_UNUSED) continue;
     if (deadline && hak_prim_now_ns() >= deadline) break;
-    bytes += hak_slab_release_free_pages(&seg->slabs[i], min_pages);
+    bytes += hak_slab_release_free_pages(&seg->slabs[i], min_pages, small);
   }
   return bytes;
 }

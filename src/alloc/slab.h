@@ -109,18 +109,16 @@ HAK_HIDDEN bool hak_slab_release(hak_heap* h, hak_slab* s);
 /* Give back the pages of s's free blocks: for blocks of two pages or more, the pages
  * after their first page (min_pages of them or more); for smaller blocks, runs of
  * min_pages pages or more on which every block is free, whose blocks are parked (taken
- * off the free list until hak_slab_unpark). Returns bytes released. */
-HAK_HIDDEN size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages);
-/* Whether hak_slab_release_free_pages takes on blocks under two pages; set by the
- * release walk (release.c) under its lock, which every caller of it holds. */
-HAK_HIDDEN void hak_slab_release_small(bool on);
+ * off the free list until hak_slab_unpark), when `small` (release.c says when). Returns
+ * bytes released. */
+HAK_HIDDEN size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages, bool small);
 /* Put s's parked blocks back on its free list (their pages fault in again as they are
  * used). A parked page that is mapped again was touched by the program after the free
  * (a write after free or a second free): the program stops naming it. */
 HAK_HIDDEN void hak_slab_unpark(hak_slab* s);
 /* The same for every slab in use of seg, stopping at `deadline` (prim clock; 0: none).
  * The caller holds the lock that seg's state names. */
-HAK_HIDDEN size_t hak_segment_release_free_pages(hak_segment* seg, unsigned min_pages, uint64_t deadline);
+HAK_HIDDEN size_t hak_segment_release_free_pages(hak_segment* seg, unsigned min_pages, bool small, uint64_t deadline);
 
 /* The word of a free block that marks its inner pages as given back (see slab.c). */
 #define HAK_BLOCK_TAG_WORD 2

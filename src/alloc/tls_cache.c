@@ -234,9 +234,10 @@ static void* borrow_block(hak_heap* h, unsigned cls) {
     } else if (c == g->lender) {
       g->pingpong = 0;
     }
+    hak_block* b = NULL;
     unsigned scanned = 0;
     for (hak_slab* s = h->partial[c]; s && scanned < HAK_BORROW_SCAN; s = s->next, scanned++) {
-      hak_block* b = s->free;
+      b = s->free;
       if (!b) continue;
       hak_block* n = HAK_DEC(b, b->next);
       hak_slab_check_free(s, b, n, "malloc");
@@ -249,25 +250,18 @@ static void* borrow_block(hak_heap* h, unsigned cls) {
         hak_slab_list_push(h, s, HAK_SLAB_FULL);
       }
       h->cc[c].refilled++;     /* allocated as a block of c (hak_heap_allocs) */
+      b->next = NULL;
+      b->key = 0;
+      break;
+    }
+    if (!b && from_tc) b = hak_tcache_pop_fast(h, c);   /* counted as c's (the list got shorter) */
+    if (b) {
       g->borrows++;
       g->last_borrowed = b;
       g->lender = (uint16_t)c;
       g->lender_nfree = h->tc[c].nfree;
       HAK_DBG(h, REFILL_BORROW);
-      b->next = NULL;
-      b->key = 0;
       return b;
-    }
-    if (from_tc) {
-      void* b = hak_tcache_pop_fast(h, c);   /* counted as c's (the list got shorter) */
-      if (b) {
-        g->borrows++;
-        g->last_borrowed = b;
-        g->lender = (uint16_t)c;
-        g->lender_nfree = h->tc[c].nfree;
-        HAK_DBG(h, REFILL_BORROW);
-        return b;
-      }
     }
   }
   return NULL;

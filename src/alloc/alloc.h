@@ -214,15 +214,20 @@ typedef struct hak_copy_samples {
 } hak_copy_samples;
 
 /* The free fast path's map from 64 KiB units of address space to this heap's slabs:
- * direct-mapped by the unit's low bits (entry i holds units u with u % HAK_FC_SIZE == i).
- * An entry names a slab of a segment h owns; the entries of a segment go when it leaves h
- * (hak_heap_unlink_segment), and only the owner's thread fills them (free.c). An empty
- * entry i holds HAK_FC_EMPTY(i), a unit it can never hold: so 0 is empty everywhere but
- * in entry 0, and every heap, the static stand-ins included, starts with fc_unit[0] = 1
- * (else unit 0 - NULL and the first 64 KiB - would match a zeroed entry). */
+ * direct-mapped by the unit's tag, its number + 1 (entry i holds tags t with
+ * t % HAK_FC_SIZE == i). An entry names a slab of a segment h owns; the entries of a
+ * segment go when it leaves h (hak_heap_unlink_segment), and only the owner's thread
+ * fills them (free.c). An empty entry i holds HAK_FC_EMPTY(i), a tag it can never hold.
+ * The + 1 (an lea where a mov was) makes a zeroed map empty for every user-space
+ * address, NULL included: no user address has tag 0, so the empty heap every thread
+ * starts with can be zero (.bss) and is readable by free(NULL) before initialization
+ * (37 KiB of initialized data made every process map that much more of the library's
+ * file). Heaps still set entry 0 to HAK_FC_EMPTY(0), for wild pointers in the top
+ * 64 KiB of the address space. */
 #define HAK_FC_SHIFT 16
 #define HAK_FC_SIZE  1024     /* 64 MiB of slabs; 16 KiB of the heap */
 #define HAK_FC_EMPTY(i) ((uintptr_t)(i) + 1)
+HAK_INLINE uintptr_t hak_fc_tag(uintptr_t a) { return (a + ((uintptr_t)1 << HAK_FC_SHIFT)) >> HAK_FC_SHIFT; }
 
 /* Cross-thread frees waiting to be pushed together: per slot, a chain of blocks of one
  * slab of another heap (they still count in that slab's `used`, so the slab stays).
@@ -252,6 +257,7 @@ typedef struct hak_heap {
   hak_rbuf          rb[HAK_RB_SLOTS];        /* remote buffer, by class % HAK_RB_SLOTS */
   hak_slab*         partial[HAK_NCLS];       /* slabs with free blocks */
   hak_slab*         full[HAK_NCLS];          /* slabs without local free blocks */
+  uint64_t          cls_ready[(HAK_NCLS + 63) / 64]; /* classes set up (hak_class_ready) */
   uint16_t          batch[HAK_NCLS];         /* blocks per refill (grows to batch_max) */
   uint16_t          batch_max[HAK_NCLS];
   uint16_t          refills_since_drain[HAK_NCLS];
@@ -459,6 +465,13 @@ HAK_HIDDEN void  hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep);
  * into its slabs (hak_thread_flush, a heap that parks or is torn down). */
 HAK_HIDDEN void  hak_tcache_flush_all(hak_heap* h);
 HAK_HIDDEN void  hak_heap_set_caps(hak_heap* h);
+HAK_HIDDEN void  hak_class_setup(hak_heap* h, unsigned cls);
+/* A class's caps, batch bounds and drain interval are set at its first refill, flush or
+ * local free in h (tls_cache.c), before any of them is read; with no lock held, as they
+ * come from the knob snapshot. */
+HAK_INLINE void hak_class_ready(hak_heap* h, unsigned cls) {
+  if (HAK_UNLIKELY(!((h->cls_ready[cls >> 6] >> (cls & 63)) & 1))) hak_class_setup(h, cls);
+}
 
 /* ---- remote.c: cross-thread frees --------------------------------------------- */
 HAK_HIDDEN void     hak_remote_push(hak_slab* s, hak_block* b);

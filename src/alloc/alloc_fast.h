@@ -71,9 +71,9 @@ HAK_INLINE void* hak_malloc_fast(size_t size) {
 HAK_INLINE void hak_free_fast(void* p) {
   uintptr_t a = (uintptr_t)p;
   hak_heap* h = hak_tls_heap;
-  uintptr_t unit = a >> HAK_FC_SHIFT;
-  unsigned i = (unsigned)unit & (HAK_FC_SIZE - 1);
-  if (HAK_LIKELY(h->fc_unit[i] == unit)) {
+  uintptr_t tag = hak_fc_tag(a);
+  unsigned i = (unsigned)tag & (HAK_FC_SIZE - 1);
+  if (HAK_LIKELY(h->fc_unit[i] == tag)) {
     hak_slab* s = h->fc_slab[i];
     hak_block* b = (hak_block*)p;
     if (HAK_LIKELY(hak_slab_handed_block(s, a) && b->key != hak_free_mark(b))) {

@@ -51,10 +51,10 @@ static inline bool block_is_free(const hak_block* b) { return b->key == hak_free
 
 /* Enter p's 64 KiB unit → slab s into h's free map (h owns s's segment). */
 static inline void free_map_fill(hak_heap* h, uintptr_t a, hak_slab* s) {
-  uintptr_t unit = a >> HAK_FC_SHIFT;
-  unsigned i = (unsigned)unit & (HAK_FC_SIZE - 1);
+  uintptr_t tag = hak_fc_tag(a);
+  unsigned i = (unsigned)tag & (HAK_FC_SIZE - 1);
   s->tc = &h->tc[s->cls];      /* h may have adopted s's segment since s got its class */
-  h->fc_unit[i] = unit;
+  h->fc_unit[i] = tag;
   h->fc_slab[i] = s;
 }
 
@@ -119,6 +119,7 @@ static HAK_NOINLINE void free_remote(hak_heap* h, hak_slab* s, hak_block* b) {
 /* A free into a slab of a segment h owns: the slow half of the fast path. */
 static HAK_NOINLINE void free_local(hak_heap* h, hak_slab* s, hak_block* b) {
   free_map_fill(h, (uintptr_t)b, s);
+  hak_class_ready(h, s->cls);
   hak_tcache* tc = &h->tc[s->cls];
   if (tc->room <= 0) hak_tcache_flush(h, s->cls, tc->cap / 2);   /* recounts room */
   b->next = HAK_ENC(b, tc->head);

@@ -38,11 +38,11 @@
 #include <string.h>
 
 HAK_TLS hak_heap* hak_tls_heap = &hak_heap_empty;
-/* Only the empty heap is read before initialization (free(NULL) may come first), so
- * only it is initialized data; the other two stand-ins are zero (.bss) until
- * hak_heap_stand_ins_init: a 33 KiB heap in .data made every process map about 70 KiB
- * more of the library's file pages. */
-hak_heap hak_heap_empty = {.fc_unit = {HAK_FC_EMPTY(0)}};
+/* The stand-ins are zero (.bss) until hak_heap_stand_ins_init; a zero free map is empty
+ * for every user-space address (alloc.h: hak_fc_tag), so the empty heap may be read
+ * before (free(NULL) may come first). A 37 KiB heap in .data made every process map
+ * that much more of the library's file pages. */
+hak_heap hak_heap_empty;
 hak_heap hak_heap_dead;
 hak_heap hak_heap_global;
 hak_lock hak_global_lock = HAK_LOCK_INIT;
@@ -77,6 +77,7 @@ static hak_heap* parked;              /* newest first, linked by park_next (pool
 static _Atomic unsigned parked_n;     /* written under the pool lock, read without */
 
 void hak_heap_stand_ins_init(void) {
+  hak_heap_empty.fc_unit[0] = HAK_FC_EMPTY(0);
   hak_heap_dead.fc_unit[0] = HAK_FC_EMPTY(0);
   hak_heap_global.fc_unit[0] = HAK_FC_EMPTY(0);
   hak_heap_global.is_global = true;
@@ -353,10 +354,10 @@ void hak_heap_unlink_segment(hak_heap* h, hak_segment* seg) {
   HAK_ASSERT(seg->linked == h);
   seg->linked = NULL;
   /* Its units leave the free map: the fast path trusts an entry to name an own slab. */
-  uintptr_t first = (uintptr_t)seg >> HAK_FC_SHIFT, end = ((uintptr_t)seg + seg->size) >> HAK_FC_SHIFT;
-  for (uintptr_t u = first; u < end; u++) {
-    unsigned i = (unsigned)u & (HAK_FC_SIZE - 1);
-    if (h->fc_unit[i] == u) { h->fc_unit[i] = HAK_FC_EMPTY(i); h->fc_slab[i] = NULL; }
+  uintptr_t first = hak_fc_tag((uintptr_t)seg), end = hak_fc_tag((uintptr_t)seg + seg->size);
+  for (uintptr_t t = first; t < end; t++) {
+    unsigned i = (unsigned)t & (HAK_FC_SIZE - 1);
+    if (h->fc_unit[i] == t) { h->fc_unit[i] = HAK_FC_EMPTY(i); h->fc_slab[i] = NULL; }
   }
   if (h->sweep_next == seg) h->sweep_next = seg->next;   /* keep heap_sweep's cursor valid */
   if (seg->prev) seg->prev->next = seg->next; else h->segs[seg->kind] = seg->next;

@@ -57,9 +57,9 @@ HAK_INLINE void hak_slab_check_free(const hak_slab* s, const hak_block* b, const
  * a heap's blocks; what it names is h's own and handed-out blocks lie below `handed`. */
 HAK_INLINE hak_slab* hak_tc_block_slab(const hak_heap* h, unsigned cls, const hak_block* b) {
   uintptr_t a = (uintptr_t)b;
-  uintptr_t unit = a >> HAK_FC_SHIFT;
-  unsigned i = (unsigned)unit & (HAK_FC_SIZE - 1);
-  if (HAK_LIKELY(h->fc_unit[i] == unit)) {
+  uintptr_t tag = hak_fc_tag(a);
+  unsigned i = (unsigned)tag & (HAK_FC_SIZE - 1);
+  if (HAK_LIKELY(h->fc_unit[i] == tag)) {
     hak_slab* s = h->fc_slab[i];
     bool ok = s->cls == cls && hak_slab_handed_block(s, a) && b->key == hak_free_mark(b);
     return ok ? s : NULL;

@@ -87,50 +87,69 @@ static void tc_shrink_idle(hak_heap* h) {
   }
 }
 
-/* Copy the knob snapshot's values into the heap (cap bounds and budget after the diet,
- * batch bounds, drain and sweep intervals, purge delay) and remember the generation they
- * came from. A heap that already ran keeps its caps within the new bounds, but a class
- * whose base went down (a diet) starts over from it, and beyond the budget grown classes
- * fall back to their base, the last classes first. It keeps its slow start state too: a
- * class's batch only shrinks to the new bound. */
+/* The knob snapshot's values for class c (cap bounds after the diet, batch bound, drain
+ * interval). A class that already ran keeps its cap within the new bounds, but one whose
+ * base went down (a diet) starts over from it; it keeps its slow start state too: its
+ * batch only shrinks to the new bound. */
+static void class_set_caps(hak_heap* h, unsigned c, const hak_knobs* k, bool first_time) {
+  hak_tc_grow* g = &h->grow[c];
+  uint32_t base = (uint32_t)((uint64_t)k->tls_cap[c] * k->diet_pct / 100);
+  if (base < 1) base = 1;
+  uint32_t ceil = (uint32_t)((uint64_t)k->tls_cap_max[c] * k->diet_pct / 100);
+  if (ceil < base) ceil = base;
+  uint32_t cap = h->tc[c].cap;      /* a lower base (a diet) starts the class over */
+  if (first_time || cap < base || base < g->base) cap = base;
+  if (cap > ceil) cap = ceil;
+  g->base = base;
+  g->ceil = ceil;
+  g->batch_knob = k->refill_batch[c];
+  tc_set_cap(h, c, cap);
+  h->grown_bytes += (uint64_t)(cap - base) * hak_cls_size[c];
+  h->drain_interval[c] = k->remote_drain_interval[c];
+  if (first_time || h->batch[c] == 0) {
+    /* Slow start: the first refill of a class touches about one page; each refill then
+     * doubles the batch up to batch_max, so a class used once costs little memory. */
+    uint32_t first = (uint32_t)(HAK_PAGE_SIZE / hak_cls_size[c]);
+    if (first < 1) first = 1;
+    h->batch[c] = (uint16_t)(first < h->batch_max[c] ? first : h->batch_max[c]);
+  }
+}
+
+static inline bool class_is_ready(const hak_heap* h, unsigned c) { return (h->cls_ready[c >> 6] >> (c & 63)) & 1; }
+
+/* Copy the knob snapshot's values into the heap (the budget after the diet, sweep
+ * interval, purge delay, and each ready class's bounds) and remember the generation
+ * they came from. Beyond the budget, grown classes fall back to their base, the last
+ * classes first. Classes not used yet are left as they are (zero): setting all of them
+ * when a heap was made wrote about six pages of every heap, the static stand-ins
+ * included, that a thread using a few classes never needs (hak_class_setup). */
 void hak_heap_set_caps(hak_heap* h) {
   hak_knobs k;
   uint64_t gen = hak_load_acquire(&hak_knobs_generation);
   hak_knobs_copy(&k);
-  bool first_time = h->knob_gen == 0;
   h->knob_gen = gen;
   h->sweep_interval = k.sweep_interval;
   h->purge_delay_ns = (uint64_t)k.purge_delay_ms * 1000000u;
   h->grow_budget = k.tls_grow_budget_bytes * k.diet_pct / 100;
   h->grown_bytes = 0;
   for (unsigned c = 0; c < HAK_NCLS; c++) {
-    hak_tc_grow* g = &h->grow[c];
-    uint32_t base = (uint32_t)((uint64_t)k.tls_cap[c] * k.diet_pct / 100);
-    if (base < 1) base = 1;
-    uint32_t ceil = (uint32_t)((uint64_t)k.tls_cap_max[c] * k.diet_pct / 100);
-    if (ceil < base) ceil = base;
-    uint32_t cap = h->tc[c].cap;      /* a lower base (a diet) starts the class over */
-    if (first_time || cap < base || base < g->base) cap = base;
-    if (cap > ceil) cap = ceil;
-    g->base = base;
-    g->ceil = ceil;
-    g->batch_knob = k.refill_batch[c];
-    tc_set_cap(h, c, cap);
-    h->grown_bytes += (uint64_t)(cap - base) * hak_cls_size[c];
-    h->drain_interval[c] = k.remote_drain_interval[c];
-    if (first_time || h->batch[c] == 0) {
-      /* Slow start: the first refill of a class touches about one page; each refill then
-       * doubles the batch up to batch_max, so a class used once costs little memory. */
-      uint32_t first = (uint32_t)(HAK_PAGE_SIZE / hak_cls_size[c]);
-      if (first < 1) first = 1;
-      h->batch[c] = (uint16_t)(first < h->batch_max[c] ? first : h->batch_max[c]);
-    }
+    if (class_is_ready(h, c)) class_set_caps(h, c, &k, false);
   }
   for (unsigned c = HAK_NCLS; c-- > 0 && h->grown_bytes > h->grow_budget;) {
+    if (!class_is_ready(h, c)) continue;
     uint32_t base = h->grow[c].base;
     h->grown_bytes -= (uint64_t)(h->tc[c].cap - base) * hak_cls_size[c];
     tc_set_cap(h, c, base);
   }
+}
+
+/* The first use of cls in h: its bounds from the snapshot (its cap starts at its base,
+ * so the budget is not touched). */
+void hak_class_setup(hak_heap* h, unsigned cls) {
+  hak_knobs k;
+  hak_knobs_copy(&k);
+  class_set_caps(h, cls, &k, true);
+  h->cls_ready[cls >> 6] |= (uint64_t)1 << (cls & 63);
 }
 
 /* Before every refill and flush, with no lock held (reading a snapshot may register the
@@ -301,6 +320,7 @@ static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
 
 void* hak_tcache_refill(hak_heap* h, unsigned cls, bool borrow) {
   knobs_refresh(h);
+  hak_class_ready(h, cls);
   if (h->rb_mask) hak_remote_flush(h);     /* the other heaps see our frees in time */
   if (HAK_LIKELY(h->lat_count++ % HAK_LAT_SAMPLE != 0)) {
     hak_heap_lock(h);
@@ -461,6 +481,7 @@ void hak_tcache_flush_all(hak_heap* h) {
 
 void hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep) {
   knobs_refresh(h);
+  hak_class_ready(h, cls);
   if (h->rb_mask) hak_remote_flush(h);
   /* The free path's flush of a full list (it keeps half; the thread flush and teardown
    * keep nothing) is an overflow: a refill soon after it grows the cap. */

@@ -3,7 +3,9 @@
  * blocks a slab has handed out, for every size class, and nothing else: not an address
  * inside a block, not one past the bump pointer, not one below block 0 (the header page
  * before slab 0, a pool slab's alignment gap). The slow path's hak_slab_off_is_block
- * must accept exactly the block starts of the slab's span.
+ * must accept exactly the block starts of the slab's span. The free map before it
+ * (alloc.h: hak_fc_tag) must match no user-space address in a zeroed heap: the empty
+ * heap every thread starts with is zero until initialization.
  *
  * Offsets are checked one by one over the whole span of every tiny class, and around
  * every block boundary plus at random for mid and pool classes.
@@ -121,8 +123,40 @@ static void test_power_of_two_sizes_bound_by_handed(void) {
   }
 }
 
+/* A zeroed free map (the empty heap in .bss) matches no address a program can free:
+ * NULL, the first page, every 64 KiB boundary and its neighbours up to the top of the
+ * user address space; with the empty markers set, not even the top 64 KiB of all. */
+static uint64_t fc_matches(const uintptr_t* fc_unit, uintptr_t a) {
+  uintptr_t tag = hak_fc_tag(a);
+  return fc_unit[tag & (HAK_FC_SIZE - 1)] == tag;
+}
+static void test_zero_free_map_matches_nothing(void) {
+  static uintptr_t zero[HAK_FC_SIZE], marked[HAK_FC_SIZE];
+  for (unsigned i = 0; i < HAK_FC_SIZE; i++) marked[i] = HAK_FC_EMPTY(i);
+  const uintptr_t unit = (uintptr_t)1 << HAK_FC_SHIFT, top = (uintptr_t)1 << 47;
+  uint64_t hits = 0, hits_marked = 0, n = 0;
+  for (uintptr_t a = 0; a < 4 * unit; a += 8, n++) hits += fc_matches(zero, a);
+  for (uintptr_t u = 1; u < 40; u++) {
+    for (int s = 0; s < 47 - HAK_FC_SHIFT; s += 3) {
+      uintptr_t base = (u << s) * unit;
+      uintptr_t probe[] = {base - 16, base - 1, base, base + 8, base + unit - 16};
+      for (unsigned k = 0; k < 5; k++, n++) { hits += fc_matches(zero, probe[k]); hits_marked += fc_matches(marked, probe[k]); }
+    }
+  }
+  for (uintptr_t a = top - 4 * unit; a < top; a += 16, n++) hits += fc_matches(zero, a);
+  CHECK_EQ(hits, 0);
+  CHECK(n > 50000);
+  /* The top 64 KiB of the address space (tag 0) are where a zeroed entry 0 would match;
+   * HAK_FC_EMPTY(0) in every initialized heap closes it. */
+  CHECK_EQ(fc_matches(zero, (uintptr_t)0 - 16), 1);
+  CHECK_EQ(fc_matches(marked, (uintptr_t)0 - 16), 0);
+  for (uintptr_t a = 0; a < 2 * unit; a += 8) hits_marked += fc_matches(marked, a) + fc_matches(marked, (uintptr_t)0 - unit + a);
+  CHECK_EQ(hits_marked, 0);
+}
+
 int main(int argc, char** argv) {
   ht_init(argc, argv);
+  HT_RUN(test_zero_free_map_matches_nothing);
   HT_RUN(test_power_of_two_sizes_bound_by_handed);
   HT_RUN(test_tiny_classes_every_offset);
   HT_RUN(test_mid_and_pool_classes);

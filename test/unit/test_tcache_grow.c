@@ -80,6 +80,7 @@ static void test_overflowing_class_grows_to_its_ceiling(void) {
   const unsigned cls = hak_size_to_cls(size);
   hak_knobs k = knobs_for_growth(16, 128, 64u << 20);
   publish(&k);
+  hak_free(hak_malloc(size));      /* the class's first use sets its caps (a fresh run) */
   CHECK_EQ(cap_of(cls), 16);
   uint32_t last = 16;
   bool saw[4] = {false};
@@ -257,10 +258,35 @@ static void test_diet_starts_a_grown_class_over(void) {
   publish(&saved);
 }
 
+/* A heap sets up a class's caps at the class's first refill or flush, not when it is
+ * made: a class this thread never used has cap 0 and writes nothing into the heap (a
+ * thread using a few classes touches a few pages of its 37 KiB heap). A knob snapshot
+ * published meanwhile leaves it alone; its first use takes the snapshot's values. */
+static void test_unused_class_is_set_up_at_first_use(void) {
+  const size_t size = 3000;                  /* a class no other case here uses */
+  const unsigned cls = hak_size_to_cls(size);
+  hak_knobs k = knobs_for_growth(24, 96, 64u << 20);
+  publish(&k);
+  CHECK_EQ(cap_of(cls), 0);
+  CHECK_EQ(heap()->grow[cls].base, 0);
+  CHECK_EQ(heap()->batch[cls], 0);
+  CHECK_EQ(heap()->tc[cls].room, 0);
+  void* p = hak_malloc(size);
+  CHECK(p != NULL);
+  CHECK_EQ(cap_of(cls), 24);
+  CHECK_EQ(heap()->grow[cls].base, 24);
+  CHECK_EQ(heap()->grow[cls].ceil, 96);
+  CHECK(heap()->batch[cls] >= 1);
+  hak_free(p);
+  CHECK_EQ(heap()->tc[cls].cap - heap()->tc[cls].room, 1);   /* the list holds p */
+  publish(&saved);
+}
+
 int main(int argc, char** argv) {
   ht_init(argc, argv);
   hak_free(hak_malloc(16));
   saved = current();
+  HT_RUN(test_unused_class_is_set_up_at_first_use);
   HT_RUN(test_overflowing_class_grows_to_its_ceiling);
   HT_RUN(test_refill_long_after_a_flush_does_not_grow);
   HT_RUN(test_default_knobs_fit_a_batch_of_1600);

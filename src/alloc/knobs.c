@@ -74,19 +74,44 @@ int hak_knobs_validate(const hak_knobs* k) {
   return 0;
 }
 
-void hak_knobs_copy(hak_knobs* out) {
-  knob_word* dst = (knob_word*)out;
+/* Read the current snapshot with `read` (into `out`) inside a read-side section, again
+ * until no refill of the slot overlapped the read (its sequence was even and unchanged). */
+static void snapshot_read(void (*read)(const hak_knobs* k, void* out), void* out) {
   for (;;) {
     urcu_bp_read_lock();
     hak_knob_slot* slot = rcu_dereference(hak_knobs_current);
     uint64_t s1 = hak_load_acquire(&slot->seq);
-    const knob_word* src = (const knob_word*)&slot->k;
-    for (size_t i = 0; i < KNOB_WORDS; i++) dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    read(&slot->k, out);
     atomic_thread_fence(memory_order_acquire);
     bool stable = !(s1 & 1) && hak_load_relaxed(&slot->seq) == s1;
     urcu_bp_read_unlock();
     if (stable) return;
   }
+}
+
+static void read_all(const hak_knobs* k, void* out) {
+  knob_word* dst = (knob_word*)out;
+  const knob_word* src = (const knob_word*)k;
+  for (size_t i = 0; i < KNOB_WORDS; i++) dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+void hak_knobs_copy(hak_knobs* out) { snapshot_read(read_all, out); }
+
+/* The few values one class needs (hak_class_setup): a copy of the whole snapshot cost
+ * about 1,000 instructions per class a thread starts to use. */
+static void read_class(const hak_knobs* k, void* out) {
+  hak_knobs_cls* o = out;
+  unsigned c = o->cls;
+  o->tls_cap = __atomic_load_n(&k->tls_cap[c], __ATOMIC_RELAXED);
+  o->tls_cap_max = __atomic_load_n(&k->tls_cap_max[c], __ATOMIC_RELAXED);
+  o->refill_batch = __atomic_load_n(&k->refill_batch[c], __ATOMIC_RELAXED);
+  o->remote_drain_interval = __atomic_load_n(&k->remote_drain_interval[c], __ATOMIC_RELAXED);
+  o->diet_pct = __atomic_load_n(&k->diet_pct, __ATOMIC_RELAXED);
+}
+
+void hak_knobs_class(unsigned c, hak_knobs_cls* out) {
+  out->cls = c;
+  snapshot_read(read_class, out);
 }
 
 void hak_knobs_fill(hak_knob_slot* slot, const hak_knobs* k) {

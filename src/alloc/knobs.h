@@ -49,6 +49,12 @@ HAK_HIDDEN void hak_knobs_defaults(hak_knobs* k);
 HAK_HIDDEN int  hak_knobs_validate(const hak_knobs* k);
 /* A consistent copy of the current snapshot. */
 HAK_HIDDEN void hak_knobs_copy(hak_knobs* out);
+/* What one class takes from the snapshot (tls_cache.c: class_set_caps). */
+typedef struct hak_knobs_cls {
+  uint32_t cls;
+  uint32_t tls_cap, tls_cap_max, refill_batch, remote_drain_interval, diet_pct;
+} hak_knobs_cls;
+HAK_HIDDEN void hak_knobs_class(unsigned c, hak_knobs_cls* out);
 /* Write k (valid, generation set) into slot (not the current one) and mirror its
  * process-wide values; the caller then makes the slot current. One writer at a time. */
 HAK_HIDDEN void hak_knobs_fill(hak_knob_slot* slot, const hak_knobs* k);

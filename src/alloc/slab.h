@@ -100,6 +100,15 @@ HAK_INLINE void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
   s->used--;
   if (HAK_UNLIKELY(s->state == HAK_SLAB_FULL || s->used == 0)) hak_slab_return_local_slow(h, s);
 }
+/* The same for first .. last, n blocks of s already linked to one another. */
+HAK_INLINE void hak_slab_return_run(hak_heap* h, hak_slab* s, hak_block* first, hak_block* last, uint32_t n) {
+  s->pages_clean = false;
+  last->next = HAK_ENC(last, s->free);
+  s->free = first;
+  s->nfree += n;
+  s->used -= n;
+  if (HAK_UNLIKELY(s->state == HAK_SLAB_FULL || s->used == 0)) hak_slab_return_local_slow(h, s);
+}
 /* Give an empty slab back to its segment unless it is its class's only partial slab
  * (kept against map/unmap churn); true when that released the segment too. */
 HAK_HIDDEN bool hak_slab_maybe_release(hak_heap* h, hak_slab* s);

@@ -91,21 +91,21 @@ static void tc_shrink_idle(hak_heap* h) {
  * interval). A class that already ran keeps its cap within the new bounds, but one whose
  * base went down (a diet) starts over from it; it keeps its slow start state too: its
  * batch only shrinks to the new bound. */
-static void class_set_caps(hak_heap* h, unsigned c, const hak_knobs* k, bool first_time) {
+static void class_set_caps(hak_heap* h, unsigned c, const hak_knobs_cls* k, bool first_time) {
   hak_tc_grow* g = &h->grow[c];
-  uint32_t base = (uint32_t)((uint64_t)k->tls_cap[c] * k->diet_pct / 100);
+  uint32_t base = (uint32_t)((uint64_t)k->tls_cap * k->diet_pct / 100);
   if (base < 1) base = 1;
-  uint32_t ceil = (uint32_t)((uint64_t)k->tls_cap_max[c] * k->diet_pct / 100);
+  uint32_t ceil = (uint32_t)((uint64_t)k->tls_cap_max * k->diet_pct / 100);
   if (ceil < base) ceil = base;
   uint32_t cap = h->tc[c].cap;      /* a lower base (a diet) starts the class over */
   if (first_time || cap < base || base < g->base) cap = base;
   if (cap > ceil) cap = ceil;
   g->base = base;
   g->ceil = ceil;
-  g->batch_knob = k->refill_batch[c];
+  g->batch_knob = k->refill_batch;
   tc_set_cap(h, c, cap);
   h->grown_bytes += (uint64_t)(cap - base) * hak_cls_size[c];
-  h->drain_interval[c] = k->remote_drain_interval[c];
+  h->drain_interval[c] = k->remote_drain_interval;
   if (first_time || h->batch[c] == 0) {
     /* Slow start: the first refill of a class touches about one page; each refill then
      * doubles the batch up to batch_max, so a class used once costs little memory. */
@@ -113,6 +113,10 @@ static void class_set_caps(hak_heap* h, unsigned c, const hak_knobs* k, bool fir
     if (first < 1) first = 1;
     h->batch[c] = (uint16_t)(first < h->batch_max[c] ? first : h->batch_max[c]);
   }
+}
+
+static hak_knobs_cls class_knobs(const hak_knobs* k, unsigned c) {
+  return (hak_knobs_cls){c, k->tls_cap[c], k->tls_cap_max[c], k->refill_batch[c], k->remote_drain_interval[c], k->diet_pct};
 }
 
 static inline bool class_is_ready(const hak_heap* h, unsigned c) { return (h->cls_ready[c >> 6] >> (c & 63)) & 1; }
@@ -133,7 +137,9 @@ void hak_heap_set_caps(hak_heap* h) {
   h->grow_budget = k.tls_grow_budget_bytes * k.diet_pct / 100;
   h->grown_bytes = 0;
   for (unsigned c = 0; c < HAK_NCLS; c++) {
-    if (class_is_ready(h, c)) class_set_caps(h, c, &k, false);
+    if (!class_is_ready(h, c)) continue;
+    hak_knobs_cls kc = class_knobs(&k, c);
+    class_set_caps(h, c, &kc, false);
   }
   for (unsigned c = HAK_NCLS; c-- > 0 && h->grown_bytes > h->grow_budget;) {
     if (!class_is_ready(h, c)) continue;
@@ -146,8 +152,8 @@ void hak_heap_set_caps(hak_heap* h) {
 /* The first use of cls in h: its bounds from the snapshot (its cap starts at its base,
  * so the budget is not touched). */
 void hak_class_setup(hak_heap* h, unsigned cls) {
-  hak_knobs k;
-  hak_knobs_copy(&k);
+  hak_knobs_cls k;
+  hak_knobs_class(cls, &k);
   class_set_caps(h, cls, &k, true);
   h->cls_ready[cls >> 6] |= (uint64_t)1 << (cls & 63);
 }
@@ -375,16 +381,23 @@ static void* refill_locked(hak_heap* h, unsigned cls, bool borrow) {
     uint32_t took = 0;
     if (s->free == NULL && s->parked_pages) hak_slab_unpark(s);   /* before never-used space */
     bool big = bsize >= 2 * HAK_PAGE_SIZE;      /* blocks whose inner pages may be released */
-    while (got + took < want && s->free) {
+    if (got < want && s->free) {
+      /* A run of the slab's list joins the chain as it is: its links are the chain's
+       * (the same encoding), so only the link into its first block is written; each
+       * block is checked as it is passed, and the slab's list is cut once. */
       hak_block* b = s->free;
-      hak_block* n = HAK_DEC(b, b->next);
-      hak_slab_check_free(s, b, n, "malloc");
-      s->free = n;
-      s->nfree--;
-      if (big) take_released(b, bsize);
       if (last) last->next = HAK_ENC(last, b); else first = b;
-      last = b;
-      took++;
+      uint32_t room = want - got;
+      do {
+        hak_block* n = HAK_DEC(b, b->next);
+        hak_slab_check_free(s, b, n, "malloc");
+        if (big) take_released(b, bsize);
+        last = b;
+        b = n;
+        took++;
+      } while (took < room && b);
+      s->free = b;
+      s->nfree -= took;
     }
     HAK_DBG_ADD(h, REFILL_SLAB_FREELIST, took);
     uint32_t from_list = took;
@@ -516,13 +529,29 @@ static void flush_locked(hak_heap* h, unsigned cls, uint32_t keep) {
   tc->room = (int32_t)tc->cap - (int32_t)kept;
   uint64_t flushed = 0;
   while (b) {
-    /* b is checked (s is its slab); its link is checked before it is followed. */
-    hak_block* next = HAK_DEC(b, b->next);
+    /* A run of blocks of one slab goes back in one piece: their links stay as they are
+     * (the slab's list uses the same encoding), the last one's is pointed at the slab's
+     * list. Each block's link is checked before it is followed: a block of the same
+     * slab by the slab's own test, another by the free map (hak_tc_block_slab). b is
+     * checked (s is its slab). */
+    hak_block* run = b;
+    hak_block* next;
     hak_slab* ns = NULL;
-    if (next && HAK_UNLIKELY((ns = hak_tc_block_slab(h, cls, next)) == NULL)) hak_list_corrupt("free", b, cls, next);
-    hak_slab_return_local(h, s, b);
-    flushed++;
-    HAK_DBG(h, FLUSH_TO_SLAB);
+    uint32_t n = 0;
+    for (;;) {
+      next = HAK_DEC(b, b->next);
+      n++;
+      if (!next) break;
+      if (HAK_LIKELY(hak_slab_handed_block(s, (uintptr_t)next) && next->key == hak_free_mark(next))) {
+        b = next;
+        continue;
+      }
+      if (HAK_UNLIKELY((ns = hak_tc_block_slab(h, cls, next)) == NULL)) hak_list_corrupt("free", b, cls, next);
+      break;
+    }
+    hak_slab_return_run(h, s, run, b, n);
+    flushed += n;
+    HAK_DBG_ADD(h, FLUSH_TO_SLAB, n);
     b = next;
     s = ns;
   }

@@ -115,27 +115,42 @@ void hak_remote_buffer(hak_heap* h, hak_slab* s, hak_block* b) {
  * chain got. */
 HAK_INLINE uint32_t drain_stack(hak_slab* s, uint32_t want, hak_block** first, hak_block** last, uint32_t* took_out) {
   hak_block* b = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
+  if (!b) { *took_out = 0; return 0; }
+  /* The stack's links are free-list links (the same encoding): its first `want` blocks
+   * join the chain as they are and the rest go onto s's list as one run; only the links
+   * at the two junctions are written. Every block of the stack is a free block of s,
+   * checked as it is passed (integrity.c). */
   uint32_t n = 0, took = 0;
-  while (b) {
-    hak_block* next = HAK_DEC(b, b->next);
-    /* Every block of the stack is a free block of s (integrity.c). */
-    hak_slab_check_free(s, b, next, "free");
-    if (took < want) {
-      if (*last) (*last)->next = HAK_ENC(*last, b); else *first = b;
-      *last = b;
+  hak_block* tail = NULL;
+  if (want) {
+    if (*last) (*last)->next = HAK_ENC(*last, b); else *first = b;
+    do {
+      hak_block* next = HAK_DEC(b, b->next);
+      hak_slab_check_free(s, b, next, "free");
+      tail = b;
+      b = next;
       took++;
-    } else {
-      b->next = HAK_ENC(b, s->free);
-      s->free = b;
-    }
-    n++;
-    b = next;
+    } while (took < want && b);
+    *last = tail;
+    n = took;
+  }
+  if (b) {
+    hak_block* run = b;
+    do {
+      hak_block* next = HAK_DEC(b, b->next);
+      hak_slab_check_free(s, b, next, "free");
+      tail = b;
+      b = next;
+      n++;
+    } while (b);
+    tail->next = HAK_ENC(tail, s->free);
+    s->free = run;
   }
   /* The blocks taken stay out (in `used`): from the remote stack to the TLS list. */
   s->nfree += n - took;
   s->used -= n - took;
   if (n > took) s->pages_clean = false;
-  if (n) HAK_OS_COUNT(remote_drained[s->cls], n);
+  HAK_OS_COUNT(remote_drained[s->cls], n);
   *took_out = took;
   return n;
 }

@@ -394,9 +394,9 @@ for n in "${HB_NOTES[@]+"${HB_NOTES[@]}"}"; do hb_log "note: $n"; done
 # ---- the runs ------------------------------------------------------------------------
 
 raw=$out/raw.csv
-echo "program,allocator,run,status,wall_s,peak_rss_kb,requests_per_sec,cpu_pct,load1" >"$raw"
+echo "program,allocator,run,status,wall_s,cpu_s,peak_rss_kb,requests_per_sec,cpu_pct,load1" >"$raw"
 : >"$out/failures.log"
-declare -A SECS RSS RPS FAILS NOK
+declare -A SECS CPUS RSS RPS FAILS NOK
 LOADS=""
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 t_start=$EPOCHREALTIME
@@ -414,6 +414,8 @@ for ((r = 1; r <= runs; r++)); do
       logp=$out/logs/$p.$col.r$r
       hb_run "$ci" "$tmo" "$logp" "${CMD[@]}"
       status=$RUN_STATUS rps=""
+      # user+sys seconds of every process of the run: less moved by other work than wall
+      cpus=$(awk -v w="$RUN_SECS" -v c="$RUN_CPU" 'BEGIN { if (c != "") printf "%.2f", w * c / 100 }')
       [ "$p" = redis ] || [ "$status" != noresult ] || status=ok # only redis prints RESULT
       if [ "$p" = redis ] && [ "$status" = ok ]; then
         rps=$RUN_OPS
@@ -426,6 +428,7 @@ for ((r = 1; r <= runs; r++)); do
       key="$p|$col"
       if [ "$status" = ok ]; then
         SECS[$key]="${SECS[$key]:-} $RUN_SECS"
+        [ -z "$cpus" ] || CPUS[$key]="${CPUS[$key]:-} $cpus"
         RSS[$key]="${RSS[$key]:-} $RUN_RSS_KB"
         [ -z "$rps" ] || RPS[$key]="${RPS[$key]:-} $rps"
         NOK[$key]=$((${NOK[$key]:-0} + 1))
@@ -441,7 +444,7 @@ for ((r = 1; r <= runs; r++)); do
           echo
         } >>"$out/failures.log"
       fi
-      echo "$p,$col,$r,$status,$RUN_SECS,$RUN_RSS_KB,$rps,$RUN_CPU,$RUN_LOAD" >>"$raw"
+      echo "$p,$col,$r,$status,$RUN_SECS,$cpus,$RUN_RSS_KB,$rps,$RUN_CPU,$RUN_LOAD" >>"$raw"
       LOADS="$LOADS $RUN_LOAD"
       k_run=$((k_run + 1))
       printf '[%*d/%d] run %d/%d %-7s %-10s %7ss %9s KiB %10s  %-12s cpu %4s%%  load %-5s %s\n' \
@@ -460,6 +463,7 @@ stat() {
   local vals
   case $1 in
     secs) vals=$(for v in ${SECS[$2]:-}; do awk -v v="$v" 'BEGIN { printf "%.0f ", v * 1000 }'; done) ;;
+    cpu) vals=$(for v in ${CPUS[$2]:-}; do awk -v v="$v" 'BEGIN { printf "%.0f ", v * 1000 }'; done) ;;
     rss) vals=${RSS[$2]:-} ;;
     rps) vals=${RPS[$2]:-} ;;
   esac
@@ -470,7 +474,7 @@ stat() {
 # value KIND N -> human text (N: ms, KiB or req/s)
 value() {
   case $1 in
-    secs) awk -v x="$2" 'BEGIN { printf "%.2f s", x / 1000 }' ;;
+    secs | cpu) awk -v x="$2" 'BEGIN { printf "%.2f s", x / 1000 }' ;;
     rss) awk -v x="$2" 'BEGIN { printf "%.1f MiB", x / 1024 }' ;;
     rps) printf '%s req/s' "$(hb_human "$2")" ;;
   esac
@@ -490,7 +494,7 @@ cell() {
   [ "$ok" -lt "$runs" ] && txt="$txt **[$ok/$runs ok: ${FAILS[$key]}]**"
   lo=$(stat "$kind" "$key" min) hi=$(stat "$kind" "$key" max)
   case $kind in
-    secs) printf '%s | %s' "$txt" "$(awk -v a="$lo" -v b="$hi" 'BEGIN { printf "%.2f-%.2f", a / 1000, b / 1000 }')" ;;
+    secs | cpu) printf '%s | %s' "$txt" "$(awk -v a="$lo" -v b="$hi" 'BEGIN { printf "%.2f-%.2f", a / 1000, b / 1000 }')" ;;
     rss) printf '%s | %s' "$txt" "$(awk -v a="$lo" -v b="$hi" 'BEGIN { printf "%.1f-%.1f", a / 1024, b / 1024 }')" ;;
     rps) printf '%s | %s' "$txt" "$(hb_human_range "$lo" "$hi")" ;;
   esac
@@ -513,19 +517,19 @@ table() {
 }
 
 summary=$out/summary.csv
-echo "program,allocator,runs_ok,runs,median_wall_s,min_wall_s,max_wall_s,median_peak_rss_kb,min_peak_rss_kb,max_peak_rss_kb,median_requests_per_sec,min_requests_per_sec,max_requests_per_sec,wall_ratio_vs_$base,rss_ratio_vs_$base,rps_ratio_vs_$base,failures" >"$summary"
+echo "program,allocator,runs_ok,runs,median_wall_s,min_wall_s,max_wall_s,median_cpu_s,min_cpu_s,max_cpu_s,median_peak_rss_kb,min_peak_rss_kb,max_peak_rss_kb,median_requests_per_sec,min_requests_per_sec,max_requests_per_sec,wall_ratio_vs_$base,cpu_ratio_vs_$base,rss_ratio_vs_$base,rps_ratio_vs_$base,failures" >"$summary"
 for p in $programs; do
   for col in "${HB_COLS[@]}"; do
     key="$p|$col"
     line="$p,$col,${NOK[$key]:-0},$runs"
-    for kind in secs rss rps; do
+    for kind in secs cpu rss rps; do
       for w in median min max; do
         v=$(stat "$kind" "$key" "$w")
-        [ "$kind" = secs ] && [ -n "$v" ] && v=$(awk -v x="$v" 'BEGIN { printf "%.3f", x / 1000 }')
+        [ "$kind" = secs ] || [ "$kind" = cpu ] && [ -n "$v" ] && v=$(awk -v x="$v" 'BEGIN { printf "%.3f", x / 1000 }')
         line="$line,$v"
       done
     done
-    for kind in secs rss rps; do line="$line,$(hb_ratio "$(stat "$kind" "$key" median)" "$(stat "$kind" "$p|$base" median)")"; done
+    for kind in secs cpu rss rps; do line="$line,$(hb_ratio "$(stat "$kind" "$key" median)" "$(stat "$kind" "$p|$base" median)")"; done
     echo "$line,${FAILS[$key]:-}" >>"$summary"
   done
 done
@@ -545,6 +549,10 @@ report() {
     echo "Wall time (median of the runs; ratio vs $base, lower is better; min-max in s)"
     echo
     table secs $timed
+    echo
+    echo "CPU time (user+sys of all the run's processes, median; ratio vs $base, lower is better; min-max in s)"
+    echo
+    table cpu $timed
     echo
   fi
   echo "Peak RSS (median of the runs; ratio vs $base, lower is better; min-max in MiB)"

@@ -360,7 +360,15 @@ ncols=${#HB_COLS[@]}
 
 if [ $keep = 1 ]; then IN=$out/inputs; else IN=$(mktemp -d "${TMPDIR:-/tmp}/hak-real.XXXXXX"); fi
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/hak-real-run.XXXXXX")
-cleanup() { rm -rf "$SCRATCH"; [ $keep = 1 ] || rm -rf "$IN"; }
+# the inputs stay when a run failed, so that the commands in failures.log reproduce it
+cleanup() {
+  if [ -s "${out}/failures.log" ]; then
+    hb_log "note: inputs kept for the failed runs' commands: $IN $SCRATCH"
+    return
+  fi
+  rm -rf "$SCRATCH"
+  [ $keep = 1 ] || rm -rf "$IN"
+}
 trap cleanup EXIT
 mkdir -p "$IN"
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null HOME=$SCRATCH

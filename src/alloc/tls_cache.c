@@ -440,15 +440,26 @@ static void* refill_locked(hak_heap* h, unsigned cls, bool borrow) {
       uint32_t w = want / 4, have = got + took + drained;
       want = w > have ? w : have;
     }
-    while (got + took + drained < want && bump + bsize <= s->end) {
+    uint32_t have = got + took + drained;
+    size_t room = bump + bsize <= s->end ? (size_t)(s->end - bump) / bsize : 0;
+    uint32_t cut = want > have ? (want - have < room ? want - have : (uint32_t)room) : 0;
+    if (cut) {
+      /* Never-used blocks, one after another: each gets its free mark and the link to
+       * the next; the count is known before the loop (one division per refill). */
       hak_block* b = (hak_block*)bump;
-      bump += bsize;
-      HAK_VG_MAKE_UNDEFINED(b, bsize);   /* nothing outside -DHAK_VALGRIND=ON builds */
-      b->key = hak_free_mark(b);
-      if (big) ((uintptr_t*)b)[HAK_BLOCK_TAG_WORD] = 0;   /* no stale tag of an earlier slab */
       if (last) last->next = HAK_ENC(last, b); else first = b;
+      for (uint32_t i = 1;; i++) {
+        HAK_VG_MAKE_UNDEFINED(b, bsize);   /* nothing outside -DHAK_VALGRIND=ON builds */
+        b->key = hak_free_mark(b);
+        if (big) ((uintptr_t*)b)[HAK_BLOCK_TAG_WORD] = 0;   /* no stale tag of an earlier slab */
+        if (i == cut) break;
+        hak_block* nb = (hak_block*)((uint8_t*)b + bsize);
+        b->next = HAK_ENC(b, nb);
+        b = nb;
+      }
       last = b;
-      took++;
+      bump += (size_t)cut * bsize;
+      took += cut;
     }
     if (took > from_list) h->grow[cls].cut_flushes = h->cc[cls].flushes;
     hak_slab_set_bump(s, bump);

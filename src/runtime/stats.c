@@ -186,7 +186,7 @@ static void stats_text(const hak_stats* st, outbuf* o) {
              st->superslab ? "on" : "off", st->ace ? "on" : "off",
              pmu_mode_name(st->pmu_mode), st->debug_counters ? "on" : "off");
   out_printf(o, "hakmem: stats: process: pid %llu (%s), hakmem %s, run time %.3f s, peak RSS %s, "
-             "peak in use %s\n", (unsigned long long)st->pid, st->program, st->hakmem_version,
+             "sampled peak in use %s\n", (unsigned long long)st->pid, st->program, st->hakmem_version,
              (double)st->run_time_ns / 1e9, human_bytes(h1, sizeof h1, st->peak_rss_bytes),
              human_bytes(h2, sizeof h2, st->peak_bytes_in_use));
   /* byte counts (the fields named *bytes*) in KiB/MiB/GiB; hak_stats_json has them raw */

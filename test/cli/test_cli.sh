@@ -55,7 +55,7 @@ echo "$out" | grep -q '^hakmem: stats: modes: superslab off' ; check "stats text
 
 # The process line and byte counts in human units.
 out=$(HAKMEM_STATS=1 LD_PRELOAD=$lib /bin/true 2>&1)
-echo "$out" | grep -Eq '^hakmem: stats: process: pid [0-9]+ \(true\), hakmem 0\.2\.0, run time [0-9.]+ s, peak RSS [0-9.]+ (B|KiB|MiB|GiB), peak in use [0-9.]+ (B|KiB|MiB|GiB)$'
+echo "$out" | grep -Eq '^hakmem: stats: process: pid [0-9]+ \(true\), hakmem 0\.2\.0, run time [0-9.]+ s, peak RSS [0-9.]+ (B|KiB|MiB|GiB), sampled peak in use [0-9.]+ (B|KiB|MiB|GiB)$'
 check "stats text process line" $? "$out"
 echo "$out" | grep -Eq '^hakmem: stats: bytes_held +[0-9]+\.[0-9] (KiB|MiB|GiB)  bytes mapped' ; check "stats text human units" $? "$out"
 

@@ -247,6 +247,14 @@ HAK_HIDDEN void ace_pmu_close(void);
 struct ace_scavenge_plan;
 HAK_HIDDEN size_t ace_scavenge(uint64_t now, uint64_t budget_ns, const struct ace_scavenge_plan* plan);
 HAK_HIDDEN void   ace_scavenge_reset(void);
+/* The time budget of the next walk: the configured one, or ACE_IDLE_BUDGET_FACTOR times it
+ * while the program idles (its own threads, ACE's left out, used under 1 % of a core
+ * and it made under 1,000 allocator calls per second over the last tick): then ACE's
+ * CPU costs the program nothing, and the memory goes back sooner (4 ms every 500 ms
+ * returned about 2-4 MiB/s of scattered small blocks on this VM). Pure. */
+#define ACE_IDLE_BUDGET_FACTOR 4
+struct ace_metrics;
+HAK_HIDDEN uint64_t ace_scavenge_cpu_budget(uint64_t budget_ns, const struct ace_metrics* m);
 
 /* ---- trace.c ------------------------------------------------------------------------ */
 HAK_HIDDEN void ace_trace_open(const char* path);

@@ -193,8 +193,9 @@ void ace_ctl_fast_tick(uint64_t now) {
   }
   size_t scavenged = 0;
   if (scavenging && !(cfg.pinned & HAKMEM_ACE_PIN_SCAVENGE)) {
+    uint64_t budget = ace_scavenge_cpu_budget((uint64_t)cfg.scavenge_budget_us * 1000, &m);
     uint64_t c0 = thread_cpu_ns();
-    scavenged = ace_scavenge(now, (uint64_t)cfg.scavenge_budget_us * 1000, &plan);
+    scavenged = ace_scavenge(now, budget, &plan);
     m.scavenge_cpu_ns = thread_cpu_ns() - c0;
     atomic_fetch_add_explicit(&ace_state.scavenged_bytes, scavenged, memory_order_relaxed);
   }

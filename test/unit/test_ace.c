@@ -222,6 +222,28 @@ static void test_rule_lock_waits_widen_bundles(void) {
 }
 
 /* ---- guards ---------------------------------------------------------------------------- */
+/* While the program idles (its threads under 1 % of a core, almost no allocator calls)
+ * the scavenger may spend ACE_IDLE_BUDGET_FACTOR times its CPU budget; a program that
+ * computes without allocating, or allocates on little CPU, keeps the configured one. */
+static void test_scavenge_budget_grows_while_the_program_idles(void) {
+  const uint64_t ms = 1000000;
+  ace_metrics m;
+  memset(&m, 0, sizeof m);
+  m.dt_ns = 500 * ms;
+  m.cpu_fraction = 0.012;          /* all of it ACE's own */
+  m.ace_cpu_fraction = 0.010;
+  m.ops_per_s = 20;
+  CHECK_EQ(ace_scavenge_cpu_budget(4 * ms, &m), 4 * ms * ACE_IDLE_BUDGET_FACTOR);
+  m.cpu_fraction = 0.9;            /* computing */
+  CHECK_EQ(ace_scavenge_cpu_budget(4 * ms, &m), 4 * ms);
+  m.cpu_fraction = 0.012;
+  m.ops_per_s = 50000;             /* allocating on little CPU */
+  CHECK_EQ(ace_scavenge_cpu_budget(4 * ms, &m), 4 * ms);
+  m.ops_per_s = 0;
+  m.dt_ns = 0;                     /* no tick measured yet */
+  CHECK_EQ(ace_scavenge_cpu_budget(4 * ms, &m), 4 * ms);
+}
+
 static void test_guards(void) {
   hakmem_ace_config_t cfg = config_now();
   cfg.max_cpu_percent = 5;
@@ -594,6 +616,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_rule_backlog_lowers_then_restores_drain_interval);
   HT_RUN(test_rule_diet_hot_classes_last_and_restore);
   HT_RUN(test_rule_lock_waits_widen_bundles);
+  HT_RUN(test_scavenge_budget_grows_while_the_program_idles);
   HT_RUN(test_guards);
   HT_RUN(test_config_api_validates);
   HT_RUN(test_config_from_the_environment);

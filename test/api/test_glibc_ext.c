@@ -27,6 +27,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hakmem_ace.h"
+
 #include "hak_test.h"
 #include "hakmem_ace.h"
 
@@ -61,7 +63,27 @@ static size_t rss_bytes(void) {
 #define N_POOL  (80u << 2)     /* x 256 KiB =  80 MiB */
 #define N_LARGE 10u            /* x 4 MiB   =  40 MiB */
 
+/* Turn hakmem's background scavenger off or back on (found with dlsym: this file is
+ * also built without hakmem, for LD_PRELOAD; no-op where hakmem is absent). Returns the
+ * previous setting. test_trim's subject is malloc_trim: a scavenger tick between the
+ * frees and the trim may give the memory back first, and trim then rightly returns 0. */
+static int ace_set_enabled(int on) {
+  int (*get)(hakmem_ace_config_t*) = (int (*)(hakmem_ace_config_t*))dlsym(RTLD_DEFAULT, "hakmem_ace_config_get");
+  int (*set)(const hakmem_ace_config_t*) = (int (*)(const hakmem_ace_config_t*))dlsym(RTLD_DEFAULT, "hakmem_ace_config");
+  if (!get || !set) return -1;
+  hakmem_ace_config_t c;
+  memset(&c, 0, sizeof c);
+  c.size = sizeof c;
+  c.version = HAKMEM_ACE_CONFIG_VERSION;
+  if (get(&c) != 0) return -1;
+  int was = (int)c.enabled;
+  c.enabled = (uint32_t)on;
+  CHECK_EQ(set(&c), 0);
+  return was;
+}
+
 static void test_trim(void) {
+  int ace_was = ace_set_enabled(0);
   static const struct { unsigned n; size_t size; } tiers[] = {
     {N_TINY, 256}, {N_MID, 16 << 10}, {N_POOL, 256 << 10}, {N_LARGE, 4 << 20}};
   size_t total_n = 0, total_bytes = 0;
@@ -123,6 +145,7 @@ static void test_trim(void) {
             total_bytes);
   CHECK_MSG(m3.keepcost < (8u << 20), "keepcost %zu after malloc_trim(0): unused resident memory left", m3.keepcost);
   CHECK_MSG(r2 == 0, "a second malloc_trim(0) at once returned %d", r2);
+  if (ace_was >= 0) ace_set_enabled(ace_was);
 }
 
 /* read everything written to fd 2 while fn runs */

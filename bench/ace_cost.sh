@@ -259,14 +259,13 @@ if [ $do_native = 1 ]; then
 fi
 
 # The table
-# medf VALUES...: median of decimal values, 2 decimals (empty if none); spread VALUES...:
-# (max - min) / median in % (empty with fewer than two)
-medf() { printf '%s\n' "$@" | awk 'NF { v[n++] = $1 } END { if (!n) exit
-  for (i = 1; i < n; i++) { x = v[i]; for (j = i - 1; j >= 0 && v[j] > x; j--) v[j+1] = v[j]; v[j+1] = x }
-  printf "%.2f\n", n % 2 ? v[(n-1)/2] : (v[n/2-1] + v[n/2]) / 2 }'; }
-spread() { printf '%s\n' "$@" | awk 'NF { v[n++] = $1; if (n == 1 || $1 < lo) lo = $1; if ($1 > hi) hi = $1 } END { if (n < 2) exit
-  for (i = 1; i < n; i++) { x = v[i]; for (j = i - 1; j >= 0 && v[j] > x; j--) v[j+1] = v[j]; v[j+1] = x }
-  m = n % 2 ? v[(n-1)/2] : (v[n/2-1] + v[n/2]) / 2; if (m > 0) printf "%.1f\n", 100 * (hi - lo) / m }'; }
+# spread VALUES...: (max - min) / median in % (empty with fewer than two values)
+spread() {
+  local m
+  m=$(hb_median_fmt %.6f "$@")
+  printf '%s\n' "$@" | awk -v m="$m" 'NF { if (n++ == 0 || $1 < lo) lo = $1; if ($1 > hi) hi = $1 }
+    END { if (n >= 2 && m > 0) printf "%.1f\n", 100 * (hi - lo) / m }'
+}
 ratio3() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b + 0 != 0) printf "%.3f", a / b }'; }
 lib=${HB_COL_LIB[$ON]}
 echo "# ACE cost: ACE on (default) against HAKMEM_ACE_ENABLED=0"
@@ -286,11 +285,11 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for b in $benches; do
   # shellcheck disable=SC2086  # the lists are space-separated on purpose
   {
-    poff=$(medf ${CG_IPO["$b|ace-off"]:-}) pon=$(medf ${CG_IPO["$b|hakmem"]:-})
+    poff=$(hb_median_fmt %.2f ${CG_IPO["$b|ace-off"]:-}) pon=$(hb_median_fmt %.2f ${CG_IPO["$b|hakmem"]:-})
     soff=$(spread ${CG_IPO["$b|ace-off"]:-}) son=$(spread ${CG_IPO["$b|hakmem"]:-})
     ticks=$(hb_median ${CG_TICKS["$b|hakmem"]:-})
     foff=$(hb_median ${NAT_FLT["$b|ace-off"]:-}) fon=$(hb_median ${NAT_FLT["$b|hakmem"]:-})
-    acep=$(medf ${NAT_ACE[$b]:-})
+    acep=$(hb_median_fmt %.2f ${NAT_ACE[$b]:-})
     nok=$(echo ${NAT_ACE[$b]:-} | wc -w)
   }
   printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$b" \

@@ -7,19 +7,20 @@
 # can cost a program instead, each with a method that does not depend on the load:
 #
 #  1. Instructions (callgrind). Each benchmark runs a fixed amount of work (its
-#     --iterations, or its quick profile's count; cg_size below) under `valgrind
+#     --iterations, or its quick profile's count; bench_size below) under `valgrind
 #     --tool=callgrind --separate-threads=yes` with libhakmem.so preloaded, ACE on (the
-#     default) and HAKMEM_ACE_ENABLED=0, --cg-runs times each, interleaved. Counted: the
-#     instructions of the program's own threads; the hakmem-ace thread (the dump in
-#     which ace_main ran) is left out, its cost is item 3. Reported per operation (ops=
-#     of the RESULT line, else ops_per_sec x seconds), median of the runs. The work is
-#     the same in both columns, so the ratio is exact for the single-thread programs;
-#     in the multi-thread ones the interleaving of the threads (which valgrind runs one
-#     at a time) changes what the allocator does, by a few % from run to run (the
-#     spread column). Under valgrind the program runs ~50x slower while ACE ticks on the
-#     wall clock (every 500 ms), so whatever a tick costs the program's threads
-#     (drains, refaults of scavenged memory, knob changes) weighs ~50x more per
-#     operation than in a native run: an upper bound. HAKMEM_ACE_TRACE counts the ticks.
+#     default) and HAKMEM_ACE_ENABLED=0, --cg-runs times each, interleaved. Counted:
+#     the instructions of the program's own threads; the hakmem-ace thread's (the
+#     inclusive cost of ace_main, its start routine) are left out: item 3 is its cost.
+#     Reported per operation (ops= of the RESULT line, else ops_per_sec x seconds),
+#     median of the runs. The work is the same in both columns, so the ratio is exact
+#     for the single-thread programs; in the multi-thread ones the interleaving of the
+#     threads (which valgrind runs one at a time) changes what the allocator does, by a
+#     few % from run to run (the spread column). Under valgrind the program runs ~50x
+#     slower while ACE ticks on the wall clock (every 500 ms), so whatever a tick costs
+#     the program's threads (drains, refaults of scavenged memory, knob changes) weighs
+#     ~50x more per operation than in a native run: an upper bound. HAKMEM_ACE_TRACE
+#     counts the ticks.
 #  2. Page faults the kernel takes for the program (callgrind does not see the kernel):
 #     minor faults of native runs of a fixed amount of work, the same in both columns
 #     (wait4's rusage of the program, through proc_sample), ACE on against off, --runs
@@ -184,14 +185,23 @@ run_ops() {
 }
 
 # cg_instr PREFIX: instructions in the per-thread dumps PREFIX-NN of one run, without
-# the hakmem-ace thread's dump (the one in which ace_main ran). "INSTR ACE_INSTR".
+# those of the hakmem-ace thread: "PROGRAM_INSTR ACE_INSTR". ACE_INSTR is the inclusive
+# cost of ace_main (the thread's start routine): valgrind reuses the id of a thread
+# that has exited, and callgrind then writes both threads into one dump (larson starts
+# new threads as it runs), so the ACE thread's dump may hold a program thread too.
 cg_instr() {
-  local f n prog=0 ace=0
+  local f n a prog=0 ace=0
   for f in "$1"-*; do
     [ -f "$f" ] || continue
     n=$(awk '/^(summary|totals):/ { print $2; exit }' "$f")
     [ -n "$n" ] || continue
-    if grep -qE "^c?fn=\([0-9]+\) ace_main$" "$f"; then ace=$((ace + n)); else prog=$((prog + n)); fi
+    a=0
+    if grep -qE '^c?fn=\([0-9]+\) ace_main$' "$f"; then
+      a=$(callgrind_annotate --inclusive=yes --threshold=100 "$f" 2>/dev/null |
+        awk '/[:]ace_main[ []/ { gsub(",", "", $1); print $1; exit }')
+      [ -n "$a" ] || hb_die "callgrind_annotate found no ace_main in $f"
+    fi
+    prog=$((prog + n - a)) ace=$((ace + a))
   done
   echo "$prog $ace"
 }

@@ -24,9 +24,11 @@
 #  2. Page faults the kernel takes for the program (callgrind does not see the kernel):
 #     minor faults of native runs of a fixed amount of work, the same in both columns
 #     (wait4's rusage of the program, through proc_sample), ACE on against off, --runs
-#     interleaved runs each, medians. The scavenger gives
-#     pages back with madvise(MADV_DONTNEED); a refault of such a page is the main way
-#     it can cost a program time.
+#     interleaved runs each, medians. The hakmem-ace thread's own faults (its stack and
+#     buffers, ~30 at its start; /proc/PID/task/TID/stat at proc_sample's last sample)
+#     are taken out and shown apart. The scavenger gives pages back with
+#     madvise(MADV_DONTNEED); a refault of such a page is the main way it can cost a
+#     program time.
 #  3. The ACE thread's own CPU: in the same native runs, proc_sample's ace_cpu_ms (the
 #     hakmem-ace thread's schedstat or utime+stime) as % of the run's wall time (one
 #     core = 100 %), median over the ACE-on runs, and in how many runs the thread ran.
@@ -169,7 +171,7 @@ progress() {
   hb_log "[$k_run/$total] $* ($(hb_time_left "$k_run" "$total" "$(awk -v a="$t_start" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')"))"
 }
 raw=$out/raw.csv
-echo "part,benchmark,column,run,status,ops,instructions,ace_thread_instructions,ace_ticks,minflt,majflt,ace_cpu_ms,wall_s,load1" >"$raw"
+echo "part,benchmark,column,run,status,ops,instructions,ace_thread_instructions,ace_ticks,minflt,majflt,ace_cpu_ms,wall_s,load1,ace_minflt" >"$raw"
 
 # run_ops: the operations of the last hb_run (ops= of its RESULT line, else
 # ops_per_sec x seconds, for the programs that print no ops=).
@@ -206,7 +208,7 @@ cg_instr() {
   echo "$prog $ace"
 }
 
-declare -A CG_IPO CG_TICKS NAT_FLT NAT_ACE NAT_ACERUN NAT_FAIL
+declare -A CG_IPO CG_TICKS NAT_FLT NAT_ACEFLT NAT_ACE NAT_ACERUN NAT_FAIL
 # 1. callgrind: every benchmark --cg-runs times with each column, interleaved
 if [ $do_cg = 1 ]; then
   for ((r = 1; r <= cg_runs; r++)); do
@@ -252,21 +254,23 @@ if [ $do_native = 1 ]; then
         sample=$(grep '^SAMPLE ' "$logp.out" 2>/dev/null | tail -n 1)
         hb_kv mf "$sample" minflt
         hb_kv jf "$sample" majflt
+        hb_kv af "$sample" ace_minflt
         hb_kv acems "$sample" ace_cpu_ms
         hb_kv acet "$sample" ace_thread
         hb_kv wall "$sample" wall_s
         if [ "$RUN_STATUS" = ok ] && [ -n "$mf" ]; then
-          NAT_FLT[$key]="${NAT_FLT[$key]:-} $mf"
+          NAT_FLT[$key]="${NAT_FLT[$key]:-} $((mf - ${af:-0}))"
           if [ "$col" = "$ON" ]; then
             NAT_ACE[$b]="${NAT_ACE[$b]:-} $(awk -v c="$acems" -v w="$wall" 'BEGIN { printf "%.4f", (w > 0 ? c / 10 / w : 0) }')"
             NAT_ACERUN[$b]=$((${NAT_ACERUN[$b]:-0} + acet))
+            NAT_ACEFLT[$b]="${NAT_ACEFLT[$b]:-} ${af:-0}"
           fi
           rm -f "$logp.err"
         else
           NAT_FAIL[$key]="${NAT_FAIL[$key]:-} $RUN_STATUS"
           hb_log "  $b $cname: $RUN_STATUS (see $logp.err)"
         fi
-        echo "native,$b,$cname,$r,$RUN_STATUS,$(run_ops),,,,$mf,$jf,$acems,$wall,$RUN_LOAD" >>"$raw"
+        echo "native,$b,$cname,$r,$RUN_STATUS,$(run_ops),,,,$mf,$jf,$acems,$wall,$RUN_LOAD,$af" >>"$raw"
       done
     done
   done
@@ -291,11 +295,12 @@ echo "- callgrind ($cg_runs runs per column, sizes x$scale): instructions of the
 echo "  (hakmem-ace left out) per operation, medians; spread: (max - min) / median of the"
 echo "  runs of each column; ticks: ACE fast ticks per ACE-on run (median; 0: the thread never started)"
 echo "- native ($runs interleaved runs per column, the same fixed work in both, sizes x$scale):"
-echo "  minor faults of the program, medians; ACE CPU: hakmem-ace thread CPU / wall time of"
+echo "  minor faults of the program's own threads (the process's less the hakmem-ace thread's,"
+echo "  which has its own column), medians; ACE CPU: hakmem-ace thread CPU / wall time of"
 echo "  the run (% of one core), median of the ACE-on runs; ACE ran: ACE-on runs with the thread"
 echo
-echo "| benchmark | instr/op off | instr/op on | on/off | spread off / on | ticks | minor faults off | on | on/off | ACE CPU % of a core | ACE ran |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| benchmark | instr/op off | instr/op on | on/off | spread off / on | ticks | minor faults off | on | on/off | ACE thread's faults | ACE CPU % of a core | ACE ran |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for b in $benches; do
   # shellcheck disable=SC2086  # the lists are space-separated on purpose
   {
@@ -304,11 +309,12 @@ for b in $benches; do
     ticks=$(hb_median ${CG_TICKS["$b|hakmem"]:-})
     foff=$(hb_median ${NAT_FLT["$b|ace-off"]:-}) fon=$(hb_median ${NAT_FLT["$b|hakmem"]:-})
     acep=$(hb_median_fmt %.2f ${NAT_ACE[$b]:-})
+    acef=$(hb_median ${NAT_ACEFLT[$b]:-})
     nok=$(echo ${NAT_ACE[$b]:-} | wc -w)
   }
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$b" \
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$b" \
     "${poff:--}" "${pon:--}" "$(ratio3 "$pon" "$poff")" "${soff:--}% / ${son:--}%" "${ticks:--}" \
-    "${foff:--}" "${fon:--}" "$(ratio3 "$fon" "$foff")" "${acep:--}" \
+    "${foff:--}" "${fon:--}" "$(ratio3 "$fon" "$foff")" "${acef:--}" "${acep:--}" \
     "$([ $do_native = 1 ] && echo "${NAT_ACERUN[$b]:-0}/$nok" || echo -)"
 done
 fails=""

@@ -72,8 +72,8 @@ ALL_BENCHES=$(echo $ALL_BENCHES)
 # bench_size NAME: the fixed work of a run, "FLAG CALLGRIND_N NATIVE_N [FLAG VALUE...]",
 # appended to the quick profile's command (the programs take the last of a repeated
 # flag; --iterations replaces --seconds). Callgrind runs take about 2-8 s on this
-# machine and native runs about 3 s when it is quiet (the thread starts 1 s into a
-# run, so the runs must be longer than the quick profile's 1 s for ACE to do anything).
+# machine and native runs 2-5 s when it is quiet (the thread starts 1 s into a run, so
+# the runs must be longer than the quick profile's 1 s for ACE to do anything).
 # --warmup 0 where the warm-up is timed (the work would depend on the speed).
 # --scale multiplies both counts.
 bench_size() {
@@ -81,17 +81,17 @@ bench_size() {
     micro-tight) echo "--iterations 400000 72000000" ;;
     micro-batch) echo "--iterations 800000 240000000" ;;
     micro-xthread) echo "--iterations 600000 30000000" ;;
-    larson) echo "--iterations 600000 60000000" ;;
-    fragment) echo "--rounds 4000 16000" ;;
-    huge_ws) echo "--iterations 600000 18000000" ;;
-    realloc) echo "--iterations 5000 450000 --warmup 0" ;;
-    mid_mt) echo "--iterations 100000 1000000 --warmup 0" ;;
-    large_replace) echo "--rounds 10 40" ;;
+    larson) echo "--iterations 600000 180000000" ;;
+    fragment) echo "--rounds 4000 64000" ;;
+    huge_ws) echo "--iterations 600000 36000000" ;;
+    realloc) echo "--iterations 5000 1350000 --warmup 0" ;;
+    mid_mt) echo "--iterations 100000 3000000 --warmup 0" ;;
+    large_replace) echo "--rounds 10 120" ;;
     batches) echo "--iterations 800000 240000000" ;;
-    batches-bg) echo "--iterations 800000 120000000" ;;
-    batches-mt) echo "--iterations 600000 60000000" ;;
-    alloc_test) echo "--iterations 400000 15000000" ;;
-    mstress) echo "--rounds 20 150" ;;
+    batches-bg) echo "--iterations 800000 360000000" ;;
+    batches-mt) echo "--iterations 600000 180000000" ;;
+    alloc_test) echo "--iterations 400000 45000000" ;;
+    mstress) echo "--rounds 20 600" ;;
     minimize) echo "--functions 600 5000" ;;
     bigfactor) echo "--numbers 100 1500" ;;
     *) hb_die "internal: no size for $1" ;;

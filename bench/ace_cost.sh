@@ -34,6 +34,7 @@
 #     core = 100 %), median over the ACE-on runs, and in how many runs the thread ran.
 #
 # Markdown table on stdout, progress [k/N] on stderr, logs and raw.csv in --out.
+# shellcheck disable=SC2034,SC2154  # HB_* are read by lib_bench.sh; mf, jf, acems, wall, acet are set by hb_kv
 set -u -o pipefail
 HB_PROG=ace_cost.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib_bench.sh"

@@ -415,10 +415,18 @@ hb_median() {
     echo "$i"
     return
   fi
-  printf '%s\n' "$@" | awk 'NF && $1 ~ /^[0-9.eE+-]+$/ {v[n++]=$1} END {
+  hb_median_fmt %.0f "$@"
+}
+
+# hb_median_fmt FORMAT VALUES... -> median of the numeric values printed with the printf
+# FORMAT (e.g. %.2f; empty if none)
+hb_median_fmt() {
+  local fmt=$1
+  shift
+  printf '%s\n' "$@" | awk -v f="$fmt\n" 'NF && $1 ~ /^[0-9.eE+-]+$/ {v[n++]=$1} END {
     if (n == 0) exit
     for (i = 1; i < n; i++) { x = v[i]; for (j = i - 1; j >= 0 && v[j] > x; j--) v[j+1] = v[j]; v[j+1] = x }
-    if (n % 2) printf "%.0f\n", v[(n-1)/2]; else printf "%.0f\n", (v[n/2-1] + v[n/2]) / 2 }'
+    if (n % 2) printf f, v[(n-1)/2]; else printf f, (v[n/2-1] + v[n/2]) / 2 }'
 }
 
 # hb_min VALUES... / hb_max VALUES... -> smallest / largest numeric value (empty if none)

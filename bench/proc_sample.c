@@ -15,6 +15,10 @@
  * After the program exits it prints one line on stdout (after the program's output):
  *   SAMPLE peak_rss_kb=<sampled max> rss_area_mib_s=<area under the RSS curve, each
  *          sample held until the next> ace_cpu_ms=<N> ace_thread=<0|1> samples=<N> wall_s=<s>
+ *          minflt=<N> majflt=<N> cpu_ms=<N> ace_minflt=<N>
+ * (minflt, majflt, cpu_ms: the program's page faults and user+system CPU time, all its
+ * threads, from wait4's rusage; this sampler's own are not in them; ace_minflt: the
+ * hakmem-ace thread's share of minflt, at the last sample like its CPU)
  * and exits with the program's status (or kills itself with the program's signal), so
  * a runner sees a crash as a crash. --csv writes t_seconds,rss_bytes,ace_cpu_ns rows.
  *
@@ -32,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -80,27 +85,35 @@ static int rss_bytes(pid_t pid, uint64_t *out) {
   return 0;
 }
 
-/* CPU ns of thread TID of PID if its comm is "hakmem-ace"; -1 if not (or gone). */
+/* The minor faults of the hakmem-ace thread at the last ace_cpu_of call. */
+static uint64_t g_ace_minflt;
+
+/* CPU ns of thread TID of PID if its comm is "hakmem-ace"; -1 if not (or gone). Sets
+ * g_ace_minflt to the thread's minor faults. */
 static int64_t ace_cpu_of(pid_t pid, long tid) {
   char path[96], buf[1024];
   snprintf(path, sizeof path, "/proc/%d/task/%ld/stat", (int)pid, tid);
   if (read_small(path, buf, sizeof buf) <= 0) return -1;
   char *l = strchr(buf, '('), *r = strrchr(buf, ')');
   if (!l || !r || r - l - 1 != 10 || memcmp(l + 1, "hakmem-ace", 10) != 0) return -1;
-  char sbuf[128];
-  snprintf(path, sizeof path, "/proc/%d/task/%ld/schedstat", (int)pid, tid);
-  if (read_small(path, sbuf, sizeof sbuf) > 0) {
-    const char *s = sbuf;
-    uint64_t ns = parse_u64(&s);
-    if (ns > 0) return (int64_t)ns;
-  }
-  /* fields after ")": 3 state, 4 ppid, ... 14 utime, 15 stime */
+  /* fields after ")": 3 state, 4 ppid, ... 10 minflt, ... 14 utime, 15 stime */
   const char *s = r + 2;
   int field = 3;
+  while (*s && field < 10) {
+    if (*s++ == ' ') field++;
+  }
+  g_ace_minflt = parse_u64(&s);
   while (*s && field < 14) {
     if (*s++ == ' ') field++;
   }
   uint64_t ut = parse_u64(&s), st = parse_u64(&s);
+  char sbuf[128];
+  snprintf(path, sizeof path, "/proc/%d/task/%ld/schedstat", (int)pid, tid);
+  if (read_small(path, sbuf, sizeof sbuf) > 0) {
+    const char *q = sbuf;
+    uint64_t ns = parse_u64(&q);
+    if (ns > 0) return (int64_t)ns;
+  }
   return (int64_t)((ut + st) * (uint64_t)g_tick_ns);
 }
 
@@ -178,11 +191,14 @@ int main(int argc, char **argv) {
   /* a TERM for us (timeout signals the whole group) reaches the child too; just wait */
   long ace_tid = -1;
   int64_t ace_ns = -1, ace_prev_threads = 0; /* CPU of ACE threads that ended before */
+  uint64_t ace_flt = 0, ace_prev_flt = 0;      /* their minor faults, the same way */
   int status = 0;
+  struct rusage ru;
+  memset(&ru, 0, sizeof ru);
   struct timespec next;
   clock_gettime(CLOCK_MONOTONIC, &next);
   for (;;) {
-    pid_t w = waitpid(pid, &status, WNOHANG);
+    pid_t w = wait4(pid, &status, WNOHANG, &ru);
     if (w == pid) break;
     if (w < 0 && errno != EINTR) { status = 0; break; }
     uint64_t rss = 0;
@@ -190,11 +206,12 @@ int main(int argc, char **argv) {
       int64_t c = ace_tid >= 0 ? ace_cpu_of(pid, ace_tid) : -1;
       if (c < 0) {
         if (ace_tid >= 0 && ace_ns > 0) ace_prev_threads += ace_ns; /* it ended; a new one may come */
+        if (ace_tid >= 0) ace_prev_flt += ace_flt, ace_flt = 0;
         if (ace_tid >= 0) ace_ns = -1;
         ace_tid = find_ace(pid);
         c = ace_tid >= 0 ? ace_cpu_of(pid, ace_tid) : -1;
       }
-      if (c >= 0) ace_ns = c;
+      if (c >= 0) ace_ns = c, ace_flt = g_ace_minflt;
       if (n < cap) sm[n++] = (struct sample){now_s() - t0, rss, (ace_ns > 0 ? ace_ns : 0) + ace_prev_threads};
     }
     /* sleep until the next tick, or until the child exits (SIGCHLD is blocked and
@@ -223,9 +240,12 @@ int main(int argc, char **argv) {
       fprintf(csv, "%.3f,%llu,%lld\n", sm[k].t, (unsigned long long)sm[k].rss, (long long)sm[k].ace);
     fclose(csv);
   }
-  printf("SAMPLE peak_rss_kb=%llu rss_area_mib_s=%.2f ace_cpu_ms=%.1f ace_thread=%d samples=%zu wall_s=%.2f\n",
+  double cpu_ms = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+                  (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+  printf("SAMPLE peak_rss_kb=%llu rss_area_mib_s=%.2f ace_cpu_ms=%.1f ace_thread=%d samples=%zu wall_s=%.2f"
+         " minflt=%ld majflt=%ld cpu_ms=%.1f ace_minflt=%llu\n",
          (unsigned long long)(peak / 1024), area, (double)ace_total / 1e6, ace_tid >= 0 || ace_prev_threads > 0,
-         n, wall);
+         n, wall, ru.ru_minflt, ru.ru_majflt, cpu_ms, (unsigned long long)(ace_flt + ace_prev_flt));
   fflush(stdout);
   free(sm);
   if (WIFSIGNALED(status)) {

@@ -38,6 +38,11 @@ static pthread_cond_t th_cv;
 static bool th_stop;
 static _Atomic uint64_t proc_start_ns;   /* process (or fork child) start, prim clock */
 static _Atomic int start_failures;
+/* A failed start is tried again by a later slow path, but not before this long: the
+ * slow paths of large blocks call the hook every 16 allocations, and a thread limit
+ * (EAGAIN) is not lifted in microseconds. */
+#define ACE_START_RETRY_NS (500 * 1000000ull)
+static _Atomic uint64_t last_failure_ns;
 static _Atomic bool fail_next_start;
 static _Atomic uint32_t ace_enabled;     /* mirror of config.enabled for the hook */
 
@@ -102,6 +107,7 @@ static void start_thread(void) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) {
     atomic_fetch_add(&start_failures, 1);
+    hak_store_relaxed(&last_failure_ns, hak_prim_now_ns());
     hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_FAILED);
     ace_set_reason("the ACE thread could not be started: the allocator runs on its defaults");
     ace_log(1, "the controller thread could not be started (error %d); defaults stay in force", rc);
@@ -115,9 +121,11 @@ static void start_thread(void) {
 static void ace_hook(void) {
   if (HAK_LIKELY(hak_load_relaxed(&th_state) != TH_NONE) || !hak_load_relaxed(&ace_enabled)) return;
   if (hak_load_relaxed(&start_failures) >= 3) return;
+  uint64_t now = hak_prim_now_ns();
+  if (hak_load_relaxed(&start_failures) > 0 && now - hak_load_relaxed(&last_failure_ns) < ACE_START_RETRY_NS) return;
   hakmem_ace_config_t cfg;
   ace_config_copy(&cfg);
-  uint64_t age = hak_prim_now_ns() - hak_load_relaxed(&proc_start_ns);
+  uint64_t age = now - hak_load_relaxed(&proc_start_ns);
   /* Memory the program holds: the caches of freed segments and mappings do not count
    * (they decay by themselves, and a fork child inherits them from its parent). */
   int64_t held = hak_load_relaxed(&hak_os_ctr.bytes_mapped) - hak_load_relaxed(&hak_os_ctr.bytes_cached);

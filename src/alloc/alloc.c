@@ -59,6 +59,16 @@ void hak_slow_hook_tick(hak_heap* h) {
   if (hook) hook();
 }
 
+/* Large blocks need no heap, so they cannot use a heap's countdown: every 16th large
+ * allocation of the process calls the hook (a shared counter costs nothing next to a
+ * mapping). Without it a program of large blocks alone never started ACE. */
+void hak_slow_hook_tick_large(void) {
+  static _Atomic uint32_t large_ticks;
+  if ((atomic_fetch_add_explicit(&large_ticks, 1, memory_order_relaxed) & 15) != 15) return;
+  void (*hook)(void) = hak_load_acquire(&hak_slow_hook);
+  if (hook) hook();
+}
+
 HAK_NOINLINE void* hak_malloc_slow(size_t size) {
   if (HAK_UNLIKELY(size > HAK_POOL_MAX)) {
     if (size > PTRDIFF_MAX) { errno = ENOMEM; return NULL; }

@@ -537,5 +537,6 @@ HAK_HIDDEN void   hak_alloc_thread_flush(void);
 /* Count down this thread's slow paths; every HAK_SLOW_HOOK_PERIOD-th calls hak_slow_hook
  * (the caller holds no allocator lock). */
 HAK_HIDDEN void   hak_slow_hook_tick(hak_heap* h);
+HAK_HIDDEN void   hak_slow_hook_tick_large(void);   /* large.c: no heap, no locks held */
 
 #endif /* HAK_ALLOC_H */

@@ -203,6 +203,7 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
   if (zero && dirty > off) memset(seg->user, 0, size < dirty - off ? size : dirty - off);
   HAK_OS_COUNT(large_allocs, 1);
   HAK_OS_COUNT(large_in_use, (int64_t)seg->usable);
+  hak_slow_hook_tick_large();
   return seg->user;
 }
 

@@ -445,6 +445,28 @@ static void test_thread_starts_lazily_with_signals_blocked_and_stops(void) {
   CHECK_EQ(state_now().mode, HAKMEM_ACE_MODE_OFF);
 }
 
+/* A program that allocates only large blocks (no size-class slow path ever runs) starts
+ * ACE too: every 16th large allocation calls the start hook (bench/ace_cost.sh found
+ * large_replace never started it, so nothing decayed its cache while it idled). */
+static void test_thread_starts_from_large_allocations_alone(void) {
+  enable(0, 2);
+  enable(1, 2);
+  CHECK_EQ(state_now().mode, HAKMEM_ACE_MODE_WAITING);
+  bool started = false;
+  for (int i = 0; i < 400 && !started; i++) {
+    void* p = hak_malloc(2u << 20);
+    CHECK(p != NULL);
+    hak_free(p);
+    if (i % 16 == 15) {
+      sleep_ms(5);
+      started = state_now().mode == HAKMEM_ACE_MODE_STEERING;
+    }
+  }
+  CHECK_MSG(started, "mode %u after 400 large allocations", state_now().mode);
+  enable(0, 2);
+  CHECK_EQ(ace_tid(), 0);
+}
+
 static void test_thread_start_failure_leaves_defaults(void) {
   enable(0, 2);
   hak_knobs before;
@@ -622,6 +644,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_config_from_the_environment);
   HT_RUN(test_controller_tick_on_a_fake_clock);
   HT_RUN(test_thread_starts_lazily_with_signals_blocked_and_stops);
+  HT_RUN(test_thread_starts_from_large_allocations_alone);
   HT_RUN(test_thread_start_failure_leaves_defaults);
   HT_RUN(test_pmu_modes);
   HT_RUN(test_fork_with_ace_running);

@@ -254,7 +254,7 @@ HAK_HIDDEN void   ace_scavenge_reset(void);
  * returned about 2-4 MiB/s of scattered small blocks on this VM). Pure. */
 #define ACE_IDLE_BUDGET_FACTOR 4
 struct ace_metrics;
-HAK_HIDDEN uint64_t ace_scavenge_cpu_budget(uint64_t budget_ns, const struct ace_metrics* m);
+HAK_HIDDEN uint64_t ace_scavenge_budget(uint64_t budget_ns, const struct ace_metrics* m);
 
 /* ---- trace.c ------------------------------------------------------------------------ */
 HAK_HIDDEN void ace_trace_open(const char* path);

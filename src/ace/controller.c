@@ -193,7 +193,7 @@ void ace_ctl_fast_tick(uint64_t now) {
   }
   size_t scavenged = 0;
   if (scavenging && !(cfg.pinned & HAKMEM_ACE_PIN_SCAVENGE)) {
-    uint64_t budget = ace_scavenge_cpu_budget((uint64_t)cfg.scavenge_budget_us * 1000, &m);
+    uint64_t budget = ace_scavenge_budget((uint64_t)cfg.scavenge_budget_us * 1000, &m);
     uint64_t c0 = thread_cpu_ns();
     scavenged = ace_scavenge(now, budget, &plan);
     m.scavenge_cpu_ns = thread_cpu_ns() - c0;

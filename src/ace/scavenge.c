@@ -24,7 +24,7 @@ size_t ace_scavenge(uint64_t now, uint64_t budget_ns, const ace_scavenge_plan* p
   return (size_t)(walk.released - before);
 }
 
-uint64_t ace_scavenge_cpu_budget(uint64_t budget_ns, const ace_metrics* m) {
+uint64_t ace_scavenge_budget(uint64_t budget_ns, const ace_metrics* m) {
   double program = m->cpu_fraction - m->ace_cpu_fraction;
   bool idle = m->dt_ns != 0 && program < 0.01 && m->ops_per_s < 1000.0;
   return idle ? budget_ns * ACE_IDLE_BUDGET_FACTOR : budget_ns;

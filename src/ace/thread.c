@@ -120,9 +120,10 @@ static void start_thread(void) {
 /* hak_slow_hook: a slow path of some thread, no allocator lock held. */
 static void ace_hook(void) {
   if (HAK_LIKELY(hak_load_relaxed(&th_state) != TH_NONE) || !hak_load_relaxed(&ace_enabled)) return;
-  if (hak_load_relaxed(&start_failures) >= 3) return;
+  int failures = hak_load_relaxed(&start_failures);
+  if (failures >= 3) return;
   uint64_t now = hak_prim_now_ns();
-  if (hak_load_relaxed(&start_failures) > 0 && now - hak_load_relaxed(&last_failure_ns) < ACE_START_RETRY_NS) return;
+  if (failures > 0 && now - hak_load_relaxed(&last_failure_ns) < ACE_START_RETRY_NS) return;
   hakmem_ace_config_t cfg;
   ace_config_copy(&cfg);
   uint64_t age = now - hak_load_relaxed(&proc_start_ns);

@@ -52,11 +52,15 @@ void* hak_alloc_cls_slow(unsigned cls, bool borrow) {
 
 _Atomic(void (*)(void)) hak_slow_hook;
 
+static void call_slow_hook(void) {
+  void (*hook)(void) = hak_load_acquire(&hak_slow_hook);
+  if (hook) hook();
+}
+
 void hak_slow_hook_tick(hak_heap* h) {
   if (HAK_LIKELY(h->hook_countdown-- != 0)) return;
   h->hook_countdown = HAK_SLOW_HOOK_PERIOD;
-  void (*hook)(void) = hak_load_acquire(&hak_slow_hook);
-  if (hook) hook();
+  call_slow_hook();
 }
 
 /* Large blocks need no heap, so they cannot use a heap's countdown: every 16th large
@@ -64,9 +68,7 @@ void hak_slow_hook_tick(hak_heap* h) {
  * mapping). Without it a program of large blocks alone never started ACE. */
 void hak_slow_hook_tick_large(void) {
   static _Atomic uint32_t large_ticks;
-  if ((atomic_fetch_add_explicit(&large_ticks, 1, memory_order_relaxed) & 15) != 15) return;
-  void (*hook)(void) = hak_load_acquire(&hak_slow_hook);
-  if (hook) hook();
+  if ((atomic_fetch_add_explicit(&large_ticks, 1, memory_order_relaxed) & 15) == 15) call_slow_hook();
 }
 
 HAK_NOINLINE void* hak_malloc_slow(size_t size) {

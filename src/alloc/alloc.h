@@ -469,8 +469,9 @@ HAK_HIDDEN void  hak_class_setup(hak_heap* h, unsigned cls);
 /* A class's caps, batch bounds and drain interval are set at its first refill, flush or
  * local free in h (tls_cache.c), before any of them is read; with no lock held, as they
  * come from the knob snapshot. */
+HAK_INLINE bool hak_class_is_ready(const hak_heap* h, unsigned cls) { return (h->cls_ready[cls >> 6] >> (cls & 63)) & 1; }
 HAK_INLINE void hak_class_ready(hak_heap* h, unsigned cls) {
-  if (HAK_UNLIKELY(!((h->cls_ready[cls >> 6] >> (cls & 63)) & 1))) hak_class_setup(h, cls);
+  if (HAK_UNLIKELY(!hak_class_is_ready(h, cls))) hak_class_setup(h, cls);
 }
 
 /* ---- remote.c: cross-thread frees --------------------------------------------- */

@@ -50,7 +50,6 @@ static hak_churn freed_churn;
 static size_t large_offset(size_t align) { return align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE; }
 static size_t large_map_align(size_t align) { return align > HAK_CHUNK_SIZE ? align : HAK_CHUNK_SIZE; }
 
-
 static void cache_link(hak_segment* seg) {
   seg->prev = NULL;
   seg->next = large_cache;

@@ -113,46 +113,48 @@ void hak_remote_buffer(hak_heap* h, hak_slab* s, hak_block* b) {
  * up to `want` go to the chain *first..*last (linked with HAK_ENC, *last's link left to
  * the caller), the rest to s's free list. Returns the blocks drained; *took those the
  * chain got. */
+/* The run of s's free blocks from b, at most max of them, each checked as it is passed
+ * (a free block of s whose link can be followed, integrity.c): *tail gets the run's
+ * last block, *count grows by its length. Returns the block after it (NULL: the end). */
+HAK_INLINE hak_block* check_run(const hak_slab* s, hak_block* b, uint32_t max, hak_block** tail, uint32_t* count) {
+  uint32_t n = 0;
+  do {
+    hak_block* next = HAK_DEC(b, b->next);
+    hak_slab_check_free(s, b, next, "free");
+    *tail = b;
+    b = next;
+    n++;
+  } while (n < max && b);
+  *count += n;
+  return b;
+}
+
 HAK_INLINE uint32_t drain_stack(hak_slab* s, uint32_t want, hak_block** first, hak_block** last, uint32_t* took_out) {
   hak_block* b = atomic_exchange_explicit(&s->remote, NULL, memory_order_acquire);
   if (!b) { *took_out = 0; return 0; }
   /* The stack's links are free-list links (the same encoding): its first `want` blocks
    * join the chain as they are and the rest go onto s's list as one run; only the links
-   * at the two junctions are written. Every block of the stack is a free block of s,
-   * checked as it is passed (integrity.c). */
-  uint32_t n = 0, took = 0;
+   * at the two junctions are written. */
+  uint32_t took = 0, rest = 0;
   hak_block* tail = NULL;
   if (want) {
     if (*last) (*last)->next = HAK_ENC(*last, b); else *first = b;
-    do {
-      hak_block* next = HAK_DEC(b, b->next);
-      hak_slab_check_free(s, b, next, "free");
-      tail = b;
-      b = next;
-      took++;
-    } while (took < want && b);
+    b = check_run(s, b, want, &tail, &took);
     *last = tail;
-    n = took;
   }
   if (b) {
     hak_block* run = b;
-    do {
-      hak_block* next = HAK_DEC(b, b->next);
-      hak_slab_check_free(s, b, next, "free");
-      tail = b;
-      b = next;
-      n++;
-    } while (b);
+    check_run(s, b, UINT32_MAX, &tail, &rest);
     tail->next = HAK_ENC(tail, s->free);
     s->free = run;
   }
   /* The blocks taken stay out (in `used`): from the remote stack to the TLS list. */
-  s->nfree += n - took;
-  s->used -= n - took;
-  if (n > took) s->pages_clean = false;
-  HAK_OS_COUNT(remote_drained[s->cls], n);
+  s->nfree += rest;
+  s->used -= rest;
+  if (rest) s->pages_clean = false;
+  HAK_OS_COUNT(remote_drained[s->cls], took + rest);
   *took_out = took;
-  return n;
+  return took + rest;
 }
 
 uint32_t hak_remote_drain(hak_slab* s) {

@@ -119,8 +119,6 @@ static hak_knobs_cls class_knobs(const hak_knobs* k, unsigned c) {
   return (hak_knobs_cls){c, k->tls_cap[c], k->tls_cap_max[c], k->refill_batch[c], k->remote_drain_interval[c], k->diet_pct};
 }
 
-static inline bool class_is_ready(const hak_heap* h, unsigned c) { return (h->cls_ready[c >> 6] >> (c & 63)) & 1; }
-
 /* Copy the knob snapshot's values into the heap (the budget after the diet, sweep
  * interval, purge delay, and each ready class's bounds) and remember the generation
  * they came from. Beyond the budget, grown classes fall back to their base, the last
@@ -137,12 +135,12 @@ void hak_heap_set_caps(hak_heap* h) {
   h->grow_budget = k.tls_grow_budget_bytes * k.diet_pct / 100;
   h->grown_bytes = 0;
   for (unsigned c = 0; c < HAK_NCLS; c++) {
-    if (!class_is_ready(h, c)) continue;
+    if (!hak_class_is_ready(h, c)) continue;
     hak_knobs_cls kc = class_knobs(&k, c);
     class_set_caps(h, c, &kc, false);
   }
   for (unsigned c = HAK_NCLS; c-- > 0 && h->grown_bytes > h->grow_budget;) {
-    if (!class_is_ready(h, c)) continue;
+    if (!hak_class_is_ready(h, c)) continue;
     uint32_t base = h->grow[c].base;
     h->grown_bytes -= (uint64_t)(h->tc[c].cap - base) * hak_cls_size[c];
     tc_set_cap(h, c, base);
@@ -401,7 +399,6 @@ static void* refill_locked(hak_heap* h, unsigned cls, bool borrow) {
     }
     HAK_DBG_ADD(h, REFILL_SLAB_FREELIST, took);
     uint32_t from_list = took;
-    (void)from_list;
     /* Then the remote frees, before never-used space: a block that came back is
      * resident, the bump pointer's next one may not be (mimalloc collects its thread
      * frees before it extends a page, too). Drained blocks are in `used` already. */
@@ -436,13 +433,13 @@ static void* refill_locked(hak_heap* h, unsigned cls, bool borrow) {
      * used before, and raise the mark for good. It cuts a quarter of a batch (or
      * stops at what it has); a growing class keeps whole batches (bench/alloc_test,
      * fixed work: 63.0-63.5 MiB -> 61.8-62.4 MiB, mimalloc 61.8-62.3). */
+    uint32_t have = got + took + drained;
     if (h->cc[cls].flushes != h->grow[cls].cut_flushes && want > 4) {
-      uint32_t w = want / 4, have = got + took + drained;
+      uint32_t w = want / 4;
       want = w > have ? w : have;
     }
-    uint32_t have = got + took + drained;
-    size_t room = bump + bsize <= s->end ? (size_t)(s->end - bump) / bsize : 0;
-    uint32_t cut = want > have ? (want - have < room ? want - have : (uint32_t)room) : 0;
+    size_t space = bump + bsize <= s->end ? (size_t)(s->end - bump) / bsize : 0;   /* blocks */
+    uint32_t cut = want > have ? (want - have < space ? want - have : (uint32_t)space) : 0;
     if (cut) {
       /* Never-used blocks, one after another: each gets its free mark and the link to
        * the next; the count is known before the loop (one division per refill). */

@@ -294,6 +294,13 @@ typedef struct hak_heap {
   bool              in_set_caps;             /* re-entry guard (urcu registration may malloc) */
   uint64_t          scav_activity;           /* scavengers only (under the lock): activity */
   uint64_t          scav_idle_since;         /* seen last, and since when it has not moved */
+  uint64_t          scav_tc_ops;             /* ... the TLS lists' operations (tc_trim.c), */
+  uint64_t          scav_tc_since;           /* since when they have not moved, and */
+  bool              scav_tc_trimmed;         /* whether the lists were cut since then */
+  uint32_t          tc_cut[HAK_NCLS];        /* blocks cut off the TLS lists by another
+                                                thread (tc_trim.c), under the lock; the
+                                                owner's next refill or flush counts them
+                                                out of the list's length (room) */
   struct hak_heap*  all_next;                /* live heaps */
   struct hak_heap*  all_prev;
   hak_heap_counters ctr;
@@ -311,7 +318,7 @@ typedef struct hak_heap {
 HAK_INLINE uint64_t hak_heap_allocs(const hak_heap* h, unsigned c) {
   const volatile hak_tcache* tc = &h->tc[c];
   const volatile hak_cls_counters* cc = &h->cc[c];
-  int64_t len = (int64_t)tc->cap - (int64_t)tc->room;
+  int64_t len = (int64_t)tc->cap - (int64_t)tc->room - (int64_t)((const volatile uint32_t*)h->tc_cut)[c];
   int64_t n = (int64_t)(cc->refilled + tc->nfree - cc->flushed) - (len > 0 ? len : 0);
   return n > 0 ? (uint64_t)n : 0;
 }
@@ -456,7 +463,32 @@ HAK_HIDDEN HAK_NORETURN HAK_COLD void hak_mark_corrupt(const char* fn, const voi
  * free map inline and calls this for the rest (the registry). */
 HAK_HIDDEN hak_slab* hak_tc_block_slab_slow(const hak_heap* h, unsigned cls, const hak_block* b);
 
+/* ---- tc_trim.c: an idle thread's TLS lists cut short by another thread ---------- */
+/* The link a cut in progress leaves in the last block kept (decoded): not plausible, so
+ * a pop that meets it fails over to its slow path, which waits for the cut (integrity
+ * checks know it too). */
+#define HAK_TC_CUT ((hak_block*)(uintptr_t)1)
+/* The owner met HAK_TC_CUT: wait until the cutting thread has settled the link. */
+HAK_HIDDEN HAK_COLD void hak_tcache_cut_wait(hak_heap* h);
+/* With h's lock held, from any thread: cut each TLS list of h after its first `keep`
+ * blocks (keep ≥ 2) and give the rest back to their slabs, without stopping h's owner.
+ * Bytes of blocks given back (0 where the owner moved meanwhile, or no barrier). */
+HAK_HIDDEN size_t hak_tcache_trim(hak_heap* h, unsigned keep);
+/* Tests only: called by hak_tcache_trim between its steps 1 and 2 (NULL: nothing). */
+HAK_HIDDEN extern void (*hak_tcache_trim_hook)(hak_heap* h);
+/* Whether hak_tcache_trim can work in this build (not under ThreadSanitizer). */
+HAK_HIDDEN bool hak_tcache_trim_supported(void);
+/* The scavenger's use of it (h's lock held): once h's TLS lists and slow paths have not
+ * moved for `delay` ns, cut them to HAK_TC_TRIM_KEEP blocks, once per such quiet spell.
+ * Bytes of blocks given back to their slabs. */
+#define HAK_TC_TRIM_KEEP 2
+HAK_HIDDEN size_t hak_tcache_trim_idle(hak_heap* h, uint64_t now, uint64_t delay);
+
 /* ---- tls_cache.c: refill and flush between TLS lists and slabs ---------------- */
+/* Give a chain of h's free blocks of cls back to their slabs, b first (of slab s), each
+ * checked as it is passed; h's lock held. `owner`: the caller is h's thread, which may
+ * read its free map (others ask the registry). The number of blocks. */
+HAK_HIDDEN uint64_t hak_tcache_return_chain(hak_heap* h, unsigned cls, hak_block* b, hak_slab* s, bool owner);
 /* A block of cls for the caller, the TLS list refilled; with `borrow`, it may be a free
  * block of a slightly larger class when cls has none left (tls_cache.c). */
 HAK_HIDDEN void* hak_tcache_refill(hak_heap* h, unsigned cls, bool borrow);

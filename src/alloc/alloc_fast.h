@@ -19,19 +19,34 @@
  * release build, a block of this heap and class in a hardened one. A failed check
  * stops the program with a message when `report`; else the pop gives NULL, as for an
  * empty list, and the slow path's pop (which reports) meets the same link: malloc's
- * fast path then makes no call but its tail call, and needs no stack frame. */
+ * fast path then makes no call but its tail call, and needs no stack frame. A link
+ * that reads HAK_TC_CUT is a cut by another thread in progress (tc_trim.c): the
+ * reporting pop waits for it and tries again. */
 HAK_INLINE void* hak_tcache_pop_at(hak_heap* h, size_t off, bool report) {
   hak_tcache* tc = (hak_tcache*)((uint8_t*)h + off);
-  hak_block* b = tc->head;
+  hak_block* b;
+again:
+  b = tc->head;
   if (HAK_LIKELY(b != NULL)) {
     hak_block* n = HAK_DEC(b, b->next);
 #if HAK_HARDENED
     unsigned cls = (unsigned)(tc - h->tc);
     if (HAK_UNLIKELY(b->key != hak_free_mark(b))) hak_mark_corrupt("malloc", b, cls);
-    if (HAK_UNLIKELY(n != NULL && !hak_tc_block_valid(h, cls, n))) hak_list_corrupt("malloc", b, cls, n);
+    if (HAK_UNLIKELY(n != NULL && !hak_tc_block_valid(h, cls, n))) {
+      if (n == HAK_TC_CUT) {             /* another thread is cutting the list here */
+        if (!report) return NULL;
+        hak_tcache_cut_wait(h);
+        goto again;
+      }
+      hak_list_corrupt("malloc", b, cls, n);
+    }
 #else
     if (HAK_UNLIKELY(!hak_link_plausible(n))) {
       if (!report) return NULL;
+      if (n == HAK_TC_CUT) {             /* another thread is cutting the list here */
+        hak_tcache_cut_wait(h);
+        goto again;
+      }
       hak_list_corrupt("malloc", b, (unsigned)(tc - h->tc), n);
     }
 #endif

@@ -54,8 +54,12 @@ static inline void free_map_fill(hak_heap* h, uintptr_t a, hak_slab* s) {
   uintptr_t tag = hak_fc_tag(a);
   unsigned i = (unsigned)tag & (HAK_FC_SIZE - 1);
   s->tc = &h->tc[s->cls];      /* h may have adopted s's segment since s got its class */
-  h->fc_unit[i] = tag;
-  h->fc_slab[i] = s;
+  /* Empty, slab, unit, in this order: a scavenger reading the map under the lock
+   * (tc_trim.c) that finds the same unit before and after the slab read has the slab
+   * that unit was filled with. */
+  __atomic_store_n(&h->fc_unit[i], HAK_FC_EMPTY(i), __ATOMIC_RELAXED);
+  __atomic_store_n(&h->fc_slab[i], s, __ATOMIC_RELEASE);
+  __atomic_store_n(&h->fc_unit[i], tag, __ATOMIC_RELEASE);
 }
 
 /* Debug counter for a free that ended in a slab, by tier. */

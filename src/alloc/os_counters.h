@@ -19,6 +19,8 @@ typedef struct hak_os_counters {
   _Atomic uint64_t interior_release_bytes;   /* pages inside free blocks given back */
   _Atomic uint64_t interior_refault_bytes;   /* of those, handed out again (faulted back) */
   _Atomic uint64_t slab_refault_bytes;       /* purged slabs reused (faulted back) */
+  _Atomic uint64_t tc_trimmed_bytes;         /* blocks cut off idle threads' TLS lists */
+  _Atomic uint64_t tc_cuts, tc_cuts_undone;  /* lists cut, and cuts undone (owner moved) */
   _Atomic uint64_t os_failures;              /* munmap/madvise calls the kernel refused */
   _Atomic uint64_t realloc_orphan[HAK_RE_COUNT]; /* realloc outcomes of threads without a heap */
 } hak_os_counters;

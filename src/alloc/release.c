@@ -12,7 +12,8 @@
  *   abandoned  the abandoned-list lock (trylock), the same work (heap.c).
  *   cached     the cache purges (segment and large caches), once per walk.
  *   large      nothing: a live large block is all in use.
- * The thread caches (TLS lists) belong to their threads alone and are not touched. */
+ * The thread caches (TLS lists) of a heap whose lists and slow paths have not moved
+ * for the delay are cut to two blocks per class (tc_trim.c) before its pages go back. */
 #include "alloc/release.h"
 #include "alloc/knobs.h"
 #include "alloc/slab.h"
@@ -33,6 +34,9 @@ static size_t release_owned(hak_segment* seg, uint64_t now, uint64_t delay, unsi
      * flush) for the delay: a busy heap would fault them straight back in. */
     uint64_t act = hak_load_relaxed(&h->activity);
     if (act != h->scav_activity) { h->scav_activity = act; h->scav_idle_since = now; }
+    /* A thread asleep that long holds its TLS lists for nothing: cut them short
+     * (tc_trim.c), so that their blocks' pages can go back too. */
+    hak_tcache_trim_idle(h, now, delay);
     if (now >= h->scav_idle_since + delay) bytes += hak_segment_release_free_pages(seg, min_pages, small, deadline);
     h->hold_segments = false;
   }

@@ -344,6 +344,10 @@ void* hak_tcache_refill(hak_heap* h, unsigned cls, bool borrow) {
 }
 
 static void* refill_locked(hak_heap* h, unsigned cls, bool borrow) {
+  if (HAK_UNLIKELY(h->tc_cut[cls] != 0)) {    /* blocks cut off by a scavenger (tc_trim.c) */
+    h->tc[cls].room += (int32_t)h->tc_cut[cls];
+    h->tc_cut[cls] = 0;
+  }
   h->cc[cls].refills++;
   tc_refill_check(h, cls);
   heap_slow_event(h);
@@ -535,6 +539,11 @@ static void flush_locked(hak_heap* h, unsigned cls, uint32_t keep) {
   }
   if (prev) prev->next = HAK_ENC(prev, NULL); else tc->head = NULL;
   tc->room = (int32_t)tc->cap - (int32_t)kept;
+  h->tc_cut[cls] = 0;                      /* counted: the length is kept */
+  if (b) h->cc[cls].flushed += hak_tcache_return_chain(h, cls, b, s, true);
+}
+
+uint64_t hak_tcache_return_chain(hak_heap* h, unsigned cls, hak_block* b, hak_slab* s, bool owner) {
   uint64_t flushed = 0;
   while (b) {
     /* A run of blocks of one slab goes back in one piece: their links stay as they are
@@ -554,7 +563,8 @@ static void flush_locked(hak_heap* h, unsigned cls, uint32_t keep) {
         b = next;
         continue;
       }
-      if (HAK_UNLIKELY((ns = hak_tc_block_slab(h, cls, next)) == NULL)) hak_list_corrupt("free", b, cls, next);
+      ns = owner ? hak_tc_block_slab(h, cls, next) : hak_tc_block_slab_slow(h, cls, next);
+      if (HAK_UNLIKELY(ns == NULL)) hak_list_corrupt("free", b, cls, next);
       break;
     }
     hak_slab_return_run(h, s, run, b, n);
@@ -563,5 +573,5 @@ static void flush_locked(hak_heap* h, unsigned cls, uint32_t keep) {
     b = next;
     s = ns;
   }
-  h->cc[cls].flushed += flushed;
+  return flushed;
 }

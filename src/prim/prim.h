@@ -64,6 +64,12 @@ HAK_HIDDEN int hak_prim_thread_id(void);
 /* True when thread `tid` of process `pid` has exited (tgkill with signal 0 says ESRCH).
  * A thread id the kernel gave to a new thread since reads as alive. */
 HAK_HIDDEN bool hak_prim_thread_gone(int pid, int tid);
+/* A full memory barrier on every running thread of this process
+ * (membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), registered once per process, again in a
+ * fork child): when it returns true, every store another thread made before it is
+ * visible to the caller. False when the kernel has no such command (before 4.14, a
+ * seccomp filter, valgrind): the caller must not rely on it then. */
+HAK_HIDDEN bool hak_prim_process_barrier(void);
 /* Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown. */
 HAK_HIDDEN size_t hak_prim_rss_bytes(void);
 /* Peak resident set size in bytes (VmHWM of /proc/self/status), 0 if unknown. */

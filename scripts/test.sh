@@ -105,14 +105,15 @@ fi
 
 # A build with HAK_DEBUG_COUNTERS=ON and HAK_HARDENED=ON: the debug counters compile and
 # count the known patterns of the stats test (the release build runs it with them
-# compiled out), and the encoded free lists pass the hak_* API, death and stress tests.
+# compiled out), and the encoded free lists pass the hak_* API, death and stress tests
+# and the cut of another thread's TLS lists (the hardened pop meets HAK_TC_CUT).
 if [ $built -eq 1 ]; then
   dbg="${build}-counters"
   if run_logged "debug-counters build: $dbg" "$logs/counters-build.log" bash -c \
        "cmake -S . -B '$dbg' -DCMAKE_BUILD_TYPE=Release -DHAK_DEBUG_COUNTERS=ON -DHAK_HARDENED=ON -DHAK_BUILD_BENCH=OFF >/dev/null &&
-        cmake --build '$dbg' -j$jobs --target unit_test_stats test_hak_api test_hak_death stress_hak"; then
-    run_logged "ctest: $dbg (stats, hak_api, hak_death, hak_stress)" "$logs/counters-ctest.log" \
-      ctest --test-dir "$dbg" --output-on-failure -j"$jobs" -R '^(unit_stats|hak_api|hak_death|hak_stress_.*)$'
+        cmake --build '$dbg' -j$jobs --target unit_test_stats unit_test_tc_trim test_hak_api test_hak_death stress_hak"; then
+    run_logged "ctest: $dbg (stats, tc_trim, hak_api, hak_death, hak_stress)" "$logs/counters-ctest.log" \
+      ctest --test-dir "$dbg" --output-on-failure -j"$jobs" -R '^(unit_stats|unit_tc_trim|hak_api|hak_death|hak_stress_.*)$'
     rc=$?
     count_ctest "$logs/counters-ctest.log"
     [ $rc -ne 0 ] && [ "$nfail" -eq 0 ] && failed_steps+=("debug-counters ctest exited $rc")

@@ -6,7 +6,12 @@
  * RSS every second. glibc, mimalloc, jemalloc and tcmalloc keep it all (measured); a
  * background scavenger can return it.
  *
- *   idle_return [--mib N] [--seconds S] [--keep-every K]
+ * --pool T: a thread pool gone quiet instead. T threads each build 1/T of the working
+ * set of smaller blocks (16 B..2 KiB, the sizes thread caches hold) and free 90 % of
+ * their own (local frees: each thread's caches end up full), then idle. --keep-every K
+ * keeps one block in K (default 10; 0: none).
+ *
+ *   idle_return [--mib N] [--seconds S] [--keep-every K] [--pool T]
  * Prints "rss_t=<s> rss_mib=<m>" lines and a last line
  *   RESULT ops_per_sec=<blocks built per s> rss_after_free_mib=.. rss_end_mib=..
  *          rss_end_pct=<end / after-free * 100> seconds_to_40pct=<s or -1>
@@ -15,6 +20,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +34,9 @@ typedef struct half {
   unsigned seed;
 } half;
 
-static half halves[2];
+static half* halves;
+static int nthreads = 2;
+static bool pool;            /* --pool: each thread frees its own blocks */
 static size_t target_bytes;
 static unsigned keep_every = 10;
 static pthread_barrier_t built, freed;
@@ -40,14 +48,15 @@ static void* worker(void* arg) {
   h->blk = malloc(cap * sizeof *h->blk);
   h->len = malloc(cap * sizeof *h->len);
   unsigned r = h->seed;
-  while (total < target_bytes / 2) {
+  size_t max_len = pool ? 2048 : 32768;
+  while (total < target_bytes / (size_t)nthreads) {
     if (h->n == cap) {
       cap *= 2;
       h->blk = realloc(h->blk, cap * sizeof *h->blk);
       h->len = realloc(h->len, cap * sizeof *h->len);
     }
     r = r * 1103515245u + 12345u;
-    size_t len = 16 + (r >> 8) % (32768 - 16);
+    size_t len = 16 + (r >> 8) % (max_len - 16);
     unsigned char* p = malloc(len);
     if (!p) { fprintf(stderr, "idle_return: out of memory\n"); exit(2); }
     memset(p, (int)(h->n & 0xff), len);
@@ -57,9 +66,9 @@ static void* worker(void* arg) {
     total += len;
   }
   pthread_barrier_wait(&built);
-  half* other = &halves[1 - me];                 /* free the other thread's blocks */
+  half* other = pool ? h : &halves[1 - me];      /* free the other thread's blocks */
   for (size_t i = 0; i < other->n; i++) {
-    if (i % keep_every == 0) continue;
+    if (keep_every && i % keep_every == 0) continue;
     free(other->blk[i]);
     other->blk[i] = NULL;
   }
@@ -81,17 +90,19 @@ int main(int argc, char** argv) {
     if (strcmp(argv[i], "--mib") == 0 && i + 1 < argc) mib = atof(argv[++i]);
     else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = atof(argv[++i]);
     else if (strcmp(argv[i], "--keep-every") == 0 && i + 1 < argc) keep_every = (unsigned)atoi(argv[++i]);
-    else { fprintf(stderr, "usage: idle_return [--mib N] [--seconds S] [--keep-every K]\n"); return 2; }
+    else if (strcmp(argv[i], "--pool") == 0 && i + 1 < argc) { pool = true; nthreads = atoi(argv[++i]); }
+    else { fprintf(stderr, "usage: idle_return [--mib N] [--seconds S] [--keep-every K] [--pool T]\n"); return 2; }
   }
-  if (keep_every < 1) keep_every = 1;
+  if (nthreads < 1 || nthreads > 1024) { fprintf(stderr, "idle_return: --pool takes 1..1024 threads\n"); return 2; }
   target_bytes = (size_t)(mib * 1048576.0);
-  halves[0].seed = 12345;
-  halves[1].seed = 67890;
-  pthread_barrier_init(&built, NULL, 3);
-  pthread_barrier_init(&freed, NULL, 3);
+  halves = calloc((size_t)nthreads, sizeof *halves);
+  pthread_t* t = calloc((size_t)nthreads, sizeof *t);
+  if (!halves || !t) return 2;
+  for (int i = 0; i < nthreads; i++) halves[i].seed = 12345u + 55555u * (unsigned)i;
+  pthread_barrier_init(&built, NULL, (unsigned)nthreads + 1);
+  pthread_barrier_init(&freed, NULL, (unsigned)nthreads + 1);
   double t0 = bc_now();
-  pthread_t t[2];
-  for (intptr_t i = 0; i < 2; i++) pthread_create(&t[i], NULL, worker, (void*)i);
+  for (intptr_t i = 0; i < nthreads; i++) pthread_create(&t[i], NULL, worker, (void*)i);
   pthread_barrier_wait(&built);
   double built_s = bc_now() - t0;
   pthread_barrier_wait(&freed);
@@ -107,13 +118,14 @@ int main(int argc, char** argv) {
     if (to40 < 0 && end <= after * 0.40) to40 = s;
   }
   int bad = 0;
-  for (int h = 0; h < 2; h++) {
-    for (size_t i = 0; i < halves[h].n; i += keep_every) {
+  size_t blocks = 0;
+  for (int h = 0; h < nthreads; h++) {
+    blocks += halves[h].n;
+    for (size_t i = 0; keep_every && i < halves[h].n; i += keep_every) {
       const unsigned char* p = halves[h].blk[i];
       for (size_t j = 0; j < halves[h].len[i]; j += 251) if (p[j] != (unsigned char)(i & 0xff)) { bad++; break; }
     }
   }
-  size_t blocks = halves[0].n + halves[1].n;
   printf("RESULT ops_per_sec=%.0f rss_after_free_mib=%.1f rss_end_mib=%.1f rss_end_pct=%.1f seconds_to_40pct=%.0f damaged=%d\n",
          (double)blocks / built_s, after, end, after > 0 ? end / after * 100 : 0, to40, bad);
   fflush(stdout);

@@ -2,6 +2,7 @@
 # idle_return.sh — does each allocator give memory back while the program idles?
 #
 #   bash bench/idle_return.sh [--mib N] [--seconds S] [--allocators LIST] [--out DIR]
+#                             [--pool T] [--keep-every K]
 #
 # Runs bench/idle_return (two threads build N MiB of 16 B..32 KiB blocks, free 90 % of
 # each other's, then idle) under glibc, mimalloc, jemalloc, tcmalloc, hakmem and hakmem
@@ -9,18 +10,22 @@
 # after the frees, the RSS at the end, their ratio and when RSS first fell to 40 %.
 # The per-second RSS of each run goes to DIR/<allocator>.rss (gnuplot-ready) and a
 # chart to DIR/idle_return.png when gnuplot is there. Defaults: 400 MiB, 70 s, all.
+# --pool T: T threads each free their own blocks instead (a thread pool gone quiet:
+# its thread caches full); --keep-every K: one block in K stays (default 10, 0 none).
 set -u -o pipefail
 HB_PROG=idle_return.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib_bench.sh"
 
 mib=400 seconds=70 allocs="glibc,mimalloc,jemalloc,tcmalloc,hakmem,hakmem-ace-off" out=""
+extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --mib) mib=$2; shift ;;
     --seconds) seconds=$2; shift ;;
     --allocators) allocs=$2; shift ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --pool|--keep-every) extra+=("$1" "$2"); shift ;;
+    -h|--help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "idle_return.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -47,7 +52,7 @@ for a in "${list[@]}"; do
   esac
   hb_log "[$k/${#list[@]}] $a: ${seconds}s ..."
   log="$out/$a.log"
-  env -u LD_PRELOAD "${env[@]}" ${lib:+LD_PRELOAD=$lib} "$bin" --mib "$mib" --seconds "$seconds" >"$log" 2>&1
+  env -u LD_PRELOAD "${env[@]}" ${lib:+LD_PRELOAD=$lib} "$bin" --mib "$mib" --seconds "$seconds" ${extra[@]+"${extra[@]}"} >"$log" 2>&1
   sed -n 's/^rss_t=\([0-9]*\) rss_mib=\([0-9.]*\)$/\1 \2/p' "$log" >"$out/$a.rss"
   res=$(grep '^RESULT' "$log" | tail -n 1)
   get() { printf '%s\n' "$res" | tr ' ' '\n' | sed -n "s/^$1=//p"; }

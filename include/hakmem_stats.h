@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define HAKMEM_STATS_VERSION 4
+#define HAKMEM_STATS_VERSION 5
 #define HAKMEM_STATS_CLASSES 112   /* size classes of the tiny, mid and pool tiers */
 #define HAKMEM_STATS_DEBUG_MAX 48  /* room for the debug counters (HAK_DEBUG_COUNTERS builds) */
 
@@ -67,6 +67,11 @@ extern "C" {
   X(realloc_failed,     "reallocs that returned NULL (the block unchanged)")                         \
   X(expand_failed,      "hak_expand calls that could not grow the block in place")
 
+/* Version 5: what was taken from the thread caches of idle threads (cumulative). */
+#define HAKMEM_STATS_IDLE_FIELDS(X)                                                       \
+  X(idle_cache_trimmed_bytes, "bytes of free blocks cut off idle threads' caches, back to their slabs") \
+  X(idle_cache_trims,   "thread-cache lists cut short while their thread was idle")
+
 typedef struct hak_stats_class {
   uint64_t block_size;     /* bytes per block of this class */
   uint64_t allocs;         /* blocks allocated */
@@ -103,6 +108,8 @@ typedef struct hak_stats {
   /* version 4: realloc outcomes (HAKMEM_STATS_REALLOC_FIELDS) */
 #define HAKMEM_STATS_DECLARE(name, help) uint64_t name;
   HAKMEM_STATS_REALLOC_FIELDS(HAKMEM_STATS_DECLARE)
+  /* version 5: idle threads' caches (HAKMEM_STATS_IDLE_FIELDS) */
+  HAKMEM_STATS_IDLE_FIELDS(HAKMEM_STATS_DECLARE)
 #undef HAKMEM_STATS_DECLARE
 } hak_stats;
 

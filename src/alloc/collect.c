@@ -86,6 +86,8 @@ void hak_collect_all(hak_collect* out) {
   out->bytes_decommitted = hak_load_relaxed(&o->decommit_bytes);
   out->purge_bytes = hak_load_relaxed(&o->purge_bytes);
   out->interior_release_bytes = hak_load_relaxed(&o->interior_release_bytes);
+  out->tc_trimmed_bytes = hak_load_relaxed(&o->tc_trimmed_bytes);
+  out->tc_cuts = hak_load_relaxed(&o->tc_cuts);
   out->interior_refault_bytes = hak_load_relaxed(&o->interior_refault_bytes);
   out->slab_refault_bytes = hak_load_relaxed(&o->slab_refault_bytes);
   out->os_failures = hak_load_relaxed(&o->os_failures);

@@ -33,6 +33,7 @@ typedef struct hak_collect {
   uint64_t bytes_mapped, bytes_cached;         /* now */
   uint64_t bytes_decommitted, purge_bytes;     /* cumulative */
   uint64_t interior_release_bytes, interior_refault_bytes, slab_refault_bytes;
+  uint64_t tc_trimmed_bytes, tc_cuts;      /* idle threads' TLS lists cut (tc_trim.c) */
   uint64_t lat_hist[HAK_LAT_BUCKETS];          /* sampled refill times, log2(ns) buckets */
   uint64_t os_failures, decommit_calls;
   uint64_t segment_cache_hits, large_cache_hits, large_grown_in_place, large_moved;

@@ -117,6 +117,8 @@ static void stats_collect(hak_stats* st) {
   st->large_moved = c.large_moved;
   uint64_t* re = &st->realloc_in_place;       /* the realloc fields follow HAK_RE_* order */
   for (unsigned i = 0; i < HAK_RE_COUNT; i++) re[i] = c.realloc[i];
+  st->idle_cache_trimmed_bytes = c.tc_trimmed_bytes;
+  st->idle_cache_trims = c.tc_cuts;
   st->superslab = hak_opt(HAK_OPT_TINY_USE_SUPERSLAB) != 0;
   st->ace = hak_load_relaxed(&stats_ace_running);
   st->pmu_mode = hak_load_relaxed(&stats_pmu_mode);
@@ -197,6 +199,7 @@ static void stats_text(const hak_stats* st, outbuf* o) {
     out_printf(o, "hakmem: stats: %-18s %20llu  %s\n", #name, (unsigned long long)st->name, help);
   HAKMEM_STATS_FIELDS(HAK_TEXT_FIELD)
   HAKMEM_STATS_REALLOC_FIELDS(HAK_TEXT_FIELD)
+  HAKMEM_STATS_IDLE_FIELDS(HAK_TEXT_FIELD)
 #undef HAK_TEXT_FIELD
   out_printf(o, "hakmem: stats: %5s %8s %12s %12s %10s %8s %8s %10s %8s\n", "class", "size", "allocs",
              "frees", "in_use", "refills", "flushes", "remote", "backlog");
@@ -221,6 +224,7 @@ static void stats_json(const hak_stats* st, outbuf* o) {
 #define HAK_JSON_FIELD(name, help) out_printf(o, ",\"%s\":%llu", #name, (unsigned long long)st->name);
   HAKMEM_STATS_FIELDS(HAK_JSON_FIELD)
   HAKMEM_STATS_REALLOC_FIELDS(HAK_JSON_FIELD)
+  HAKMEM_STATS_IDLE_FIELDS(HAK_JSON_FIELD)
 #undef HAK_JSON_FIELD
   out_printf(o, ",\"pid\":%llu,\"program\":\"", (unsigned long long)st->pid);
   for (const char* p = st->program; *p; p++) {   /* a JSON string: escape what must be */

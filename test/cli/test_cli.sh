@@ -24,7 +24,7 @@ out=$(HAKMEM_STATS=json LD_PRELOAD=$lib sh -c 'for i in 1 2 3; do echo $i; done 
 echo "$out" | tail -n 1 | python3 -c '
 import json, sys
 d = json.loads(sys.stdin.read())
-assert d["version"] == 4, d["version"]
+assert d["version"] == 5, d["version"]
 for k in ("realloc_in_place", "realloc_shrunk", "realloc_grown", "realloc_mremap", "realloc_memcpy",
           "realloc_nt_copy", "realloc_failed", "expand_failed"):
     assert isinstance(d[k], int), k
@@ -78,7 +78,7 @@ HAKMEM_STATS_FILE="$tmp/st.app" LD_PRELOAD=$lib /bin/true 2>/dev/null
 HAKMEM_STATS_FILE="$tmp/st.app" LD_PRELOAD=$lib /bin/true 2>/dev/null
 [ "$(grep -c '^hakmem: stats: modes:' "$tmp/st.app")" = 2 ]; check "stats file: appended" $? "$(cat "$tmp/st.app")"
 HAKMEM_STATS=json HAKMEM_STATS_FILE="$tmp/st.json" LD_PRELOAD=$lib /bin/true 2>/dev/null
-python3 -c 'import json, sys; d = json.loads(open(sys.argv[1]).read()); assert d["version"] == 4 and d["program"] == "true"' "$tmp/st.json"
+python3 -c 'import json, sys; d = json.loads(open(sys.argv[1]).read()); assert d["version"] == 5 and d["program"] == "true"' "$tmp/st.json"
 check "stats file: JSON" $? "$(cat "$tmp/st.json")"
 mkdir -p "$tmp/wd"
 (cd "$tmp/wd" && HAKMEM_STATS_FILE=rel.%p LD_PRELOAD=$lib /usr/bin/python3 -c 'import os; os.chdir("/")' 2>/dev/null)
@@ -159,7 +159,7 @@ out=$("$W" --stats=json sh -c 'echo "$HAKMEM_STATS"' 2>/dev/null)
 [ "$out" = json ]; check "wrapper: --stats=json sets HAKMEM_STATS=json" $? "got '$out'"
 # and the program really reports JSON at exit: the last stderr line is one object
 out=$("$W" --stats=json /bin/true 2>&1)
-echo "$out" | tail -n 1 | python3 -c 'import json, sys; assert json.loads(sys.stdin.read())["version"] == 4'
+echo "$out" | tail -n 1 | python3 -c 'import json, sys; assert json.loads(sys.stdin.read())["version"] == 5'
 check "wrapper: --stats=json /bin/true prints the JSON stats" $? "$out"
 out=$("$W" --stats /bin/true 2>&1)
 echo "$out" | grep -q '^hakmem: stats: modes:'; check "wrapper: --stats /bin/true prints the text stats" $? "$out"

@@ -350,6 +350,7 @@ static void test_json_rendering(void) {
 #define COUNT_FIELD(name, help) want_keys++;
   HAKMEM_STATS_FIELDS(COUNT_FIELD)
   HAKMEM_STATS_REALLOC_FIELDS(COUNT_FIELD)
+  HAKMEM_STATS_IDLE_FIELDS(COUNT_FIELD)
 #undef COUNT_FIELD
   CHECK_MSG(keys == want_keys, "JSON top level has %d keys, expected %d", keys, want_keys);
   check_json_uint(d, 0, "version", HAKMEM_STATS_VERSION, HAKMEM_STATS_VERSION, NULL);
@@ -362,6 +363,7 @@ static void test_json_rendering(void) {
                        : strcmp(#name, "large_frees") == 0 ? &large_frees : NULL);
   HAKMEM_STATS_FIELDS(CHECK_FIELD)
   HAKMEM_STATS_REALLOC_FIELDS(CHECK_FIELD)
+  HAKMEM_STATS_IDLE_FIELDS(CHECK_FIELD)
 #undef CHECK_FIELD
 
   /* version 3: which process, and its peaks */
@@ -497,7 +499,7 @@ static void test_text_rendering(void) {
 /* version 3 fields: pid, program, version, run time, peak RSS, peak bytes in use */
 static void test_process_and_peaks(void) {
   hak_stats* a = snap();
-  CHECK_EQ(a->version, 4);
+  CHECK_EQ(a->version, HAKMEM_STATS_VERSION);
   CHECK_EQ(a->pid, getpid());
   CHECK_MSG(strcmp(a->program, "unit_test_stats") == 0, "program \"%s\"", a->program);
   CHECK_MSG(strcmp(a->hakmem_version, "0.2.0") == 0, "hakmem_version \"%s\"", a->hakmem_version);

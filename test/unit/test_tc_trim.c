@@ -174,6 +174,8 @@ static void test_sleeping_owner_lists_cut_to_two(void) {
   }
   CHECK_MSG(bytes == expect, "trim gave back %zu bytes, the lists held %zu beyond two each", bytes, expect);
   hak_stats s1 = stats();
+  CHECK_EQ(s1.idle_cache_trimmed_bytes - s0.idle_cache_trimmed_bytes, bytes);
+  CHECK_EQ(s1.idle_cache_trims - s0.idle_cache_trims, NSIZES + 1);   /* + the start-up class */
   for (unsigned i = 0; i < NSIZES; i++) {
     unsigned c = hak_size_to_cls(sizes[i]);
     CHECK_EQ(list_walk(h, c), 2);
@@ -210,6 +212,7 @@ static void job_free3(owner_t* o, void* a) {
   for (int i = 0; i < 3; i++) hak_free(p->got[i]);
 }
 static void test_pop_waits_for_a_cut_in_progress(void) {
+  if (!hak_tcache_trim_supported()) return;    /* TSan: the cut by hand is a race to it */
   owner_t o;
   owner_start(&o);
   hak_heap* h = o.heap;
@@ -383,7 +386,7 @@ static void* stress_runner(void* a) {
   return NULL;
 }
 static void test_cutter_against_a_busy_owner(void) {
-  if (!hak_tcache_trim_supported()) return;
+  const bool can = hak_tcache_trim_supported();   /* TSan: every trim must find nothing */
   owner_t o;
   owner_start(&o);
   hak_heap* h = o.heap;
@@ -400,7 +403,7 @@ static void test_cutter_against_a_busy_owner(void) {
    * idle machine most are; test_cut_undone_when_the_owner_moves makes sure of one. */
   for (;;) {
     long ops = atomic_load(&s.ops);
-    if (ops >= rounds_k * 1000 && cuts >= 20) break;
+    if (ops >= rounds_k * 1000 && (cuts >= 20 || !can)) break;
     if (ops >= rounds_k * 1000 * 50) break;
     hak_heap_lock(h);
     size_t b = hak_tcache_trim(h, HAK_TC_TRIM_KEEP);
@@ -413,7 +416,7 @@ static void test_cutter_against_a_busy_owner(void) {
   pthread_join(t, NULL);
   CHECK_EQ(s.twice, 0);
   CHECK_EQ(s.damaged, 0);
-  CHECK_MSG(cuts >= 20, "%ld of %ld trims cut something (%zu bytes) in %ld owner operations",
+  CHECK_MSG(can ? cuts >= 20 : cuts == 0, "%ld of %ld trims cut something (%zu bytes) in %ld owner operations",
             cuts, tries, bytes, atomic_load(&s.ops));
   uint64_t undone = atomic_load(&hak_os_ctr.tc_cuts_undone) - undone0;
   hak_stats st = stats();

@@ -70,6 +70,7 @@ typedef struct ace_metrics {
   double   llc_miss_rate;               /* misses / loads; < 0 when not measured */
   double   page_faults_per_s;           /* < 0 when not measured */
   double   refault_bytes_per_s;         /* released memory handed out again */
+  uint64_t idle_cache_trimmed_bytes;    /* cut off idle threads' caches in the window */
   uint64_t bytes_in_use, bytes_held, unused_resident;
   double   fragmentation;               /* bytes in use / bytes held (1 when nothing held) */
   uint64_t rss_bytes;                   /* 0 unless read this tick */

@@ -67,6 +67,7 @@ void ace_metrics_compute(const hak_collect* prev, const hak_collect* cur, const 
   uint64_t refault = delta(prev->interior_refault_bytes + prev->slab_refault_bytes,
                            cur->interior_refault_bytes + cur->slab_refault_bytes);
   out->refault_bytes_per_s = (double)refault / dt;
+  out->idle_cache_trimmed_bytes = delta(prev->tc_trimmed_bytes, cur->tc_trimmed_bytes);
   out->bytes_in_use = cur->bytes_in_use;
   out->bytes_held = cur->bytes_mapped;
   uint64_t unused = cur->segment_cache_dirty_bytes + cur->large_cache_dirty_bytes;

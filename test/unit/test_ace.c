@@ -10,6 +10,7 @@
 #include "hakmem_ace.h"
 #include "hakmem_stats.h"
 #include "ace/ace.h"
+#include "alloc/alloc.h"
 #include "alloc/knobs.h"
 
 #include <dirent.h>
@@ -614,6 +615,63 @@ static void test_scavenger_returns_idle_memory(void) {
   enable(0, 2);
 }
 
+/* A thread that filled its caches and went to sleep: the scavenger cuts its lists to
+ * two blocks per class (alloc/tc_trim.c) once they have been quiet for the purge delay,
+ * and its next mallocs are right. */
+static atomic_int cache_phase;
+static void* cache_owner(void* arg) {
+  (void)arg;
+  static const size_t sizes[] = {48, 256, 1024};
+  void* p[200];
+  for (unsigned k = 0; k < 3; k++) {
+    for (int i = 0; i < 200; i++) { p[i] = hak_malloc(sizes[k]); memset(p[i], 1, sizes[k]); }
+    for (int i = 0; i < 200; i++) hak_free(p[i]);
+  }
+  atomic_store(&cache_phase, 1);
+  while (atomic_load(&cache_phase) != 2) sleep_ms(5);     /* asleep with full caches */
+  bool ok = true;
+  for (int i = 0; i < 200; i++) { p[i] = hak_malloc(1024); memset(p[i], i, 1024); }
+  for (int i = 0; i < 200; i++) if (((unsigned char*)p[i])[1023] != (unsigned char)i) ok = false;
+  for (int i = 0; i < 200; i++) hak_free(p[i]);
+  return ok ? arg : (void*)1;
+}
+
+static void test_scavenger_cuts_idle_thread_caches(void) {
+  enable(0, 2);
+  hak_stats a;
+  a.size = sizeof a;
+  hak_stats_get(&a);
+  pthread_t t;
+  pthread_create(&t, NULL, cache_owner, NULL);
+  while (atomic_load(&cache_phase) != 1) sleep_ms(5);
+  enable(1, 2);
+  CHECK(wait_for_mode(HAKMEM_ACE_MODE_STEERING, 3000));
+  /* 200 blocks of 48 B and of 256 B (caps 256) and at least 32 of 1 KiB (cap 64, a
+   * flush keeps half) */
+  const uint64_t want = (uint64_t)(200 - 2) * 48 + (200 - 2) * 256 + (32 - 2) * 1024;
+  hak_stats b = a;
+  for (int ms = 0; ms < 20000; ms += 100) {
+    sleep_ms(100);
+    b.size = sizeof b;
+    hak_stats_get(&b);
+    if (b.idle_cache_trimmed_bytes - a.idle_cache_trimmed_bytes >= want) break;
+  }
+  if (hak_tcache_trim_supported()) {
+    CHECK_MSG(b.idle_cache_trimmed_bytes - a.idle_cache_trimmed_bytes >= want,
+              "%llu bytes cut off the sleeping thread's caches, expected %llu",
+              (unsigned long long)(b.idle_cache_trimmed_bytes - a.idle_cache_trimmed_bytes),
+              (unsigned long long)want);
+    CHECK(b.idle_cache_trims - a.idle_cache_trims >= 3);
+  } else {
+    CHECK_EQ(b.idle_cache_trims, a.idle_cache_trims);     /* ThreadSanitizer: off */
+  }
+  atomic_store(&cache_phase, 2);
+  void* ret = (void*)1;
+  pthread_join(t, &ret);
+  CHECK_MSG(ret == NULL, "the thread's blocks after the cut were wrong");
+  enable(0, 2);
+}
+
 /* --trace-run: allocate for about a second with the thread running (the trace test sets
  * HAKMEM_ACE_TRACE and a short fast interval), free most of it, idle a little. */
 static void trace_run_and_exit(void) {
@@ -649,5 +707,6 @@ int main(int argc, char** argv) {
   HT_RUN(test_pmu_modes);
   HT_RUN(test_fork_with_ace_running);
   HT_RUN(test_scavenger_returns_idle_memory);
+  HT_RUN(test_scavenger_cuts_idle_thread_caches);
   return ht_report();
 }

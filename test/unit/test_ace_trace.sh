@@ -31,7 +31,7 @@ for n, line in enumerate(lines, 1):
     assert d["pmu"] in ("none", "software", "hardware"), d["pmu"]
     m, k = d["metrics"], d["knobs"]
     for key in ("ops_per_s", "lat_p99_ns", "remote_backlog", "rss_bytes", "bytes_in_use", "bytes_held",
-                "fragmentation", "llc_miss_rate", "page_faults_per_s"):
+                "fragmentation", "llc_miss_rate", "page_faults_per_s", "idle_cache_trimmed_bytes"):
         assert key in m, f"line {n}: metrics.{key} missing"
     for key in ("generation", "tls_cap_sum", "refill_batch_sum", "remote_drain_interval_sum", "purge_delay_ms",
                 "tls_grow_budget_bytes"):

@@ -474,8 +474,9 @@ HAK_HIDDEN HAK_COLD void hak_tcache_cut_wait(hak_heap* h);
  * blocks (keep ≥ 2) and give the rest back to their slabs, without stopping h's owner.
  * Bytes of blocks given back (0 where the owner moved meanwhile, or no barrier). */
 HAK_HIDDEN size_t hak_tcache_trim(hak_heap* h, unsigned keep);
-/* Tests only: called by hak_tcache_trim between its steps 1 and 2 (NULL: nothing). */
-HAK_HIDDEN extern void (*hak_tcache_trim_hook)(hak_heap* h);
+/* Tests only: called by hak_tcache_trim in step 1 before each class's swap (stage 0)
+ * and between its steps 1 and 2 (stage 1, cls 0); NULL: nothing. */
+HAK_HIDDEN extern void (*hak_tcache_trim_hook)(hak_heap* h, unsigned cls, int stage);
 /* Whether hak_tcache_trim can work in this build (not under ThreadSanitizer). */
 HAK_HIDDEN bool hak_tcache_trim_supported(void);
 /* The scavenger's use of it (h's lock held): once h's TLS lists and slow paths have not

@@ -28,7 +28,8 @@ HAK_INLINE void* hak_tcache_pop_at(hak_heap* h, size_t off, bool report) {
 again:
   b = tc->head;
   if (HAK_LIKELY(b != NULL)) {
-    hak_block* n = HAK_DEC(b, b->next);
+    /* one load of the link: another thread may swap it (tc_trim.c) */
+    hak_block* n = HAK_DEC(b, __atomic_load_n(&b->next, __ATOMIC_RELAXED));
 #if HAK_HARDENED
     unsigned cls = (unsigned)(tc - h->tc);
     if (HAK_UNLIKELY(b->key != hak_free_mark(b))) hak_mark_corrupt("malloc", b, cls);
@@ -55,6 +56,9 @@ again:
     b->next = NULL;    /* no key stays in a block the program holds */
     b->key = 0;
     HAK_DBG(h, MALLOC_TLS_HIT);
+    /* a compiler barrier: two pops inlined together keep a store of the head each (the
+     * cut's check in tc_trim.c); no instruction */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
   }
   return b;
 }

@@ -511,7 +511,9 @@ void hak_tcache_flush(hak_heap* h, unsigned cls, uint32_t keep) {
   /* The free path's flush of a full list (it keeps half; the thread flush and teardown
    * keep nothing) is an overflow: a refill soon after it grows the cap. */
   hak_tcache* tc = &h->tc[cls];
-  if (tc->room <= 0 && (keep > 0 || tc->cap == 1)) h->grow[cls].flush_ops = hak_class_ops(h, cls) + 1;
+  /* (blocks cut off by a scavenger, not yet counted out of room, are no overflow) */
+  int32_t room = tc->room + (int32_t)__atomic_load_n(&h->tc_cut[cls], __ATOMIC_RELAXED);
+  if (room <= 0 && (keep > 0 || tc->cap == 1)) h->grow[cls].flush_ops = hak_class_ops(h, cls) + 1;
   hak_heap_lock(h);
   h->cc[cls].flushes++;
   heap_slow_event(h);

@@ -70,6 +70,8 @@ HAK_HIDDEN bool hak_prim_thread_gone(int pid, int tid);
  * visible to the caller. False when the kernel has no such command (before 4.14, a
  * seccomp filter, valgrind): the caller must not rely on it then. */
 HAK_HIDDEN bool hak_prim_process_barrier(void);
+/* Whether hak_prim_process_barrier can work in this process (registers it; no barrier). */
+HAK_HIDDEN bool hak_prim_process_barrier_ready(void);
 /* Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown. */
 HAK_HIDDEN size_t hak_prim_rss_bytes(void);
 /* Peak resident set size in bytes (VmHWM of /proc/self/status), 0 if unknown. */

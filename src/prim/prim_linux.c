@@ -127,20 +127,27 @@ bool hak_prim_thread_gone(int pid, int tid) {
 
 /* The registration belongs to the process (its mm): a fork child registers again, and
  * is refused the barrier until it has. */
-bool hak_prim_process_barrier(void) {
-  enum { CMD_QUERY = 0, CMD_PRIVATE_EXPEDITED = 1 << 3, CMD_REGISTER_PRIVATE_EXPEDITED = 1 << 4 };
+enum { MB_QUERY = 0, MB_PRIVATE_EXPEDITED = 1 << 3, MB_REGISTER_PRIVATE_EXPEDITED = 1 << 4 };
+
+bool hak_prim_process_barrier_ready(void) {
   static _Atomic int registered_pid;        /* 0: not yet; -1: the kernel refused */
-  int e = errno;
   int pid = hak_prim_process_id();
   int reg = hak_load_acquire(&registered_pid);
-  bool ok = false;
   if (reg != pid && reg != -1) {
-    long cmds = syscall(SYS_membarrier, CMD_QUERY, 0, 0);
-    reg = cmds >= 0 && (cmds & CMD_PRIVATE_EXPEDITED) &&
-          syscall(SYS_membarrier, CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? pid : -1;
+    int e = errno;
+    long cmds = syscall(SYS_membarrier, MB_QUERY, 0, 0);
+    reg = cmds >= 0 && (cmds & MB_PRIVATE_EXPEDITED) &&
+          syscall(SYS_membarrier, MB_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? pid : -1;
     hak_store_release(&registered_pid, reg);
+    errno = e;
   }
-  if (reg == pid) ok = syscall(SYS_membarrier, CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+  return reg == pid;
+}
+
+bool hak_prim_process_barrier(void) {
+  if (!hak_prim_process_barrier_ready()) return false;
+  int e = errno;
+  bool ok = syscall(SYS_membarrier, MB_PRIVATE_EXPEDITED, 0, 0) == 0;
   errno = e;
   return ok;
 }

@@ -522,7 +522,7 @@ static void test_stats_abi(void) {
   u.st.size = (uint32_t)v3;
   CHECK_EQ(hak_stats_get(&u.st), 0);
   CHECK_EQ(u.st.size, v3);
-  CHECK_EQ(u.st.version, 4);
+  CHECK_EQ(u.st.version, HAKMEM_STATS_VERSION);
   CHECK_EQ(u.raw[v3], 0xAB);
   CHECK_EQ(offsetof(hak_stats, program) + 64, v3);  /* appended after version 3's last field */
   /* text and JSON carry the counters */

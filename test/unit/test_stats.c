@@ -269,6 +269,15 @@ static void test_versioned_struct(void) {
   CHECK_EQ(u.raw[prefix], 0xAB);                       /* nothing written past it */
   hak_free(keep);
 
+  /* A program built against version 4 gets exactly its fields; version 5's follow. */
+  size_t v4 = offsetof(hak_stats, idle_cache_trimmed_bytes);
+  CHECK_EQ(offsetof(hak_stats, expand_failed) + sizeof(uint64_t), v4);
+  memset(&u, 0xAB, sizeof u);
+  u.st.size = (uint32_t)v4;
+  CHECK_EQ(hak_stats_get(&u.st), 0);
+  CHECK_EQ(u.st.size, v4);
+  CHECK_EQ(u.raw[v4], 0xAB);
+
   hak_stats* full = snap();
   CHECK_EQ(full->size, sizeof(hak_stats));
   CHECK_EQ(full->nclasses, HAKMEM_STATS_CLASSES);

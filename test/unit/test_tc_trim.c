@@ -258,7 +258,9 @@ static void test_pop_waits_for_a_cut_in_progress(void) {
  * The cut is undone, the list stays the owner's whole, and its next mallocs are right. */
 static owner_t* hook_owner;
 static void (*hook_job)(owner_t*, void*);
-static void hook_run_owner_job(hak_heap* h) { owner_run(hook_owner, hook_job, NULL); }
+static void hook_run_owner_job(hak_heap* h, unsigned cls, int stage) {
+  if (stage == 1) owner_run(hook_owner, hook_job, NULL);
+}
 static void* kept_block;
 static void job_pop1(owner_t* o, void* a) { kept_block = hak_malloc(64); }
 static void job_pop1_push1(owner_t* o, void* a) { void* p = hak_malloc(64); hak_free(kept_block); kept_block = p; }
@@ -301,6 +303,61 @@ static void test_cut_undone_when_the_owner_moves(void) {
   CHECK_EQ(t.in_use, 300);
   CHECK_EQ(stats().cls[c].in_use, 0);
   owner_stop(&o);
+}
+
+/* The pop as compiled counts in `room` before it stores the head: an owner stopped
+ * between the two while the cutter reads (room counted, head still H0), which then
+ * pops the next block X, loading X's link before the swap, must make the cutter undo
+ * (its check of the head sees it; room and nfree alone did not: the review of the
+ * first version found it). The owner here is this thread, its pops done by hand in the
+ * compiled order at the trim's hook before the swap. */
+static hak_block* half_h0;
+static hak_block* half_y;
+static void hook_pop_half_done(hak_heap* h, unsigned cls, int stage) {
+  if (stage != 0 || cls != hak_size_to_cls(64)) return;
+  hak_tcache* tc = &h->tc[cls];
+  hak_block* x = HAK_DEC(half_h0, half_h0->next);   /* H0's pop, second half */
+  tc->head = x;
+  half_h0->next = NULL;
+  half_h0->key = 0;
+  half_y = HAK_DEC(x, x->next);                      /* X's pop, first half: its link */
+}
+static void test_cut_undone_for_a_pop_half_done(void) {
+  if (!hak_tcache_trim_supported()) return;
+  unsigned c = hak_size_to_cls(64);
+  void* p[100];
+  for (int i = 0; i < 100; i++) p[i] = hak_malloc(64);
+  for (int i = 100; i-- > 0;) hak_free(p[i]);
+  hak_heap* h = hak_tls_heap;                        /* this thread's, now it has one */
+  hak_heap_lock(h);                                  /* other classes out of the way */
+  hak_tcache_trim(h, HAK_TC_TRIM_KEEP);
+  hak_heap_unlock(h);
+  for (int i = 0; i < 100; i++) p[i] = hak_malloc(64);
+  for (int i = 100; i-- > 0;) hak_free(p[i]);
+  long len = list_walk(h, c);
+  CHECK(len > 4);
+  hak_tcache* tc = &h->tc[c];
+  half_h0 = tc->head;
+  hak_block* x = HAK_DEC(half_h0, half_h0->next);
+  tc->room++;                                        /* H0's pop, first half */
+  hak_tcache_trim_hook = hook_pop_half_done;
+  hak_heap_lock(h);
+  size_t got = hak_tcache_trim(h, HAK_TC_TRIM_KEEP);
+  hak_heap_unlock(h);
+  hak_tcache_trim_hook = NULL;
+  CHECK_EQ(got, 0);
+  CHECK_EQ(h->tc_cut[c], 0);
+  tc->room++;                                        /* X's pop, second half */
+  tc->head = half_y;
+  x->next = NULL;
+  x->key = 0;
+  CHECK_EQ(list_walk(h, c), len - 2);               /* Y's chain is the list's, whole */
+  CHECK_EQ(list_counted(h, c), len - 2);
+  hak_free(half_h0);
+  hak_free(x);
+  for (int i = 0; i < 200; i++) p[i % 100] = hak_malloc(64), memset(p[i % 100], 1, 64), hak_free(p[i % 100]);
+  CHECK_EQ(stats().cls[c].in_use, 0);
+  CHECK_EQ(list_counted(h, c), list_walk(h, c));
 }
 
 /* The release walk (malloc_trim's, with no delay) cuts another thread's lists; with a
@@ -438,6 +495,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_sleeping_owner_lists_cut_to_two);
   HT_RUN(test_pop_waits_for_a_cut_in_progress);
   HT_RUN(test_cut_undone_when_the_owner_moves);
+  HT_RUN(test_cut_undone_for_a_pop_half_done);
   HT_RUN(test_release_walk_cuts_quiet_lists);
   HT_RUN(test_cutter_against_a_busy_owner);
   return ht_report();

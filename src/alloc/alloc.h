@@ -138,7 +138,10 @@ typedef struct hak_segment {
 /* What an upper layer wants run now and then from a slow path with no allocator lock
  * held (the ACE thread's lazy start). Set once at start-up; NULL: nothing. */
 HAK_HIDDEN extern _Atomic(void (*)(void)) hak_slow_hook;
-#define HAK_SLOW_HOOK_PERIOD 256      /* slow paths of a thread between calls */
+#define HAK_SLOW_HOOK_PERIOD 16       /* slow paths of a thread between calls: python3
+                                        running 3 s makes about 400 in all, so with 256 the
+                                        hook came once, before the 1 s start delay, and
+                                        ACE never started in it */
 
 /* A thread's cache of free blocks for one class: a singly linked list. The free fast
  * path tests and counts down `room` in one instruction; the length is cap - room. */

@@ -126,10 +126,16 @@ static void test_first_malloc_in_last_tsd_round_is_torn_down(void) {
    * binary, glibc's arena for its own mallocs add some 72 MiB). 950 heaps kept would be
    * some 12 GiB. */
   bool ace_started = b.ace && !a.ace;
-  CHECK_MSG((long long)b.bytes_held - (long long)a.bytes_held < (ace_started ? 16 << 20 : 8 << 20),
+  /* A heap whose thread has just exited may still be waiting for the next thread to
+   * reap it when b is taken (on a loaded machine the last thread's exit is not always
+   * seen at once): each heap alive beyond those of the warm-up may hold its first
+   * segments, 8 MiB (measured: held +8 MiB with one more live heap, 2 of 72 runs three
+   * at a time beside 4 busy loops). */
+  long long extra = live_b > live_a ? (long long)(live_b - live_a) * (8 << 20) : 0;
+  CHECK_MSG((long long)b.bytes_held - (long long)a.bytes_held < (ace_started ? 16 << 20 : 8 << 20) + extra,
             "held %llu -> %llu", (unsigned long long)a.bytes_held, (unsigned long long)b.bytes_held);
   if (PROCESS_MEMORY_CHECKS && !ace_started) {
-    CHECK_MSG(vm1 - vm0 < 8 * 1024, "VmSize %ld KiB -> %ld KiB", vm0, vm1);
+    CHECK_MSG(vm1 - vm0 < 8 * 1024 + extra / 1024, "VmSize %ld KiB -> %ld KiB", vm0, vm1);
   }
   long bad = 0;
   for (int i = 0; i < LATE_THREADS; i++) {

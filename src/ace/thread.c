@@ -1,7 +1,7 @@
 /* thread.c — the ACE thread: one pthread named "hakmem-ace".
  *
  * Start: lazily, from an allocator slow path with no allocator lock held (the alloc
- * layer's hak_slow_hook, every 256 slow paths of a thread), once the process has shown
+ * layer's hak_slow_hook, every 16 slow paths of a thread), once the process has shown
  * it is worth steering: it has lived start_delay_ms (1 s), or it is 100 ms old and
  * holds start_bytes (64 MiB) outside the caches of freed memory: a program that builds a
  * large heap quickly and then only idles must still get its memory back.

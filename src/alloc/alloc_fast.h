@@ -30,27 +30,25 @@ again:
   if (HAK_LIKELY(b != NULL)) {
     /* one load of the link: another thread may swap it (tc_trim.c) */
     hak_block* n = HAK_DEC(b, __atomic_load_n(&b->next, __ATOMIC_RELAXED));
-#if HAK_HARDENED
     unsigned cls = (unsigned)(tc - h->tc);
+#if HAK_HARDENED
     if (HAK_UNLIKELY(b->key != hak_free_mark(b))) hak_mark_corrupt("malloc", b, cls);
-    if (HAK_UNLIKELY(n != NULL && !hak_tc_block_valid(h, cls, n))) {
+    bool bad = n != NULL && !hak_tc_block_valid(h, cls, n);
+    const bool fast_reports = true;      /* the full check: its failure is reported here */
+#else
+    bool bad = !hak_link_plausible(n);
+    const bool fast_reports = false;
+#endif
+    if (HAK_UNLIKELY(bad)) {
+      /* The fast pop leaves a bad link to the reporting one (unless it reports itself),
+       * a cut in progress always to the one that can wait. */
+      if (!report && (!fast_reports || n == HAK_TC_CUT)) return NULL;
       if (n == HAK_TC_CUT) {             /* another thread is cutting the list here */
-        if (!report) return NULL;
         hak_tcache_cut_wait(h);
         goto again;
       }
       hak_list_corrupt("malloc", b, cls, n);
     }
-#else
-    if (HAK_UNLIKELY(!hak_link_plausible(n))) {
-      if (!report) return NULL;
-      if (n == HAK_TC_CUT) {             /* another thread is cutting the list here */
-        hak_tcache_cut_wait(h);
-        goto again;
-      }
-      hak_list_corrupt("malloc", b, (unsigned)(tc - h->tc), n);
-    }
-#endif
     tc->head = n;
     tc->room++;
     b->next = NULL;    /* no key stays in a block the program holds */

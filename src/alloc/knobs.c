@@ -97,16 +97,20 @@ static void read_all(const hak_knobs* k, void* out) {
 
 void hak_knobs_copy(hak_knobs* out) { snapshot_read(read_all, out); }
 
+void hak_knobs_class_of(const hak_knobs* k, unsigned c, hak_knobs_cls* out) {
+  out->cls = c;
+  out->tls_cap = __atomic_load_n(&k->tls_cap[c], __ATOMIC_RELAXED);
+  out->tls_cap_max = __atomic_load_n(&k->tls_cap_max[c], __ATOMIC_RELAXED);
+  out->refill_batch = __atomic_load_n(&k->refill_batch[c], __ATOMIC_RELAXED);
+  out->remote_drain_interval = __atomic_load_n(&k->remote_drain_interval[c], __ATOMIC_RELAXED);
+  out->diet_pct = __atomic_load_n(&k->diet_pct, __ATOMIC_RELAXED);
+}
+
 /* The few values one class needs (hak_class_setup): a copy of the whole snapshot cost
  * about 1,000 instructions per class a thread starts to use. */
 static void read_class(const hak_knobs* k, void* out) {
   hak_knobs_cls* o = out;
-  unsigned c = o->cls;
-  o->tls_cap = __atomic_load_n(&k->tls_cap[c], __ATOMIC_RELAXED);
-  o->tls_cap_max = __atomic_load_n(&k->tls_cap_max[c], __ATOMIC_RELAXED);
-  o->refill_batch = __atomic_load_n(&k->refill_batch[c], __ATOMIC_RELAXED);
-  o->remote_drain_interval = __atomic_load_n(&k->remote_drain_interval[c], __ATOMIC_RELAXED);
-  o->diet_pct = __atomic_load_n(&k->diet_pct, __ATOMIC_RELAXED);
+  hak_knobs_class_of(k, o->cls, o);
 }
 
 void hak_knobs_class(unsigned c, hak_knobs_cls* out) {

@@ -55,6 +55,8 @@ typedef struct hak_knobs_cls {
   uint32_t tls_cap, tls_cap_max, refill_batch, remote_drain_interval, diet_pct;
 } hak_knobs_cls;
 HAK_HIDDEN void hak_knobs_class(unsigned c, hak_knobs_cls* out);
+/* The same values out of k, a snapshot (or a copy of one). */
+HAK_HIDDEN void hak_knobs_class_of(const hak_knobs* k, unsigned c, hak_knobs_cls* out);
 /* Write k (valid, generation set) into slot (not the current one) and mirror its
  * process-wide values; the caller then makes the slot current. One writer at a time. */
 HAK_HIDDEN void hak_knobs_fill(hak_knob_slot* slot, const hak_knobs* k);

@@ -160,7 +160,7 @@ static size_t release_small_pages(hak_slab* s, unsigned min_pages) {
     HAK_OS_COUNT(decommit_bytes, bytes);
     HAK_OS_COUNT(decommit_calls, 1);
   }
-  s->pages_clean = true;                 /* until a block comes home (return_local, drain) */
+  s->pages_clean = true;                 /* until a block comes home (return_run, drain) */
   return bytes;
 }
 
@@ -216,7 +216,7 @@ size_t hak_slab_release_free_pages(hak_slab* s, unsigned min_pages, bool small) 
     *word = tag;
     bytes += to - from;
   }
-  s->pages_clean = !refused;            /* until a block comes home (return_local, drain) */
+  s->pages_clean = !refused;            /* until a block comes home (return_run, drain) */
   if (bytes) {
     HAK_OS_COUNT(interior_release_bytes, bytes);
     HAK_OS_COUNT(decommit_bytes, bytes);

@@ -91,16 +91,8 @@ HAK_HIDDEN void hak_slab_list_push(hak_heap* h, hak_slab* s, uint8_t state);
 /* A full slab that gets a block back moves to the partial list; an empty one may go
  * back to its segment (slab.c). */
 HAK_HIDDEN void hak_slab_return_local_slow(hak_heap* h, hak_slab* s);
-/* Block b of s comes home (from a TLS list: it carries its free mark already). */
-HAK_INLINE void hak_slab_return_local(hak_heap* h, hak_slab* s, hak_block* b) {
-  s->pages_clean = false;
-  b->next = HAK_ENC(b, s->free);
-  s->free = b;
-  s->nfree++;
-  s->used--;
-  if (HAK_UNLIKELY(s->state == HAK_SLAB_FULL || s->used == 0)) hak_slab_return_local_slow(h, s);
-}
-/* The same for first .. last, n blocks of s already linked to one another. */
+/* Blocks first .. last of s, n of them already linked to one another, come home (from a
+ * TLS list: they carry their free marks already). */
 HAK_INLINE void hak_slab_return_run(hak_heap* h, hak_slab* s, hak_block* first, hak_block* last, uint32_t n) {
   s->pages_clean = false;
   last->next = HAK_ENC(last, s->free);

@@ -115,10 +115,6 @@ static void class_set_caps(hak_heap* h, unsigned c, const hak_knobs_cls* k, bool
   }
 }
 
-static hak_knobs_cls class_knobs(const hak_knobs* k, unsigned c) {
-  return (hak_knobs_cls){c, k->tls_cap[c], k->tls_cap_max[c], k->refill_batch[c], k->remote_drain_interval[c], k->diet_pct};
-}
-
 /* Copy the knob snapshot's values into the heap (the budget after the diet, sweep
  * interval, purge delay, and each ready class's bounds) and remember the generation
  * they came from. Beyond the budget, grown classes fall back to their base, the last
@@ -136,7 +132,8 @@ void hak_heap_set_caps(hak_heap* h) {
   h->grown_bytes = 0;
   for (unsigned c = 0; c < HAK_NCLS; c++) {
     if (!hak_class_is_ready(h, c)) continue;
-    hak_knobs_cls kc = class_knobs(&k, c);
+    hak_knobs_cls kc;
+    hak_knobs_class_of(&k, c, &kc);
     class_set_caps(h, c, &kc, false);
   }
   for (unsigned c = HAK_NCLS; c-- > 0 && h->grown_bytes > h->grow_budget;) {

@@ -66,15 +66,32 @@ static void owner_start(owner_t* o) {
   pthread_mutex_unlock(&o->mu);
 }
 
-/* Run job in the owner's thread and wait for it (the owner then sleeps again). */
-static void owner_run(owner_t* o, void (*job)(owner_t*, void*), void* arg) {
+/* Hand job to the owner's thread; wait for it to finish (the owner then sleeps again);
+ * both. */
+static void owner_post(owner_t* o, void (*job)(owner_t*, void*), void* arg) {
   pthread_mutex_lock(&o->mu);
   o->job = job;
   o->arg = arg;
   o->busy = true;
   pthread_cond_broadcast(&o->cv);
+  pthread_mutex_unlock(&o->mu);
+}
+static void owner_wait(owner_t* o) {
+  pthread_mutex_lock(&o->mu);
   while (o->busy) pthread_cond_wait(&o->cv, &o->mu);
   pthread_mutex_unlock(&o->mu);
+}
+static void owner_run(owner_t* o, void (*job)(owner_t*, void*), void* arg) {
+  owner_post(o, job, arg);
+  owner_wait(o);
+}
+
+/* A trim of h's lists as the release walk makes it: under h's lock. */
+static size_t trim_locked(hak_heap* h) {
+  hak_heap_lock(h);
+  size_t bytes = hak_tcache_trim(h, HAK_TC_TRIM_KEEP);
+  hak_heap_unlock(h);
+  return bytes;
 }
 
 static void owner_stop(owner_t* o) {
@@ -163,9 +180,7 @@ static void test_sleeping_owner_lists_cut_to_two(void) {
     if (n > 2) expect += (size_t)(n - 2) * hak_cls_size[c];
   }
   hak_stats s0 = stats();
-  hak_heap_lock(h);
-  size_t bytes = hak_tcache_trim(h, HAK_TC_TRIM_KEEP);
-  hak_heap_unlock(h);
+  size_t bytes = trim_locked(h);
   if (!hak_tcache_trim_supported()) {
     CHECK_EQ(bytes, 0);                  /* ThreadSanitizer: left alone */
     for (unsigned i = 0; i < NSIZES; i++) CHECK_EQ(list_walk(h, hak_size_to_cls(sizes[i])), before[i]);
@@ -184,9 +199,7 @@ static void test_sleeping_owner_lists_cut_to_two(void) {
     CHECK_EQ(s1.cls[c].in_use, 0);
   }
   /* A second trim finds nothing beyond two blocks. */
-  hak_heap_lock(h);
-  CHECK_EQ(hak_tcache_trim(h, HAK_TC_TRIM_KEEP), 0);
-  hak_heap_unlock(h);
+  CHECK_EQ(trim_locked(h), 0);
   for (unsigned i = 0; i < NSIZES; i++) {
     take_arg t = {sizes[i], 300, false, 0};
     owner_run(&o, job_take, &t);
@@ -227,12 +240,7 @@ static void test_pop_waits_for_a_cut_in_progress(void) {
   hak_block* y = HAK_DEC(x, x->next);
   x->next = HAK_ENC(x, HAK_TC_CUT);             /* step 1 of a cut, by hand */
   pop3_arg p = {{NULL}, 0};
-  pthread_mutex_lock(&o.mu);                    /* the owner pops without us waiting */
-  o.job = job_pop3;
-  o.arg = &p;
-  o.busy = true;
-  pthread_cond_broadcast(&o.cv);
-  pthread_mutex_unlock(&o.mu);
+  owner_post(&o, job_pop3, &p);                 /* the owner pops without us waiting */
   usleep(100 * 1000);
   CHECK_MSG(atomic_load(&p.done) == 0, "the owner popped past a cut in progress");
   x->next = HAK_ENC(x, NULL);                   /* settled: the list ends at x */
@@ -241,9 +249,7 @@ static void test_pop_waits_for_a_cut_in_progress(void) {
   h->cc[c].flushed += k;
   hak_heap_unlock(h);
   CHECK_EQ(k, len - 2);
-  pthread_mutex_lock(&o.mu);
-  while (o.busy) pthread_cond_wait(&o.cv, &o.mu);
-  pthread_mutex_unlock(&o.mu);
+  owner_wait(&o);
   CHECK(p.got[0] == head);
   CHECK(p.got[1] == x);
   CHECK(p.got[2] != NULL && p.got[2] != head && p.got[2] != x);   /* a refill's */
@@ -271,9 +277,7 @@ static void test_cut_undone_when_the_owner_moves(void) {
   owner_start(&o);
   hak_heap* h = o.heap;
   unsigned c = hak_size_to_cls(64);
-  hak_heap_lock(h);                  /* the start-up class's list out of the way */
-  hak_tcache_trim(h, HAK_TC_TRIM_KEEP);
-  hak_heap_unlock(h);
+  trim_locked(h);  /* the start-up class's list out of the way */
   fill_arg f = {64, 100};
   owner_run(&o, job_fill, &f);
   void (*jobs[2])(owner_t*, void*) = {job_pop1, job_pop1_push1};
@@ -285,9 +289,7 @@ static void test_cut_undone_when_the_owner_moves(void) {
     hook_owner = &o;
     hook_job = jobs[k];
     hak_tcache_trim_hook = hook_run_owner_job;
-    hak_heap_lock(h);
-    size_t got = hak_tcache_trim(h, HAK_TC_TRIM_KEEP);
-    hak_heap_unlock(h);
+    size_t got = trim_locked(h);
     hak_tcache_trim_hook = NULL;
     CHECK_EQ(got, 0);
     CHECK_EQ(atomic_load(&hak_os_ctr.tc_cuts_undone) - undone0, 1);
@@ -329,9 +331,7 @@ static void test_cut_undone_for_a_pop_half_done(void) {
   for (int i = 0; i < 100; i++) p[i] = hak_malloc(64);
   for (int i = 100; i-- > 0;) hak_free(p[i]);
   hak_heap* h = hak_tls_heap;                        /* this thread's, now it has one */
-  hak_heap_lock(h);                                  /* other classes out of the way */
-  hak_tcache_trim(h, HAK_TC_TRIM_KEEP);
-  hak_heap_unlock(h);
+  trim_locked(h);  /* other classes out of the way */
   for (int i = 0; i < 100; i++) p[i] = hak_malloc(64);
   for (int i = 100; i-- > 0;) hak_free(p[i]);
   long len = list_walk(h, c);
@@ -341,9 +341,7 @@ static void test_cut_undone_for_a_pop_half_done(void) {
   hak_block* x = HAK_DEC(half_h0, half_h0->next);
   tc->room++;                                        /* H0's pop, first half */
   hak_tcache_trim_hook = hook_pop_half_done;
-  hak_heap_lock(h);
-  size_t got = hak_tcache_trim(h, HAK_TC_TRIM_KEEP);
-  hak_heap_unlock(h);
+  size_t got = trim_locked(h);
   hak_tcache_trim_hook = NULL;
   CHECK_EQ(got, 0);
   CHECK_EQ(h->tc_cut[c], 0);
@@ -462,9 +460,7 @@ static void test_cutter_against_a_busy_owner(void) {
     long ops = atomic_load(&s.ops);
     if (ops >= rounds_k * 1000 && (cuts >= 20 || !can)) break;
     if (ops >= rounds_k * 1000 * 50) break;
-    hak_heap_lock(h);
-    size_t b = hak_tcache_trim(h, HAK_TC_TRIM_KEEP);
-    hak_heap_unlock(h);
+    size_t b = trim_locked(h);
     tries++;
     if (b) { cuts++; bytes += b; }
     sched_yield();

@@ -107,6 +107,14 @@ typedef struct ace_rule_input {
 /* Apply the rules to *k. Writes the reasons for every change ("; "-separated) into
  * reason[0..n) and returns the number of knob groups changed (0: k unchanged). */
 HAK_HIDDEN int ace_rules_apply(const ace_rule_input* in, hak_knobs* k, char* reason, size_t n);
+struct ace_reasons;
+/* Keep or return for large blocks, shared by the rules and the learner: RSS above the
+ * target sets the large reuse slack to 0 (a reused mapping carries no surplus); below
+ * ACE_SLACK_RESTORE of the target it climbs back to its default (ACE_SLACK_FIRST %,
+ * then doubling per tick). 1 when k changed. */
+#define ACE_SLACK_RESTORE 0.9
+#define ACE_SLACK_FIRST   25
+HAK_HIDDEN int ace_rule_large_slack(const ace_rule_input* in, hak_knobs* k, struct ace_reasons* r);
 
 /* ---- bandit.c ----------------------------------------------------------------------- */
 #define ACE_BANDIT_MAX_ARMS   6

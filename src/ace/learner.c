@@ -196,9 +196,12 @@ static int keep_or_return(ace_learner* L, const ace_rule_input* in, hak_knobs* k
     L->keep_level = lv - 1;
     ace_say(r, "keep: no refaults for %d windows (keep level %u -> %u)", ACE_KEEP_DECAY_TICKS, lv, lv - 1);
   }
-  if (L->keep_level == lv) return 0;
-  apply_keep(L->keep_level, in->defaults, k);
-  return 1;
+  int changed = 0;
+  if (L->keep_level != lv) {
+    apply_keep(L->keep_level, in->defaults, k);
+    changed = 1;
+  }
+  return changed + ace_rule_large_slack(in, k, r);
 }
 
 /* The knobs of context c: every group on its best arm, group `g` (if any) on `arm`. */

@@ -7,6 +7,8 @@
  *   allocator lock waits high         -> wider refill bundles (fewer trips to the slabs)
  *   a pressure gone                   -> that knob group back toward its default, 10 %
  *                                        per tick
+ *   RSS high                          -> large reuse slack 0 until RSS is well under the
+ *                                        target (ace_rule_large_slack)
  * Pinned knob groups are never touched. */
 #include "ace/ace.h"
 
@@ -127,6 +129,35 @@ static int rule_bundles(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) 
   return changed;
 }
 
+/* A cached large mapping serves a smaller request whole while its surplus is at most
+ * large_reuse_slack_pct of the request: the block then keeps up to that much resident
+ * beyond what it holds (a 5 MiB block in a 20 MiB mapping: 15 MiB) for as long as it
+ * lives, which is what lets a program that replaces large blocks of varying sizes reuse
+ * freed pages instead of faulting new ones in. Above the RSS target the surplus goes
+ * back at each reuse instead. Once RSS is well under the target (ACE_SLACK_RESTORE of
+ * it) the slack climbs back to its default, doubling per tick from ACE_SLACK_FIRST:
+ * put back at once, it let the surplus grow past the guard's limit within a tick. */
+int ace_rule_large_slack(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
+  if (!in->rss_target || (in->pinned & HAKMEM_ACE_PIN_SCAVENGE)) return 0;
+  uint64_t rss = in->m->rss_bytes;
+  uint32_t def = in->defaults->large_reuse_slack_pct, v = k->large_reuse_slack_pct;
+  if (rss > in->rss_target && v != 0) {
+    k->large_reuse_slack_pct = 0;
+    ace_say(r, "RSS %llu MiB > target %llu MiB: reused large mappings give their surplus back (reuse slack %u %% -> 0)",
+            (unsigned long long)(rss >> 20), (unsigned long long)(in->rss_target >> 20), v);
+    return 1;
+  }
+  if ((double)rss < (double)in->rss_target * ACE_SLACK_RESTORE && v < def) {
+    uint32_t nv = v < ACE_SLACK_FIRST ? ACE_SLACK_FIRST : v > def / 2 ? def : v * 2;
+    if (nv > def) nv = def;
+    k->large_reuse_slack_pct = nv;
+    ace_say(r, "RSS %llu MiB under target: large reuse slack %u %% -> %u %% (default %u %%)",
+            (unsigned long long)(rss >> 20), v, nv, def);
+    return 1;
+  }
+  return 0;
+}
+
 int ace_rules_apply(const ace_rule_input* in, hak_knobs* k, char* reason, size_t n) {
   ace_reasons r = {reason, n, 0};
   if (n) reason[0] = 0;
@@ -134,5 +165,6 @@ int ace_rules_apply(const ace_rule_input* in, hak_knobs* k, char* reason, size_t
   if (!(in->pinned & HAKMEM_ACE_PIN_DRAIN)) changed += rule_backlog(in, k, &r);
   if (!(in->pinned & HAKMEM_ACE_PIN_TLS_CAP)) changed += rule_diet(in, k, &r);
   if (!(in->pinned & HAKMEM_ACE_PIN_REFILL_BATCH)) changed += rule_bundles(in, k, &r);
+  changed += ace_rule_large_slack(in, k, &r);
   return changed;
 }

@@ -189,10 +189,10 @@ static void test_rule_diet_hot_classes_last_and_restore(void) {
   m.llc_miss_rate = -1;
   m.rss_bytes = 900ull << 20;
   in.rss_target = 800ull << 20;
-  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 2);   /* the caps, and the large reuse slack */
   CHECK(k.tls_cap[20] < def.tls_cap[20]);
   CHECK_MSG(strstr(why, "RSS 900 MiB > target 800 MiB") != NULL, "reason: %s", why);
-  in.pinned = HAKMEM_ACE_PIN_TLS_CAP;
+  in.pinned = HAKMEM_ACE_PIN_TLS_CAP | HAKMEM_ACE_PIN_SCAVENGE;   /* (the large reuse slack: below) */
   k = def;
   CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
   CHECK_EQ(memcmp(&k, &def, sizeof k), 0);          /* pinned: caps, ceilings and budget stay */
@@ -200,6 +200,57 @@ static void test_rule_diet_hot_classes_last_and_restore(void) {
   m.rss_bytes = 0;
   CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
   CHECK_EQ(k.tls_grow_budget_bytes, def.tls_grow_budget_bytes / 2);
+}
+
+/* RSS above the target: reused large mappings carry no surplus (slack 0); well under it,
+ * the slack climbs back to its default, doubling; in between, it stays. */
+static void test_rule_large_slack_follows_rss(void) {
+  hak_knobs def = defaults(), k = def;
+  ace_metrics m;
+  memset(&m, 0, sizeof m);
+  m.llc_miss_rate = -1;
+  ace_rule_input in = {.m = &m, .defaults = &def, .rss_target = 400ull << 20,
+                       .pinned = HAKMEM_ACE_PIN_TLS_CAP};             /* the slack alone */
+  char why[512];
+  m.rss_bytes = 300ull << 20;
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);              /* under: the default */
+  CHECK_EQ(k.large_reuse_slack_pct, def.large_reuse_slack_pct);
+  m.rss_bytes = 425ull << 20;
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK_EQ(k.large_reuse_slack_pct, 0u);
+  CHECK_MSG(strstr(why, "RSS 425 MiB > target 400 MiB: reused large mappings give their surplus back "
+                        "(reuse slack 300 % -> 0)") != NULL, "reason: %s", why);
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);              /* stays while over */
+  m.rss_bytes = 380ull << 20;                                          /* under, not 90 % under */
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
+  CHECK_EQ(k.large_reuse_slack_pct, 0u);
+  m.rss_bytes = 350ull << 20;
+  uint32_t want[] = {ACE_SLACK_FIRST, 50, 100, 200, 300};
+  for (unsigned i = 0; i < sizeof want / sizeof want[0]; i++) {
+    CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+    CHECK_EQ(k.large_reuse_slack_pct, want[i]);
+  }
+  CHECK_MSG(strstr(why, "large reuse slack 200 % -> 300 % (default 300 %)") != NULL, "reason: %s", why);
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);              /* at rest */
+  CHECK_EQ(hak_knobs_validate(&k), 0);
+  /* A user's slack below ACE_SLACK_FIRST comes back exactly, not above. */
+  def.large_reuse_slack_pct = 10;
+  k = def;
+  m.rss_bytes = 425ull << 20;
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  m.rss_bytes = 100ull << 20;
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK_EQ(k.large_reuse_slack_pct, 10u);
+  /* No target, or scavenging pinned: left alone. */
+  def = defaults();
+  k = def;
+  m.rss_bytes = 425ull << 20;
+  in.pinned |= HAKMEM_ACE_PIN_SCAVENGE;
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
+  in.pinned = HAKMEM_ACE_PIN_TLS_CAP;
+  in.rss_target = 0;
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
+  CHECK_EQ(k.large_reuse_slack_pct, def.large_reuse_slack_pct);
 }
 
 static void test_rule_lock_waits_widen_bundles(void) {
@@ -695,6 +746,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_metrics_from_scripted_collections);
   HT_RUN(test_rule_backlog_lowers_then_restores_drain_interval);
   HT_RUN(test_rule_diet_hot_classes_last_and_restore);
+  HT_RUN(test_rule_large_slack_follows_rss);
   HT_RUN(test_rule_lock_waits_widen_bundles);
   HT_RUN(test_scavenge_budget_grows_while_the_program_idles);
   HT_RUN(test_guards);

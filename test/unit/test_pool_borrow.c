@@ -5,8 +5,9 @@
  * ones (unit_refill covers the mechanism in the smaller tiers). The
  * block keeps its class (usable size, statistics, where its free goes); a class with a
  * free block of its own uses it; a larger class's single free block (its TLS list's)
- * is not lent to a class that has not given blocks back; a class twice as large is not
- * used; an aligned request never borrows. Each case runs in a thread of its own (a fresh heap),
+ * is not lent to a class that has not given blocks back; a pool class (above 32 KiB)
+ * borrows from up to eight classes up, at most twice its size, and a smaller class not
+ * from one twice as large; an aligned request never borrows. Each case runs in a thread of its own (a fresh heap),
  * without the ACE thread. */
 #include "hak_test.h"
 #include "hakmem.h"
@@ -122,6 +123,39 @@ static void* too_far_case(void* arg) {
   return NULL;
 }
 
+/* Pool classes borrow across a doubling: a 40 KiB request takes a free 80 KiB block
+ * (eight classes up, twice the size), as an 80 KiB block, and not an 88 KiB one (nine
+ * classes up, more than twice), which a 48 KiB request takes. */
+static void* pool_doubling_case(void* arg) {
+  (void)arg;
+  unsigned c80 = cls_of(80 * KiB);
+  void* spare[SPARE];
+  make_spares(80 * KiB, spare);
+  uint64_t used80 = in_use(c80);
+  void* q = hak_malloc(40 * KiB);
+  CHECK(one_of(q, spare));
+  CHECK_EQ(hak_malloc_usable_size(q), 80 * KiB);
+  CHECK_EQ(in_use(c80), used80 + 1);
+  memset(q, 0x44, 80 * KiB);                      /* all of its usable size is the caller's */
+  hak_free(q);
+  CHECK_EQ(in_use(c80), used80);
+  return NULL;
+}
+static void* pool_too_far_case(void* arg) {
+  (void)arg;
+  void* far[SPARE];
+  make_spares(88 * KiB, far);
+  void* r = hak_malloc(40 * KiB);                 /* 88 KiB: nine classes up, 2.2x */
+  CHECK(!one_of(r, far));
+  CHECK_EQ(hak_malloc_usable_size(r), 40 * KiB);
+  void* q = hak_malloc(44 * KiB + 1);             /* the 48 KiB class: seven classes up */
+  CHECK(one_of(q, far));
+  CHECK_EQ(hak_malloc_usable_size(q), 88 * KiB);
+  hak_free(q);
+  hak_free(r);
+  return NULL;
+}
+
 /* An aligned request needs its class's alignment: no borrowing. */
 static void* aligned_case(void* arg) {
   (void)arg;
@@ -141,6 +175,10 @@ static void test_tls_block_is_not_lent(void) { run(tls_block_kept_case); }
 static void test_own_free_block_first(void) { run(own_first_case); }
 static void test_no_borrowing_from_twice_the_size(void) { run(too_far_case); }
 static void test_aligned_requests_do_not_borrow(void) { run(aligned_case); }
+static void test_pool_classes_borrow_across_a_doubling(void) {
+  run(pool_doubling_case);
+  run(pool_too_far_case);
+}
 
 int main(int argc, char** argv) {
   ht_init(argc, argv);
@@ -149,5 +187,6 @@ int main(int argc, char** argv) {
   HT_RUN(test_own_free_block_first);
   HT_RUN(test_no_borrowing_from_twice_the_size);
   HT_RUN(test_aligned_requests_do_not_borrow);
+  HT_RUN(test_pool_classes_borrow_across_a_doubling);
   return ht_report();
 }

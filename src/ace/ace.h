@@ -238,9 +238,19 @@ typedef enum ace_guard {
 #define ACE_GUARD_MIN_SAMPLES 16        /* a p99 from fewer samples is not trusted */
 #define ACE_GUARD_LATENCY_TICKS 3       /* windows in a row over the latency ceiling */
 
-/* Which guard (if any) the metrics cross; the reason goes to reason[0..n). Pure. */
+/* Which guard (if any) the metrics cross; the reason goes to reason[0..n). Pure.
+ * ace_cpu_fraction is the ACE thread's CPU share averaged by ace_cpu_average. */
 HAK_HIDDEN ace_guard ace_guards_check(const ace_metrics* m, const hakmem_ace_config_t* cfg,
                                       double ace_cpu_fraction, char* reason, size_t n);
+/* The CPU guard looks at the ACE thread's share of a core averaged over about
+ * ACE_GUARD_CPU_WINDOW_NS (an exponential average, each tick weighted by its length):
+ * a controller that costs too much keeps costing and trips it within a few seconds,
+ * while one tick of bounded, budgeted work does not. (Tick by tick, the scavenger's
+ * first walk after a program freed 256 MiB, decommitting the large cache in one go,
+ * read 5.2 % of the 500 ms tick and stopped the controller for good, scavenging
+ * included.) Returns the new average. Pure. */
+#define ACE_GUARD_CPU_WINDOW_NS 5000000000ull
+HAK_HIDDEN double ace_cpu_average(double avg, double fraction, uint64_t dt_ns);
 
 /* ---- pmu.c -------------------------------------------------------------------------- */
 /* Open the events for `want` (0 none, 1 software, 2 hardware if possible); returns the
@@ -262,8 +272,14 @@ HAK_HIDDEN void   ace_scavenge_reset(void);
  * CPU costs the program nothing, and the memory goes back sooner (4 ms every 500 ms
  * returned about 2-4 MiB/s of scattered small blocks on this VM). Pure. */
 #define ACE_IDLE_BUDGET_FACTOR 4
+/* Either way the budget is at most ACE_SCAVENGE_CPU_SHARE of the CPU guard's allowance
+ * over a tick (interval_ns x max_cpu_percent): the scavenger alone never trips the
+ * guard, whatever the interval (at 10 ms ticks the default 4 ms budget was 40 % of a
+ * core). */
+#define ACE_SCAVENGE_CPU_SHARE 0.75
 struct ace_metrics;
-HAK_HIDDEN uint64_t ace_scavenge_budget(uint64_t budget_ns, const struct ace_metrics* m);
+HAK_HIDDEN uint64_t ace_scavenge_budget(uint64_t budget_ns, const struct ace_metrics* m, uint64_t interval_ns,
+                                        uint32_t max_cpu_percent);
 
 /* ---- trace.c ------------------------------------------------------------------------ */
 HAK_HIDDEN void ace_trace_open(const char* path);

@@ -22,6 +22,8 @@ static hak_collect col_prev, col_cur;          /* ~10 KiB each: static, not on t
 static hak_copy_samples copy_acc;                /* timed big realloc copies, decayed (copy.c) */
 static ace_pmu_reading pmu_prev, pmu_cur;
 static uint64_t t_start, t_prev, thread_cpu_prev;
+static double cpu_avg;                 /* the ACE thread's CPU share, averaged (guards.c) */
+static hak_kept_fd rss_fd = HAK_KEPT_FD_NONE;   /* /proc/self/statm, read every tick */
 static hak_knobs knobs_default, knobs_now;
 static bool steering, scavenging, started;
 static ace_metrics last_metrics;
@@ -70,6 +72,7 @@ static void open_trace(bool in_child) {
 static bool in_child_after_fork;
 void ace_ctl_mark_child(void) {
   in_child_after_fork = true;
+  hak_prim_kept_close(&rss_fd);        /* the parent's statm: the child opens its own */
   started = false;
   hak_stats_set_ace(0, 0);
 }
@@ -87,6 +90,7 @@ void ace_ctl_start(uint64_t now) {
   ace_pmu_read(&pmu_prev);
   t_start = t_prev = now;
   thread_cpu_prev = thread_cpu_ns();
+  cpu_avg = 0;
   steering = scavenging = true;
   started = true;
   ace_policy_init(&policy, cfg.policy);
@@ -133,7 +137,7 @@ void ace_ctl_fast_tick(uint64_t now) {
   ace_pmu_read(&pmu_cur);
   ace_metrics m;
   ace_metrics_compute(&col_prev, &col_cur, &pmu_prev, &pmu_cur, now > t_prev ? now - t_prev : 1, &m);
-  m.rss_bytes = hak_prim_rss_bytes();
+  m.rss_bytes = hak_prim_rss_bytes_kept(&rss_fd);
   uint64_t cpu = thread_cpu_ns();
   double ace_cpu = now > t_prev ? (double)(cpu - thread_cpu_prev) / (double)(now - t_prev) : 0;
   m.ace_cpu_fraction = ace_cpu;
@@ -141,7 +145,8 @@ void ace_ctl_fast_tick(uint64_t now) {
   char reason[640];
   reason[0] = 0;
   if (steering || scavenging) {
-    ace_guard g = ace_guards_check(&m, &cfg, ace_cpu, reason, sizeof reason);
+    cpu_avg = ace_cpu_average(cpu_avg, ace_cpu, now > t_prev ? now - t_prev : 0);
+    ace_guard g = ace_guards_check(&m, &cfg, cpu_avg, reason, sizeof reason);
     /* One slow window of page faults on a busy machine is not the controller's doing:
      * the latency guard trips on ACE_GUARD_LATENCY_TICKS windows in a row. */
     latency_strikes = g == ACE_GUARD_LATENCY ? latency_strikes + 1 : 0;
@@ -193,7 +198,8 @@ void ace_ctl_fast_tick(uint64_t now) {
   }
   size_t scavenged = 0;
   if (scavenging && !(cfg.pinned & HAKMEM_ACE_PIN_SCAVENGE)) {
-    uint64_t budget = ace_scavenge_budget((uint64_t)cfg.scavenge_budget_us * 1000, &m);
+    uint64_t budget = ace_scavenge_budget((uint64_t)cfg.scavenge_budget_us * 1000, &m,
+                                          (uint64_t)cfg.fast_interval_ms * 1000000u, cfg.max_cpu_percent);
     uint64_t c0 = thread_cpu_ns();
     scavenged = ace_scavenge(now, budget, &plan);
     m.scavenge_cpu_ns = thread_cpu_ns() - c0;
@@ -219,7 +225,7 @@ void ace_ctl_fast_tick(uint64_t now) {
 void ace_ctl_slow_tick(uint64_t now) {
   ace_metrics m = last_metrics;
   ace_copy_decay(&copy_acc);
-  m.rss_bytes = hak_prim_rss_bytes();
+  m.rss_bytes = hak_prim_rss_bytes_kept(&rss_fd);
   char reason[256];
   snprintf(reason, sizeof reason, "slow: fragmentation %.2f, unused resident %llu MiB (tiny %llu, mid %llu, pool %llu, "
            "segment cache %llu, large cache %llu MiB)", m.fragmentation, (unsigned long long)(m.unused_resident >> 20),
@@ -241,5 +247,6 @@ void ace_ctl_stop(void) {
   ace_scavenge_reset();
   ace_pmu_close();
   ace_trace_close();
+  hak_prim_kept_close(&rss_fd);
   started = false;
 }

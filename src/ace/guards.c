@@ -8,7 +8,7 @@
 ace_guard ace_guards_check(const ace_metrics* m, const hakmem_ace_config_t* cfg, double ace_cpu_fraction,
                            char* reason, size_t n) {
   if (cfg->max_cpu_percent && ace_cpu_fraction * 100.0 > (double)cfg->max_cpu_percent) {
-    snprintf(reason, n, "guard: ACE thread CPU %.1f%% > %u%%: defaults restored, steering and scavenging stopped",
+    snprintf(reason, n, "guard: ACE thread CPU %.1f%% > %u%% (5 s average): defaults restored, steering and scavenging stopped",
              ace_cpu_fraction * 100.0, cfg->max_cpu_percent);
     return ACE_GUARD_CPU;
   }
@@ -25,4 +25,10 @@ ace_guard ace_guards_check(const ace_metrics* m, const hakmem_ace_config_t* cfg,
   }
   if (n) reason[0] = 0;
   return ACE_GUARD_OK;
+}
+
+double ace_cpu_average(double avg, double fraction, uint64_t dt_ns) {
+  double w = (double)dt_ns / (double)ACE_GUARD_CPU_WINDOW_NS;
+  if (w > 1) w = 1;
+  return avg + (fraction - avg) * w;
 }

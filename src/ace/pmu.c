@@ -2,14 +2,19 @@
  *
  * hardware  LLC loads and LLC misses (libpfm's generic perf::LLC-LOADS and
  *           perf::LLC-LOAD-MISSES), user-only (exclude_kernel, exclude_hv), CLOEXEC;
- * software  page faults (perf::PAGE-FAULTS), where the machine exposes no PMU (these
- *           VMs: perf_event_open fails with ENOENT for hardware events);
+ * software  page faults, where the machine exposes no PMU (these VMs: perf_event_open
+ *           fails with ENOENT for hardware events): the process's minor + major faults
+ *           from getrusage, all threads, dead ones included. (They were perf's
+ *           PAGE-FAULTS software events, one descriptor per thread: the same counts,
+ *           and descriptors in the program's way; prim.h, "kept fds".)
  * none      hakmem's own counters only.
- * Counters are per thread: each read scans /proc/self/task, opens the events for new
- * threads (at most ACE_PMU_THREADS) and closes those of threads that are gone, and the
- * totals accumulate the per-thread deltas. read(2) is used: rdpmc only works for a
- * thread's own counters, and these are other threads'. Only the ACE thread calls this
- * file (libpfm and opendir allocate). Process CPU time comes from
+ * Hardware counters are per thread: each read scans /proc/self/task (a kept descriptor,
+ * getdents64), opens the events for new threads (at most ACE_PMU_THREADS) and closes
+ * those of threads that are gone, and the totals accumulate the per-thread deltas.
+ * Their descriptors are moved above the program's low numbers, and one is closed only
+ * while it is still the event it was (PERF_EVENT_IOC_ID). read(2) is used: rdpmc only
+ * works for a thread's own counters, and these are other threads'. Only the ACE
+ * thread calls this file (libpfm allocates). Process CPU time comes from
  * CLOCK_PROCESS_CPUTIME_ID in every mode.
  *
  * libpfm is loaded with dlopen, and only where the kernel counts hardware events (a
@@ -18,13 +23,17 @@
  * /bin/true-sized program, 1.6 -> 3.9 MiB). Software events are opened by number. */
 #include "ace/ace.h"
 
-#include <dirent.h>
+#include "prim/prim.h"
+
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/perf_event.h>
 #include <perfmon/pfmlib_perf_event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +44,7 @@
 typedef struct pmu_thread {
   pid_t    tid;
   int      fd[ACE_PMU_EVENTS];
+  uint64_t id[ACE_PMU_EVENTS];    /* the kernel's event id: fd is still ours when it matches */
   uint64_t last[ACE_PMU_EVENTS];
   bool     seen;
 } pmu_thread;
@@ -63,8 +73,24 @@ static bool pfm_load(void) {
   return pfm_init_fn && pfm_encode_fn;
 }
 
-static int perf_open(struct perf_event_attr* attr, pid_t tid) {
-  return (int)syscall(SYS_perf_event_open, attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+static hak_kept_fd task_dir = HAK_KEPT_FD_NONE;     /* /proc/self/task */
+static uint64_t faults_base;                          /* software mode: getrusage at open */
+
+/* An event's descriptor, moved above the program's low numbers; -1 on failure. *id gets
+ * the kernel's id of the event. */
+static int perf_open(struct perf_event_attr* attr, pid_t tid, uint64_t* id) {
+  int fd = (int)syscall(SYS_perf_event_open, attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+  if (fd < 0) return -1;
+  fd = hak_prim_fd_high(fd);
+  if (ioctl(fd, PERF_EVENT_IOC_ID, id) != 0) *id = 0;
+  return fd;
+}
+
+/* Close fd only if it is still the event `id` (a program may have closed it and reused
+ * the number). */
+static void perf_close(int fd, uint64_t id) {
+  uint64_t now;
+  if (fd >= 0 && ioctl(fd, PERF_EVENT_IOC_ID, &now) == 0 && now == id) close(fd);
 }
 
 /* Encode `name` with libpfm into attr (user-level counting only). */
@@ -91,9 +117,10 @@ static bool hardware_present(void) {
   a.config = PERF_COUNT_HW_CACHE_LL | (PERF_COUNT_HW_CACHE_OP_READ << 8) | (PERF_COUNT_HW_CACHE_RESULT_ACCESS << 16);
   a.exclude_kernel = 1;
   a.exclude_hv = 1;
-  int fd = perf_open(&a, (pid_t)syscall(SYS_gettid));
+  uint64_t id;
+  int fd = perf_open(&a, (pid_t)syscall(SYS_gettid), &id);
   if (fd < 0) return false;
-  close(fd);
+  perf_close(fd, id);
   return true;
 }
 
@@ -101,11 +128,18 @@ static bool hardware_present(void) {
 static bool probe(int n) {
   pid_t self = (pid_t)syscall(SYS_gettid);
   for (int e = 0; e < n; e++) {
-    int fd = perf_open(&pmu_attr[e], self);
+    uint64_t id;
+    int fd = perf_open(&pmu_attr[e], self, &id);
     if (fd < 0) return false;
-    close(fd);
+    perf_close(fd, id);
   }
   return true;
+}
+
+static uint64_t rusage_faults(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
 }
 
 int ace_pmu_open(int want) {
@@ -122,51 +156,53 @@ int ace_pmu_open(int want) {
     pmu_mode = 2;
     return pmu_mode;
   }
-  if (!encode("perf::PAGE-FAULTS", &pmu_attr[0])) {
-    memset(&pmu_attr[0], 0, sizeof pmu_attr[0]);        /* by number, without libpfm */
-    pmu_attr[0].size = sizeof pmu_attr[0];
-    pmu_attr[0].type = PERF_TYPE_SOFTWARE;
-    pmu_attr[0].config = PERF_COUNT_SW_PAGE_FAULTS;
-    pmu_attr[0].exclude_kernel = 1;
-    pmu_attr[0].exclude_hv = 1;
-  }
-  if (probe(1)) {
-    pmu_nevents = 1;
-    pmu_mode = 1;
-  }
+  pmu_nevents = 0;
+  faults_base = rusage_faults();
+  pmu_mode = 1;
   return pmu_mode;
 }
 
 static void thread_close(pmu_thread* t) {
-  for (int e = 0; e < pmu_nevents; e++) if (t->fd[e] >= 0) close(t->fd[e]);
+  for (int e = 0; e < pmu_nevents; e++) perf_close(t->fd[e], t->id[e]);
 }
 
-/* Track the threads of /proc/self/task: new ones get counters, gone ones lose them. */
-static void scan_threads(void) {
-  for (int i = 0; i < pmu_nthreads; i++) pmu_threads[i].seen = false;
-  DIR* d = opendir("/proc/self/task");
-  if (!d) return;
-  struct dirent* de;
-  while ((de = readdir(d)) != NULL) {
-    if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
-    pid_t tid = (pid_t)atoi(de->d_name);
-    int i = 0;
-    while (i < pmu_nthreads && pmu_threads[i].tid != tid) i++;
-    if (i < pmu_nthreads) { pmu_threads[i].seen = true; continue; }
-    if (pmu_nthreads == ACE_PMU_THREADS) continue;
-    pmu_thread* t = &pmu_threads[pmu_nthreads];
-    t->tid = tid;
-    bool ok = true;
-    for (int e = 0; e < pmu_nevents; e++) {
-      t->fd[e] = ok ? perf_open(&pmu_attr[e], tid) : -1;
-      t->last[e] = 0;
-      if (t->fd[e] < 0) ok = false;
-    }
-    if (!ok) { thread_close(t); continue; }       /* e.g. the thread just exited */
-    t->seen = true;
-    pmu_nthreads++;
+/* A thread id seen in /proc/self/task: counted from now on if new. */
+static void thread_seen(pid_t tid) {
+  int i = 0;
+  while (i < pmu_nthreads && pmu_threads[i].tid != tid) i++;
+  if (i < pmu_nthreads) { pmu_threads[i].seen = true; return; }
+  if (pmu_nthreads == ACE_PMU_THREADS) return;
+  pmu_thread* t = &pmu_threads[pmu_nthreads];
+  t->tid = tid;
+  bool ok = true;
+  for (int e = 0; e < pmu_nevents; e++) {
+    t->fd[e] = ok ? perf_open(&pmu_attr[e], tid, &t->id[e]) : -1;
+    t->last[e] = 0;
+    if (t->fd[e] < 0) ok = false;
   }
-  closedir(d);
+  if (!ok) { thread_close(t); return; }       /* e.g. the thread just exited */
+  t->seen = true;
+  pmu_nthreads++;
+}
+
+/* Track the threads of /proc/self/task: new ones get counters, gone ones lose them.
+ * The directory stays open (a kept descriptor) and is read again from its start. */
+static void scan_threads(void) {
+  if (!hak_prim_kept_valid(&task_dir) && !hak_prim_kept_open(&task_dir, "/proc/self/task", O_DIRECTORY)) return;
+  if (lseek(task_dir.fd, 0, SEEK_SET) != 0) return;
+  for (int i = 0; i < pmu_nthreads; i++) pmu_threads[i].seen = false;
+  char buf[4096] __attribute__((aligned(8)));
+  for (;;) {
+    long n = syscall(SYS_getdents64, task_dir.fd, buf, sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; }* de =
+          (void*)(buf + off);
+      off += de->reclen;
+      if (de->name[0] < '0' || de->name[0] > '9') continue;
+      thread_seen((pid_t)atoi(de->name));
+    }
+  }
   for (int i = 0; i < pmu_nthreads;) {
     if (pmu_threads[i].seen) { i++; continue; }
     thread_close(&pmu_threads[i]);
@@ -181,6 +217,11 @@ void ace_pmu_read(ace_pmu_reading* out) {
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   out->cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
   if (pmu_mode == 0) return;
+  if (pmu_mode == 1) {
+    uint64_t f = rusage_faults();
+    out->page_faults = f > faults_base ? f - faults_base : 0;
+    return;
+  }
   scan_threads();
   for (int i = 0; i < pmu_nthreads; i++) {
     pmu_thread* t = &pmu_threads[i];
@@ -191,16 +232,13 @@ void ace_pmu_read(ace_pmu_reading* out) {
       t->last[e] = v;
     }
   }
-  if (pmu_mode == 2) {
-    out->llc_loads = pmu_total[0];
-    out->llc_misses = pmu_total[1];
-  } else {
-    out->page_faults = pmu_total[0];
-  }
+  out->llc_loads = pmu_total[0];
+  out->llc_misses = pmu_total[1];
 }
 
 void ace_pmu_close(void) {
   for (int i = 0; i < pmu_nthreads; i++) thread_close(&pmu_threads[i]);
   pmu_nthreads = 0;
   memset(pmu_total, 0, sizeof pmu_total);
+  hak_prim_kept_close(&task_dir);
 }

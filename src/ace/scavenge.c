@@ -24,10 +24,13 @@ size_t ace_scavenge(uint64_t now, uint64_t budget_ns, const ace_scavenge_plan* p
   return (size_t)(walk.released - before);
 }
 
-uint64_t ace_scavenge_budget(uint64_t budget_ns, const ace_metrics* m) {
+uint64_t ace_scavenge_budget(uint64_t budget_ns, const ace_metrics* m, uint64_t interval_ns,
+                             uint32_t max_cpu_percent) {
   double program = m->cpu_fraction - m->ace_cpu_fraction;
   bool idle = m->dt_ns != 0 && program < 0.01 && m->ops_per_s < 1000.0;
-  return idle ? budget_ns * ACE_IDLE_BUDGET_FACTOR : budget_ns;
+  uint64_t b = idle ? budget_ns * ACE_IDLE_BUDGET_FACTOR : budget_ns;
+  uint64_t cap = (uint64_t)((double)interval_ns * max_cpu_percent / 100.0 * ACE_SCAVENGE_CPU_SHARE);
+  return b < cap ? b : cap;
 }
 
 void ace_scavenge_reset(void) {

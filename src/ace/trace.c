@@ -4,6 +4,7 @@
  *    "metrics":{...},"knobs":{...},"reason":"...","scavenged":123}
  * Written with write(2) from the ACE thread only. */
 #include "ace/ace.h"
+#include "prim/prim.h"
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -12,11 +13,13 @@
 #include <unistd.h>
 
 static int trace_fd = -1;
+static hak_kept_fd trace_kept = HAK_KEPT_FD_NONE;   /* the same descriptor (prim.h: kept fds) */
 
 void ace_trace_open(const char* path) {
   if (!path || !*path || trace_fd >= 0) return;
-  trace_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  trace_fd = hak_prim_fd_high(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (trace_fd < 0) ace_log(1, "cannot open the trace file %s", path);
+  else hak_prim_kept_adopt(&trace_kept, trace_fd);
 }
 
 bool ace_trace_active(void) { return trace_fd >= 0; }
@@ -114,6 +117,6 @@ void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const ha
 }
 
 void ace_trace_close(void) {
-  if (trace_fd >= 0) close(trace_fd);
+  if (trace_fd >= 0) hak_prim_kept_close(&trace_kept);
   trace_fd = -1;
 }

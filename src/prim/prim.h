@@ -74,6 +74,36 @@ HAK_HIDDEN bool hak_prim_process_barrier(void);
 HAK_HIDDEN bool hak_prim_process_barrier_ready(void);
 /* Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown. */
 HAK_HIDDEN size_t hak_prim_rss_bytes(void);
+
+/* Descriptors of a background thread (the ACE thread's /proc files and perf events).
+ * A program's descriptors are its own business, and some programs close a number twice
+ * (bash closes a pipe's end twice after each fork): a single-threaded program gets EBADF
+ * the second time, but a thread of ours that opened a file in between loses it, and
+ * its own close() later takes the program's next descriptor of that number (bash's
+ * next pipe, and the pipeline broke). So such a descriptor is opened once and kept,
+ * moved above the low numbers programs use (fcntl F_DUPFD_CLOEXEC), and closed only
+ * while fstat still finds the same file there (`dev`, `ino`) in the process that
+ * opened it. */
+typedef struct hak_kept_fd {
+  int      fd;          /* -1: none */
+  int      pid;         /* the process that opened it (a fork child must not use it) */
+  uint64_t dev, ino;
+} hak_kept_fd;
+#define HAK_KEPT_FD_NONE {-1, 0, 0, 0}
+/* Move fd (just returned by the kernel) above the low numbers; returns the new one (the
+ * old closed), or fd itself when no higher number is free. */
+HAK_HIDDEN int  hak_prim_fd_high(int fd);
+/* Open `path` read-only into k (closing what k held); false when it cannot be opened. */
+HAK_HIDDEN bool hak_prim_kept_open(hak_kept_fd* k, const char* path, int flags);
+/* Keep `fd` (already moved high) in k, recording what it is. */
+HAK_HIDDEN void hak_prim_kept_adopt(hak_kept_fd* k, int fd);
+/* Whether k's descriptor is still the file it was opened as, in this process. */
+HAK_HIDDEN bool hak_prim_kept_valid(const hak_kept_fd* k);
+/* Close k's descriptor if it is still k's file; forget it either way. */
+HAK_HIDDEN void hak_prim_kept_close(hak_kept_fd* k);
+/* RSS through a kept descriptor of /proc/self/statm, opened (again) as needed: for a
+ * thread that reads it every tick. 0 if unknown. */
+HAK_HIDDEN size_t hak_prim_rss_bytes_kept(hak_kept_fd* k);
 /* Peak resident set size in bytes (VmHWM of /proc/self/status), 0 if unknown. */
 HAK_HIDDEN size_t hak_prim_peak_rss_bytes(void);
 

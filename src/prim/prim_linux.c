@@ -9,6 +9,8 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -152,6 +154,16 @@ bool hak_prim_process_barrier(void) {
   return ok;
 }
 
+/* The resident pages of a statm text ("size resident shared ..."), in bytes. */
+static size_t statm_rss(const char* buf) {
+  const char* s = buf;
+  while (*s && *s != ' ') s++;   /* skip total size */
+  while (*s == ' ') s++;
+  size_t pages = 0;
+  while (*s >= '0' && *s <= '9') pages = pages * 10 + (size_t)(*s++ - '0');
+  return pages * HAK_PAGE_SIZE;
+}
+
 size_t hak_prim_rss_bytes(void) {
   int e = errno;
   size_t rss = 0;
@@ -162,16 +174,79 @@ size_t hak_prim_rss_bytes(void) {
     close(fd);
     if (n > 0) {
       buf[n] = 0;
-      const char* s = buf;
-      while (*s && *s != ' ') s++;   /* skip total size */
-      while (*s == ' ') s++;
-      size_t pages = 0;
-      while (*s >= '0' && *s <= '9') pages = pages * 10 + (size_t)(*s++ - '0');
-      rss = pages * HAK_PAGE_SIZE;
+      rss = statm_rss(buf);
     }
   }
   errno = e;
   return rss;
+}
+
+/* Above this, or half the descriptor limit when that is lower. */
+#define HAK_FD_HIGH 512
+
+int hak_prim_fd_high(int fd) {
+  if (fd < 0) return fd;
+  int e = errno;
+  struct rlimit rl;
+  long base = HAK_FD_HIGH;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur / 2 < base)
+    base = (long)rl.rlim_cur / 2;
+  int high = fd < base ? fcntl(fd, F_DUPFD_CLOEXEC, (int)base) : -1;
+  if (high >= 0) close(fd);
+  errno = e;
+  return high >= 0 ? high : fd;
+}
+
+void hak_prim_kept_adopt(hak_kept_fd* k, int fd) {
+  struct stat st;
+  k->fd = fd;
+  k->pid = (int)getpid();
+  k->dev = k->ino = 0;
+  if (fd >= 0 && fstat(fd, &st) == 0) {
+    k->dev = (uint64_t)st.st_dev;
+    k->ino = (uint64_t)st.st_ino;
+  }
+}
+
+bool hak_prim_kept_open(hak_kept_fd* k, const char* path, int flags) {
+  hak_prim_kept_close(k);
+  int e = errno;
+  int fd = hak_prim_fd_high(open(path, flags | O_RDONLY | O_CLOEXEC));
+  errno = e;
+  if (fd < 0) return false;
+  hak_prim_kept_adopt(k, fd);
+  return true;
+}
+
+/* Same file, ignoring the process: a fork child still closes what it inherited. */
+static bool kept_same_file(const hak_kept_fd* k) {
+  struct stat st;
+  return k->fd >= 0 && fstat(k->fd, &st) == 0 && (uint64_t)st.st_dev == k->dev && (uint64_t)st.st_ino == k->ino;
+}
+
+bool hak_prim_kept_valid(const hak_kept_fd* k) {
+  int e = errno;
+  bool ok = k->fd >= 0 && k->pid == (int)getpid() && kept_same_file(k);
+  errno = e;
+  return ok;
+}
+
+void hak_prim_kept_close(hak_kept_fd* k) {
+  int e = errno;
+  if (kept_same_file(k)) close(k->fd);
+  k->fd = -1;
+  errno = e;
+}
+
+size_t hak_prim_rss_bytes_kept(hak_kept_fd* k) {
+  if (!hak_prim_kept_valid(k) && !hak_prim_kept_open(k, "/proc/self/statm", 0)) return 0;
+  int e = errno;
+  char buf[128];
+  ssize_t n = pread(k->fd, buf, sizeof buf - 1, 0);
+  errno = e;
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  return statm_rss(buf);
 }
 
 size_t hak_prim_peak_rss_bytes(void) {

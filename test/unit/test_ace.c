@@ -15,10 +15,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/perf_event.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -285,15 +287,46 @@ static void test_scavenge_budget_grows_while_the_program_idles(void) {
   m.cpu_fraction = 0.012;          /* all of it ACE's own */
   m.ace_cpu_fraction = 0.010;
   m.ops_per_s = 20;
-  CHECK_EQ(ace_scavenge_budget(4 * ms, &m), 4 * ms * ACE_IDLE_BUDGET_FACTOR);
+  const uint64_t tick = 500 * ms;  /* the default fast interval, under the default 5 % guard */
+  CHECK_EQ(ace_scavenge_budget(4 * ms, &m, tick, 5), 4 * ms * ACE_IDLE_BUDGET_FACTOR);
   m.cpu_fraction = 0.9;            /* computing */
-  CHECK_EQ(ace_scavenge_budget(4 * ms, &m), 4 * ms);
+  CHECK_EQ(ace_scavenge_budget(4 * ms, &m, tick, 5), 4 * ms);
   m.cpu_fraction = 0.012;
   m.ops_per_s = 50000;             /* allocating on little CPU */
-  CHECK_EQ(ace_scavenge_budget(4 * ms, &m), 4 * ms);
+  CHECK_EQ(ace_scavenge_budget(4 * ms, &m, tick, 5), 4 * ms);
   m.ops_per_s = 0;
   m.dt_ns = 0;                     /* no tick measured yet */
-  CHECK_EQ(ace_scavenge_budget(4 * ms, &m), 4 * ms);
+  CHECK_EQ(ace_scavenge_budget(4 * ms, &m, tick, 5), 4 * ms);
+  /* At most ACE_SCAVENGE_CPU_SHARE of the guard's allowance per tick: 10 ms ticks under
+   * a 5 % guard leave 0.375 ms, idle or not; a 100 % guard leaves the budget alone. */
+  m.dt_ns = 10 * ms;
+  m.ops_per_s = 20;
+  CHECK_EQ(ace_scavenge_budget(4 * ms, &m, 10 * ms, 5), 375000u);
+  m.cpu_fraction = 0.9;
+  CHECK_EQ(ace_scavenge_budget(4 * ms, &m, 10 * ms, 5), 375000u);
+  CHECK_EQ(ace_scavenge_budget(4 * ms, &m, 10 * ms, 100), 4 * ms);       /* under the 7.5 ms cap */
+  CHECK_EQ(ace_scavenge_budget(40 * ms, &m, 10 * ms, 100), 7500000u);
+}
+
+/* The CPU guard reads an average over about 5 s: one tick of a big purge (30 % of a
+ * 500 ms tick) on a controller that costs 0.7 % does not trip a 5 % guard; 20 % held
+ * for about two seconds of 10 ms ticks does, and an average never leaves [min, max]
+ * of what it was fed. */
+static void test_cpu_guard_reads_an_average(void) {
+  const uint64_t ms = 1000000;
+  double avg = 0;
+  for (int i = 0; i < 100; i++) avg = ace_cpu_average(avg, 0.007, 500 * ms);
+  CHECK(avg > 0.0069 && avg < 0.0071);
+  avg = ace_cpu_average(avg, 0.30, 500 * ms);
+  CHECK_MSG(avg < 0.05, "one burst: average %.4f", avg);
+  for (int i = 0; i < 4; i++) avg = ace_cpu_average(avg, 0.007, 500 * ms);
+  CHECK(avg < 0.03);
+  avg = 0;
+  int ticks = 0;
+  while (avg <= 0.05 && ticks < 10000) { avg = ace_cpu_average(avg, 0.20, 10 * ms); ticks++; }
+  CHECK_MSG(ticks > 50 && ticks < 300, "sustained 20 %%: over 5 %% after %d ticks of 10 ms", ticks);
+  CHECK(ace_cpu_average(0.01, 0.5, 60000 * ms) == 0.5);    /* a tick longer than the window */
+  CHECK(ace_cpu_average(0.02, 0.02, 0) == 0.02);
 }
 
 static void test_guards(void) {
@@ -457,16 +490,17 @@ static void test_controller_tick_on_a_fake_clock(void) {
 }
 
 /* ---- the thread ------------------------------------------------------------------------ */
-static void enable(uint32_t on, uint32_t pmu) {
+static void enable_cpu(uint32_t on, uint32_t pmu, uint32_t max_cpu_percent) {
   hakmem_ace_config_t c = config_now();
   c.enabled = on;
   c.start_delay_ms = 0;
   c.fast_interval_ms = 50;
   c.scavenge_budget_us = 20000;
-  c.max_cpu_percent = 100;
+  c.max_cpu_percent = max_cpu_percent;
   c.pmu = pmu;
   CHECK_EQ(hakmem_ace_config(&c), 0);
 }
+static void enable(uint32_t on, uint32_t pmu) { enable_cpu(on, pmu, 100); }
 
 static void test_thread_starts_lazily_with_signals_blocked_and_stops(void) {
   enable(0, 2);
@@ -548,6 +582,62 @@ static bool hardware_pmu_here(void) {
   int fd = (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
   if (fd >= 0) close(fd);
   return fd >= 0;
+}
+
+/* The ACE thread's descriptors (statm, /proc/self/task, perf events) stay out of the
+ * low numbers a program uses: bash closes a pipe's end twice after each fork, and a
+ * descriptor of ours opened in between, closed by bash's second close, later made our
+ * close() take bash's next pipe (pipelines failed: "cannot duplicate fd 4 to fd 1").
+ * While ACE ticks every 10 ms, no descriptor below 64 is one of ACE's files; and a
+ * number the program closes twice while ACE runs never costs it a descriptor. */
+static bool low_fd_of_ace(char* what, size_t n) {
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return false;
+  bool found = false;
+  struct dirent* de;
+  while (!found && (de = readdir(d)) != NULL) {
+    int fd = atoi(de->d_name);
+    if (de->d_name[0] < '0' || de->d_name[0] > '9' || fd >= 64 || fd == dirfd(d)) continue;
+    char path[64], target[256];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t len = readlink(path, target, sizeof target - 1);
+    if (len <= 0) continue;
+    target[len] = 0;
+    if (strstr(target, "perf_event") || (strncmp(target, "/proc/", 6) == 0 &&
+                                         (strstr(target, "/statm") || strstr(target, "/task")))) {
+      snprintf(what, n, "fd %d -> %s", fd, target);
+      found = true;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+static void test_ace_descriptors_stay_out_of_the_programs_way(void) {
+  hakmem_ace_config_t c = config_now();
+  c.enabled = 1;
+  c.start_delay_ms = 0;
+  c.fast_interval_ms = 10;
+  c.max_cpu_percent = 100;
+  c.pmu = 2;
+  CHECK_EQ(hakmem_ace_config(&c), 0);
+  CHECK(wait_for_mode(HAKMEM_ACE_MODE_STEERING, 3000));
+  char what[300] = "";
+  int lost = 0;
+  for (int i = 0; i < 200; i++) {
+    churn(1);
+    int p[2];
+    if (pipe(p) != 0) break;
+    close(p[1]);
+    close(p[1]);                       /* the program's double close, as bash's */
+    sleep_ms(1);
+    if (fcntl(p[0], F_GETFD) < 0) lost++;   /* the read end must still be there */
+    close(p[0]);
+    if (low_fd_of_ace(what, sizeof what)) break;
+  }
+  CHECK_MSG(what[0] == 0, "an ACE descriptor among the low numbers: %s", what);
+  CHECK_EQ(lost, 0);
+  enable(0, 2);
 }
 
 static void test_pmu_modes(void) {
@@ -648,13 +738,18 @@ static void test_scavenger_returns_idle_memory(void) {
     idle_blocks[i] = NULL;
   }
   size_t r0 = rss();
-  enable(1, 2);
+  /* A 50 % CPU guard: the scavenger's budget (20 ms, x4 while idle, on 50 ms ticks)
+   * is capped to fit it, so that its work never stops the controller (it did: the
+   * guard tripped on the scavenger's own time and scavenging stopped for good). */
+  enable_cpu(1, 2, 50);
   CHECK(wait_for_mode(HAKMEM_ACE_MODE_STEERING, 3000));
   size_t r = r0;
   for (int ms = 0; ms < 20000 && r > r0 / 2 && r0 - r < freed / 10 * 6; ms += 100) { sleep_ms(100); r = rss(); }
   CHECK_MSG(r <= r0 / 2 || r0 - r >= freed / 10 * 6, "RSS %zu MiB after the frees, %zu MiB later (%zu MiB freed)",
             r0 >> 20, r >> 20, freed >> 20);
   CHECK(state_now().scavenged_bytes > 0);
+  hakmem_ace_state_t st = state_now();
+  CHECK_MSG(st.mode == HAKMEM_ACE_MODE_STEERING, "mode %u: %s", st.mode, st.last_reason);
   for (int i = 0; i < IDLE_N; i += 10) {
     bool ok = true;
     for (size_t j = 0; j < idle_len[i]; j += 97) if (idle_blocks[i][j] != (unsigned char)(i & 0xff)) ok = false;
@@ -749,6 +844,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_rule_large_slack_follows_rss);
   HT_RUN(test_rule_lock_waits_widen_bundles);
   HT_RUN(test_scavenge_budget_grows_while_the_program_idles);
+  HT_RUN(test_cpu_guard_reads_an_average);
   HT_RUN(test_guards);
   HT_RUN(test_config_api_validates);
   HT_RUN(test_config_from_the_environment);
@@ -757,6 +853,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_thread_starts_from_large_allocations_alone);
   HT_RUN(test_thread_start_failure_leaves_defaults);
   HT_RUN(test_pmu_modes);
+  HT_RUN(test_ace_descriptors_stay_out_of_the_programs_way);
   HT_RUN(test_fork_with_ace_running);
   HT_RUN(test_scavenger_returns_idle_memory);
   HT_RUN(test_scavenger_cuts_idle_thread_caches);

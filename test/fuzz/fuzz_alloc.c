@@ -177,8 +177,11 @@ static void adopt(int k, void* vp, size_t n, size_t align, const char* what) {
   size_t u = hak_malloc_usable_size(p);
   if (u < n) fail("%s(%zu) = %p: usable size %zu", what, n, vp, u);
   /* (README: a block a malloc borrows from one of the next two classes, when its own has
-   * no free block left, keeps 8 * usable <= 11 * size above 128 B, 47 bytes below) */
-  if (plain && n > 128 && n <= MiB && 8 * u > 11 * n)
+   * no free block left, keeps 8 * usable <= 11 * size above 128 B, 47 bytes below; above
+   * 32 KiB, from one of the next eight, 4 * usable <= 9 * size) */
+  if (plain && n > 32 * KiB && n <= MiB && 4 * u > 9 * n)
+    fail("%s(%zu): usable %zu wastes more than 5/9 of the block", what, n, u);
+  if (plain && n > 128 && n <= 32 * KiB && 8 * u > 11 * n)
     fail("%s(%zu): usable %zu wastes more than 3/11 of the block", what, n, u);
   if (plain && n >= 1 && n <= 128 && u - n > 47) fail("%s(%zu): usable %zu wastes more than 47 bytes", what, n, u);
   for (int j = 0; j < NSLOTS; j++) {

@@ -111,17 +111,25 @@ static void publish(const hak_knobs* k) {
   }
 }
 
+/* Whether a and b agree on every knob a policy steers (rules, resize, the learner's
+ * arms, keep-or-return, the large reuse slack). */
+static bool steered_knobs_equal(const hak_knobs* a, const hak_knobs* b) {
+  return memcmp(a->tls_cap, b->tls_cap, sizeof a->tls_cap) == 0 &&
+         memcmp(a->tls_cap_max, b->tls_cap_max, sizeof a->tls_cap_max) == 0 &&
+         a->tls_grow_budget_bytes == b->tls_grow_budget_bytes &&
+         memcmp(a->refill_batch, b->refill_batch, sizeof a->refill_batch) == 0 &&
+         memcmp(a->remote_drain_interval, b->remote_drain_interval, sizeof a->remote_drain_interval) == 0 &&
+         a->sweep_interval == b->sweep_interval && a->purge_delay_ms == b->purge_delay_ms &&
+         a->partial_release_pages == b->partial_release_pages &&
+         a->segment_cache_bytes == b->segment_cache_bytes &&
+         a->segment_cache_dirty_bytes == b->segment_cache_dirty_bytes &&
+         a->large_cache_bytes == b->large_cache_bytes && a->large_cache_entries == b->large_cache_entries &&
+         a->large_cache_dirty_bytes == b->large_cache_dirty_bytes &&
+         a->large_reuse_slack_pct == b->large_reuse_slack_pct;
+}
+
 void ace_ctl_restore_defaults(const char* why) {
-  if (started && memcmp(knobs_now.tls_cap, knobs_default.tls_cap, sizeof knobs_now.tls_cap) == 0 &&
-      memcmp(knobs_now.tls_cap_max, knobs_default.tls_cap_max, sizeof knobs_now.tls_cap_max) == 0 &&
-      knobs_now.tls_grow_budget_bytes == knobs_default.tls_grow_budget_bytes &&
-      memcmp(knobs_now.refill_batch, knobs_default.refill_batch, sizeof knobs_now.refill_batch) == 0 &&
-      memcmp(knobs_now.remote_drain_interval, knobs_default.remote_drain_interval,
-             sizeof knobs_now.remote_drain_interval) == 0) {
-    /* nothing to restore */
-  } else {
-    publish(&knobs_default);
-  }
+  if (!started || !steered_knobs_equal(&knobs_now, &knobs_default)) publish(&knobs_default);
   if (why && *why) {
     ace_set_reason(why);
     ace_log(1, "%s", why);

@@ -108,6 +108,11 @@ void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const ha
   put_str(&l, reason ? reason : "");
   put(&l, ",\"scavenged\":%llu}\n", (unsigned long long)scavenged);
   if (l.len >= sizeof l.buf - 1) { l.buf[sizeof l.buf - 2] = '\n'; l.len = sizeof l.buf - 1; }
+  if (!hak_prim_kept_valid(&trace_kept)) {   /* the program took the number: stop tracing */
+    trace_fd = -1;
+    trace_kept.fd = -1;
+    return;
+  }
   size_t off = 0;
   while (off < l.len) {
     ssize_t w = write(trace_fd, l.buf + off, l.len - off);

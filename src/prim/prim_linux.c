@@ -191,10 +191,12 @@ int hak_prim_fd_high(int fd) {
   long base = HAK_FD_HIGH;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur / 2 < base)
     base = (long)rl.rlim_cur / 2;
-  int high = fd < base ? fcntl(fd, F_DUPFD_CLOEXEC, (int)base) : -1;
+  if (fd >= base) { errno = e; return fd; }
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)base);
+  int lost = high < 0 && errno == EBADF;   /* the program closed it already: not ours now */
   if (high >= 0) close(fd);
   errno = e;
-  return high >= 0 ? high : fd;
+  return high >= 0 ? high : lost ? -1 : fd;
 }
 
 void hak_prim_kept_adopt(hak_kept_fd* k, int fd) {

@@ -12,6 +12,7 @@
 #include "ace/ace.h"
 #include "alloc/alloc.h"
 #include "alloc/knobs.h"
+#include "prim/prim.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -442,6 +443,38 @@ static void* backlog_owner(void* arg) {
   return NULL;
 }
 
+/* "Defaults restored" restores every knob a policy steers: the large reuse slack the
+ * RSS rule set to 0 came back neither at a stop nor when a guard tripped, whenever the
+ * thread caches happened to be at their defaults (here: pinned). */
+static void test_stop_restores_the_large_reuse_slack(void) {
+  hakmem_ace_config_t cfg = config_now();
+  hakmem_ace_config_t was = cfg;
+  cfg.enabled = 0;
+  CHECK_EQ(hakmem_ace_config(&cfg), 0);
+  CHECK_EQ(ace_tid(), 0);
+  size_t r = hak_prim_rss_bytes();
+  CHECK(r > 0);
+  cfg.max_rss_bytes = r + r / 20;               /* target (90 %) below RSS, the guard above */
+  cfg.pinned = HAKMEM_ACE_PIN_TLS_CAP;          /* no diet: the caches stay at their defaults */
+  cfg.policy = HAKMEM_ACE_POLICY_RULES;
+  CHECK_EQ(hakmem_ace_config(&cfg), 0);
+  hak_knobs def;
+  def.size = sizeof def;
+  hak_knobs_copy(&def);
+  CHECK(def.large_reuse_slack_pct > 0);
+  uint64_t now = 3000000000000ull;
+  ace_ctl_start(now);
+  ace_ctl_fast_tick(now + 500000000ull);
+  hak_knobs k;
+  k.size = sizeof k;
+  hak_knobs_copy(&k);
+  CHECK_MSG(k.large_reuse_slack_pct == 0, "slack %u%%: %s", k.large_reuse_slack_pct, state_now().last_reason);
+  ace_ctl_stop();
+  hak_knobs_copy(&k);
+  CHECK_EQ(k.large_reuse_slack_pct, def.large_reuse_slack_pct);
+  CHECK_EQ(hakmem_ace_config(&was), 0);
+}
+
 static void test_controller_tick_on_a_fake_clock(void) {
   /* This test ticks the controller itself: no ACE thread may tick it as well (one
    * started by the owner's mallocs once the process has lived a second, as in a slow
@@ -830,7 +863,9 @@ static void trace_run_and_exit(void) {
     sleep_ms(60);
     for (int i = 0; i < N; i++) hak_free(p[i]);
   }
-  sleep_ms(300);
+  /* Idle past the trace test's 1 s slow interval: the rounds above take about 0.7 s,
+   * and with a 300 ms idle the slow tick at 1.0 s raced the exit (4 of 5 runs missed it). */
+  sleep_ms(600);
   exit(state_now().fast_ticks > 0 ? 0 : 1);
 }
 
@@ -849,6 +884,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_config_api_validates);
   HT_RUN(test_config_from_the_environment);
   HT_RUN(test_controller_tick_on_a_fake_clock);
+  HT_RUN(test_stop_restores_the_large_reuse_slack);
   HT_RUN(test_thread_starts_lazily_with_signals_blocked_and_stops);
   HT_RUN(test_thread_starts_from_large_allocations_alone);
   HT_RUN(test_thread_start_failure_leaves_defaults);

@@ -20,7 +20,7 @@
  * libpfm is loaded with dlopen, and only where the kernel counts hardware events (a
  * probe by number first): linked, its event tables cost every process that loads
  * hakmem 2.3 MiB of RSS and 0.3 ms of relocations at start-up (measured: a
- * /bin/true-sized program, 1.6 -> 3.9 MiB). Software events are opened by number. */
+ * /bin/true-sized program, 1.6 -> 3.9 MiB). Software mode needs neither libpfm nor perf. */
 #include "ace/ace.h"
 
 #include "prim/prim.h"
@@ -80,8 +80,7 @@ static uint64_t faults_base;                          /* software mode: getrusag
  * the kernel's id of the event. */
 static int perf_open(struct perf_event_attr* attr, pid_t tid, uint64_t* id) {
   int fd = (int)syscall(SYS_perf_event_open, attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
-  if (fd < 0) return -1;
-  fd = hak_prim_fd_high(fd);
+  if (fd < 0 || (fd = hak_prim_fd_high(fd)) < 0) return -1;
   if (ioctl(fd, PERF_EVENT_IOC_ID, id) != 0) *id = 0;
   return fd;
 }
@@ -108,6 +107,15 @@ static bool encode(const char* name, struct perf_event_attr* attr) {
   return true;
 }
 
+/* Can this thread count `a`? (opens and closes it for itself) */
+static bool can_count(struct perf_event_attr* a) {
+  uint64_t id;
+  int fd = perf_open(a, (pid_t)syscall(SYS_gettid), &id);
+  if (fd < 0) return false;
+  perf_close(fd, id);
+  return true;
+}
+
 /* Does the kernel count LLC read accesses for this thread, user-only? (by number) */
 static bool hardware_present(void) {
   struct perf_event_attr a;
@@ -117,22 +125,12 @@ static bool hardware_present(void) {
   a.config = PERF_COUNT_HW_CACHE_LL | (PERF_COUNT_HW_CACHE_OP_READ << 8) | (PERF_COUNT_HW_CACHE_RESULT_ACCESS << 16);
   a.exclude_kernel = 1;
   a.exclude_hv = 1;
-  uint64_t id;
-  int fd = perf_open(&a, (pid_t)syscall(SYS_gettid), &id);
-  if (fd < 0) return false;
-  perf_close(fd, id);
-  return true;
+  return can_count(&a);
 }
 
 /* Can this thread count these events? (opens and closes them for itself) */
 static bool probe(int n) {
-  pid_t self = (pid_t)syscall(SYS_gettid);
-  for (int e = 0; e < n; e++) {
-    uint64_t id;
-    int fd = perf_open(&pmu_attr[e], self, &id);
-    if (fd < 0) return false;
-    perf_close(fd, id);
-  }
+  for (int e = 0; e < n; e++) if (!can_count(&pmu_attr[e])) return false;
   return true;
 }
 

@@ -12,17 +12,16 @@
 #include <string.h>
 #include <unistd.h>
 
-static int trace_fd = -1;
-static hak_kept_fd trace_kept = HAK_KEPT_FD_NONE;   /* the same descriptor (prim.h: kept fds) */
+static hak_kept_fd trace = HAK_KEPT_FD_NONE;   /* the trace file (prim.h: kept fds); fd -1: none */
 
 void ace_trace_open(const char* path) {
-  if (!path || !*path || trace_fd >= 0) return;
-  trace_fd = hak_prim_fd_high(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (trace_fd < 0) ace_log(1, "cannot open the trace file %s", path);
-  else hak_prim_kept_adopt(&trace_kept, trace_fd);
+  if (!path || !*path || trace.fd >= 0) return;
+  int fd = hak_prim_fd_high(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (fd < 0) ace_log(1, "cannot open the trace file %s", path);
+  else hak_prim_kept_adopt(&trace, fd);
 }
 
-bool ace_trace_active(void) { return trace_fd >= 0; }
+bool ace_trace_active(void) { return trace.fd >= 0; }
 
 typedef struct line { char buf[4096]; size_t len; } line;
 
@@ -56,7 +55,7 @@ static void put_num(line* l, const char* key, double v) {
 
 void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const hak_knobs* k, const char* mode,
                     const char* policy, const char* pmu, const char* reason, uint64_t scavenged) {
-  if (trace_fd < 0) return;
+  if (trace.fd < 0) return;
   line l = {.len = 0};
   put(&l, "{\"t\":%.3f,\"tick\":", t_s);
   put_str(&l, tick);
@@ -108,20 +107,18 @@ void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const ha
   put_str(&l, reason ? reason : "");
   put(&l, ",\"scavenged\":%llu}\n", (unsigned long long)scavenged);
   if (l.len >= sizeof l.buf - 1) { l.buf[sizeof l.buf - 2] = '\n'; l.len = sizeof l.buf - 1; }
-  if (!hak_prim_kept_valid(&trace_kept)) {   /* the program took the number: stop tracing */
-    trace_fd = -1;
-    trace_kept.fd = -1;
+  if (!hak_prim_kept_valid(&trace)) {   /* the program took the number: stop tracing */
+    trace.fd = -1;
     return;
   }
   size_t off = 0;
   while (off < l.len) {
-    ssize_t w = write(trace_fd, l.buf + off, l.len - off);
+    ssize_t w = write(trace.fd, l.buf + off, l.len - off);
     if (w <= 0) break;
     off += (size_t)w;
   }
 }
 
 void ace_trace_close(void) {
-  if (trace_fd >= 0) hak_prim_kept_close(&trace_kept);
-  trace_fd = -1;
+  hak_prim_kept_close(&trace);
 }

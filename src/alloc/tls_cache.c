@@ -242,7 +242,7 @@ static void* refill_locked(hak_heap* h, unsigned cls, bool borrow);
 #define HAK_BORROW_PINGPONG 4     /* lent blocks back at once in a row: the same */
 
 static void* borrow_block(hak_heap* h, unsigned cls) {
-  bool pool = hak_cls_size[cls] > HAK_MID_MAX;
+  bool pool = hak_cls_kind[cls] == HAK_SEG_POOL;
   uint32_t limit = pool ? 2 * hak_cls_size[cls] : hak_cls_size[cls] + hak_cls_size[cls] / 4;
   unsigned span = pool ? HAK_BORROW_CLASSES_POOL : HAK_BORROW_CLASSES;
   /* A class that gave blocks back since it last cut new ones may take from a lender's

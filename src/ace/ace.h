@@ -72,6 +72,7 @@ typedef struct ace_metrics {
   double   refault_bytes_per_s;         /* released memory handed out again */
   uint64_t idle_cache_trimmed_bytes;    /* cut off idle threads' caches in the window */
   uint64_t bytes_in_use, bytes_held, unused_resident;
+  uint64_t large_cache_resident;        /* of unused_resident: freed large spans kept resident */
   double   fragmentation;               /* bytes in use / bytes held (1 when nothing held) */
   uint64_t rss_bytes;                   /* 0 unless read this tick */
   double   ace_cpu_fraction;            /* the ACE thread's CPU time per wall time (controller) */
@@ -108,13 +109,16 @@ typedef struct ace_rule_input {
  * reason[0..n) and returns the number of knob groups changed (0: k unchanged). */
 HAK_HIDDEN int ace_rules_apply(const ace_rule_input* in, hak_knobs* k, char* reason, size_t n);
 struct ace_reasons;
-/* Keep or return for large blocks, shared by the rules and the learner: RSS above the
- * target sets the large reuse slack to 0 (a reused mapping carries no surplus); below
- * ACE_SLACK_RESTORE of the target it climbs back to its default (ACE_SLACK_FIRST %,
- * then doubling per tick). 1 when k changed. */
+/* Keep or return for large blocks, shared by the rules and the learner. With an RSS
+ * target the large cache's resident bytes are capped at the room the target leaves (at
+ * least ACE_LARGE_DIRTY_FLOOR), and RSS above the target sets the large reuse slack to
+ * 0 (a reused span's surplus is decommitted); below ACE_SLACK_RESTORE of the target the
+ * cap climbs back (doubling, never above the room), then the slack (from
+ * ACE_SLACK_FIRST %). 1 when k changed. */
 #define ACE_SLACK_RESTORE 0.9
 #define ACE_SLACK_FIRST   25
-HAK_HIDDEN int ace_rule_large_slack(const ace_rule_input* in, hak_knobs* k, struct ace_reasons* r);
+#define ACE_LARGE_DIRTY_FLOOR (32ull << 20)
+HAK_HIDDEN int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, struct ace_reasons* r);
 
 /* ---- bandit.c ----------------------------------------------------------------------- */
 #define ACE_BANDIT_MAX_ARMS   6

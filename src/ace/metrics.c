@@ -73,5 +73,6 @@ void ace_metrics_compute(const hak_collect* prev, const hak_collect* cur, const 
   uint64_t unused = cur->segment_cache_dirty_bytes + cur->large_cache_dirty_bytes;
   for (unsigned k = 0; k < HAK_SEG_KINDS; k++) unused += cur->unused_dirty_bytes[k];
   out->unused_resident = unused;
+  out->large_cache_resident = cur->large_cache_dirty_bytes;
   out->fragmentation = cur->bytes_mapped ? (double)cur->bytes_in_use / (double)cur->bytes_mapped : 1.0;
 }

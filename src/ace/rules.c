@@ -7,8 +7,9 @@
  *   allocator lock waits high         -> wider refill bundles (fewer trips to the slabs)
  *   a pressure gone                   -> that knob group back toward its default, 10 %
  *                                        per tick
- *   RSS high                          -> large reuse slack 0 until RSS is well under the
- *                                        target (ace_rule_large_slack)
+ *   RSS high                          -> large reuse slack 0 and the large cache's resident
+ *                                        bytes capped until RSS is well under the target
+ *                                        (ace_rule_large_keep)
  * Pinned knob groups are never touched. */
 #include "ace/ace.h"
 
@@ -129,25 +130,63 @@ static int rule_bundles(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) 
   return changed;
 }
 
-/* A cached large mapping serves a smaller request whole while its surplus is at most
- * large_reuse_slack_pct of the request: the block then keeps up to that much resident
- * beyond what it holds (a 5 MiB block in a 20 MiB mapping: 15 MiB) for as long as it
- * lives, which is what lets a program that replaces large blocks of varying sizes reuse
- * freed pages instead of faulting new ones in. Above the RSS target the surplus goes
- * back at each reuse instead. Once RSS is well under the target (ACE_SLACK_RESTORE of
- * it) the slack climbs back to its default, doubling per tick from ACE_SLACK_FIRST:
- * put back at once, it let the surplus grow past the guard's limit within a tick. */
-int ace_rule_large_slack(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
+/* A cached large span serves a smaller request whole while its surplus is at most
+ * large_reuse_slack_pct of the request (beyond that it is split, and the rest stays
+ * cached, resident): what lets a program that replaces large blocks of varying sizes
+ * reuse freed pages instead of faulting new ones in, at the price of resident memory
+ * that holds no block. With an RSS target:
+ *   - the large cache keeps resident at most the room the target leaves (the target
+ *     less everything else resident, at least ACE_LARGE_DIRTY_FLOOR), the oldest spans
+ *     beyond it decommitted at the next large free. The allocator enforces the cap
+ *     itself, so it holds between two ticks too, and it is set before RSS reaches the
+ *     target: one 500 ms tick of the default cache took large_replace from 385 to
+ *     452 MiB, past a 440 MiB limit. Without the floor every freed block was
+ *     decommitted and faulted in again, slower and no leaner;
+ *   - above the target the slack goes to 0: a reused span's surplus is decommitted.
+ * Once RSS is well under the target (ACE_SLACK_RESTORE of it) the cap climbs back to
+ * its default, doubling per tick from the floor but never above the room, and then
+ * the slack, from ACE_SLACK_FIRST: put back at once, they took RSS past the guard's
+ * limit within a tick. */
+int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
   if (!in->rss_target || (in->pinned & HAKMEM_ACE_PIN_SCAVENGE)) return 0;
-  uint64_t rss = in->m->rss_bytes;
+  const ace_metrics* m = in->m;
+  uint64_t rss = m->rss_bytes, target = in->rss_target;
   uint32_t def = in->defaults->large_reuse_slack_pct, v = k->large_reuse_slack_pct;
-  if (rss > in->rss_target && v != 0) {
-    k->large_reuse_slack_pct = 0;
-    ace_say(r, "RSS %llu MiB > target %llu MiB: reused large mappings give their surplus back (reuse slack %u %% -> 0)",
-            (unsigned long long)(rss >> 20), (unsigned long long)(in->rss_target >> 20), v);
-    return 1;
+  uint64_t ddef = in->defaults->large_cache_dirty_bytes, dv = k->large_cache_dirty_bytes;
+  int changed = 0;
+  uint64_t others = rss > m->large_cache_resident ? rss - m->large_cache_resident : 0;
+  uint64_t room = target > others ? target - others : 0;   /* for the large cache */
+  if (room < ACE_LARGE_DIRTY_FLOOR) room = ACE_LARGE_DIRTY_FLOOR;
+  if (room < dv) {
+    k->large_cache_dirty_bytes = room;
+    ace_say(r, "RSS %llu MiB, target %llu MiB: large cache resident cap %llu -> %llu MiB (the room the target leaves)",
+            (unsigned long long)(rss >> 20), (unsigned long long)(target >> 20), (unsigned long long)(dv >> 20),
+            (unsigned long long)(room >> 20));
+    changed = 1;
   }
-  if ((double)rss < (double)in->rss_target * ACE_SLACK_RESTORE && v < def) {
+  if (rss > target) {
+    if (v != 0) {
+      k->large_reuse_slack_pct = 0;
+      ace_say(r, "RSS %llu MiB > target %llu MiB: reused large spans give their surplus back (reuse slack %u %% -> 0)",
+              (unsigned long long)(rss >> 20), (unsigned long long)(target >> 20), v);
+      changed = 1;
+    }
+    return changed;
+  }
+  if (changed || (double)rss >= (double)target * ACE_SLACK_RESTORE) return changed;
+  if (dv < ddef) {
+    uint64_t nd = dv < ACE_LARGE_DIRTY_FLOOR ? ACE_LARGE_DIRTY_FLOOR : dv > ddef / 2 ? ddef : dv * 2;
+    if (nd > ddef) nd = ddef;
+    if (nd > room) nd = room > dv ? room : dv;       /* never above the room */
+    if (nd != dv) {
+      k->large_cache_dirty_bytes = nd;
+      ace_say(r, "RSS %llu MiB under target: large cache resident cap %llu -> %llu MiB (default %llu MiB)",
+              (unsigned long long)(rss >> 20), (unsigned long long)(dv >> 20), (unsigned long long)(nd >> 20),
+              (unsigned long long)(ddef >> 20));
+      return 1;
+    }
+  }
+  if (v < def) {          /* the cap is as high as it goes: the surplus may stay again */
     uint32_t nv = v < ACE_SLACK_FIRST ? ACE_SLACK_FIRST : v > def / 2 ? def : v * 2;
     if (nv > def) nv = def;
     k->large_reuse_slack_pct = nv;
@@ -165,6 +204,6 @@ int ace_rules_apply(const ace_rule_input* in, hak_knobs* k, char* reason, size_t
   if (!(in->pinned & HAKMEM_ACE_PIN_DRAIN)) changed += rule_backlog(in, k, &r);
   if (!(in->pinned & HAKMEM_ACE_PIN_TLS_CAP)) changed += rule_diet(in, k, &r);
   if (!(in->pinned & HAKMEM_ACE_PIN_REFILL_BATCH)) changed += rule_bundles(in, k, &r);
-  changed += ace_rule_large_slack(in, k, &r);
+  changed += ace_rule_large_keep(in, k, &r);
   return changed;
 }

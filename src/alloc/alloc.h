@@ -124,6 +124,9 @@ typedef struct hak_segment {
   size_t                 usable;     /* bytes usable at `user` */
   size_t                 align;      /* alignment the mapping was made for */
   bool                   fresh;      /* never handed out before / decommitted: reads as zero */
+  size_t                 dirty_end;  /* cached large spans: bytes from the start that may
+                                        hold old data, the header page at least (exactly
+                                        that when fresh); a join can make it partial */
   uint64_t               cached_at;  /* when it entered a cache (ns), for the purge delay */
   uint32_t               purged;     /* slabs decommitted by a purge, not yet reused
                                         (their reuse counts as a refault) */

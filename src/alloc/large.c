@@ -1,33 +1,40 @@
-/* large.c — blocks above 1 MiB (and blocks aligned beyond a page): one mapping each,
- * chunk-aligned, with the segment header on the first page and the block at
- * `off` = max(4 KiB, alignment). Every chunk of the mapping is registered, so free()
- * validates the pointer by comparing it with header->user.
+/* large.c — blocks above 1 MiB (and blocks aligned beyond a page): a span of chunks
+ * each, chunk-aligned, with the segment header on the first page and the block at
+ * `off` = max(4 KiB, alignment). Every chunk of a span is registered to it, so free()
+ * validates the pointer by comparing it with header->user. A span is a mapping of its
+ * own or part of one: freed spans are split and joined like a page heap's runs.
  *
- * Freed mappings go to a cache sized by bytes and time (knobs large_cache_*):
- *   - a freed mapping stays resident (dirty) for the purge delay; after that it stays
- *     only within the dirty budget, the oldest beyond it decommitted first. The budget
- *     follows the program's recent churn: the bytes of large blocks freed in the
- *     current and the previous purge-delay window, plus those of the windows before
- *     weighted down linearly over HAK_CHURN_WINDOWS windows, at most the knob
- *     large_cache_dirty_bytes (which also bounds the young mappings). A steady
- *     replacer keeps its mappings resident; when the frees stop, the budget falls
- *     linearly to nothing over HAK_CHURN_WINDOWS + 1 purge delays, so the memory
- *     goes back smoothly rather than at once;
- *   - a decommitted mapping unused for the purge delay plus large_cache_unmap_delay_ms
- *     is unmapped; beyond large_cache_entries or large_cache_bytes the oldest is unmapped.
+ * Freed spans go to a cache sized by bytes and time (knobs large_cache_*):
+ *   - a freed span joins the cached spans right before and after it in the address
+ *     space when they have the same residency (one header, one registry owner), so
+ *     the pieces a split made come back together;
+ *   - it stays resident (dirty) for the purge delay; after that it stays only within
+ *     the dirty budget, the oldest beyond it decommitted first. The budget follows the
+ *     program's recent churn: the bytes of large blocks freed in the current and the
+ *     previous purge-delay window, plus those of the windows before weighted down
+ *     linearly over HAK_CHURN_WINDOWS windows, at most the knob large_cache_dirty_bytes
+ *     (which also bounds the young spans). A steady replacer keeps its spans resident;
+ *     when the frees stop, the budget falls linearly to nothing over HAK_CHURN_WINDOWS
+ *     + 1 purge delays, so the memory goes back smoothly rather than at once;
+ *   - a decommitted span unused for the purge delay plus large_cache_unmap_delay_ms is
+ *     unmapped; beyond large_cache_entries or large_cache_bytes the oldest is unmapped.
  * Decay runs on every large free and from the sweeps and scavenger (purge).
  *
- * Reuse (cache_take): the smallest cached mapping that holds the request, resident ones
+ * Reuse (cache_take): the smallest cached span that holds the request, resident ones
  * first. Its surplus stays with the block while it is at most large_reuse_slack_pct of
- * the request plus a chunk; the tail beyond that (from the chunk boundary after the
- * request plus the slack) is unmapped. When no cached mapping is big enough, the largest resident one smaller than
- * the request is grown (mremap in place, else moved to a new aligned place without
- * copying), so only the difference is faulted in. calloc zeroes only the part of the
- * block that may hold old data; pages never touched or decommitted read as zero.
+ * the request plus a chunk; beyond that the span is split at the chunk boundary after
+ * the request plus the slack (when a chunk or more is left), and the rest stays cached as a span of its own (resident
+ * pages and all: the next request of that size takes it without faults). A slack of 0
+ * (ACE sets it when RSS is above its target) decommits that rest instead. When no
+ * cached span is big enough, the largest resident one smaller than the request is
+ * grown (mremap in place, else moved to a new aligned place without copying), so only
+ * the difference is faulted in. calloc zeroes only the part of the block that may hold
+ * old data; pages never touched or decommitted read as zero.
  *
  * realloc grows in place with mremap when the address space after the block is free,
- * and otherwise moves the pages (mremap to a fresh aligned mapping) instead of copying;
- * it shrinks in place, unmapping a tail of a chunk or more. */
+ * or by taking the cached span that follows it, and otherwise moves the pages (mremap
+ * to a fresh aligned mapping) instead of copying; it shrinks in place, unmapping a tail
+ * of a chunk or more. */
 #include "alloc/alloc.h"
 #include "alloc/knobs.h"
 #include "alloc/churn.h"
@@ -37,8 +44,8 @@
 #include <errno.h>
 #include <string.h>
 
-/* The cache: at most large_cache_entries (<= 64) mappings, unordered, scanned under
- * the lock. A mapping being decommitted or unmapped is off the list meanwhile. */
+/* The cache: at most large_cache_entries (<= 64) spans, unordered, scanned under the
+ * lock. A span being decommitted, unmapped or handed out is off the list meanwhile. */
 static hak_lock large_lock = HAK_LOCK_INIT;
 static hak_segment* large_cache;
 static size_t large_cache_bytes, large_cache_dirty;
@@ -68,9 +75,79 @@ static void cache_unlink(hak_segment* seg) {
   large_cache_n--;
 }
 
+/* Under the lock: the cached span that ends where `seg` starts (after == false) or
+ * starts where it ends (after == true); NULL when there is none. Spans start on a
+ * chunk, so the one before ends on a chunk too. */
+static hak_segment* cache_neighbour(const hak_segment* seg, bool after) {
+  const uint8_t* lo = (const uint8_t*)seg;
+  const uint8_t* hi = lo + seg->size;
+  for (hak_segment* c = large_cache; c; c = c->next) {
+    if (after ? (const uint8_t*)c == hi : (const uint8_t*)c + c->size == lo) return c;
+  }
+  return NULL;
+}
+
+/* `hi`, right after `lo` in the address space and on no list, becomes part of `lo`: its
+ * chunks are registered to lo and its header is plain memory from now on. The joined
+ * span is resident (not fresh) when either part was; calloc zeroes it up to the end of
+ * hi's old data, hi's old header at least. */
+static void span_join(hak_segment* lo, hak_segment* hi) {
+  hak_seglist_remove(hi);
+  hak_registry_set(hi, hi->size, lo);   /* the leaves exist: no allocation, no failure */
+  lo->dirty_end = lo->size + hi->dirty_end;         /* at least hi's old header */
+  lo->fresh = lo->fresh && hi->fresh;
+  lo->size += hi->size;
+  if (hi->cached_at > lo->cached_at) lo->cached_at = hi->cached_at;
+}
+
+/* Under the lock: put `seg` (on no list) into the cache, joined with the cached spans
+ * around it. */
+static void cache_link_joined(hak_segment* seg) {
+  hak_segment* n = cache_neighbour(seg, true);
+  if (n) { cache_unlink(n); span_join(seg, n); }
+  n = cache_neighbour(seg, false);
+  if (n) { cache_unlink(n); span_join(n, seg); seg = n; }
+  cache_link(seg);
+}
+
+/* `seg` (off the cache, being handed out) keeps its first `keep` bytes (a chunk
+ * multiple, less than its size); the rest becomes a cached span of its own with the
+ * same age, and the same residency unless `give_back` (then it is decommitted). */
+static void span_split(hak_segment* seg, size_t keep, bool give_back) {
+  hak_segment* rest = (hak_segment*)((uint8_t*)seg + keep);
+  size_t size = seg->size - keep;
+  memset(rest, 0, sizeof *rest);
+  rest->magic = HAK_SEG_MAGIC;
+  rest->kind = HAK_SEG_LARGE;
+  rest->slab_shift = 63;
+  rest->size = size;
+  rest->fresh = seg->fresh;
+  rest->dirty_end = seg->dirty_end > keep + HAK_PAGE_SIZE ? seg->dirty_end - keep : HAK_PAGE_SIZE;
+  rest->cached_at = seg->cached_at;
+  hak_store_relaxed(&rest->state, HAK_SEGST_LARGE_FREE);
+  if (give_back && rest->dirty_end > HAK_PAGE_SIZE) {
+    if (hak_prim_decommit((uint8_t*)rest + HAK_PAGE_SIZE, rest->dirty_end - HAK_PAGE_SIZE)) {
+      HAK_OS_COUNT(decommit_calls, 1);
+      HAK_OS_COUNT(decommit_bytes, rest->dirty_end - HAK_PAGE_SIZE);
+      rest->dirty_end = HAK_PAGE_SIZE;
+    } else {
+      HAK_OS_COUNT(os_failures, 1);
+    }
+  }
+  rest->fresh = rest->dirty_end == HAK_PAGE_SIZE;
+  hak_registry_set(rest, size, rest);   /* chunks that were seg's: the leaves exist */
+  hak_seglist_add(rest);
+  seg->size = keep;
+  if (seg->dirty_end > keep) seg->dirty_end = keep;
+  HAK_OS_COUNT(bytes_cached, (int64_t)size);
+  hak_lock_take(&large_lock);
+  cache_link_joined(rest);
+  hak_lock_release(&large_lock);
+}
+
 /* Surplus a reused mapping may keep: slack_pct of the request plus a chunk. */
-static size_t reuse_slack(size_t need) {
-  unsigned __int128 s = (unsigned __int128)need * HAK_KNOB(large_reuse_slack_pct) / 100 + HAK_CHUNK_SIZE;
+static size_t reuse_slack(size_t need, uint32_t pct) {
+  unsigned __int128 s = (unsigned __int128)need * pct / 100 + HAK_CHUNK_SIZE;
   return s > SIZE_MAX ? SIZE_MAX : (size_t)s;
 }
 
@@ -100,28 +177,12 @@ static hak_segment* cache_take(size_t need, size_t map_align, bool* grow) {
   return got;
 }
 
-/* Unmap the tail of a mapping that is nobody's block, keeping new_size bytes (a chunk
- * multiple). The registry lets go of the tail's chunks first, so that a mapping another
- * thread makes there is never unregistered by us. False when munmap was refused. */
-static bool large_trim(hak_segment* seg, size_t new_size) {
-  size_t cut = seg->size - new_size;
-  hak_registry_set((uint8_t*)seg + new_size, cut, NULL);
-  if (!hak_prim_unmap((uint8_t*)seg + new_size, cut)) {
-    hak_registry_set((uint8_t*)seg + new_size, cut, seg);
-    HAK_OS_COUNT(os_failures, 1);
-    return false;
-  }
-  HAK_OS_COUNT(bytes_mapped, -(int64_t)cut);
-  seg->size = new_size;
-  return true;
-}
-
 /* A mapping cache_take handed out and the caller could not use: back into the cache as
  * it was (an allocation that fails must not cost the cache its memory). */
 static void cache_return(hak_segment* seg) {
   HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
   hak_lock_take(&large_lock);
-  cache_link(seg);
+  cache_link_joined(seg);
   hak_lock_release(&large_lock);
 }
 
@@ -169,16 +230,17 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
   bool grow;
   hak_segment* seg = cache_take(need, map_align, &grow);
   if (seg && grow) {
-    size_t old = seg->size;
+    size_t old_dirty = seg->dirty_end;
     seg = large_grow_cached(seg, need, map_align);
-    if (seg) dirty = old;
+    if (seg) dirty = old_dirty;
   } else if (seg) {
-    size_t slack = reuse_slack(need);
-    if (seg->size - need > slack) {   /* the surplus beyond the slack goes back */
+    uint32_t pct = HAK_KNOB(large_reuse_slack_pct);
+    size_t slack = reuse_slack(need, pct);
+    if (seg->size - need > slack) {   /* the surplus beyond the slack stays cached */
       size_t keep = HAK_ALIGN_UP(need + slack - HAK_CHUNK_SIZE, HAK_CHUNK_SIZE);
-      if (keep < seg->size) large_trim(seg, keep);
+      if (keep < seg->size && seg->size - keep >= HAK_CHUNK_SIZE) span_split(seg, keep, pct == 0);
     }
-    if (!seg->fresh) dirty = seg->size;
+    dirty = seg->dirty_end;
   }
   if (!seg) {
     seg = hak_prim_map_aligned(need, map_align);
@@ -284,6 +346,7 @@ static size_t cache_finish(cache_work* w) {
   for (hak_segment* seg = w->decommit; seg; seg = seg->next) {
     seg->fresh = hak_prim_decommit((uint8_t*)seg + HAK_PAGE_SIZE, seg->size - HAK_PAGE_SIZE);
     if (!seg->fresh) { HAK_OS_COUNT(os_failures, 1); continue; }   /* refused: stays dirty */
+    seg->dirty_end = HAK_PAGE_SIZE;
     bytes += seg->size - HAK_PAGE_SIZE;
     HAK_OS_COUNT(decommit_calls, 1);
   }
@@ -297,7 +360,7 @@ static size_t cache_finish(cache_work* w) {
     hak_segment* seg = w->decommit;
     w->decommit = seg->next;
     if (large_cache_n >= max_n || large_cache_bytes + seg->size > limit) { seg->next = drop; drop = seg; continue; }
-    cache_link(seg);
+    cache_link_joined(seg);
   }
   hak_lock_release(&large_lock);
   while (drop) {
@@ -323,15 +386,42 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
   }
   uint64_t now = hak_prim_now_ns(), delay = HAK_KNOB(purge_delay_ns);
   seg->fresh = false;
+  seg->dirty_end = seg->size;
   seg->cached_at = now;
   HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
   cache_work w = {NULL, NULL};
   hak_lock_take(&large_lock);
   hak_churn_add(&freed_churn, now, delay, seg->size);
-  cache_link(seg);
+  cache_link_joined(seg);
   cache_collect(&w, now, delay);
   hak_lock_release(&large_lock);
   cache_finish(&w);
+}
+
+/* The live block `seg` grows to `need` bytes (`want` when that fits too) by taking the
+ * cached span right after it, whatever its residency; what is left beyond `want`'s
+ * chunk stays cached. False when no such span is cached or it is too small. */
+static bool grow_into_cached(hak_segment* seg, size_t need, size_t want) {
+  if (hak_load_relaxed(&large_cache_n) == 0) return false;
+  hak_lock_take(&large_lock);
+  hak_segment* n = cache_neighbour(seg, true);
+  if (!n || seg->size + n->size < need) {
+    hak_lock_release(&large_lock);
+    return false;
+  }
+  cache_unlink(n);
+  size_t took = n->size;
+  span_join(seg, n);
+  hak_lock_release(&large_lock);
+  HAK_OS_COUNT(bytes_cached, -(int64_t)took);
+  size_t keep = HAK_ALIGN_UP(want < seg->size ? want : need, HAK_CHUNK_SIZE);
+  if (keep < seg->size && seg->size - keep >= HAK_CHUNK_SIZE) span_split(seg, keep, false);
+  size_t off = seg->user - (uint8_t*)seg;
+  HAK_OS_COUNT(large_in_use, (int64_t)(seg->size - off - seg->usable));
+  HAK_OS_COUNT(large_grow_in_place, 1);
+  HAK_OS_COUNT(large_cache_hits, 1);
+  seg->usable = seg->size - off;
+  return true;
 }
 
 bool hak_large_grow_in_place(hak_segment* seg, size_t size) {
@@ -341,6 +431,7 @@ bool hak_large_grow_in_place(hak_segment* seg, size_t size) {
   /* 1/8 headroom first, so that a run of small growths stays in place. */
   size_t want = need + HAK_ALIGN_UP(need / 8, HAK_PAGE_SIZE);
   if (want < need) want = need;
+  if (grow_into_cached(seg, need, want)) return true;
   for (int attempt = 0; attempt < 2; attempt++) {
     size_t target = attempt == 0 ? want : need;
     if (hak_prim_grow_in_place(seg, seg->size, target)) {

@@ -64,9 +64,9 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
     "of large blocks freed over the last one to two purge delays)", NULL},
   [HAK_OPT_LARGE_CACHE_UNMAP_DELAY] = {"HAKMEM_LARGE_CACHE_UNMAP_DELAY", 2000, 0, 1000000, "ms",
     "a freed large mapping decommitted after the purge delay is unmapped once unused this much longer", NULL},
-  [HAK_OPT_LARGE_REUSE_SLACK] = {"HAKMEM_LARGE_REUSE_SLACK", 300, 0, 10000, "percent",
+  [HAK_OPT_LARGE_REUSE_SLACK] = {"HAKMEM_LARGE_REUSE_SLACK", 50, 0, 10000, "percent",
     "a cached large mapping serves a smaller request whole while its surplus is at most this percent "
-    "of the request (plus 2 MiB); beyond that its tail is unmapped", NULL},
+    "of the request (plus 2 MiB); beyond that it is split and the rest stays cached (0: decommitted)", NULL},
   [HAK_OPT_REALLOC_INPLACE] = {"HAKMEM_REALLOC_INPLACE", 1, 0, 1, "bool",
     "realloc keeps a block that fits and grows or shrinks large blocks in place (0: every realloc "
     "moves the block, the copy-always baseline for comparisons; hak_expand grows nothing)", NULL},

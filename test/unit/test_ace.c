@@ -205,45 +205,91 @@ static void test_rule_diet_hot_classes_last_and_restore(void) {
   CHECK_EQ(k.tls_grow_budget_bytes, def.tls_grow_budget_bytes / 2);
 }
 
-/* RSS above the target: reused large mappings carry no surplus (slack 0); well under it,
- * the slack climbs back to its default, doubling; in between, it stays. */
-static void test_rule_large_slack_follows_rss(void) {
+/* With an RSS target the large cache keeps resident only the room the target leaves
+ * (never under the floor), at once, before RSS is above the target; above it, reused
+ * large spans carry no surplus (slack 0); well under it, the cap climbs back, doubling
+ * and never above the room, then the slack; in between, both stay. */
+static void test_rule_large_keep_follows_rss(void) {
   hak_knobs def = defaults(), k = def;
   ace_metrics m;
   memset(&m, 0, sizeof m);
   m.llc_miss_rate = -1;
   ace_rule_input in = {.m = &m, .defaults = &def, .rss_target = 400ull << 20,
-                       .pinned = HAKMEM_ACE_PIN_TLS_CAP};             /* the slack alone */
+                       .pinned = HAKMEM_ACE_PIN_TLS_CAP};             /* the large knobs alone */
   char why[512];
-  m.rss_bytes = 300ull << 20;
-  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);              /* under: the default */
+  CHECK_EQ(def.large_reuse_slack_pct, 50u);
+  CHECK_EQ(def.large_cache_dirty_bytes, 512ull << 20);
+  m.rss_bytes = 100ull << 20;
+  m.large_cache_resident = 20ull << 20;
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);              /* room 320 MiB */
+  CHECK_EQ(k.large_cache_dirty_bytes, 320ull << 20);
   CHECK_EQ(k.large_reuse_slack_pct, def.large_reuse_slack_pct);
-  m.rss_bytes = 425ull << 20;
+  CHECK_MSG(strstr(why, "RSS 100 MiB, target 400 MiB: large cache resident cap 512 -> 320 MiB") != NULL,
+            "reason: %s", why);
+  m.rss_bytes = 300ull << 20;                         /* under, 200 MiB besides the cache */
+  m.large_cache_resident = 100ull << 20;
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK_EQ(k.large_cache_dirty_bytes, 200ull << 20);
+  CHECK_EQ(k.large_reuse_slack_pct, def.large_reuse_slack_pct);
+  CHECK_MSG(strstr(why, "RSS 300 MiB, target 400 MiB: large cache resident cap 320 -> 200 MiB") != NULL,
+            "reason: %s", why);
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
+  m.rss_bytes = 425ull << 20;                         /* over, 325 MiB besides the cache */
   CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
   CHECK_EQ(k.large_reuse_slack_pct, 0u);
-  CHECK_MSG(strstr(why, "RSS 425 MiB > target 400 MiB: reused large mappings give their surplus back "
-                        "(reuse slack 300 % -> 0)") != NULL, "reason: %s", why);
+  CHECK_EQ(k.large_cache_dirty_bytes, 75ull << 20);
+  CHECK_MSG(strstr(why, "RSS 425 MiB > target 400 MiB: reused large spans give their surplus back "
+                        "(reuse slack 50 % -> 0)") != NULL, "reason: %s", why);
+  CHECK_MSG(strstr(why, "cap 200 -> 75 MiB") != NULL, "reason: %s", why);
   CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);              /* stays while over */
+  m.large_cache_resident = 10ull << 20;               /* the rest grew: the floor, not 0 */
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK_EQ(k.large_cache_dirty_bytes, ACE_LARGE_DIRTY_FLOOR);
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
   m.rss_bytes = 380ull << 20;                                          /* under, not 90 % under */
   CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
   CHECK_EQ(k.large_reuse_slack_pct, 0u);
+  CHECK_EQ(k.large_cache_dirty_bytes, ACE_LARGE_DIRTY_FLOOR);
+  /* Well under, room 60 MiB: the cap climbs to the room, then the slack to its default. */
   m.rss_bytes = 350ull << 20;
-  uint32_t want[] = {ACE_SLACK_FIRST, 50, 100, 200, 300};
-  for (unsigned i = 0; i < sizeof want / sizeof want[0]; i++) {
-    CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
-    CHECK_EQ(k.large_reuse_slack_pct, want[i]);
-  }
-  CHECK_MSG(strstr(why, "large reuse slack 200 % -> 300 % (default 300 %)") != NULL, "reason: %s", why);
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK_EQ(k.large_cache_dirty_bytes, 60ull << 20);
+  CHECK_EQ(k.large_reuse_slack_pct, 0u);
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK_EQ(k.large_cache_dirty_bytes, 60ull << 20);
+  CHECK_EQ(k.large_reuse_slack_pct, ACE_SLACK_FIRST);
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK_EQ(k.large_reuse_slack_pct, 50u);
+  CHECK_MSG(strstr(why, "large reuse slack 25 % -> 50 % (default 50 %)") != NULL, "reason: %s", why);
   CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);              /* at rest */
+  /* The program shrinks: the cap doubles back to its default as the room allows. */
+  m.rss_bytes = 50ull << 20;
+  m.large_cache_resident = 0;
+  uint64_t want_dirty[] = {120ull << 20, 240ull << 20, 350ull << 20, 350ull << 20};
+  for (unsigned i = 0; i < sizeof want_dirty / sizeof want_dirty[0]; i++) {
+    CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), i < 3 ? 1 : 0);
+    CHECK_EQ(k.large_cache_dirty_bytes, want_dirty[i]);
+  }
+  in.rss_target = 1ull << 30;                         /* a looser target: the default */
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK_EQ(k.large_cache_dirty_bytes, 512ull << 20);
+  CHECK_MSG(strstr(why, "cap 350 -> 512 MiB (default 512 MiB)") != NULL, "reason: %s", why);
+  CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
   CHECK_EQ(hak_knobs_validate(&k), 0);
-  /* A user's slack below ACE_SLACK_FIRST comes back exactly, not above. */
+  in.rss_target = 400ull << 20;
+  /* A user's settings below ACE_SLACK_FIRST and the floor come back exactly, not above;
+   * a cap already under the room is left alone. */
   def.large_reuse_slack_pct = 10;
+  def.large_cache_dirty_bytes = 8ull << 20;
   k = def;
   m.rss_bytes = 425ull << 20;
   CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
+  CHECK_EQ(k.large_reuse_slack_pct, 0u);
+  CHECK_EQ(k.large_cache_dirty_bytes, 8ull << 20);
   m.rss_bytes = 100ull << 20;
   CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
   CHECK_EQ(k.large_reuse_slack_pct, 10u);
+  CHECK_EQ(k.large_cache_dirty_bytes, 8ull << 20);
   /* No target, or scavenging pinned: left alone. */
   def = defaults();
   k = def;
@@ -254,6 +300,7 @@ static void test_rule_large_slack_follows_rss(void) {
   in.rss_target = 0;
   CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
   CHECK_EQ(k.large_reuse_slack_pct, def.large_reuse_slack_pct);
+  CHECK_EQ(k.large_cache_dirty_bytes, def.large_cache_dirty_bytes);
 }
 
 static void test_rule_lock_waits_widen_bundles(void) {
@@ -876,7 +923,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_metrics_from_scripted_collections);
   HT_RUN(test_rule_backlog_lowers_then_restores_drain_interval);
   HT_RUN(test_rule_diet_hot_classes_last_and_restore);
-  HT_RUN(test_rule_large_slack_follows_rss);
+  HT_RUN(test_rule_large_keep_follows_rss);
   HT_RUN(test_rule_lock_waits_widen_bundles);
   HT_RUN(test_scavenge_budget_grows_while_the_program_idles);
   HT_RUN(test_cpu_guard_reads_an_average);

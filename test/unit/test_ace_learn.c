@@ -481,13 +481,18 @@ static void test_keep_or_return_follows_refaults_and_idleness(void) {
   ace_learner_step(&L, &in, &k, why, sizeof why);
   CHECK_EQ(L.keep_level, 0u);
   CHECK_MSG(strstr(why, "RSS above target") != NULL, "reason: %s", why);
-  /* ... and reused large mappings give their surplus back (ace_rule_large_slack). */
+  /* ... and reused large spans give their surplus back (ace_rule_large_keep). */
   CHECK_EQ(k.large_reuse_slack_pct, 0u);
-  CHECK_MSG(strstr(why, "reuse slack 300 % -> 0") != NULL, "reason: %s", why);
-  m.rss_bytes = 1u << 29;                              /* well under: it climbs back */
+  CHECK_MSG(strstr(why, "reuse slack 50 % -> 0") != NULL, "reason: %s", why);
+  CHECK_EQ(k.large_cache_dirty_bytes, ACE_LARGE_DIRTY_FLOOR);      /* no room: the floor */
+  m.rss_bytes = 1u << 29;                              /* well under: they climb back */
   m.refault_bytes_per_s = 0;
   ace_learner_step(&L, &in, &k, why, sizeof why);
+  CHECK_EQ(k.large_cache_dirty_bytes, 2 * ACE_LARGE_DIRTY_FLOOR);   /* the cap first */
+  CHECK_EQ(k.large_reuse_slack_pct, 0u);
+  for (int i = 0; i < 8 && k.large_reuse_slack_pct == 0; i++) ace_learner_step(&L, &in, &k, why, sizeof why);
   CHECK_EQ(k.large_reuse_slack_pct, ACE_SLACK_FIRST);
+  CHECK_EQ(k.large_cache_dirty_bytes, 512ull << 20);
   /* Pinned scavenging: the keep level is not the learner's to change. */
   in.pinned |= HAKMEM_ACE_PIN_SCAVENGE;
   in.rss_target = 0;

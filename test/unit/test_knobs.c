@@ -118,7 +118,7 @@ static void test_startup_values(void) {
   CHECK_EQ(k.large_cache_entries, 64);
   CHECK_EQ(k.large_cache_dirty_bytes, 512ll << 20);
   CHECK_EQ(k.large_cache_unmap_delay_ms, 2000);
-  CHECK_EQ(k.large_reuse_slack_pct, 300);
+  CHECK_EQ(k.large_reuse_slack_pct, 50);
   CHECK_EQ(k.reserved, 0);
   CHECK_EQ(k.realloc_shrink_keep_pct, 50);
   CHECK_EQ(k.realloc_grow_headroom_pct, 25);

@@ -1,7 +1,8 @@
 /* test_large.c — large blocks (> 1 MiB, a mapping each) and their cache (src/alloc/
  * large.c): contents survive reuse and realloc, calloc reads zero on a reused mapping
- * (same size, smaller, larger), a bigger mapping serves a smaller request with its
- * surplus beyond the slack given back and the block usable to its full size, the cache
+ * (same size, smaller, larger), a bigger span serves a smaller request split at the
+ * slack and joins its rest again when freed (calloc still zero across spans of
+ * different residency), the block usable to its full size, the cache
  * decays on a fake clock (resident for the purge delay, then within a budget that falls
  * over eleven delays, unmapped after the unmap delay), its knobs are obeyed, and the
  * counters agree with what happened.
@@ -111,7 +112,7 @@ static void test_calloc_zero_on_reuse(void) {
       CHECK(z != NULL);
       if (!z) continue;
       CHECK_EQ(b.large_cache_hits - a.large_cache_hits, 1);
-      CHECK_EQ(cache().n, 0);
+      CHECK_MSG(cache().n == 0, "i %zu k %d: %u cached, %zu bytes", i, k, cache().n, cache().bytes);
       size_t nz = first_nonzero(z, want[k]);
       CHECK_MSG(nz == want[k], "calloc(%zu) after a free of %zu: byte %zu is %u", want[k], s, nz,
                 nz < want[k] ? z[nz] : 0);
@@ -128,12 +129,16 @@ static void test_calloc_zero_on_reuse(void) {
   hak_free(z);
 }
 
-/* A mapping much bigger than the request: reused, the surplus beyond the slack
- * unmapped, the block usable (and holding what is written) to its full usable size. */
-static void test_shrink_reuse(void) {
+/* A span much bigger than the request: reused and split at the chunk after the request
+ * plus the slack; the block is usable (and holds what is written) to its full usable
+ * size, the rest stays cached, resident, and serves the next request in place; freed,
+ * the pieces join again into the one span. Nothing is unmapped or mapped meanwhile. */
+static void test_split_reuse_and_join(void) {
   cache_empty();
   hak_knobs k = knobs();
   free_dirty(64 * MiB, 1);
+  usage whole = cache();
+  CHECK_EQ(whole.n, 1);
   hak_stats a = stats();
   size_t req = 3 * MiB + 100;
   unsigned char* p = hak_malloc(req);
@@ -143,26 +148,141 @@ static void test_shrink_reuse(void) {
   CHECK_EQ(b.large_cache_hits - a.large_cache_hits, 1);
   size_t usable = hak_malloc_usable_size(p);
   size_t need = (4096 + req + 4095) & ~(size_t)4095;
-  size_t keep_max = ((need + need * k.large_reuse_slack_pct / 100) + 2 * MiB - 1) & ~(2 * MiB - 1);
-  CHECK_MSG(usable >= req && usable <= keep_max, "usable %zu for %zu (at most %zu)", usable, req, keep_max);
-  CHECK_MSG(a.bytes_held - b.bytes_held >= 64 * MiB - keep_max, "held %llu -> %llu",
-            (unsigned long long)a.bytes_held, (unsigned long long)b.bytes_held);
+  size_t keep = ((need + need * k.large_reuse_slack_pct / 100) + 2 * MiB - 1) & ~(2 * MiB - 1);
+  CHECK_MSG(usable == keep - 4096, "usable %zu for %zu (span %zu)", usable, req, keep);
+  CHECK_EQ(b.bytes_held, a.bytes_held);
+  usage rest = cache();
+  CHECK_EQ(rest.n, 1);
+  CHECK_EQ(rest.bytes, whole.bytes - keep);
+  CHECK_EQ(rest.dirty, rest.bytes);                 /* the rest kept its pages */
   fill(p, usable, 5);
+  /* The next request takes the rest, right after the first block. */
+  unsigned char* q = hak_malloc(20 * MiB);
+  hak_stats c = stats();
+  CHECK(q != NULL);
+  if (!q) { hak_free(p); return; }
+  CHECK_EQ(c.large_cache_hits - b.large_cache_hits, 1);
+  CHECK_EQ(c.bytes_held, a.bytes_held);
+  CHECK(q == p + keep);
+  fill(q, hak_malloc_usable_size(q), 6);
   CHECK(intact(p, usable, 5));
+  CHECK(intact(q, hak_malloc_usable_size(q), 6));
+  /* Freed in either order, the pieces join: one span, the size it had. */
   hak_free(p);
-  /* Within the slack the mapping is reused whole: nothing is unmapped. */
+  CHECK_EQ(cache().n, 2);                           /* p's span and the rest after q */
+  hak_free(q);
+  usage joined = cache();
+  CHECK_EQ(joined.n, 1);
+  CHECK_EQ(joined.bytes, whole.bytes);
+  unsigned char* r = hak_malloc(60 * MiB);
+  CHECK(r != NULL);
+  CHECK(r == p);
+  CHECK_EQ(stats().bytes_held, a.bytes_held);
+  hak_free(r);
+  /* Within the slack the span is reused whole: nothing is split. */
   cache_empty();
   free_dirty(10 * MiB, 2);
   a = stats();
-  p = hak_malloc(4 * MiB);
+  p = hak_malloc(6 * MiB);
   b = stats();
   CHECK(p != NULL);
   CHECK_EQ(b.large_cache_hits - a.large_cache_hits, 1);
   CHECK_EQ(b.bytes_held, a.bytes_held);
+  CHECK_EQ(cache().n, 0);
   CHECK(hak_malloc_usable_size(p) >= 10 * MiB - 4096);
   fill(p, hak_malloc_usable_size(p), 6);
   CHECK(intact(p, hak_malloc_usable_size(p), 6));
   hak_free(p);
+}
+
+/* Spans of different residency join, and calloc still reads zero everywhere: a dirty
+ * block freed next to a decommitted rest (slack 0 gives a split's rest back), and a
+ * dirty block freed after a decommitted one (malloc_trim's purge). */
+static void test_join_keeps_calloc_zero(void) {
+  hak_knobs saved = knobs(), k = saved;
+  cache_empty();
+  free_dirty(32 * MiB, 3);
+  size_t whole = cache().bytes;
+  k.large_reuse_slack_pct = 0;
+  CHECK_EQ(hak_knobs_publish(&k), 0);
+  unsigned char* p = hak_malloc(4 * MiB);
+  CHECK(p != NULL);
+  if (!p) return;
+  usage u = cache();
+  CHECK_EQ(u.n, 1);
+  CHECK_EQ(u.dirty, 0);                             /* the rest was decommitted */
+  CHECK_EQ(hak_knobs_publish(&saved), 0);
+  fill(p, hak_malloc_usable_size(p), 4);
+  hak_free(p);                                      /* dirty, before a fresh rest */
+  u = cache();
+  CHECK_EQ(u.n, 1);
+  CHECK_EQ(u.bytes, whole);
+  CHECK_EQ(u.dirty, whole);                         /* counted resident: part of it is */
+  unsigned char* z = hak_calloc(1, 30 * MiB);
+  CHECK(z != NULL);
+  if (!z) return;
+  CHECK(z == p);
+  size_t nz = first_nonzero(z, 30 * MiB);
+  CHECK_MSG(nz == 30 * MiB, "byte %zu of the joined span is %u", nz, nz < 30 * MiB ? z[nz] : 0);
+  hak_free(z);
+
+  /* A decommitted span, then a dirty one right after it. */
+  cache_empty();
+  free_dirty(32 * MiB, 5);
+  unsigned char* a = hak_malloc(4 * MiB);           /* split: 8 MiB, the rest cached */
+  unsigned char* b = hak_malloc(20 * MiB);          /* the rest, whole */
+  CHECK(a != NULL && b != NULL);
+  if (!a || !b) return;
+  CHECK(b == a + 8 * MiB);
+  CHECK_EQ(cache().n, 0);
+  fill(a, hak_malloc_usable_size(a), 6);
+  hak_free(a);
+  hak_large_cache_purge(fake_clock(), 0);           /* a's span decommitted, kept */
+  u = cache();
+  CHECK_EQ(u.n, 1);
+  CHECK_EQ(u.dirty, 0);
+  fill(b, hak_malloc_usable_size(b), 7);
+  hak_free(b);                                      /* dirty, after a fresh span */
+  u = cache();
+  CHECK_EQ(u.n, 1);
+  CHECK_EQ(u.bytes, whole);
+  z = hak_calloc(2, 15 * MiB);
+  CHECK(z == a);
+  if (!z) return;
+  nz = first_nonzero(z, 30 * MiB);
+  CHECK_MSG(nz == 30 * MiB, "byte %zu of the joined span is %u", nz, nz < 30 * MiB ? z[nz] : 0);
+  hak_free(z);
+}
+
+/* realloc grows a block into the cached span right after it: the same pointer, the
+ * contents kept, no page mapped; the rest beyond the grown block stays cached. */
+static void test_realloc_grows_into_cached_rest(void) {
+  cache_empty();
+  free_dirty(32 * MiB, 8);
+  size_t whole = cache().bytes;
+  unsigned char* p = hak_malloc(4 * MiB);           /* split: an 8 MiB span, 24 cached */
+  CHECK(p != NULL);
+  if (!p) return;
+  CHECK_EQ(cache().n, 1);
+  fill(p, 4 * MiB, 9);
+  hak_stats a = stats();
+  unsigned char* q = hak_realloc(p, 12 * MiB);
+  hak_stats b = stats();
+  CHECK(q == p);
+  if (!q) return;
+  CHECK(intact(q, 4 * MiB, 9));
+  CHECK_EQ(b.large_grown_in_place - a.large_grown_in_place, 1);
+  CHECK_EQ(b.bytes_held, a.bytes_held);
+  CHECK(hak_malloc_usable_size(q) >= 12 * MiB);
+  usage u = cache();
+  CHECK_EQ(u.n, 1);
+  CHECK_EQ(u.bytes + hak_malloc_usable_size(q) + 4096, whole);
+  fill(q, hak_malloc_usable_size(q), 10);
+  CHECK(intact(q, hak_malloc_usable_size(q), 10));
+  hak_free(q);
+  u = cache();
+  CHECK_EQ(u.n, 1);
+  CHECK_EQ(u.bytes, whole);
 }
 
 /* No cached mapping is big enough: the largest resident one is grown (its pages kept). */
@@ -394,7 +514,9 @@ int main(int argc, char** argv) {
   hak_free(hak_malloc(16));          /* initialised before the clock is swapped */
   hak_prim_set_ops(&ops);
   HT_RUN(test_calloc_zero_on_reuse);
-  HT_RUN(test_shrink_reuse);
+  HT_RUN(test_split_reuse_and_join);
+  HT_RUN(test_join_keeps_calloc_zero);
+  HT_RUN(test_realloc_grows_into_cached_rest);
   HT_RUN(test_grow_reuse);
   HT_RUN(test_contents_survive);
   HT_RUN(test_decay);

@@ -22,12 +22,16 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <time.h>
 
 void ace_ctl_mark_child(void);
 
-enum { TH_NONE, TH_STARTING, TH_RUNNING };
+/* TH_STARTING: a slow path won the start (ace_hook); TH_STOPPING: a configuration
+ * change won the stop and joins the thread. Each is one caller's alone: two stops
+ * once joined the same thread twice (undefined behaviour; it hung). */
+enum { TH_NONE, TH_STARTING, TH_RUNNING, TH_STOPPING };
 /* Even a process that holds start_bytes gets the thread only after this much life:
  * short commands never get one. */
 #define ACE_START_MIN_AGE_NS (100 * 1000000ull)
@@ -136,11 +140,23 @@ static void ace_hook(void) {
   if (!worth) return;
   int expected = TH_NONE;
   if (!atomic_compare_exchange_strong(&th_state, &expected, TH_STARTING)) return;
+  /* Switched off since the check above: no thread. (Sequentially consistent with the
+   * store in ace_thread_apply_config: either it sees TH_STARTING and waits for the
+   * start to finish, or this sees ace_enabled 0.) */
+  if (!atomic_load(&ace_enabled)) {
+    hak_store_release(&th_state, TH_NONE);
+    return;
+  }
   start_thread();
 }
 
 static void stop_thread(void) {
-  if (hak_load_acquire(&th_state) != TH_RUNNING) return;
+  for (;;) {                 /* one stopper joins; the others wait until it is gone */
+    int st = atomic_load(&th_state);
+    if (st == TH_NONE) return;
+    if (st == TH_RUNNING && atomic_compare_exchange_strong(&th_state, &st, TH_STOPPING)) break;
+    sched_yield();           /* being started or stopped by another thread */
+  }
   pthread_mutex_lock(&th_mu);
   th_stop = true;
   pthread_cond_signal(&th_cv);
@@ -155,7 +171,7 @@ static void stop_thread(void) {
 void ace_thread_apply_config(void) {
   hakmem_ace_config_t cfg;
   ace_config_copy(&cfg);
-  hak_store_relaxed(&ace_enabled, cfg.enabled);
+  atomic_store(&ace_enabled, cfg.enabled);   /* sequentially consistent: see ace_hook */
   if (!cfg.enabled) {
     stop_thread();
     hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_OFF);

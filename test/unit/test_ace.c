@@ -633,6 +633,49 @@ static void test_thread_starts_from_large_allocations_alone(void) {
   CHECK_EQ(ace_tid(), 0);
 }
 
+/* hakmem_ace_config from several threads at once, switching ACE on and off while
+ * their slow paths may start the thread: every stop joins the thread exactly once
+ * (two stops joined it twice, undefined behaviour) and a start racing a stop never
+ * leaves a thread running with ACE off. */
+static _Atomic int toggle_errors;
+static void* toggle_worker(void* arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  for (int i = 0; i < 150; i++) {
+    hakmem_ace_config_t c;                  /* no CHECK off the main thread */
+    c.size = sizeof c;
+    if (hakmem_ace_config_get(&c) != 0) atomic_fetch_add(&toggle_errors, 1);
+    seed = seed * 1103515245u + 12345u;
+    c.enabled = (seed >> 16) & 1;
+    c.start_delay_ms = 0;
+    c.fast_interval_ms = 10;
+    if (hakmem_ace_config(&c) != 0) atomic_fetch_add(&toggle_errors, 1);
+    void* p[64];
+    for (int j = 0; j < 64; j++) p[j] = hak_malloc(32 + (size_t)j * 48);
+    for (int j = 0; j < 64; j++) hak_free(p[j]);
+    hak_thread_flush();
+  }
+  return NULL;
+}
+
+static void test_concurrent_enable_disable(void) {
+  enable(0, 2);
+  atomic_store(&toggle_errors, 0);
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) CHECK_EQ(pthread_create(&t[i], NULL, toggle_worker, (void*)(uintptr_t)(i + 1)), 0);
+  for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  CHECK_EQ(atomic_load(&toggle_errors), 0);
+  enable(0, 2);
+  churn(5);
+  sleep_ms(50);
+  CHECK_EQ(ace_tid(), 0);
+  CHECK_EQ(state_now().mode, HAKMEM_ACE_MODE_OFF);
+  enable(1, 2);                                            /* and it still starts */
+  CHECK(wait_for_mode(HAKMEM_ACE_MODE_STEERING, 3000));
+  CHECK(ace_tid() != 0);
+  enable(0, 2);
+  CHECK_EQ(ace_tid(), 0);
+}
+
 static void test_thread_start_failure_leaves_defaults(void) {
   enable(0, 2);
   hak_knobs before;
@@ -934,6 +977,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_stop_restores_the_large_reuse_slack);
   HT_RUN(test_thread_starts_lazily_with_signals_blocked_and_stops);
   HT_RUN(test_thread_starts_from_large_allocations_alone);
+  HT_RUN(test_concurrent_enable_disable);
   HT_RUN(test_thread_start_failure_leaves_defaults);
   HT_RUN(test_pmu_modes);
   HT_RUN(test_ace_descriptors_stay_out_of_the_programs_way);

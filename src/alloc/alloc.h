@@ -124,9 +124,12 @@ typedef struct hak_segment {
   size_t                 usable;     /* bytes usable at `user` */
   size_t                 align;      /* alignment the mapping was made for */
   bool                   fresh;      /* never handed out before / decommitted: reads as zero */
-  size_t                 dirty_end;  /* cached large spans: bytes from the start that may
-                                        hold old data, the header page at least (exactly
-                                        that when fresh); a join can make it partial */
+  /* cached large spans (large.c): [dirty_lo, dirty_hi) is where old data may lie past
+   * the header page (which holds the header and zeros); empty (0, 0) exactly when
+   * fresh. origin: the start of the mapping the span is a piece of (joins stay within
+   * one, so mremap never meets a span of two kernel mappings). */
+  size_t                 dirty_lo, dirty_hi;
+  uintptr_t              origin;
   uint64_t               cached_at;  /* when it entered a cache (ns), for the purge delay */
   uint32_t               purged;     /* slabs decommitted by a purge, not yet reused
                                         (their reuse counts as a refault) */

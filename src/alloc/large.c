@@ -5,9 +5,11 @@
  * own or part of one: freed spans are split and joined like a page heap's runs.
  *
  * Freed spans go to a cache sized by bytes and time (knobs large_cache_*):
- *   - a freed span joins the cached spans right before and after it in the address
- *     space when they have the same residency (one header, one registry owner), so
- *     the pieces a split made come back together;
+ *   - a freed span joins the cached pieces of its mapping right before and after it
+ *     (one header, one registry owner), whatever their residency: each span keeps the
+ *     one range where old data may lie, so calloc zeroes only that and the resident
+ *     bytes are counted as they are. Pieces of different mappings stay apart (the
+ *     kernel may keep them as two mappings, which mremap refuses to treat as one);
  *   - it stays resident (dirty) for the purge delay; after that it stays only within
  *     the dirty budget, the oldest beyond it decommitted first. The budget follows the
  *     program's recent churn: the bytes of large blocks freed in the current and the
@@ -18,6 +20,8 @@
  *     + 1 purge delays, so the memory goes back smoothly rather than at once;
  *   - a decommitted span unused for the purge delay plus large_cache_unmap_delay_ms is
  *     unmapped; beyond large_cache_entries or large_cache_bytes the oldest is unmapped.
+ *     Unmapping a piece splits the kernel's mapping, which it refuses at
+ *     vm.max_map_count: the span then stays cached, decommitted.
  * Decay runs on every large free and from the sweeps and scavenger (purge).
  *
  * Reuse (cache_take): the smallest cached span that holds the request, resident ones
@@ -54,8 +58,23 @@ static _Atomic unsigned large_cache_n;   /* written under the lock, read without
  * lock. */
 static hak_churn freed_churn;
 
+/* The spans that leave the cache on one pass, handled after the lock is released. */
+typedef struct cache_work {
+  hak_segment* decommit;    /* to decommit and put back */
+  hak_segment* unmap;       /* to unmap */
+} cache_work;
+
 static size_t large_offset(size_t align) { return align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE; }
 static size_t large_map_align(size_t align) { return align > HAK_CHUNK_SIZE ? align : HAK_CHUNK_SIZE; }
+
+/* Where old data may lie in a span: [lo, hi) (empty: 0, 0, and the span is fresh). */
+static void span_set_dirty(hak_segment* seg, size_t lo, size_t hi) {
+  if (lo >= hi) lo = hi = 0;
+  seg->dirty_lo = lo;
+  seg->dirty_hi = hi;
+  seg->fresh = hi == 0;
+}
+static size_t span_dirty(const hak_segment* seg) { return seg->dirty_hi - seg->dirty_lo; }
 
 static void cache_link(hak_segment* seg) {
   seg->prev = NULL;
@@ -63,7 +82,7 @@ static void cache_link(hak_segment* seg) {
   if (large_cache) large_cache->prev = seg;
   large_cache = seg;
   large_cache_bytes += seg->size;
-  if (!seg->fresh) large_cache_dirty += seg->size;
+  large_cache_dirty += span_dirty(seg);
   large_cache_n++;
 }
 
@@ -71,33 +90,42 @@ static void cache_unlink(hak_segment* seg) {
   if (seg->prev) seg->prev->next = seg->next; else large_cache = seg->next;
   if (seg->next) seg->next->prev = seg->prev;
   large_cache_bytes -= seg->size;
-  if (!seg->fresh) large_cache_dirty -= seg->size;
+  large_cache_dirty -= span_dirty(seg);
   large_cache_n--;
 }
 
-/* Under the lock: the cached span that ends where `seg` starts (after == false) or
- * starts where it ends (after == true); NULL when there is none. Spans start on a
- * chunk, so the one before ends on a chunk too. */
+/* Under the lock: the cached piece of the same mapping that ends where `seg` starts
+ * (after == false) or starts where it ends (after == true); NULL when there is none.
+ * Spans start on a chunk, so the one before ends on a chunk too. Pieces of different
+ * mappings are not joined: the kernel may keep them apart (two VMAs), and mremap
+ * refuses a range over two (EFAULT; a kernel may unmap the target before it checks). */
 static hak_segment* cache_neighbour(const hak_segment* seg, bool after) {
   const uint8_t* lo = (const uint8_t*)seg;
   const uint8_t* hi = lo + seg->size;
   for (hak_segment* c = large_cache; c; c = c->next) {
+    if (c->origin != seg->origin) continue;
     if (after ? (const uint8_t*)c == hi : (const uint8_t*)c + c->size == lo) return c;
   }
   return NULL;
 }
 
 /* `hi`, right after `lo` in the address space and on no list, becomes part of `lo`: its
- * chunks are registered to lo and its header is plain memory from now on. The joined
- * span is resident (not fresh) when either part was; calloc zeroes it up to the end of
- * hi's old data, hi's old header at least. */
+ * chunks are registered to lo and its header page holds zeros from now on. Old data
+ * may lie anywhere from lo's to the end of hi's (one range: the clean gap between them,
+ * if any, is zeroed again by calloc); the age is the byte-weighted mean, so a span
+ * freed now does not make an old neighbour young. */
 static void span_join(hak_segment* lo, hak_segment* hi) {
   hak_seglist_remove(hi);
   hak_registry_set(hi, hi->size, lo);   /* the leaves exist: no allocation, no failure */
-  lo->dirty_end = lo->size + hi->dirty_end;         /* at least hi's old header */
-  lo->fresh = lo->fresh && hi->fresh;
-  lo->size += hi->size;
-  if (hi->cached_at > lo->cached_at) lo->cached_at = hi->cached_at;
+  size_t at = lo->size;
+  size_t dlo = lo->dirty_hi ? lo->dirty_lo : at + hi->dirty_lo;
+  size_t dhi = hi->dirty_hi ? at + hi->dirty_hi : lo->dirty_hi;
+  unsigned __int128 age = (unsigned __int128)lo->cached_at * lo->size + (unsigned __int128)hi->cached_at * hi->size;
+  size_t hsize = hi->size;
+  memset(hi, 0, sizeof *hi);            /* no stale header inside lo */
+  lo->size += hsize;
+  lo->cached_at = (uint64_t)(age / lo->size);
+  span_set_dirty(lo, dlo, dhi);
 }
 
 /* Under the lock: put `seg` (on no list) into the cache, joined with the cached spans
@@ -110,38 +138,70 @@ static void cache_link_joined(hak_segment* seg) {
   cache_link(seg);
 }
 
+static void cache_collect(cache_work* w, uint64_t now, uint64_t delay);
+static size_t cache_finish(cache_work* w);
+
 /* `seg` (off the cache, being handed out) keeps its first `keep` bytes (a chunk
  * multiple, less than its size); the rest becomes a cached span of its own with the
- * same age, and the same residency unless `give_back` (then it is decommitted). */
+ * same age and origin, and the same residency unless `give_back` (then it is
+ * decommitted). The cache's limits apply at once, as after a free. */
 static void span_split(hak_segment* seg, size_t keep, bool give_back) {
   hak_segment* rest = (hak_segment*)((uint8_t*)seg + keep);
   size_t size = seg->size - keep;
-  memset(rest, 0, sizeof *rest);
+  size_t dlo = seg->dirty_lo > keep ? seg->dirty_lo - keep : 0;
+  size_t dhi = seg->dirty_hi > keep ? seg->dirty_hi - keep : 0;
+  /* The rest's header page holds its header and zeros, like every span's. */
+  memset(rest, 0, dlo < HAK_PAGE_SIZE && dhi > 0 ? HAK_PAGE_SIZE : sizeof *rest);
   rest->magic = HAK_SEG_MAGIC;
   rest->kind = HAK_SEG_LARGE;
   rest->slab_shift = 63;
   rest->size = size;
-  rest->fresh = seg->fresh;
-  rest->dirty_end = seg->dirty_end > keep + HAK_PAGE_SIZE ? seg->dirty_end - keep : HAK_PAGE_SIZE;
+  rest->origin = seg->origin;
   rest->cached_at = seg->cached_at;
   hak_store_relaxed(&rest->state, HAK_SEGST_LARGE_FREE);
-  if (give_back && rest->dirty_end > HAK_PAGE_SIZE) {
-    if (hak_prim_decommit((uint8_t*)rest + HAK_PAGE_SIZE, rest->dirty_end - HAK_PAGE_SIZE)) {
+  span_set_dirty(rest, dlo > HAK_PAGE_SIZE ? dlo : HAK_PAGE_SIZE, dhi);
+  if (give_back && !rest->fresh) {
+    if (hak_prim_decommit((uint8_t*)rest + rest->dirty_lo, span_dirty(rest))) {
       HAK_OS_COUNT(decommit_calls, 1);
-      HAK_OS_COUNT(decommit_bytes, rest->dirty_end - HAK_PAGE_SIZE);
-      rest->dirty_end = HAK_PAGE_SIZE;
+      HAK_OS_COUNT(decommit_bytes, span_dirty(rest));
+      span_set_dirty(rest, 0, 0);
     } else {
       HAK_OS_COUNT(os_failures, 1);
     }
   }
-  rest->fresh = rest->dirty_end == HAK_PAGE_SIZE;
   hak_registry_set(rest, size, rest);   /* chunks that were seg's: the leaves exist */
   hak_seglist_add(rest);
   seg->size = keep;
-  if (seg->dirty_end > keep) seg->dirty_end = keep;
+  span_set_dirty(seg, seg->dirty_lo, seg->dirty_hi < keep ? seg->dirty_hi : keep);
   HAK_OS_COUNT(bytes_cached, (int64_t)size);
+  uint64_t now = hak_prim_now_ns();
+  cache_work w = {NULL, NULL};
   hak_lock_take(&large_lock);
   cache_link_joined(rest);
+  cache_collect(&w, now, HAK_KNOB(purge_delay_ns));
+  hak_lock_release(&large_lock);
+  cache_finish(&w);
+}
+
+/* Unmap a span that is nobody's block and on no list but the list of all segments. A
+ * piece of a mapping is unmapped by splitting the kernel's mapping, which fails at
+ * vm.max_map_count: the span is then decommitted and cached (fresh) instead of lost. */
+static void span_unmap(hak_segment* seg) {
+  size_t size = seg->size;              /* the header goes with the mapping */
+  hak_seglist_remove(seg);
+  hak_registry_set(seg, size, NULL);
+  if (hak_prim_unmap(seg, size)) {
+    HAK_OS_COUNT(bytes_mapped, -(int64_t)size);
+    return;
+  }
+  HAK_OS_COUNT(os_failures, 1);
+  if (hak_prim_decommit((uint8_t*)seg + HAK_PAGE_SIZE, seg->size - HAK_PAGE_SIZE)) span_set_dirty(seg, 0, 0);
+  hak_registry_set(seg, seg->size, seg);
+  hak_seglist_add(seg);
+  seg->cached_at = hak_prim_now_ns();
+  HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
+  hak_lock_take(&large_lock);
+  cache_link(seg);
   hak_lock_release(&large_lock);
 }
 
@@ -199,7 +259,7 @@ static hak_segment* large_grow_cached(hak_segment* seg, size_t need, size_t map_
       return seg;
     }
     hak_prim_unmap((uint8_t*)seg + old, need - old);
-    hak_segment_unmap(seg);
+    span_unmap(seg);
     return NULL;
   }
   hak_segment* to = hak_prim_map_aligned(need, map_align);
@@ -217,6 +277,7 @@ static hak_segment* large_grow_cached(hak_segment* seg, size_t need, size_t map_
   hak_seglist_add(to);
   HAK_OS_COUNT(bytes_mapped, (int64_t)(need - old));
   to->size = need;
+  to->origin = (uintptr_t)to;           /* a mapping of its own now */
   return to;
 }
 
@@ -226,13 +287,13 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
   /* At least one page past `off`: the block must lie inside the mapping even at size 0. */
   size_t need = HAK_ALIGN_UP(off + (size ? size : 1), HAK_PAGE_SIZE);
   size_t map_align = large_map_align(align);
-  size_t dirty = 0;                     /* bytes from the mapping's start that may hold old data */
+  size_t dlo = 0, dhi = 0;              /* where old data may lie, from the span's start */
   bool grow;
   hak_segment* seg = cache_take(need, map_align, &grow);
   if (seg && grow) {
-    size_t old_dirty = seg->dirty_end;
+    size_t old_lo = seg->dirty_lo, old_hi = seg->dirty_hi;
     seg = large_grow_cached(seg, need, map_align);
-    if (seg) dirty = old_dirty;
+    if (seg) { dlo = old_lo; dhi = old_hi; }
   } else if (seg) {
     uint32_t pct = HAK_KNOB(large_reuse_slack_pct);
     size_t slack = reuse_slack(need, pct);
@@ -240,13 +301,15 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
       size_t keep = HAK_ALIGN_UP(need + slack - HAK_CHUNK_SIZE, HAK_CHUNK_SIZE);
       if (keep < seg->size && seg->size - keep >= HAK_CHUNK_SIZE) span_split(seg, keep, pct == 0);
     }
-    dirty = seg->dirty_end;
+    dlo = seg->dirty_lo;
+    dhi = seg->dirty_hi;
   }
   if (!seg) {
     seg = hak_prim_map_aligned(need, map_align);
     if (!seg) { errno = ENOMEM; return NULL; }
     if (!hak_registry_set(seg, need, seg)) { hak_prim_unmap(seg, need); errno = ENOMEM; return NULL; }
     seg->size = need;
+    seg->origin = (uintptr_t)seg;
     hak_seglist_add(seg);
     HAK_OS_COUNT(bytes_mapped, (int64_t)need);
   }
@@ -261,7 +324,10 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
   seg->fresh = false;
   seg->next = seg->prev = NULL;
   hak_store_release(&seg->state, HAK_SEGST_LARGE_LIVE);
-  if (zero && dirty > off) memset(seg->user, 0, size < dirty - off ? size : dirty - off);
+  if (zero) {                           /* zero where old data may lie within the request */
+    size_t from = dlo > off ? dlo : off, to = off + size < dhi ? off + size : dhi;
+    if (from < to) memset((uint8_t*)seg + from, 0, to - from);
+  }
   HAK_OS_COUNT(large_allocs, 1);
   HAK_OS_COUNT(large_in_use, (int64_t)seg->usable);
   hak_slow_hook_tick_large();
@@ -270,11 +336,6 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
 
 /* ---- decay -------------------------------------------------------------------------- */
 
-/* The mappings that leave the cache on one pass, handled after the lock is released. */
-typedef struct cache_work {
-  hak_segment* decommit;    /* to decommit and put back */
-  hak_segment* unmap;       /* to unmap */
-} cache_work;
 
 static void work_push(hak_segment** list, hak_segment* seg) {
   cache_unlink(seg);
@@ -321,7 +382,7 @@ static void cache_collect(cache_work* w, uint64_t now, uint64_t delay) {
   size_t budget = delay ? dirty_budget() : 0, young = 0;
   uint64_t before = now >= delay ? now - delay + 1 : 0;
   for (hak_segment* y = large_cache; y; y = y->next) {
-    if (!y->fresh && y->cached_at >= before) young += y->size;
+    if (y->cached_at >= before) young += span_dirty(y);
   }
   while (large_cache_dirty - young > budget && (seg = cache_oldest_dirty(before))) work_push(&w->decommit, seg);
   size_t limit = (size_t)HAK_KNOB(large_cache_bytes);
@@ -339,15 +400,15 @@ static size_t cache_finish(cache_work* w) {
     hak_segment* seg = w->unmap;
     w->unmap = seg->next;
     HAK_OS_COUNT(bytes_cached, -(int64_t)seg->size);
-    hak_segment_unmap(seg);
+    span_unmap(seg);
   }
   if (!w->decommit) return 0;
   size_t bytes = 0;
   for (hak_segment* seg = w->decommit; seg; seg = seg->next) {
-    seg->fresh = hak_prim_decommit((uint8_t*)seg + HAK_PAGE_SIZE, seg->size - HAK_PAGE_SIZE);
-    if (!seg->fresh) { HAK_OS_COUNT(os_failures, 1); continue; }   /* refused: stays dirty */
-    seg->dirty_end = HAK_PAGE_SIZE;
-    bytes += seg->size - HAK_PAGE_SIZE;
+    size_t n = span_dirty(seg);
+    if (!hak_prim_decommit((uint8_t*)seg + seg->dirty_lo, n)) { HAK_OS_COUNT(os_failures, 1); continue; }   /* refused: stays dirty */
+    span_set_dirty(seg, 0, 0);
+    bytes += n;
     HAK_OS_COUNT(decommit_calls, 1);
   }
   HAK_OS_COUNT(decommit_bytes, bytes);
@@ -367,7 +428,7 @@ static size_t cache_finish(cache_work* w) {
     hak_segment* seg = drop;
     drop = seg->next;
     HAK_OS_COUNT(bytes_cached, -(int64_t)seg->size);
-    hak_segment_unmap(seg);
+    span_unmap(seg);
   }
   return bytes;
 }
@@ -380,13 +441,12 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
   }
   HAK_OS_COUNT(large_frees, 1);
   HAK_OS_COUNT(large_in_use, -(int64_t)seg->usable);
+  span_set_dirty(seg, HAK_PAGE_SIZE, seg->size);   /* the header page holds only the header */
   if (seg->size > (size_t)HAK_KNOB(large_cache_bytes) || HAK_KNOB(large_cache_entries) == 0) {
-    hak_segment_unmap(seg);
+    span_unmap(seg);
     return;
   }
   uint64_t now = hak_prim_now_ns(), delay = HAK_KNOB(purge_delay_ns);
-  seg->fresh = false;
-  seg->dirty_end = seg->size;
   seg->cached_at = now;
   HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
   cache_work w = {NULL, NULL};
@@ -411,6 +471,7 @@ static bool grow_into_cached(hak_segment* seg, size_t need, size_t want) {
   }
   cache_unlink(n);
   size_t took = n->size;
+  span_set_dirty(seg, HAK_PAGE_SIZE, seg->size);   /* the block's own bytes: anything */
   span_join(seg, n);
   hak_lock_release(&large_lock);
   HAK_OS_COUNT(bytes_cached, -(int64_t)took);

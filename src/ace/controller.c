@@ -21,7 +21,10 @@
 static hak_collect col_prev, col_cur;          /* ~10 KiB each: static, not on the stack */
 static hak_copy_samples copy_acc;                /* timed big realloc copies, decayed (copy.c) */
 static ace_pmu_reading pmu_prev, pmu_cur;
-static uint64_t t_start, t_prev, thread_cpu_prev;
+static uint64_t t_prev, thread_cpu_prev;
+/* The trace's time base: ACE's first start in this process (or fork child), so that a
+ * restart appends lines whose time goes on. */
+static uint64_t t_origin;
 static double cpu_avg;                 /* the ACE thread's CPU share, averaged (guards.c) */
 static hak_kept_fd rss_fd = HAK_KEPT_FD_NONE;   /* /proc/self/statm, read every tick */
 static hak_knobs knobs_default, knobs_now;
@@ -72,6 +75,7 @@ static void open_trace(bool in_child) {
 static bool in_child_after_fork;
 void ace_ctl_mark_child(void) {
   in_child_after_fork = true;
+  t_origin = 0;
   hak_prim_kept_close(&rss_fd);        /* the parent's statm: the child opens its own */
   started = false;
   hak_stats_set_ace(0, 0);
@@ -88,7 +92,8 @@ void ace_ctl_start(uint64_t now) {
   hak_collect_all(&col_prev);
   memset(&copy_acc, 0, sizeof copy_acc);       /* a restart (fork child, new policy) learns anew */
   ace_pmu_read(&pmu_prev);
-  t_start = t_prev = now;
+  t_prev = now;
+  if (!t_origin) t_origin = now;
   thread_cpu_prev = thread_cpu_ns();
   cpu_avg = 0;
   steering = scavenging = true;
@@ -214,7 +219,7 @@ void ace_ctl_fast_tick(uint64_t now) {
     atomic_fetch_add_explicit(&ace_state.scavenged_bytes, scavenged, memory_order_relaxed);
   }
   uint32_t mode = hak_load_relaxed(&ace_state.mode);
-  ace_trace_tick((double)(now - t_start) / 1e9, "fast", &m, &knobs_now, mode_name(mode), ace_policy_name(policy.policy), pmu_name(pmu_cur.mode),
+  ace_trace_tick((double)(now - t_origin) / 1e9, "fast", &m, &knobs_now, mode_name(mode), ace_policy_name(policy.policy), pmu_name(pmu_cur.mode),
                  reason, scavenged);
   ace_log(2, "tick: %.0f ops/s, p99 %llu ns, backlog %llu, RSS %llu MiB, scavenged %zu", m.ops_per_s,
           (unsigned long long)m.lat_p99_ns, (unsigned long long)m.remote_backlog,
@@ -244,7 +249,7 @@ void ace_ctl_slow_tick(uint64_t now) {
            (unsigned long long)(col_prev.large_cache_dirty_bytes >> 20));
   hak_store_relaxed(&ace_state.last_rss_bytes, m.rss_bytes);
   atomic_fetch_add_explicit(&ace_state.slow_ticks, 1, memory_order_relaxed);
-  ace_trace_tick((double)(now - t_start) / 1e9, "slow", &m, &knobs_now,
+  ace_trace_tick((double)(now - t_origin) / 1e9, "slow", &m, &knobs_now,
                  mode_name(hak_load_relaxed(&ace_state.mode)), ace_policy_name(policy.policy), pmu_name(pmu_cur.mode), reason, 0);
   ace_log(2, "%s", reason);
 }

@@ -13,10 +13,15 @@
 #include <unistd.h>
 
 static hak_kept_fd trace = HAK_KEPT_FD_NONE;   /* the trace file (prim.h: kept fds); fd -1: none */
+/* The file opened last: a restart of ACE in the same process (switched off and on)
+ * appends to it, a new name (a fork child's %p) starts a file afresh. */
+static char last_path[512];
 
 void ace_trace_open(const char* path) {
   if (!path || !*path || trace.fd >= 0) return;
-  int fd = hak_prim_fd_high(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  bool again = strcmp(path, last_path) == 0;
+  int fd = hak_prim_fd_high(open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (again ? O_APPEND : O_TRUNC), 0644));
+  if (fd >= 0) snprintf(last_path, sizeof last_path, "%s", path);
   if (fd < 0) ace_log(1, "cannot open the trace file %s", path);
   else hak_prim_kept_adopt(&trace, fd);
 }

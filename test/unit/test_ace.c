@@ -959,9 +959,32 @@ static void trace_run_and_exit(void) {
   exit(state_now().fast_ticks > 0 ? 0 : 1);
 }
 
+/* --trace-restart: ACE runs, is switched off, idles, runs again (the trace test sets
+ * HAKMEM_ACE_TRACE): the trace file must hold both runs, its time going on. */
+static void trace_restart_and_exit(void) {
+  int ok = 1;
+  for (int run = 0; run < 2; run++) {
+    hakmem_ace_config_t c;
+    c.size = sizeof c;
+    hakmem_ace_config_get(&c);
+    c.enabled = 1;
+    c.start_delay_ms = 0;
+    c.fast_interval_ms = 50;
+    hakmem_ace_config(&c);
+    uint64_t t0 = state_now().fast_ticks;
+    for (int i = 0; i < 40 && state_now().fast_ticks < t0 + 5; i++) { churn(5); sleep_ms(30); }
+    ok &= state_now().fast_ticks >= t0 + 5;
+    c.enabled = 0;
+    hakmem_ace_config(&c);
+    sleep_ms(400);
+  }
+  exit(ok ? 0 : 1);
+}
+
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; i++) if (strcmp(argv[i], "--print-config") == 0) print_config_and_exit();
   for (int i = 1; i < argc; i++) if (strcmp(argv[i], "--trace-run") == 0) trace_run_and_exit();
+  for (int i = 1; i < argc; i++) if (strcmp(argv[i], "--trace-restart") == 0) trace_restart_and_exit();
   ht_init(argc, argv);
   HT_RUN(test_metrics_from_scripted_collections);
   HT_RUN(test_rule_backlog_lowers_then_restores_drain_interval);

@@ -55,6 +55,22 @@ if command -v gnuplot >/dev/null 2>&1; then
 else
   echo "skipped: tools/ace-plot (no gnuplot)"
 fi
+# ACE switched off and on again in one process: the second run appends to the file
+# (it was truncated, losing the first run), and the time goes on from the first start.
+HAKMEM_ACE_TRACE="$tmp/restart.jsonl" HAKMEM_ACE_MAX_CPU_PERCENT=100 "$bin" --trace-restart
+check "the restarted program ran and ACE ticked in both runs" $?
+out=$(python3 - "$tmp/restart.jsonl" <<'PY' 2>&1
+import json, sys
+t = [json.loads(l)["t"] for l in open(sys.argv[1]).read().splitlines() if '"tick":"fast"' in l]
+assert len(t) >= 10, f"{len(t)} fast ticks: one run's only?"
+assert all(b >= a for a, b in zip(t, t[1:])), "time went back"
+gaps = [b - a for a, b in zip(t, t[1:])]
+assert max(gaps) >= 0.3, f"no pause between the runs (largest gap {max(gaps):.3f} s)"
+print(f"{len(t)} fast ticks over {t[-1]:.2f} s")
+PY
+)
+check "a restart appends to the trace, its time going on" $? "$out"
+
 python3 "$repo/tools/ace-plot" "$tmp/none.jsonl" >/dev/null 2>&1
 [ $? -ne 0 ]; check "tools/ace-plot fails on a missing trace" $?
 echo "$pass passed, $fail failed"

@@ -147,6 +147,12 @@ static int rule_bundles(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) 
  * its default, doubling per tick from the floor but never above the room, and then
  * the slack, from ACE_SLACK_FIRST: put back at once, they took RSS past the guard's
  * limit within a tick. */
+/* One step back toward `def`: from `first` when below it, else doubling; never past def. */
+static uint64_t climb(uint64_t v, uint64_t first, uint64_t def) {
+  uint64_t n = v < first ? first : v > def / 2 ? def : v * 2;
+  return n > def ? def : n;
+}
+
 int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
   if (!in->rss_target || (in->pinned & HAKMEM_ACE_PIN_SCAVENGE)) return 0;
   const ace_metrics* m = in->m;
@@ -175,8 +181,7 @@ int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) 
   }
   if (changed || (double)rss >= (double)target * ACE_SLACK_RESTORE) return changed;
   if (dv < ddef) {
-    uint64_t nd = dv < ACE_LARGE_DIRTY_FLOOR ? ACE_LARGE_DIRTY_FLOOR : dv > ddef / 2 ? ddef : dv * 2;
-    if (nd > ddef) nd = ddef;
+    uint64_t nd = climb(dv, ACE_LARGE_DIRTY_FLOOR, ddef);
     if (nd > room) nd = room > dv ? room : dv;       /* never above the room */
     if (nd != dv) {
       k->large_cache_dirty_bytes = nd;
@@ -187,8 +192,7 @@ int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) 
     }
   }
   if (v < def) {          /* the cap is as high as it goes: the surplus may stay again */
-    uint32_t nv = v < ACE_SLACK_FIRST ? ACE_SLACK_FIRST : v > def / 2 ? def : v * 2;
-    if (nv > def) nv = def;
+    uint32_t nv = (uint32_t)climb(v, ACE_SLACK_FIRST, def);
     k->large_reuse_slack_pct = nv;
     ace_say(r, "RSS %llu MiB under target: large reuse slack %u %% -> %u %% (default %u %%)",
             (unsigned long long)(rss >> 20), v, nv, def);

@@ -76,6 +76,21 @@ static void span_set_dirty(hak_segment* seg, size_t lo, size_t hi) {
 }
 static size_t span_dirty(const hak_segment* seg) { return seg->dirty_hi - seg->dirty_lo; }
 
+/* Give back the pages of a span (on no list) that may hold old data; it is fresh then.
+ * Returns the bytes decommitted, 0 when there were none or the kernel refused (counted). */
+static size_t span_decommit(hak_segment* seg) {
+  size_t n = span_dirty(seg);
+  if (n == 0) return 0;
+  if (!hak_prim_decommit((uint8_t*)seg + seg->dirty_lo, n)) {
+    HAK_OS_COUNT(os_failures, 1);       /* refused: stays dirty */
+    return 0;
+  }
+  span_set_dirty(seg, 0, 0);
+  HAK_OS_COUNT(decommit_calls, 1);
+  HAK_OS_COUNT(decommit_bytes, n);
+  return n;
+}
+
 static void cache_link(hak_segment* seg) {
   seg->prev = NULL;
   seg->next = large_cache;
@@ -141,6 +156,21 @@ static void cache_link_joined(hak_segment* seg) {
 static void cache_collect(cache_work* w, uint64_t now, uint64_t delay);
 static size_t cache_finish(cache_work* w);
 
+/* Put `seg` (a span nobody holds, on no list) into the cache, joined with its
+ * neighbours, and apply the cache's limits and decay; `freed` bytes of a large free
+ * count toward the churn that sets the dirty budget. */
+static void cache_insert(hak_segment* seg, uint64_t now, size_t freed) {
+  uint64_t delay = HAK_KNOB(purge_delay_ns);
+  HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
+  cache_work w = {NULL, NULL};
+  hak_lock_take(&large_lock);
+  if (freed) hak_churn_add(&freed_churn, now, delay, freed);
+  cache_link_joined(seg);
+  cache_collect(&w, now, delay);
+  hak_lock_release(&large_lock);
+  cache_finish(&w);
+}
+
 /* `seg` (off the cache, being handed out) keeps its first `keep` bytes (a chunk
  * multiple, less than its size); the rest becomes a cached span of its own with the
  * same age and origin, and the same residency unless `give_back` (then it is
@@ -160,27 +190,12 @@ static void span_split(hak_segment* seg, size_t keep, bool give_back) {
   rest->cached_at = seg->cached_at;
   hak_store_relaxed(&rest->state, HAK_SEGST_LARGE_FREE);
   span_set_dirty(rest, dlo > HAK_PAGE_SIZE ? dlo : HAK_PAGE_SIZE, dhi);
-  if (give_back && !rest->fresh) {
-    if (hak_prim_decommit((uint8_t*)rest + rest->dirty_lo, span_dirty(rest))) {
-      HAK_OS_COUNT(decommit_calls, 1);
-      HAK_OS_COUNT(decommit_bytes, span_dirty(rest));
-      span_set_dirty(rest, 0, 0);
-    } else {
-      HAK_OS_COUNT(os_failures, 1);
-    }
-  }
+  if (give_back) span_decommit(rest);
   hak_registry_set(rest, size, rest);   /* chunks that were seg's: the leaves exist */
   hak_seglist_add(rest);
   seg->size = keep;
   span_set_dirty(seg, seg->dirty_lo, seg->dirty_hi < keep ? seg->dirty_hi : keep);
-  HAK_OS_COUNT(bytes_cached, (int64_t)size);
-  uint64_t now = hak_prim_now_ns();
-  cache_work w = {NULL, NULL};
-  hak_lock_take(&large_lock);
-  cache_link_joined(rest);
-  cache_collect(&w, now, HAK_KNOB(purge_delay_ns));
-  hak_lock_release(&large_lock);
-  cache_finish(&w);
+  cache_insert(rest, hak_prim_now_ns(), 0);
 }
 
 /* Unmap a span that is nobody's block and on no list but the list of all segments. A
@@ -195,7 +210,7 @@ static void span_unmap(hak_segment* seg) {
     return;
   }
   HAK_OS_COUNT(os_failures, 1);
-  if (hak_prim_decommit((uint8_t*)seg + HAK_PAGE_SIZE, seg->size - HAK_PAGE_SIZE)) span_set_dirty(seg, 0, 0);
+  span_decommit(seg);
   hak_registry_set(seg, seg->size, seg);
   hak_seglist_add(seg);
   seg->cached_at = hak_prim_now_ns();
@@ -404,14 +419,7 @@ static size_t cache_finish(cache_work* w) {
   }
   if (!w->decommit) return 0;
   size_t bytes = 0;
-  for (hak_segment* seg = w->decommit; seg; seg = seg->next) {
-    size_t n = span_dirty(seg);
-    if (!hak_prim_decommit((uint8_t*)seg + seg->dirty_lo, n)) { HAK_OS_COUNT(os_failures, 1); continue; }   /* refused: stays dirty */
-    span_set_dirty(seg, 0, 0);
-    bytes += n;
-    HAK_OS_COUNT(decommit_calls, 1);
-  }
-  HAK_OS_COUNT(decommit_bytes, bytes);
+  for (hak_segment* seg = w->decommit; seg; seg = seg->next) bytes += span_decommit(seg);
   HAK_OS_COUNT(purge_bytes, bytes);
   size_t limit = (size_t)HAK_KNOB(large_cache_bytes);
   unsigned max_n = HAK_KNOB(large_cache_entries);
@@ -446,16 +454,9 @@ void hak_large_free(hak_segment* seg, void* p, const char* fn) {
     span_unmap(seg);
     return;
   }
-  uint64_t now = hak_prim_now_ns(), delay = HAK_KNOB(purge_delay_ns);
+  uint64_t now = hak_prim_now_ns();
   seg->cached_at = now;
-  HAK_OS_COUNT(bytes_cached, (int64_t)seg->size);
-  cache_work w = {NULL, NULL};
-  hak_lock_take(&large_lock);
-  hak_churn_add(&freed_churn, now, delay, seg->size);
-  cache_link_joined(seg);
-  cache_collect(&w, now, delay);
-  hak_lock_release(&large_lock);
-  cache_finish(&w);
+  cache_insert(seg, now, seg->size);
 }
 
 /* The live block `seg` grows to `need` bytes (`want` when that fits too) by taking the

@@ -21,9 +21,12 @@ void ace_trace_open(const char* path) {
   if (!path || !*path || trace.fd >= 0) return;
   bool again = strcmp(path, last_path) == 0;
   int fd = hak_prim_fd_high(open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (again ? O_APPEND : O_TRUNC), 0644));
-  if (fd >= 0) snprintf(last_path, sizeof last_path, "%s", path);
-  if (fd < 0) ace_log(1, "cannot open the trace file %s", path);
-  else hak_prim_kept_adopt(&trace, fd);
+  if (fd < 0) {
+    ace_log(1, "cannot open the trace file %s", path);
+    return;
+  }
+  snprintf(last_path, sizeof last_path, "%s", path);
+  hak_prim_kept_adopt(&trace, fd);
 }
 
 bool ace_trace_active(void) { return trace.fd >= 0; }

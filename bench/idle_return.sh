@@ -6,7 +6,8 @@
 #
 # Runs bench/idle_return (two threads build N MiB of 16 B..32 KiB blocks, free 90 % of
 # each other's, then idle) under glibc, mimalloc, jemalloc, tcmalloc, hakmem and hakmem
-# with ACE off (HAKMEM_ACE_ENABLED=0), one after the other, and prints the RSS right
+# with ACE off (HAKMEM_ACE_ENABLED=0), one after the other (hakmem-POLICY, e.g. hakmem-ucb1,
+# runs hakmem with HAKMEM_ACE_POLICY=POLICY), and prints the RSS right
 # after the frees, the RSS at the end, their ratio and when RSS first fell to 40 %.
 # The per-second RSS of each run goes to DIR/<allocator>.rss (gnuplot-ready) and a
 # chart to DIR/idle_return.png when gnuplot is there. Defaults: 400 MiB, 70 s, all.
@@ -48,6 +49,7 @@ for a in "${list[@]}"; do
     glibc) lib="" ;;
     hakmem) lib=$hak ;;
     hakmem-ace-off) lib=$hak; env=(HAKMEM_ACE_ENABLED=0) ;;
+    hakmem-*) lib=$hak; env=("HAKMEM_ACE_POLICY=${a#hakmem-}") ;;   # hakmem-ucb1, hakmem-decay, ...
     *) lib=$(hb_peer_lib "$a") || { echo "| $a | not installed | | | |"; continue; } ;;
   esac
   hb_log "[$k/${#list[@]}] $a: ${seconds}s ..."

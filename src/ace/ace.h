@@ -113,12 +113,14 @@ struct ace_reasons;
  * target the large cache's resident bytes are capped at the room the target leaves (at
  * least ACE_LARGE_DIRTY_FLOOR), and RSS above the target sets the large reuse slack to
  * 0 (a reused span's surplus is decommitted); below ACE_SLACK_RESTORE of the target the
- * cap climbs back (doubling, never above the room), then the slack (from
+ * cap climbs back (doubling, never above the room) to `dirty_want` - the defaults'
+ * value for the rules, the keep level's for the learner - then the slack (from
  * ACE_SLACK_FIRST %). 1 when k changed. */
 #define ACE_SLACK_RESTORE 0.9
 #define ACE_SLACK_FIRST   25
 #define ACE_LARGE_DIRTY_FLOOR (32ull << 20)
-HAK_HIDDEN int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, struct ace_reasons* r);
+HAK_HIDDEN int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, struct ace_reasons* r,
+                                   uint64_t dirty_want);
 
 /* ---- bandit.c ----------------------------------------------------------------------- */
 #define ACE_BANDIT_MAX_ARMS   6

@@ -154,6 +154,12 @@ static uint64_t keep_scaled(uint64_t def, uint64_t mult, uint64_t max) {
   return v > def ? v : def;
 }
 
+/* The large cache's resident bytes at keep level `lv`: also what ace_rule_large_keep
+ * climbs back to once an RSS target leaves room again. */
+static uint64_t keep_large_dirty(unsigned lv, const hak_knobs* d) {
+  return keep_scaled(d->large_cache_dirty_bytes, (uint64_t)1 << (2 * lv), ACE_KEEP_MAX_BYTES);
+}
+
 /* Keep or return: the cache budgets and the purge delay at keep level `lv` (level 0:
  * the defaults). */
 static void apply_keep(unsigned lv, const hak_knobs* d, hak_knobs* k) {
@@ -163,7 +169,7 @@ static void apply_keep(unsigned lv, const hak_knobs* d, hak_knobs* k) {
   k->segment_cache_bytes = d->segment_cache_bytes > k->segment_cache_dirty_bytes ? d->segment_cache_bytes
                                                                                  : k->segment_cache_dirty_bytes;
   k->large_cache_bytes = keep_scaled(d->large_cache_bytes, f, ACE_KEEP_MAX_BYTES);
-  k->large_cache_dirty_bytes = keep_scaled(d->large_cache_dirty_bytes, f, ACE_KEEP_MAX_BYTES);
+  k->large_cache_dirty_bytes = keep_large_dirty(lv, d);
   k->partial_release_pages = (uint32_t)keep_scaled(d->partial_release_pages, 1u << lv, 512);
   k->large_cache_entries = (uint32_t)keep_scaled(d->large_cache_entries, 1u << lv, 64);
 }
@@ -201,7 +207,7 @@ static int keep_or_return(ace_learner* L, const ace_rule_input* in, hak_knobs* k
     apply_keep(L->keep_level, in->defaults, k);
     changed = 1;
   }
-  return changed + ace_rule_large_keep(in, k, r);
+  return changed + ace_rule_large_keep(in, k, r, keep_large_dirty(L->keep_level, in->defaults));
 }
 
 /* The knobs of context c: every group on its best arm, group `g` (if any) on `arm`. */

@@ -144,7 +144,7 @@ static int rule_bundles(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) 
  *     decommitted and faulted in again, slower and no leaner;
  *   - above the target the slack goes to 0: a reused span's surplus is decommitted.
  * Once RSS is well under the target (ACE_SLACK_RESTORE of it) the cap climbs back to
- * its default, doubling per tick from the floor but never above the room, and then
+ * the value the caller wants (the default; the learner's keep level), doubling per tick from the floor but never above the room, and then
  * the slack, from ACE_SLACK_FIRST: put back at once, they took RSS past the guard's
  * limit within a tick. */
 /* One step back toward `def`: from `first` when below it, else doubling; never past def. */
@@ -153,12 +153,12 @@ static uint64_t climb(uint64_t v, uint64_t first, uint64_t def) {
   return n > def ? def : n;
 }
 
-int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
+int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, ace_reasons* r, uint64_t dirty_want) {
   if (!in->rss_target || (in->pinned & HAKMEM_ACE_PIN_SCAVENGE)) return 0;
   const ace_metrics* m = in->m;
   uint64_t rss = m->rss_bytes, target = in->rss_target;
   uint32_t def = in->defaults->large_reuse_slack_pct, v = k->large_reuse_slack_pct;
-  uint64_t ddef = in->defaults->large_cache_dirty_bytes, dv = k->large_cache_dirty_bytes;
+  uint64_t ddef = dirty_want, dv = k->large_cache_dirty_bytes;
   int changed = 0;
   uint64_t others = rss > m->large_cache_resident ? rss - m->large_cache_resident : 0;
   uint64_t room = target > others ? target - others : 0;   /* for the large cache */
@@ -185,7 +185,7 @@ int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) 
     if (nd > room) nd = room > dv ? room : dv;       /* never above the room */
     if (nd != dv) {
       k->large_cache_dirty_bytes = nd;
-      ace_say(r, "RSS %llu MiB under target: large cache resident cap %llu -> %llu MiB (default %llu MiB)",
+      ace_say(r, "RSS %llu MiB under target: large cache resident cap %llu -> %llu MiB (up to %llu MiB)",
               (unsigned long long)(rss >> 20), (unsigned long long)(dv >> 20), (unsigned long long)(nd >> 20),
               (unsigned long long)(ddef >> 20));
       return 1;
@@ -208,6 +208,6 @@ int ace_rules_apply(const ace_rule_input* in, hak_knobs* k, char* reason, size_t
   if (!(in->pinned & HAKMEM_ACE_PIN_DRAIN)) changed += rule_backlog(in, k, &r);
   if (!(in->pinned & HAKMEM_ACE_PIN_TLS_CAP)) changed += rule_diet(in, k, &r);
   if (!(in->pinned & HAKMEM_ACE_PIN_REFILL_BATCH)) changed += rule_bundles(in, k, &r);
-  changed += ace_rule_large_keep(in, k, &r);
+  changed += ace_rule_large_keep(in, k, &r, in->defaults->large_cache_dirty_bytes);
   return changed;
 }

@@ -273,7 +273,7 @@ static void test_rule_large_keep_follows_rss(void) {
   in.rss_target = 1ull << 30;                         /* a looser target: the default */
   CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 1);
   CHECK_EQ(k.large_cache_dirty_bytes, 512ull << 20);
-  CHECK_MSG(strstr(why, "cap 350 -> 512 MiB (default 512 MiB)") != NULL, "reason: %s", why);
+  CHECK_MSG(strstr(why, "cap 350 -> 512 MiB (up to 512 MiB)") != NULL, "reason: %s", why);
   CHECK_EQ(ace_rules_apply(&in, &k, why, sizeof why), 0);
   CHECK_EQ(hak_knobs_validate(&k), 0);
   in.rss_target = 400ull << 20;

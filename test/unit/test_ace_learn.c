@@ -493,6 +493,35 @@ static void test_keep_or_return_follows_refaults_and_idleness(void) {
   for (int i = 0; i < 8 && k.large_reuse_slack_pct == 0; i++) ace_learner_step(&L, &in, &k, why, sizeof why);
   CHECK_EQ(k.large_reuse_slack_pct, ACE_SLACK_FIRST);
   CHECK_EQ(k.large_cache_dirty_bytes, 512ull << 20);
+  /* A keep level above 0 under an RSS target: refaults give the large cache 4x the
+   * default; RSS near the target caps it at the room; once RSS falls the cap climbs
+   * back to the keep level's 2 GiB, not to the default's 512 MiB. */
+  in.rss_target = 4ull << 30;
+  m.rss_bytes = 256ull << 20;
+  m.refault_bytes_per_s = 50.0 * 1048576;
+  ace_learner_step(&L, &in, &k, why, sizeof why);
+  CHECK_EQ(L.keep_level, 1u);
+  CHECK_EQ(k.large_cache_dirty_bytes, 2048ull << 20);
+  m.refault_bytes_per_s = 0;
+  m.rss_bytes = (4ull << 30) - (100ull << 20);          /* nothing of it in the large cache */
+  m.large_cache_resident = 0;
+  ace_learner_step(&L, &in, &k, why, sizeof why);
+  CHECK_EQ(L.keep_level, 1u);
+  CHECK_EQ(k.large_cache_dirty_bytes, 100ull << 20);    /* the room the target leaves */
+  m.rss_bytes = 256ull << 20;
+  uint64_t seen = 0;
+  for (int i = 0; i < 8; i++) {
+    ace_learner_step(&L, &in, &k, why, sizeof why);
+    CHECK(k.large_cache_dirty_bytes >= seen);           /* it only climbs */
+    seen = k.large_cache_dirty_bytes;
+  }
+  CHECK_EQ(L.keep_level, 1u);
+  CHECK_EQ(k.large_cache_dirty_bytes, 2048ull << 20);
+  memset(&m, 0, sizeof m);                             /* idle: back to the defaults */
+  m.dt_ns = 500000000;
+  ace_learner_step(&L, &in, &k, why, sizeof why);
+  CHECK_EQ(L.keep_level, 0u);
+  CHECK_EQ(k.large_cache_dirty_bytes, d.large_cache_dirty_bytes);
   /* Pinned scavenging: the keep level is not the learner's to change. */
   in.pinned |= HAKMEM_ACE_PIN_SCAVENGE;
   in.rss_target = 0;

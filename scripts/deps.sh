@@ -22,6 +22,7 @@ PACKAGES=(
   time                  # /usr/bin/time -v: peak RSS
   sqlite3               # real-program test
   git python3
+  libpython3.11-testsuite    # real-program test: python's own regression tests
   valgrind
   clang libclang-rt-14-dev   # test/fuzz/run_fuzz.sh: libFuzzer (-fsanitize=fuzzer)
 )

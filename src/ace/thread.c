@@ -14,7 +14,15 @@
  * condition variable so that a stop is immediate. It takes no lock that malloc needs,
  * except for the heap locks it only ever trylocks (alloc/release.c).
  * fork: the child has no ACE thread; it gets one lazily after start_delay_ms of its own
- * life, so a fork+exec child never does. */
+ * life, so a fork+exec child never does.
+ * The end: a process lives as long as one of its threads does, and this one blocks
+ * every signal. Once the program's own threads have all exited (main called
+ * pthread_exit), this thread must end too, or the process would never terminate, nor
+ * could any signal but SIGKILL reach it. Once the first thread has exited, every
+ * exiting thread's heap teardown wakes this one (hak_thread_exit_hook), and it looks in
+ * /proc/self/stat, every ACE_ALONE_POLL_NS for ACE_ALONE_WINDOW_NS and at every fast
+ * tick after that, whether it is the only thread still running; then it returns, and
+ * glibc ends the process with exit(0), as it would have for the program's last thread. */
 #include "ace/ace.h"
 #include "alloc/os_counters.h"
 #include "base/lock.h"
@@ -49,6 +57,11 @@ static _Atomic int start_failures;
 static _Atomic uint64_t last_failure_ns;
 static _Atomic bool fail_next_start;
 static _Atomic uint32_t ace_enabled;     /* mirror of config.enabled for the hook */
+static _Atomic bool first_gone;          /* the process's first thread has exited */
+static bool exit_wake;                   /* under th_mu: a thread exited since then */
+static hak_kept_fd stat_fd = HAK_KEPT_FD_NONE;   /* /proc/self/stat (this thread's) */
+#define ACE_ALONE_POLL_NS   (5 * 1000000ull)     /* after such an exit, look this often */
+#define ACE_ALONE_WINDOW_NS (250 * 1000000ull)   /* ... for this long (the exit to finish) */
 
 void ace_thread_fail_next_start(void) { hak_store_relaxed(&fail_next_start, true); }
 
@@ -76,16 +89,31 @@ static void* ace_main(void* arg) {
   ace_config_copy(&cfg);
   next_fast += (uint64_t)cfg.fast_interval_ms * 1000000u;
   next_slow += (uint64_t)cfg.slow_interval_s * 1000000000u;
+  uint64_t poll_until = 0;               /* looking for the program's end until then */
+  bool alone = false;
   pthread_mutex_lock(&th_mu);
   while (!th_stop) {
     uint64_t wake = next_fast < next_slow ? next_fast : next_slow;
+    if (poll_until) {
+      uint64_t p = mono_ns() + ACE_ALONE_POLL_NS;
+      if (p < wake) wake = p;
+    }
     struct timespec ts = {(time_t)(wake / 1000000000u), (long)(wake % 1000000000u)};
     int rc = 0;
-    while (!th_stop && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&th_cv, &th_mu, &ts);
+    while (!th_stop && !exit_wake && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&th_cv, &th_mu, &ts);
     if (th_stop) break;
+    bool exited = exit_wake;
+    exit_wake = false;
     pthread_mutex_unlock(&th_mu);
     ace_config_copy(&cfg);
     uint64_t t = mono_ns();
+    if (exited) poll_until = t + ACE_ALONE_WINDOW_NS;
+    else if (poll_until && t >= poll_until) poll_until = 0;
+    if ((poll_until || (t >= next_fast && hak_load_relaxed(&first_gone))) && hak_prim_alone_kept(&stat_fd) == 1) {
+      alone = true;
+      pthread_mutex_lock(&th_mu);
+      break;
+    }
     if (t >= next_fast) {
       ace_ctl_fast_tick(hak_prim_now_ns());
       next_fast = t + (uint64_t)cfg.fast_interval_ms * 1000000u;
@@ -98,7 +126,27 @@ static void* ace_main(void* arg) {
   }
   pthread_mutex_unlock(&th_mu);
   ace_ctl_stop();
+  hak_prim_kept_close(&stat_fd);
+  if (alone) {
+    /* The last thread: returning ends the process (glibc calls exit(0)). */
+    hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_STOPPED);
+    ace_set_reason("the program's threads have all exited: the ACE thread ends, and the process with it");
+  }
   return NULL;
+}
+
+/* hak_thread_exit_hook: a thread's heap went away at its exit. After the first
+ * thread's own exit, wake the ACE thread to look whether the program has ended. */
+static void ace_thread_exited(void) {
+  if (!hak_load_relaxed(&first_gone)) {
+    if (!hak_prim_is_first_thread()) return;
+    hak_store_relaxed(&first_gone, true);
+  }
+  if (hak_load_acquire(&th_state) != TH_RUNNING) return;
+  pthread_mutex_lock(&th_mu);
+  exit_wake = true;
+  pthread_cond_signal(&th_cv);
+  pthread_mutex_unlock(&th_mu);
 }
 
 static void start_thread(void) {
@@ -197,6 +245,9 @@ static void fork_child(void) {
   pthread_mutex_unlock(&th_mu);
   cond_init();
   th_stop = false;
+  exit_wake = false;
+  hak_store_relaxed(&first_gone, false);   /* this thread is the child's first */
+  hak_prim_kept_close(&stat_fd);          /* the parent's /proc/self: the child opens its own */
   hak_store_relaxed(&th_state, TH_NONE);
   hak_store_relaxed(&proc_start_ns, hak_prim_now_ns());
   hak_store_relaxed(&start_failures, 0);
@@ -219,4 +270,5 @@ void hak_ace_init(void) {
   hak_store_relaxed(&ace_enabled, cfg.enabled);
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   hak_store_release(&hak_slow_hook, ace_hook);
+  hak_store_release(&hak_thread_exit_hook, ace_thread_exited);
 }

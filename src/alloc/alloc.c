@@ -51,6 +51,7 @@ void* hak_alloc_cls_slow(unsigned cls, bool borrow) {
 }
 
 _Atomic(void (*)(void)) hak_slow_hook;
+_Atomic(void (*)(void)) hak_thread_exit_hook;
 
 static void call_slow_hook(void) {
   void (*hook)(void) = hak_load_acquire(&hak_slow_hook);

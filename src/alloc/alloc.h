@@ -144,6 +144,9 @@ typedef struct hak_segment {
 /* What an upper layer wants run now and then from a slow path with no allocator lock
  * held (the ACE thread's lazy start). Set once at start-up; NULL: nothing. */
 HAK_HIDDEN extern _Atomic(void (*)(void)) hak_slow_hook;
+/* Called by a thread whose heap went away at its exit (its key destructor), no lock
+ * held: the ACE thread must not outlive the program's last thread (thread.c). */
+HAK_HIDDEN extern _Atomic(void (*)(void)) hak_thread_exit_hook;
 #define HAK_SLOW_HOOK_PERIOD 16       /* slow paths of a thread between calls: python3
                                         running 3 s makes about 400 in all, so with 256 the
                                         hook came once, before the 1 s start delay, and

@@ -280,10 +280,13 @@ static bool park(hak_heap* h) {
 void hak_heap_thread_exit(void* arg) {
   hak_heap* h = arg;
   if (!h || h == &hak_heap_empty || h == &hak_heap_dead) return;
-  if (park(h)) return;
-  hak_heap_abandon(h);
-  hak_tls_heap = &hak_heap_dead;
-  heap_struct_free(h, true);
+  if (!park(h)) {
+    hak_heap_abandon(h);
+    hak_tls_heap = &hak_heap_dead;
+    heap_struct_free(h, true);
+  }
+  void (*hook)(void) = hak_load_acquire(&hak_thread_exit_hook);
+  if (hook) hook();
 }
 
 unsigned hak_heap_unpark(uint64_t before) {

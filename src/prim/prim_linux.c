@@ -164,10 +164,18 @@ static size_t statm_rss(const char* buf) {
   return pages * HAK_PAGE_SIZE;
 }
 
+/* The calling thread's view of the process's memory: /proc/self names the first
+ * thread, which has no memory to show once it has exited (main called pthread_exit) while
+ * other threads go on: its statm reads 0 and its status has no Vm lines. */
+static int open_mem_file(const char* thread_path, const char* process_path) {
+  int fd = open(thread_path, O_RDONLY | O_CLOEXEC);
+  return fd >= 0 ? fd : open(process_path, O_RDONLY | O_CLOEXEC);   /* before Linux 3.17 */
+}
+
 size_t hak_prim_rss_bytes(void) {
   int e = errno;
   size_t rss = 0;
-  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  int fd = open_mem_file("/proc/thread-self/statm", "/proc/self/statm");
   if (fd >= 0) {
     char buf[128];
     ssize_t n = read(fd, buf, sizeof buf - 1);
@@ -240,8 +248,38 @@ void hak_prim_kept_close(hak_kept_fd* k) {
   errno = e;
 }
 
+bool hak_prim_is_first_thread(void) {
+  return (pid_t)syscall(SYS_gettid) == getpid();   /* neither sets errno */
+}
+
+int hak_prim_alone_kept(hak_kept_fd* k) {
+  if (!hak_prim_kept_valid(k) && !hak_prim_kept_open(k, "/proc/self/stat", 0)) return -1;
+  int e = errno;
+  char buf[512];                       /* num_threads is the 20th field: well inside */
+  ssize_t n = pread(k->fd, buf, sizeof buf - 1, 0);
+  errno = e;
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  const char* p = strrchr(buf, ')');   /* the command name may hold spaces and ')' */
+  if (!p || p[1] != ' ') return -1;
+  char state = p[2];
+  p += 2;
+  for (int field = 3; field < 20; field++) {   /* to the start of field 20 */
+    p = strchr(p, ' ');
+    if (!p) return -1;
+    p++;
+  }
+  long threads = 0;
+  for (; *p >= '0' && *p <= '9'; p++) threads = threads * 10 + (*p - '0');
+  if (threads == 1) return 1;
+  /* Two: this thread and the first one; it no longer runs once it is a zombie. */
+  return threads == 2 && (state == 'Z' || state == 'X') && !hak_prim_is_first_thread() ? 1 : 0;
+}
+
 size_t hak_prim_rss_bytes_kept(hak_kept_fd* k) {
-  if (!hak_prim_kept_valid(k) && !hak_prim_kept_open(k, "/proc/self/statm", 0)) return 0;
+  /* the thread that keeps it reads it: its own view (open_mem_file) */
+  if (!hak_prim_kept_valid(k) && !hak_prim_kept_open(k, "/proc/thread-self/statm", 0) &&
+      !hak_prim_kept_open(k, "/proc/self/statm", 0)) return 0;
   int e = errno;
   char buf[128];
   ssize_t n = pread(k->fd, buf, sizeof buf - 1, 0);
@@ -254,7 +292,7 @@ size_t hak_prim_rss_bytes_kept(hak_kept_fd* k) {
 size_t hak_prim_peak_rss_bytes(void) {
   int e = errno;
   size_t peak = 0;
-  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  int fd = open_mem_file("/proc/thread-self/status", "/proc/self/status");
   if (fd >= 0) {
     char buf[4096];
     ssize_t n = read(fd, buf, sizeof buf - 1);

@@ -364,15 +364,17 @@ case_pytest() {
     if [ -x "$cand" ] && "$cand" -c "import test.libregrtest, test.test_dict" 2>/dev/null; then py=$cand; break; fi
   done
   if [ -z "$py" ]; then
-    skip pytest "no python3 with its test package (Debian: apt-get install libpython3-testsuite)"
+    skip pytest "no python3 with its test package (Debian 12: apt-get install libpython3.11-testsuite)"
     return
   fi
-  # The summary lines only (the rest carries timings); -j1 runs them in a worker process.
+  # The summary lines only (the rest carries timings; 3.11.2, Debian 12's, prints "All 3
+  # tests OK." and "Tests result: SUCCESS", later ones "Total tests: ..." and "Result:
+  # SUCCESS"); -j1 runs them in a worker process.
   # The stats reports go to files and are passed on at the end: test_json's json.tool
   # tests want an empty stderr from their child pythons.
   PYTHONMALLOC=malloc run_pair pytest 3 100000 bash -c '
     HAKMEM_STATS_FILE="$RUN_DIR/stats.%p" "$0" -m test -j1 test_dict test_set test_json 2>&1 |
-      grep -E "^(Total tests|Total test files|Result)"
+      grep -E "^(Total tests|Total test files|Result|Tests result|All [0-9]+ tests OK)"
     rc=${PIPESTATUS[0]}
     cat "$RUN_DIR"/stats.* >&2 2>/dev/null
     exit $rc' "$py"

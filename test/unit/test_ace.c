@@ -821,6 +821,66 @@ static void test_fork_with_ace_running(void) {
   enable(0, 2);
 }
 
+/* ---- the ACE thread never outlives the program's threads ----------------------------
+ * A process lives while any of its threads does, and the ACE thread blocks every
+ * signal: a program whose main thread calls pthread_exit when its work is done, or
+ * whose last worker returns after main has, must still end, with status 0 and its
+ * atexit handlers run, as without hakmem. Before the fix such a child never ended (a
+ * zombie main thread and the ACE thread waiting; 3 of 3), and SIGTERM could not reach
+ * it. Each case runs in a child that the parent gives 30 s. The worker also reads the
+ * process's RSS after main has gone: /proc/self names main, which then shows no memory
+ * (statm read 0). */
+static int end_pipe = -1;
+static void end_mark(char c) {
+  if (end_pipe >= 0 && write(end_pipe, &c, 1) != 1) _exit(9);
+}
+static void end_at_exit(void) { end_mark('x'); }
+static void* end_worker(void* arg) {
+  (void)arg;
+  sleep_ms(100);                        /* main has called pthread_exit by now */
+  churn(20);
+  hak_stats st;
+  st.size = sizeof st;
+  hak_stats_get(&st);
+  if (st.rss_bytes > 0) end_mark('r');
+  return NULL;                          /* the program's last thread */
+}
+static void end_child(int fd, bool worker) {
+  end_pipe = fd;
+  atexit(end_at_exit);
+  enable(1, 1);                         /* start delay 0: the thread starts at once */
+  if (!wait_for_mode(HAKMEM_ACE_MODE_STEERING, 5000) || ace_tid() == 0) _exit(7);
+  pthread_t t;
+  if (worker && pthread_create(&t, NULL, end_worker, NULL) != 0) _exit(8);
+  pthread_exit(NULL);
+}
+static void test_process_ends_with_the_programs_threads(void) {
+  for (int worker = 0; worker < 2; worker++) {
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[0]);
+      end_child(fds[1], worker);
+    }
+    close(fds[1]);
+    int st = 0;
+    pid_t r = 0;
+    for (int t = 0; t < 3000 && (r = waitpid(pid, &st, WNOHANG)) == 0; t++) sleep_ms(10);
+    if (r == 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+    }
+    CHECK_MSG(r == pid, "the child (worker: %d) had not ended after 30 s", worker);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child (worker: %d) status %d", worker, st);
+    char buf[8] = {0};
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    close(fds[0]);
+    CHECK_MSG(n > 0 && memchr(buf, 'x', (size_t)n) != NULL, "no atexit handler ran (worker: %d)", worker);
+    if (worker) CHECK_MSG(n > 0 && memchr(buf, 'r', (size_t)n) != NULL, "RSS read 0 after main's exit");
+  }
+}
+
 /* ---- the scavenger gives an idle program's memory back --------------------------------- */
 enum { IDLE_N = 12000 };
 static unsigned char* idle_blocks[IDLE_N];
@@ -1005,6 +1065,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_pmu_modes);
   HT_RUN(test_ace_descriptors_stay_out_of_the_programs_way);
   HT_RUN(test_fork_with_ace_running);
+  HT_RUN(test_process_ends_with_the_programs_threads);
   HT_RUN(test_scavenger_returns_idle_memory);
   HT_RUN(test_scavenger_cuts_idle_thread_caches);
   return ht_report();

@@ -19,10 +19,14 @@
  * every signal. Once the program's own threads have all exited (main called
  * pthread_exit), this thread must end too, or the process would never terminate, nor
  * could any signal but SIGKILL reach it. Once the first thread has exited, every
- * exiting thread's heap teardown wakes this one (hak_thread_exit_hook), and it looks in
- * /proc/self/stat, every ACE_ALONE_POLL_NS for ACE_ALONE_WINDOW_NS and at every fast
- * tick after that, whether it is the only thread still running; then it returns, and
- * glibc ends the process with exit(0), as it would have for the program's last thread. */
+ * exiting thread's heap teardown wakes this one (hak_thread_exit_hook), which then, and
+ * at every fast tick, counts the threads that still own a heap
+ * (hak_heap_live_threads). None left: it stops and returns, and when it was the last
+ * thread glibc ends the process with exit(0), as for the program's own last thread.
+ * (Not /proc/self/stat's thread count: threads that are not the program's count there
+ * too, a sanitizer's or io_uring's workers.) A thread of the program that never
+ * allocated may still run: then this one has only stopped early, detached, and a
+ * later slow path starts another. */
 #include "ace/ace.h"
 #include "alloc/os_counters.h"
 #include "base/lock.h"
@@ -59,9 +63,6 @@ static _Atomic bool fail_next_start;
 static _Atomic uint32_t ace_enabled;     /* mirror of config.enabled for the hook */
 static _Atomic bool first_gone;          /* the process's first thread has exited */
 static bool exit_wake;                   /* under th_mu: a thread exited since then */
-static hak_kept_fd stat_fd = HAK_KEPT_FD_NONE;   /* /proc/self/stat (this thread's) */
-#define ACE_ALONE_POLL_NS   (5 * 1000000ull)     /* after such an exit, look this often */
-#define ACE_ALONE_WINDOW_NS (250 * 1000000ull)   /* ... for this long (the exit to finish) */
 
 void ace_thread_fail_next_start(void) { hak_store_relaxed(&fail_next_start, true); }
 
@@ -89,15 +90,11 @@ static void* ace_main(void* arg) {
   ace_config_copy(&cfg);
   next_fast += (uint64_t)cfg.fast_interval_ms * 1000000u;
   next_slow += (uint64_t)cfg.slow_interval_s * 1000000000u;
-  uint64_t poll_until = 0;               /* looking for the program's end until then */
+  int self = hak_prim_thread_id();
   bool alone = false;
   pthread_mutex_lock(&th_mu);
   while (!th_stop) {
     uint64_t wake = next_fast < next_slow ? next_fast : next_slow;
-    if (poll_until) {
-      uint64_t p = mono_ns() + ACE_ALONE_POLL_NS;
-      if (p < wake) wake = p;
-    }
     struct timespec ts = {(time_t)(wake / 1000000000u), (long)(wake % 1000000000u)};
     int rc = 0;
     while (!th_stop && !exit_wake && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&th_cv, &th_mu, &ts);
@@ -107,9 +104,7 @@ static void* ace_main(void* arg) {
     pthread_mutex_unlock(&th_mu);
     ace_config_copy(&cfg);
     uint64_t t = mono_ns();
-    if (exited) poll_until = t + ACE_ALONE_WINDOW_NS;
-    else if (poll_until && t >= poll_until) poll_until = 0;
-    if ((poll_until || (t >= next_fast && hak_load_relaxed(&first_gone))) && hak_prim_alone_kept(&stat_fd) == 1) {
+    if ((exited || (t >= next_fast && hak_load_relaxed(&first_gone))) && hak_heap_live_threads(self) == 0) {
       alone = true;
       pthread_mutex_lock(&th_mu);
       break;
@@ -126,13 +121,18 @@ static void* ace_main(void* arg) {
   }
   pthread_mutex_unlock(&th_mu);
   ace_ctl_stop();
-  hak_prim_kept_close(&stat_fd);
   if (alone) {
-    /* The last thread: returning ends the process (glibc calls exit(0)). */
-    hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_STOPPED);
-    ace_set_reason("the program's threads have all exited: the ACE thread ends, and the process with it");
+    hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_WAITING);
+    ace_set_reason("the program's threads have all exited: the ACE thread ended");
+    /* Nobody joins this thread unless a stop is already under way; a later slow path
+     * (a thread that never allocated) may start another. */
+    int st = TH_RUNNING;
+    if (atomic_compare_exchange_strong(&th_state, &st, TH_STOPPING)) {
+      pthread_detach(pthread_self());
+      hak_store_release(&th_state, TH_NONE);
+    }
   }
-  return NULL;
+  return NULL;                           /* the last thread: glibc calls exit(0) */
 }
 
 /* hak_thread_exit_hook: a thread's heap went away at its exit. After the first
@@ -247,7 +247,6 @@ static void fork_child(void) {
   th_stop = false;
   exit_wake = false;
   hak_store_relaxed(&first_gone, false);   /* this thread is the child's first */
-  hak_prim_kept_close(&stat_fd);          /* the parent's /proc/self: the child opens its own */
   hak_store_relaxed(&th_state, TH_NONE);
   hak_store_relaxed(&proc_start_ns, hak_prim_now_ns());
   hak_store_relaxed(&start_failures, 0);

@@ -459,6 +459,9 @@ HAK_HIDDEN size_t hak_abandoned_release(hak_segment* seg, uint64_t now, uint64_t
                                         bool small, uint64_t deadline);
 /* Call fn on every live heap, the retired-heaps accumulator and the global heap, under
  * the heap pool lock (stats). Counters of other threads are read without ordering. */
+/* Threads of this process, other than `except_tid`, that own a heap and are still
+ * there (tgkill): the program's threads that have allocated. Walks every heap. */
+HAK_HIDDEN unsigned hak_heap_live_threads(int except_tid);
 HAK_HIDDEN void hak_heap_foreach(void (*fn)(const hak_heap* h, void* arg), void* arg,
                                  uint64_t* started, uint64_t* ended);
 

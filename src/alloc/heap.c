@@ -578,6 +578,20 @@ void hak_heap_sweep(hak_heap* h) {
   hak_large_cache_purge(now, delay);
 }
 
+unsigned hak_heap_live_threads(int except_tid) {
+  int pid = hak_prim_process_id();
+  unsigned n = 0;
+  hak_lock_take(&heap_pool_lock);
+  /* parked heaps have no owner (owner_tid 0); a fork child's copies of its parent's
+   * heaps name the parent; a heap whose thread died without its destructor is gone */
+  for (hak_heap* h = heap_all; h; h = h->all_next) {
+    if (h->owner_pid == pid && h->owner_tid != 0 && h->owner_tid != except_tid &&
+        !hak_prim_thread_gone(pid, h->owner_tid)) n++;
+  }
+  hak_lock_release(&heap_pool_lock);
+  return n;
+}
+
 /* ---- stats ---------------------------------------------------------------------------- */
 void hak_heap_foreach(void (*fn)(const hak_heap* h, void* arg), void* arg, uint64_t* started,
                       uint64_t* ended) {

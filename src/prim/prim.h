@@ -104,12 +104,6 @@ HAK_HIDDEN void hak_prim_kept_close(hak_kept_fd* k);
 /* RSS through a kept descriptor of /proc/self/statm, opened (again) as needed: for a
  * thread that reads it every tick. 0 if unknown. */
 HAK_HIDDEN size_t hak_prim_rss_bytes_kept(hak_kept_fd* k);
-/* Whether the calling thread (not its process's first) is the only thread of the
- * process still running, from /proc/self/stat through a kept descriptor: num_threads
- * counts the first thread as long as the process lives, a zombie once it has exited
- * (pthread_exit from main), and the line's state is that thread's. 1: alone, 0: not,
- * -1: unknown (no /proc). */
-HAK_HIDDEN int hak_prim_alone_kept(hak_kept_fd* k);
 /* Whether the calling thread is its process's first thread (its tid is the pid). */
 HAK_HIDDEN bool hak_prim_is_first_thread(void);
 /* Peak resident set size in bytes (VmHWM of /proc/self/status), 0 if unknown. */

@@ -252,30 +252,6 @@ bool hak_prim_is_first_thread(void) {
   return (pid_t)syscall(SYS_gettid) == getpid();   /* neither sets errno */
 }
 
-int hak_prim_alone_kept(hak_kept_fd* k) {
-  if (!hak_prim_kept_valid(k) && !hak_prim_kept_open(k, "/proc/self/stat", 0)) return -1;
-  int e = errno;
-  char buf[512];                       /* num_threads is the 20th field: well inside */
-  ssize_t n = pread(k->fd, buf, sizeof buf - 1, 0);
-  errno = e;
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  const char* p = strrchr(buf, ')');   /* the command name may hold spaces and ')' */
-  if (!p || p[1] != ' ') return -1;
-  char state = p[2];
-  p += 2;
-  for (int field = 3; field < 20; field++) {   /* to the start of field 20 */
-    p = strchr(p, ' ');
-    if (!p) return -1;
-    p++;
-  }
-  long threads = 0;
-  for (; *p >= '0' && *p <= '9'; p++) threads = threads * 10 + (*p - '0');
-  if (threads == 1) return 1;
-  /* Two: this thread and the first one; it no longer runs once it is a zombie. */
-  return threads == 2 && (state == 'Z' || state == 'X') && !hak_prim_is_first_thread() ? 1 : 0;
-}
-
 size_t hak_prim_rss_bytes_kept(hak_kept_fd* k) {
   /* the thread that keeps it reads it: its own view (open_mem_file) */
   if (!hak_prim_kept_valid(k) && !hak_prim_kept_open(k, "/proc/thread-self/statm", 0) &&

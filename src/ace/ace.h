@@ -298,6 +298,9 @@ HAK_HIDDEN void ace_trace_close(void);
 /* ---- config.c ----------------------------------------------------------------------- */
 HAK_HIDDEN void ace_config_load(void);                /* from the HAKMEM_ACE_* options */
 HAK_HIDDEN void ace_config_copy(hakmem_ace_config_t* out);
+/* Held by the fork handlers (thread.c) across a fork: it is the thread's own in the child. */
+HAK_HIDDEN void ace_config_fork_lock(void);
+HAK_HIDDEN void ace_config_fork_unlock(void);
 HAK_HIDDEN int  ace_config_validate(const hakmem_ace_config_t* cfg);
 /* State shared by the thread and the getters (atomics; the reason under a lock). */
 typedef struct ace_shared {

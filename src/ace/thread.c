@@ -237,11 +237,18 @@ void ace_thread_apply_config(void) {
 
 /* fork: no tick runs across it (the thread waits on th_mu between ticks, and a tick in
  * flight holds locks the runtime's prepare handler waits for). */
-static void fork_prepare(void) { pthread_mutex_lock(&th_mu); }
-static void fork_parent(void) { pthread_mutex_unlock(&th_mu); }
+static void fork_prepare(void) {
+  pthread_mutex_lock(&th_mu);
+  ace_config_fork_lock();        /* a leaf: taken under no other lock, none under it */
+}
+static void fork_parent(void) {
+  ace_config_fork_unlock();
+  pthread_mutex_unlock(&th_mu);
+}
 static void fork_child(void) {
-  /* This thread took th_mu in fork_prepare: release it (re-initialising a locked mutex
-   * left ThreadSanitizer believing it still held). */
+  /* This thread took th_mu and the configuration's lock in fork_prepare: release them
+   * (re-initialising a locked mutex left ThreadSanitizer believing it still held). */
+  ace_config_fork_unlock();
   pthread_mutex_unlock(&th_mu);
   cond_init();
   th_stop = false;

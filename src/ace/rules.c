@@ -144,9 +144,10 @@ static int rule_bundles(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) 
  *     decommitted and faulted in again, slower and no leaner;
  *   - above the target the slack goes to 0: a reused span's surplus is decommitted.
  * Once RSS is well under the target (ACE_SLACK_RESTORE of it) the cap climbs back to
- * the value the caller wants (the default; the learner's keep level), doubling per tick from the floor but never above the room, and then
- * the slack, from ACE_SLACK_FIRST: put back at once, they took RSS past the guard's
- * limit within a tick. */
+ * the value the caller wants (the default; the learner's keep level), doubling per
+ * tick from the floor but never above the room, and then the slack, from
+ * ACE_SLACK_FIRST: put back at once, they took RSS past the guard's limit within a
+ * tick. */
 /* One step back toward `def`: from `first` when below it, else doubling; never past def. */
 static uint64_t climb(uint64_t v, uint64_t first, uint64_t def) {
   uint64_t n = v < first ? first : v > def / 2 ? def : v * 2;
@@ -158,7 +159,7 @@ int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, ace_reasons* r, 
   const ace_metrics* m = in->m;
   uint64_t rss = m->rss_bytes, target = in->rss_target;
   uint32_t def = in->defaults->large_reuse_slack_pct, v = k->large_reuse_slack_pct;
-  uint64_t ddef = dirty_want, dv = k->large_cache_dirty_bytes;
+  uint64_t dv = k->large_cache_dirty_bytes;
   int changed = 0;
   uint64_t others = rss > m->large_cache_resident ? rss - m->large_cache_resident : 0;
   uint64_t room = target > others ? target - others : 0;   /* for the large cache */
@@ -180,14 +181,14 @@ int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, ace_reasons* r, 
     return changed;
   }
   if (changed || (double)rss >= (double)target * ACE_SLACK_RESTORE) return changed;
-  if (dv < ddef) {
-    uint64_t nd = climb(dv, ACE_LARGE_DIRTY_FLOOR, ddef);
+  if (dv < dirty_want) {
+    uint64_t nd = climb(dv, ACE_LARGE_DIRTY_FLOOR, dirty_want);
     if (nd > room) nd = room > dv ? room : dv;       /* never above the room */
     if (nd != dv) {
       k->large_cache_dirty_bytes = nd;
       ace_say(r, "RSS %llu MiB under target: large cache resident cap %llu -> %llu MiB (up to %llu MiB)",
               (unsigned long long)(rss >> 20), (unsigned long long)(dv >> 20), (unsigned long long)(nd >> 20),
-              (unsigned long long)(ddef >> 20));
+              (unsigned long long)(dirty_want >> 20));
       return 1;
     }
   }

@@ -139,7 +139,7 @@ static void* ace_main(void* arg) {
  * thread's own exit, wake the ACE thread to look whether the program has ended. */
 static void ace_thread_exited(void) {
   if (!hak_load_relaxed(&first_gone)) {
-    if (!hak_prim_is_first_thread()) return;
+    if (hak_prim_thread_id() != hak_prim_process_id()) return;   /* not the first thread */
     hak_store_relaxed(&first_gone, true);
   }
   if (hak_load_acquire(&th_state) != TH_RUNNING) return;

@@ -457,11 +457,11 @@ HAK_HIDDEN size_t hak_heap_sweep_segment(hak_heap* h, hak_segment* seg, uint64_t
 /* A scavenger's visit of an abandoned segment it has pinned; bytes given back. */
 HAK_HIDDEN size_t hak_abandoned_release(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages,
                                         bool small, uint64_t deadline);
-/* Call fn on every live heap, the retired-heaps accumulator and the global heap, under
- * the heap pool lock (stats). Counters of other threads are read without ordering. */
 /* Threads of this process, other than `except_tid`, that own a heap and are still
  * there (tgkill): the program's threads that have allocated. Walks every heap. */
 HAK_HIDDEN unsigned hak_heap_live_threads(int except_tid);
+/* Call fn on every live heap, the retired-heaps accumulator and the global heap, under
+ * the heap pool lock (stats). Counters of other threads are read without ordering. */
 HAK_HIDDEN void hak_heap_foreach(void (*fn)(const hak_heap* h, void* arg), void* arg,
                                  uint64_t* started, uint64_t* ended);
 

@@ -351,7 +351,6 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
 
 /* ---- decay -------------------------------------------------------------------------- */
 
-
 static void work_push(hak_segment** list, hak_segment* seg) {
   cache_unlink(seg);
   seg->next = *list;

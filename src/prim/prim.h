@@ -104,8 +104,6 @@ HAK_HIDDEN void hak_prim_kept_close(hak_kept_fd* k);
 /* RSS through a kept descriptor of /proc/self/statm, opened (again) as needed: for a
  * thread that reads it every tick. 0 if unknown. */
 HAK_HIDDEN size_t hak_prim_rss_bytes_kept(hak_kept_fd* k);
-/* Whether the calling thread is its process's first thread (its tid is the pid). */
-HAK_HIDDEN bool hak_prim_is_first_thread(void);
 /* Peak resident set size in bytes (VmHWM of /proc/self/status), 0 if unknown. */
 HAK_HIDDEN size_t hak_prim_peak_rss_bytes(void);
 

@@ -248,10 +248,6 @@ void hak_prim_kept_close(hak_kept_fd* k) {
   errno = e;
 }
 
-bool hak_prim_is_first_thread(void) {
-  return (pid_t)syscall(SYS_gettid) == getpid();   /* neither sets errno */
-}
-
 size_t hak_prim_rss_bytes_kept(hak_kept_fd* k) {
   /* the thread that keeps it reads it: its own view (open_mem_file) */
   if (!hak_prim_kept_valid(k) && !hak_prim_kept_open(k, "/proc/thread-self/statm", 0) &&

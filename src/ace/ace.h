@@ -49,6 +49,7 @@ typedef struct ace_pmu_reading {
   uint64_t llc_loads, llc_misses;/* hardware mode */
   uint64_t page_faults;          /* software mode (and hardware mode when it could) */
   uint64_t cpu_ns;               /* process CPU time */
+  uint64_t sys_ns;               /* of it, in the kernel (getrusage; faults, madvise, ...) */
 } ace_pmu_reading;
 
 typedef struct ace_metrics {
@@ -56,6 +57,7 @@ typedef struct ace_metrics {
   double   ops_per_s;                   /* allocs + frees per second */
   double   ops_per_cpu_s;               /* per process CPU second (0 when no CPU was used) */
   double   cpu_fraction;                /* process CPU time per wall time (cores) */
+  double   sys_share;                   /* of the process's CPU time, the kernel's (0..1) */
   uint64_t lat_p50_ns, lat_p90_ns, lat_p99_ns;  /* sampled refills in the window; 0: none */
   uint64_t lat_samples;
   uint64_t remote_backlog;              /* blocks freed remotely, not yet taken back (now) */
@@ -178,6 +180,9 @@ enum { ACE_GROUP_TLS, ACE_GROUP_BATCH, ACE_GROUP_DRAIN, ACE_GROUP_SWEEP, ACE_GRO
 #define ACE_KEEP_MAX_BYTES    (4ull << 30)
 #define ACE_KEEP_REFAULT_BYTES (1.0 * 1048576)   /* refaults per second that raise the level */
 #define ACE_KEEP_FAULT_BYTES  (64.0 * 1048576)   /* page faults (bytes) per second, likewise */
+#define ACE_KEEP_FAULT_SHARE  0.05     /* ... but only while faults take this share of the CPU */
+#define ACE_FAULT_COST_NS     2000.0   /* one page fault with its zeroing, an estimate (bare
+                                          metal 1-2 us; these VMs 10 us: the kernel's share caps it) */
 #define ACE_KEEP_DECAY_TICKS  20       /* quiet active windows per level down */
 
 #define ACE_PENDING_ALL       ACE_GROUPS  /* pending_group: the window credits every group */
@@ -204,6 +209,9 @@ HAK_HIDDEN void   ace_learner_init(ace_learner* L);
 /* One window: credit the last window's arm, pick the next, write knobs and reasons.
  * Returns nonzero when *k changed. */
 HAK_HIDDEN int    ace_learner_step(ace_learner* L, const ace_rule_input* in, hak_knobs* k, char* reason, size_t n);
+/* The share of the process's CPU time its page faults take, estimated: faults (or
+ * refaults) x ACE_FAULT_COST_NS, at most the kernel's share. Pure. */
+HAK_HIDDEN double ace_fault_share(const ace_metrics* m);
 HAK_HIDDEN void   ace_signature_of(const ace_metrics* m, ace_signature* s);
 HAK_HIDDEN double ace_signature_distance(const ace_signature* a, const ace_signature* b);
 HAK_HIDDEN const char* ace_group_name(unsigned g);

@@ -25,8 +25,12 @@
  *             defaults) and is credited to each of them, so a new phase does not spend
  *             one window per group re-measuring the defaults before it tries anything.
  *  Keep or return.  A refault of released memory, or a page-fault storm, in an active
- *             window raises the keep level (purge delay and cache budgets x4 per level,
- *             partial_release_pages x2);
+ *             window in which faults take at least ACE_KEEP_FAULT_SHARE of the
+ *             process's CPU time (ace_fault_share) raises the keep level (purge delay
+ *             and cache budgets x4 per level, partial_release_pages x2). A few MiB/s of
+ *             refaults in a busy program cost less than the memory kept against them:
+ *             mid_mt's (under 1 % of its CPU) once made the learner double its RSS
+ *             without making it faster;
  *             ACE_KEEP_DECAY_TICKS quiet active windows lower it one level; an idle
  *             window or RSS above the target puts it back to 0 at once, so the scavenger
  *             returns freed memory while the program idles. */
@@ -176,6 +180,15 @@ static void apply_keep(unsigned lv, const hak_knobs* d, hak_knobs* k) {
 
 static bool active(const ace_metrics* m) { return m->ops_per_s >= ACE_ACTIVE_OPS; }
 
+double ace_fault_share(const ace_metrics* m) {
+  double faults = m->refault_bytes_per_s / 4096.0;
+  if (m->page_faults_per_s > faults) faults = m->page_faults_per_s;
+  double cpu_ns = m->cpu_fraction * 1e9;               /* CPU time per second */
+  if (cpu_ns <= 0) return 0;
+  double share = faults * ACE_FAULT_COST_NS / cpu_ns;
+  return share < m->sys_share ? share : m->sys_share;
+}
+
 static int keep_or_return(ace_learner* L, const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
   if (in->pinned & HAKMEM_ACE_PIN_SCAVENGE) return 0;
   const ace_metrics* m = in->m;
@@ -188,14 +201,15 @@ static int keep_or_return(ace_learner* L, const ace_rule_input* in, hak_knobs* k
       ace_say(r, "keep: %s: freed memory goes back (keep level %u -> 0)", over_rss ? "RSS above target" : "idle", lv);
     }
     L->quiet_ticks = 0;
-  } else if (m->refault_bytes_per_s >= ACE_KEEP_REFAULT_BYTES || fault_bytes >= ACE_KEEP_FAULT_BYTES) {
+  } else if ((m->refault_bytes_per_s >= ACE_KEEP_REFAULT_BYTES || fault_bytes >= ACE_KEEP_FAULT_BYTES) &&
+             ace_fault_share(m) >= ACE_KEEP_FAULT_SHARE) {
     L->quiet_ticks = 0;
     if (lv < ACE_KEEP_LEVELS) {
       L->keep_level = lv + 1;
-      ace_say(r, "keep: %s %.0f MiB/s: keep more freed memory (keep level %u -> %u)",
+      ace_say(r, "keep: %s %.0f MiB/s, about %.0f %% of the CPU: keep more freed memory (keep level %u -> %u)",
           m->refault_bytes_per_s >= ACE_KEEP_REFAULT_BYTES ? "refaults" : "page faults",
           (m->refault_bytes_per_s >= ACE_KEEP_REFAULT_BYTES ? m->refault_bytes_per_s : fault_bytes) / 1048576.0,
-          lv, lv + 1);
+          ace_fault_share(m) * 100.0, lv, lv + 1);
     }
   } else if (lv && ++L->quiet_ticks >= ACE_KEEP_DECAY_TICKS) {
     L->quiet_ticks = 0;

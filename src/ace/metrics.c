@@ -30,6 +30,8 @@ void ace_metrics_compute(const hak_collect* prev, const hak_collect* cur, const 
   uint64_t cpu = delta(pprev->cpu_ns, pcur->cpu_ns);
   out->cpu_fraction = (double)cpu / 1e9 / dt;
   out->ops_per_cpu_s = cpu ? (double)ops / ((double)cpu / 1e9) : 0;
+  uint64_t sys = delta(pprev->sys_ns, pcur->sys_ns);
+  out->sys_share = cpu ? (sys < cpu ? (double)sys / (double)cpu : 1.0) : 0;
   uint64_t hist[HAK_LAT_BUCKETS];
   for (unsigned b = 0; b < HAK_LAT_BUCKETS; b++) {
     hist[b] = delta(prev->lat_hist[b], cur->lat_hist[b]);

@@ -214,12 +214,16 @@ void ace_pmu_read(ace_pmu_reading* out) {
   struct timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   out->cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-  if (pmu_mode == 0) return;
-  if (pmu_mode == 1) {
-    uint64_t f = rusage_faults();
-    out->page_faults = f > faults_base ? f - faults_base : 0;
-    return;
+  /* The kernel's part of it: what keeping freed memory could save is at most this. */
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) == 0) {
+    out->sys_ns = (uint64_t)ru.ru_stime.tv_sec * 1000000000u + (uint64_t)ru.ru_stime.tv_usec * 1000u;
+    if (pmu_mode == 1) {
+      uint64_t f = (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+      out->page_faults = f > faults_base ? f - faults_base : 0;
+    }
   }
+  if (pmu_mode <= 1) return;
   scan_threads();
   for (int i = 0; i < pmu_nthreads; i++) {
     pmu_thread* t = &pmu_threads[i];

@@ -84,6 +84,7 @@ void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const ha
   put_num(&l, "lock_waits_per_s", m->lock_waits_per_s);
   put_num(&l, "llc_miss_rate", m->llc_miss_rate);
   put_num(&l, "page_faults_per_s", m->page_faults_per_s);
+  put_num(&l, "sys_share", m->sys_share);
   put_num(&l, "refault_bytes_per_s", m->refault_bytes_per_s);
   put(&l, ",\"idle_cache_trimmed_bytes\":%llu", (unsigned long long)m->idle_cache_trimmed_bytes);
   put(&l, ",\"bytes_in_use\":%llu,\"bytes_held\":%llu,\"unused_resident\":%llu",

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -98,11 +99,12 @@ static void test_metrics_from_scripted_collections(void) {
   b.bytes_in_use = 300; b.bytes_mapped = 1000;
   b.unused_dirty_bytes[HAK_SEG_MID] = 64; b.segment_cache_dirty_bytes = 36;
   ace_pmu_reading pa = {.mode = 2, .llc_loads = 1000, .llc_misses = 100, .cpu_ns = 0};
-  ace_pmu_reading pb = {.mode = 2, .llc_loads = 3000, .llc_misses = 500, .cpu_ns = 250000000};
+  ace_pmu_reading pb = {.mode = 2, .llc_loads = 3000, .llc_misses = 500, .cpu_ns = 250000000, .sys_ns = 50000000};
   ace_metrics m;
   ace_metrics_compute(&a, &b, &pa, &pb, 500000000, &m);
   CHECK(m.ops_per_s > 7999 && m.ops_per_s < 8001);
   CHECK(m.cpu_fraction > 0.499 && m.cpu_fraction < 0.501);
+  CHECK(m.sys_share > 0.199 && m.sys_share < 0.201);            /* 50 of 250 ms */
   CHECK(m.ops_per_cpu_s > 15999 && m.ops_per_cpu_s < 16001);
   CHECK(m.hit_rate[5] > 0.899 && m.hit_rate[5] < 0.901);
   CHECK(m.hit_rate[6] == 1.0);
@@ -788,9 +790,22 @@ static void test_pmu_modes(void) {
   for (size_t i = 0; i < n; i += 4096) p[i] = 1;
   ace_pmu_read(&b);
   hak_free(p);
-  ace_pmu_close();
   CHECK_MSG(b.page_faults - a.page_faults >= 1000, "%llu faults", (unsigned long long)(b.page_faults - a.page_faults));
   CHECK(b.cpu_ns > a.cpu_ns);
+  /* The kernel's share of the CPU time: page faults and madvise are system time. */
+  char* q = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(q != MAP_FAILED);
+  ace_pmu_read(&a);
+  for (int round = 0; round < 200; round++) {
+    for (size_t i = 0; i < n; i += 4096) q[i] = 1;
+    madvise(q, n, MADV_DONTNEED);
+    ace_pmu_read(&b);
+    if (b.sys_ns - a.sys_ns >= 20000000) break;
+  }
+  munmap(q, n);
+  ace_pmu_close();
+  CHECK_MSG(b.sys_ns - a.sys_ns >= 20000000, "%llu ns in the kernel", (unsigned long long)(b.sys_ns - a.sys_ns));
+  CHECK(b.sys_ns - a.sys_ns <= b.cpu_ns - a.cpu_ns + 10000000);
 }
 
 static void test_fork_with_ace_running(void) {

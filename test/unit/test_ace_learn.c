@@ -435,10 +435,34 @@ static void test_keep_or_return_follows_refaults_and_idleness(void) {
   char why[640];
   ace_rule_input in = {.m = &m, .defaults = &d, .pinned = HAKMEM_ACE_PIN_TLS_CAP | HAKMEM_ACE_PIN_REFILL_BATCH |
                                                           HAKMEM_ACE_PIN_DRAIN};
+  /* Faults that cost the program little keep nothing more: the memory would cost more
+   * than the faults. Many faults while the kernel takes 4 % of the CPU (mid_mt); the
+   * kernel busy (sched_yield) while a few refaults cost 0.12 %. */
+  for (int i = 0; i < 6; i++) {
+    phase_metrics(&m, 'B', 1e7);
+    m.cpu_fraction = 1.0;
+    m.refault_bytes_per_s = 50.0 * 1048576;
+    m.page_faults_per_s = 100000;                       /* 20 % of the CPU at 2 us */
+    m.sys_share = 0.04;
+    CHECK(fabs(ace_fault_share(&m) - 0.04) < 1e-9);
+    if (i % 2) {
+      m.refault_bytes_per_s = 2.0 * 1048576;            /* 512 pages of 600 faults: 0.12 % */
+      m.page_faults_per_s = 600;
+      m.sys_share = 0.5;
+      CHECK(fabs(ace_fault_share(&m) - 0.0012) < 1e-9);
+    }
+    ace_learner_step(&L, &in, &k, why, sizeof why);
+    CHECK_EQ(L.keep_level, 0u);
+    CHECK_MSG(strstr(why, "keep") == NULL, "reason: %s", why);
+  }
+  CHECK_EQ(k.purge_delay_ms, d.purge_delay_ms);
   for (unsigned lv = 1; lv <= ACE_KEEP_LEVELS + 2; lv++) {
     phase_metrics(&m, 'B', 1e7);
-    m.refault_bytes_per_s = 50.0 * 1048576;            /* released memory faulted back */
+    m.refault_bytes_per_s = 50.0 * 1048576;            /* released memory faulted back, */
+    m.cpu_fraction = 0.256;                            /* 12,800 pages: 10 % of the CPU */
+    m.sys_share = 0.3;
     ace_learner_step(&L, &in, &k, why, sizeof why);
+    if (lv == 1) CHECK_MSG(strstr(why, "refaults 50 MiB/s, about 10 % of the CPU") != NULL, "reason: %s", why);
     unsigned want = lv < ACE_KEEP_LEVELS ? lv : ACE_KEEP_LEVELS;
     CHECK_EQ(L.keep_level, want);
   }
@@ -465,6 +489,8 @@ static void test_keep_or_return_follows_refaults_and_idleness(void) {
   /* Quiet active windows lower the level one step per ACE_KEEP_DECAY_TICKS. */
   phase_metrics(&m, 'B', 1e7);
   m.refault_bytes_per_s = 50.0 * 1048576;
+  m.cpu_fraction = 0.256;
+  m.sys_share = 0.3;
   ace_learner_step(&L, &in, &k, why, sizeof why);
   CHECK_EQ(L.keep_level, 1u);
   m.refault_bytes_per_s = 0;

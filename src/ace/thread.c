@@ -180,8 +180,11 @@ static void ace_hook(void) {
   ace_config_copy(&cfg);
   uint64_t age = now - hak_load_relaxed(&proc_start_ns);
   /* Memory the program holds: the caches of freed segments and mappings do not count
-   * (they decay by themselves, and a fork child inherits them from its parent). */
-  int64_t held = hak_load_relaxed(&hak_os_ctr.bytes_mapped) - hak_load_relaxed(&hak_os_ctr.bytes_cached);
+   * (a fork child inherits them from its parent), except the segments the cache keeps
+   * resident after a program freed much at once: without this thread's scavenger
+   * nothing gives them back while the program idles. */
+  int64_t held = hak_load_relaxed(&hak_os_ctr.bytes_mapped) - hak_load_relaxed(&hak_os_ctr.bytes_cached) +
+                 (int64_t)hak_segment_cache_dirty_bytes();
   bool worth = age >= (uint64_t)cfg.start_delay_ms * 1000000u ||
                (cfg.start_bytes && held > 0 && (uint64_t)held >= cfg.start_bytes &&
                 age >= ACE_START_MIN_AGE_NS);

@@ -112,7 +112,7 @@ static void test_startup_values(void) {
   CHECK_EQ(k.diet_pct, 100);
   CHECK_EQ(k.purge_delay_ms, 100);
   CHECK_EQ(k.partial_release_pages, 1);
-  CHECK_EQ(k.segment_cache_bytes, 256ll << 20);
+  CHECK_EQ(k.segment_cache_bytes, 1ll << 30);
   CHECK_EQ(k.segment_cache_dirty_bytes, 16ll << 20);
   CHECK_EQ(k.large_cache_bytes, 1ll << 30);
   CHECK_EQ(k.large_cache_entries, 64);

@@ -67,7 +67,7 @@ EOF
 hb_usage_error() { printf 'ace_cost.sh: %s\n' "$*" >&2; usage >&2; exit 2; }
 
 ALL_BENCHES="micro-tight micro-batch micro-xthread larson fragment huge_ws realloc mid_mt large_replace
-  batches batches-bg batches-mt alloc_test mstress minimize bigfactor"
+  batches batches-bg batches-mt alloc_test mstress minimize bigfactor rebuild"
 ALL_BENCHES=$(echo $ALL_BENCHES)
 
 # bench_size NAME: the fixed work of a run, "FLAG CALLGRIND_N NATIVE_N [FLAG VALUE...]",
@@ -95,6 +95,7 @@ bench_size() {
     mstress) echo "--rounds 20 600" ;;
     minimize) echo "--functions 600 5000" ;;
     bigfactor) echo "--numbers 100 1500" ;;
+    rebuild) echo "--rounds 2 8 --ws 64M" ;;
     *) hb_die "internal: no size for $1" ;;
   esac
 }

@@ -51,7 +51,7 @@ EOF
 hb_usage_error() { printf 'compare.sh: %s\n' "$*" >&2; usage >&2; exit 2; }
 
 ALL_BENCHES_QUICK="micro-tight micro-batch micro-xthread larson fragment huge_ws realloc mid_mt large_replace
-  batches batches-bg batches-mt alloc_test mstress minimize bigfactor"
+  batches batches-bg batches-mt alloc_test mstress minimize bigfactor rebuild"
 ALL_BENCHES_FULL="$ALL_BENCHES_QUICK larson-churn larson-tiny larson-mid larson-mixed phases"
 ALL_BENCHES_QUICK=$(echo $ALL_BENCHES_QUICK) ALL_BENCHES_FULL=$(echo $ALL_BENCHES_FULL)
 

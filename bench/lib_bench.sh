@@ -17,7 +17,7 @@
 HB_ROOT=${HB_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 HB_KNOWN_ALLOCATORS="glibc mimalloc jemalloc tcmalloc hakmem"
 HB_BENCH_PROGRAMS="bench_micro larson fragment_stress huge_ws realloc_bench mid_mt phases proc_sample large_replace
-  batches alloc_test mstress minimize bigfactor"
+  batches alloc_test mstress minimize bigfactor rebuild"
 
 hb_log() { printf '%s\n' "$*" >&2; }
 hb_die() { printf '%s: error: %s\n' "${HB_PROG:-bench}" "$*" >&2; exit 1; }
@@ -475,7 +475,7 @@ hb_ratio() {
 # of the process (hb_run with HB_WHOLE=1), because their cost is in start-up, first-touch
 # faults, thread start/exit or teardown, which the programs' own clocks would leave out.
 # Uses HB_BINDIR (hb_ensure_bins).
-HB_WHOLE_ROWS="large_replace mstress minimize bigfactor"
+HB_WHOLE_ROWS="large_replace mstress minimize bigfactor rebuild"
 hb_bench_cmd() {
   local B=$HB_BINDIR profile=$2 dur=$3 T=$4
   CMD_WHOLE=0
@@ -538,6 +538,12 @@ hb_bench_cmd() {
         smoke) CMD=("$B/bigfactor" --numbers 30) ;;
         quick) CMD=("$B/bigfactor" --numbers 500) ;;
         full) CMD=("$B/bigfactor" --numbers 1500) ;;
+      esac ;;
+    rebuild)
+      case $profile in
+        smoke) CMD=("$B/rebuild" --ws 16M --rounds 2) ;;
+        quick) CMD=("$B/rebuild" --ws 256M --rounds 5) ;;
+        full) CMD=("$B/rebuild" --ws 512M --rounds 8) ;;
       esac ;;
     *) hb_die "internal: no command for $1" ;;
   esac

@@ -187,7 +187,7 @@ else
   out=$(cat "$tmp/bench.out")
   # the smoke (and quick) rows: the first nine, then the patterns added for issue 12
   names='micro-tight|micro-batch|micro-xthread|larson|fragment|huge_ws|realloc|mid_mt|large_replace'
-  names="$names|batches|batches-bg|batches-mt|alloc_test|mstress|minimize|bigfactor"
+  names="$names|batches|batches-bg|batches-mt|alloc_test|mstress|minimize|bigfactor|rebuild"
   nbench=$(echo "$names" | tr '|' '\n' | wc -l)
   rows=$(grep -cE "^\| ($names) \|" "$tmp/bench.out")
   [ $rc -eq 0 ] && [ "$rows" -eq $((2 * nbench)) ] && ! echo "$out" | grep -q FAIL
@@ -212,7 +212,7 @@ $(tail -n 20 "$tmp/bench.err")"
   [ "$n" -eq $((nbench * $(echo "$allocs" | tr ',' '\n' | wc -l))) ]
   check "compare.sh --smoke: summary.csv has a row per benchmark and allocator" $? "$n rows"
   grep -qE '^- hakmem library: build commit ([0-9a-f]{12}|unknown)' "$tmp/bench/summary.md" &&
-    grep -q '^- whole-process rows .*: large_replace mstress minimize bigfactor$' "$tmp/bench/summary.md" &&
+    grep -q '^- whole-process rows .*: large_replace mstress minimize bigfactor rebuild$' "$tmp/bench/summary.md" &&
     grep -q '^- allocator variables set by the caller' "$tmp/bench/summary.md"
   check "compare.sh --smoke: summary.md names hakmem's build commit, the whole-process rows and the caller's allocator variables" $? \
     "$(sed -n 1,12p "$tmp/bench/summary.md")"

@@ -20,6 +20,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static size_t opt_ws = (size_t)256 << 20;
 static uint64_t opt_rounds = 5;
@@ -37,8 +38,8 @@ int main(int argc, char **argv) {
   const bc_opt opts[] = {
       {"ws", BC_OPT_SIZE, &opt_ws, 1 << 20, 1e12, "bytes allocated in each round (K/M/G suffixes)"},
       {"rounds", BC_OPT_U64, &opt_rounds, 1, 1e9, "rounds of build and free (the fixed work)"},
-      {"min", BC_OPT_SIZE, &opt_min, 8, 1 << 20, "smallest block"},
-      {"max", BC_OPT_SIZE, &opt_max, 8, 1 << 20, "largest block"},
+      {"min", BC_OPT_SIZE, &opt_min, 8, 1 << 30, "smallest block"},
+      {"max", BC_OPT_SIZE, &opt_max, 8, 1 << 30, "largest block"},
       {"seed", BC_OPT_U64, &opt_seed, 0, 1.8e19, "random seed"},
   };
   bc_parse_args(argc, argv, "rebuild",
@@ -57,6 +58,7 @@ int main(int argc, char **argv) {
     while (total < opt_ws && n < cap) {
       size_t sz = bc_rng_logrange(&rng, opt_min, opt_max);
       void *p = bc_got(malloc(sz), sz, "rebuild malloc");
+      memset(p, (int)(key & 0xff), sz);              /* every byte, as a structure's data */
       bc_fill(p, sz, ++key);
       v[n++] = (blk_t){p, sz, key};
       total += sz;

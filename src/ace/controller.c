@@ -104,6 +104,7 @@ void ace_ctl_start(uint64_t now) {
   hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_STEERING);
   hak_stats_set_ace(1, (uint32_t)mode);
   open_trace(in_child_after_fork);
+  hak_prim_rss_bytes_kept(&rss_fd);    /* opened now, while the start waits (thread.c) */
   ace_log(1, "controller started: policy %s, fast loop %u ms, slow loop %u s, PMU %s",
           ace_policy_name(policy.policy), cfg.fast_interval_ms, cfg.slow_interval_s, pmu_name(mode));
 }

@@ -51,6 +51,13 @@ static _Atomic int th_state;
 static pthread_t th_id;
 static pthread_mutex_t th_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t th_cv;
+/* The start waits until the new thread has opened its descriptors (controller start):
+ * opened later, from the thread alone, a descriptor briefly takes the lowest free
+ * number before it moves to 512 and up, and a single-threaded program that counts on
+ * which numbers are free (a shell's dup2(1, 3) got EBUSY in git's tests) can lose. */
+static pthread_cond_t th_ready_cv;
+static bool th_ready;                    /* under th_mu */
+#define ACE_READY_WAIT_NS (2000 * 1000000ull)
 static bool th_stop;
 static _Atomic uint64_t proc_start_ns;   /* process (or fork child) start, prim clock */
 static _Atomic int start_failures;
@@ -71,6 +78,7 @@ static void cond_init(void) {
   pthread_condattr_init(&a);
   pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
   pthread_cond_init(&th_cv, &a);
+  pthread_cond_init(&th_ready_cv, &a);
   pthread_condattr_destroy(&a);
 }
 
@@ -85,6 +93,10 @@ static void* ace_main(void* arg) {
   pthread_setname_np(pthread_self(), "hakmem-ace");
   uint64_t now = hak_prim_now_ns();
   ace_ctl_start(now);
+  pthread_mutex_lock(&th_mu);
+  th_ready = true;
+  pthread_cond_broadcast(&th_ready_cv);
+  pthread_mutex_unlock(&th_mu);
   uint64_t next_fast = mono_ns(), next_slow = next_fast;
   hakmem_ace_config_t cfg;
   ace_config_copy(&cfg);
@@ -154,6 +166,9 @@ static void start_thread(void) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);        /* the new thread inherits the mask */
   int rc;
+  pthread_mutex_lock(&th_mu);
+  th_ready = false;
+  pthread_mutex_unlock(&th_mu);
   if (atomic_exchange(&fail_next_start, false)) rc = EAGAIN;
   else rc = pthread_create(&th_id, NULL, ace_main, NULL);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -166,6 +181,12 @@ static void start_thread(void) {
     hak_store_release(&th_state, TH_NONE);
     return;
   }
+  uint64_t until = mono_ns() + ACE_READY_WAIT_NS;
+  struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
+  pthread_mutex_lock(&th_mu);
+  int w = 0;
+  while (!th_ready && w != ETIMEDOUT) w = pthread_cond_timedwait(&th_ready_cv, &th_mu, &ts);
+  pthread_mutex_unlock(&th_mu);
   hak_store_release(&th_state, TH_RUNNING);
 }
 

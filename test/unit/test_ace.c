@@ -738,6 +738,49 @@ static bool low_fd_of_ace(char* what, size_t n) {
   return found;
 }
 
+/* ACE's own descriptors (512 and up), as "fd -> target" lines, sorted by number. */
+static void ace_fds(char* out, size_t n) {
+  out[0] = 0;
+  size_t used = 0;
+  for (int fd = 512; fd < 1024; fd++) {
+    char path[64], target[256];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t len = readlink(path, target, sizeof target - 1);
+    if (len <= 0) continue;
+    target[len] = 0;
+    used += (size_t)snprintf(out + used, used < n ? n - used : 0, "%d -> %s\n", fd, target);
+  }
+}
+
+/* The thread opens every descriptor it keeps before the slow path that started it
+ * returns, and none while it ticks: one it opened by itself would first take the lowest
+ * free number, and a single-threaded program can lose that race (git's tests under a
+ * shell: dup2(1, 3) failed with EBUSY while the thread had 3 for a moment). */
+static void test_ace_opens_its_descriptors_before_the_start_returns(void) {
+  enable(0, 1);
+  CHECK(ace_tid() == 0);
+  hakmem_ace_config_t c = config_now();
+  c.enabled = 1;
+  c.start_delay_ms = 0;
+  c.fast_interval_ms = 10;
+  c.pmu = 1;
+  CHECK_EQ(hakmem_ace_config(&c), 0);
+  bool started = false;
+  for (int i = 0; i < 200000 && !started; i++) {
+    hak_free(hak_malloc(64 + (size_t)(i % 7) * 200));
+    if (i % 64 == 63) hak_thread_flush();
+    started = state_now().mode == HAKMEM_ACE_MODE_STEERING;
+  }
+  CHECK(started);
+  static char at_start[4096], later[4096];
+  ace_fds(at_start, sizeof at_start);
+  sleep_ms(150);                                   /* fifteen ticks */
+  ace_fds(later, sizeof later);
+  CHECK_MSG(strstr(at_start, "statm") != NULL, "when the start returned, ACE had: %s", at_start);
+  CHECK_MSG(strcmp(at_start, later) == 0, "at the start:\n%sfifteen ticks later:\n%s", at_start, later);
+  enable(0, 2);
+}
+
 static void test_ace_descriptors_stay_out_of_the_programs_way(void) {
   hakmem_ace_config_t c = config_now();
   c.enabled = 1;
@@ -1121,6 +1164,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_thread_start_failure_leaves_defaults);
   HT_RUN(test_pmu_modes);
   HT_RUN(test_ace_descriptors_stay_out_of_the_programs_way);
+  HT_RUN(test_ace_opens_its_descriptors_before_the_start_returns);
   HT_RUN(test_fork_with_ace_running);
   HT_RUN(test_fork_while_the_configuration_is_read);
   HT_RUN(test_process_ends_with_the_programs_threads);

@@ -387,6 +387,13 @@ HAK_HIDDEN void hak_segment_give_slab(hak_segment* seg, hak_slab* s);
 HAK_HIDDEN size_t hak_segment_purge(hak_segment* seg, uint64_t now, uint64_t delay_ns);
 /* Decommit cached empty segments unused for `delay_ns`; returns bytes released. */
 HAK_HIDDEN size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns);
+/* `mapped` bytes were just mapped from the OS (a segment none in the cache fitted, a
+ * large block): the cache's resident segments did not serve them, so as many of their
+ * bytes go back, oldest first, down to segment_cache_dirty_bytes. Keeping what was freed
+ * pays only when it is reused: without this, realloc_bench's cases (pool classes, then
+ * large blocks) kept the last case's segments beside the new memory (peak RSS 33-37 ->
+ * 43-45 MiB). */
+HAK_HIDDEN void   hak_segment_cache_exchange(size_t mapped);
 HAK_HIDDEN size_t hak_segment_cache_dirty_bytes(void);
 HAK_HIDDEN void hak_segment_fork_lock(void);
 HAK_HIDDEN void hak_segment_fork_unlock(bool child);

@@ -323,6 +323,7 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
     seg = hak_prim_map_aligned(need, map_align);
     if (!seg) { errno = ENOMEM; return NULL; }
     if (!hak_registry_set(seg, need, seg)) { hak_prim_unmap(seg, need); errno = ENOMEM; return NULL; }
+    hak_segment_cache_exchange(need);
     seg->size = need;
     seg->origin = (uintptr_t)seg;
     hak_seglist_add(seg);

@@ -188,6 +188,7 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
     seg = hak_prim_map_aligned(size, HAK_CHUNK_SIZE);
     if (!seg) return NULL;
     if (!hak_registry_set(seg, size, seg)) { hak_prim_unmap(seg, size); return NULL; }
+    hak_segment_cache_exchange(size);
     segment_guard(seg, size);
     hak_seglist_add(seg);
     HAK_OS_COUNT(seg_mapped, 1);
@@ -358,23 +359,41 @@ void hak_segment_release_abandoned(hak_segment* seg) {
   segment_release(seg, taking);
 }
 
-size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
-  if (hak_load_relaxed(&seg_cache_dirty) == 0) return 0;
-  if (pthread_mutex_trylock(&seg_cache_lock.m) != 0) return 0;   /* someone else is at it */
-  /* Take the old dirty entries out, oldest first (the list's tail), decommit them
-   * unlocked, put them back clean. Past the purge delay an entry stays resident only
-   * within the churn allowance, as large spans do (a delay of 0, malloc_trim: none). */
-  size_t budget = delay_ns ? churn_allowance(now) : 0, young = 0;
-  hak_segment* tail = NULL;
-  for (hak_segment* y = seg_cache; y; y = y->next) {
-    if (!y->fresh && y->cached_at + delay_ns > now) young += y->size;
-    tail = y;
+/* Decommit the dirty entries `old` (taken out of the cache, linked by `next`) with no
+ * lock held, and put them back clean (or dirty, where the kernel refused). Returns the
+ * bytes decommitted. */
+static size_t decommit_taken(hak_segment* old) {
+  if (!old) return 0;
+  size_t bytes = 0;
+  for (hak_segment* seg = old; seg; seg = seg->next) {
+    seg->fresh = hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
+    if (!seg->fresh) { HAK_OS_COUNT(os_failures, 1); continue; }
+    bytes += seg->size - HAK_SEG_HDR;
+    HAK_OS_COUNT(decommit_calls, 1);
   }
+  HAK_OS_COUNT(decommit_bytes, bytes);
+  HAK_OS_COUNT(purge_bytes, bytes);
+  hak_lock_take(&seg_cache_lock);
+  while (old) {
+    hak_segment* seg = old;
+    old = old->next;
+    if (!seg->fresh) atomic_fetch_add(&seg_cache_dirty, seg->size);   /* refused: still dirty */
+    cache_push_locked(seg);
+  }
+  hak_lock_release(&seg_cache_lock);
+  return bytes;
+}
+
+/* Under the lock: take dirty entries out, oldest first (the list's tail), while the
+ * cache's dirty bytes exceed `keep`; only those cached at or before `before`. */
+static hak_segment* take_dirty_locked(size_t keep, uint64_t before) {
+  hak_segment* tail = seg_cache;
+  while (tail && tail->next) tail = tail->next;
   size_t dirty = hak_load_relaxed(&seg_cache_dirty);
   hak_segment* old = NULL;
-  for (hak_segment* seg = tail; seg && dirty > young + budget;) {
+  for (hak_segment* seg = tail; seg && dirty > keep;) {
     hak_segment* prev = seg->prev;
-    if (!seg->fresh && seg->cached_at + delay_ns <= now) {
+    if (!seg->fresh && seg->cached_at <= before) {
       cache_unlink_locked(seg);
       atomic_fetch_sub(&seg_cache_dirty, seg->size);
       dirty -= seg->size;
@@ -383,27 +402,33 @@ size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
     }
     seg = prev;
   }
-  hak_lock_release(&seg_cache_lock);
-  hak_segment* seg;
-  size_t bytes = 0;
-  for (seg = old; seg; seg = seg->next) {
-    seg->fresh = hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
-    if (!seg->fresh) { HAK_OS_COUNT(os_failures, 1); continue; }
-    bytes += seg->size - HAK_SEG_HDR;
-    HAK_OS_COUNT(decommit_calls, 1);
+  return old;
+}
+
+size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
+  if (hak_load_relaxed(&seg_cache_dirty) == 0) return 0;
+  if (pthread_mutex_trylock(&seg_cache_lock.m) != 0) return 0;   /* someone else is at it */
+  /* Take the old dirty entries out, decommit them unlocked, put them back clean. Past
+   * the purge delay an entry stays resident only within the churn allowance, as large
+   * spans do (a delay of 0, malloc_trim: none). */
+  size_t budget = delay_ns ? churn_allowance(now) : 0, young = 0;
+  for (hak_segment* y = seg_cache; y; y = y->next) {
+    if (!y->fresh && y->cached_at + delay_ns > now) young += y->size;
   }
-  if (!old) return 0;
-  HAK_OS_COUNT(decommit_bytes, bytes);
-  HAK_OS_COUNT(purge_bytes, bytes);
+  hak_segment* old = take_dirty_locked(young + budget, now >= delay_ns ? now - delay_ns : 0);
+  hak_lock_release(&seg_cache_lock);
+  return decommit_taken(old);
+}
+
+void hak_segment_cache_exchange(size_t mapped) {
+  size_t floor = (size_t)HAK_KNOB(segment_cache_dirty_bytes);
+  size_t dirty = hak_load_relaxed(&seg_cache_dirty);
+  if (dirty <= floor) return;
+  size_t keep = dirty - (mapped < dirty - floor ? mapped : dirty - floor);
   hak_lock_take(&seg_cache_lock);
-  while (old) {
-    seg = old;
-    old = old->next;
-    if (!seg->fresh) atomic_fetch_add(&seg_cache_dirty, seg->size);   /* refused: still dirty */
-    cache_push_locked(seg);
-  }
+  hak_segment* old = take_dirty_locked(keep, UINT64_MAX);
   hak_lock_release(&seg_cache_lock);
-  return bytes;
+  decommit_taken(old);
 }
 
 hak_slab* hak_segment_take_slab(hak_segment* seg, unsigned cls) {

@@ -346,6 +346,21 @@ static void test_segment_cache_keeps_a_burst_for_a_while(void) {
       CHECK_EQ(hak_segment_cache_dirty_bytes(), 0);
     }
   }
+  /* Kept only while it may be reused: new memory mapped from the OS instead (a large
+   * block here) sends as many of the cache's resident bytes back, down to the floor. */
+  pthread_t t;
+  pthread_create(&t, NULL, segment_burst_thread, NULL);
+  pthread_join(t, NULL);
+  size_t before = hak_segment_cache_dirty_bytes();
+  size_t big = (40u << 20) + 12288;
+  void* p = hak_malloc(big);
+  CHECK(p != NULL);
+  size_t after = hak_segment_cache_dirty_bytes();
+  hak_free(p);
+  hak_release_all(0);
+  CHECK_MSG(before >= floor + (24u << 20), "the burst left %zu bytes resident", before);
+  CHECK_MSG(after <= floor || after + (big - (1u << 20)) <= before,
+            "a %zu-byte block mapped anew left %zu of %zu cached bytes resident", big, after, before);
   hak_prim_set_ops(NULL);
   hak_opt_values[HAK_OPT_HEAP_PARK] = park;
 }

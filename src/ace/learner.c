@@ -194,6 +194,7 @@ static int keep_or_return(ace_learner* L, const ace_rule_input* in, hak_knobs* k
   const ace_metrics* m = in->m;
   unsigned lv = L->keep_level;
   double fault_bytes = m->page_faults_per_s > 0 ? m->page_faults_per_s * 4096.0 : 0;
+  double share = ace_fault_share(m);
   bool over_rss = in->rss_target && m->rss_bytes > in->rss_target;
   if (over_rss || !active(m)) {
     if (lv) {
@@ -202,14 +203,14 @@ static int keep_or_return(ace_learner* L, const ace_rule_input* in, hak_knobs* k
     }
     L->quiet_ticks = 0;
   } else if ((m->refault_bytes_per_s >= ACE_KEEP_REFAULT_BYTES || fault_bytes >= ACE_KEEP_FAULT_BYTES) &&
-             ace_fault_share(m) >= ACE_KEEP_FAULT_SHARE) {
+             share >= ACE_KEEP_FAULT_SHARE) {
     L->quiet_ticks = 0;
     if (lv < ACE_KEEP_LEVELS) {
       L->keep_level = lv + 1;
       ace_say(r, "keep: %s %.0f MiB/s, about %.0f %% of the CPU: keep more freed memory (keep level %u -> %u)",
           m->refault_bytes_per_s >= ACE_KEEP_REFAULT_BYTES ? "refaults" : "page faults",
           (m->refault_bytes_per_s >= ACE_KEEP_REFAULT_BYTES ? m->refault_bytes_per_s : fault_bytes) / 1048576.0,
-          ace_fault_share(m) * 100.0, lv, lv + 1);
+          share * 100.0, lv, lv + 1);
     }
   } else if (lv && ++L->quiet_ticks >= ACE_KEEP_DECAY_TICKS) {
     L->quiet_ticks = 0;

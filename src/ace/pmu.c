@@ -134,10 +134,12 @@ static bool probe(int n) {
   return true;
 }
 
+/* The process's page faults in a getrusage reading. */
+static uint64_t faults_of(const struct rusage* ru) { return (uint64_t)ru->ru_minflt + (uint64_t)ru->ru_majflt; }
+
 static uint64_t rusage_faults(void) {
   struct rusage ru;
-  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-  return (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+  return getrusage(RUSAGE_SELF, &ru) == 0 ? faults_of(&ru) : 0;
 }
 
 int ace_pmu_open(int want) {
@@ -219,7 +221,7 @@ void ace_pmu_read(ace_pmu_reading* out) {
   if (getrusage(RUSAGE_SELF, &ru) == 0) {
     out->sys_ns = (uint64_t)ru.ru_stime.tv_sec * 1000000000u + (uint64_t)ru.ru_stime.tv_usec * 1000u;
     if (pmu_mode == 1) {
-      uint64_t f = (uint64_t)ru.ru_minflt + (uint64_t)ru.ru_majflt;
+      uint64_t f = faults_of(&ru);
       out->page_faults = f > faults_base ? f - faults_base : 0;
     }
   }

@@ -87,6 +87,10 @@ static uint64_t mono_ns(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+/* A deadline of the monotonic clock (the condition variables' clock) as a timespec. */
+static struct timespec mono_deadline(uint64_t ns) {
+  return (struct timespec){(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+}
 
 static void* ace_main(void* arg) {
   (void)arg;
@@ -106,8 +110,7 @@ static void* ace_main(void* arg) {
   bool alone = false;
   pthread_mutex_lock(&th_mu);
   while (!th_stop) {
-    uint64_t wake = next_fast < next_slow ? next_fast : next_slow;
-    struct timespec ts = {(time_t)(wake / 1000000000u), (long)(wake % 1000000000u)};
+    struct timespec ts = mono_deadline(next_fast < next_slow ? next_fast : next_slow);
     int rc = 0;
     while (!th_stop && !exit_wake && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&th_cv, &th_mu, &ts);
     if (th_stop) break;
@@ -181,8 +184,7 @@ static void start_thread(void) {
     hak_store_release(&th_state, TH_NONE);
     return;
   }
-  uint64_t until = mono_ns() + ACE_READY_WAIT_NS;
-  struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
+  struct timespec ts = mono_deadline(mono_ns() + ACE_READY_WAIT_NS);
   pthread_mutex_lock(&th_mu);
   int w = 0;
   while (!th_ready && w != ETIMEDOUT) w = pthread_cond_timedwait(&th_ready_cv, &th_mu, &ts);

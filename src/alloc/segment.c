@@ -384,11 +384,15 @@ static size_t decommit_taken(hak_segment* old) {
   return bytes;
 }
 
-/* Under the lock: take dirty entries out, oldest first (the list's tail), while the
- * cache's dirty bytes exceed `keep`; only those cached at or before `before`. */
+/* Under the lock: take dirty entries cached at or before `before` out, oldest first
+ * (the list's tail), while the cache's dirty bytes exceed `keep` plus those of the
+ * dirty entries cached after `before` (which stay). */
 static hak_segment* take_dirty_locked(size_t keep, uint64_t before) {
   hak_segment* tail = seg_cache;
-  while (tail && tail->next) tail = tail->next;
+  for (hak_segment* y = seg_cache; y; y = y->next) {
+    if (!y->fresh && y->cached_at > before) keep += y->size;
+    tail = y;
+  }
   size_t dirty = hak_load_relaxed(&seg_cache_dirty);
   hak_segment* old = NULL;
   for (hak_segment* seg = tail; seg && dirty > keep;) {
@@ -407,15 +411,13 @@ static hak_segment* take_dirty_locked(size_t keep, uint64_t before) {
 
 size_t hak_segment_cache_purge(uint64_t now, uint64_t delay_ns) {
   if (hak_load_relaxed(&seg_cache_dirty) == 0) return 0;
+  if (now < delay_ns) return 0;                                  /* nothing is that old */
   if (pthread_mutex_trylock(&seg_cache_lock.m) != 0) return 0;   /* someone else is at it */
   /* Take the old dirty entries out, decommit them unlocked, put them back clean. Past
    * the purge delay an entry stays resident only within the churn allowance, as large
    * spans do (a delay of 0, malloc_trim: none). */
-  size_t budget = delay_ns ? churn_allowance(now) : 0, young = 0;
-  for (hak_segment* y = seg_cache; y; y = y->next) {
-    if (!y->fresh && y->cached_at + delay_ns > now) young += y->size;
-  }
-  hak_segment* old = take_dirty_locked(young + budget, now >= delay_ns ? now - delay_ns : 0);
+  size_t budget = delay_ns ? churn_allowance(now) : 0;
+  hak_segment* old = take_dirty_locked(budget, now - delay_ns);
   hak_lock_release(&seg_cache_lock);
   return decommit_taken(old);
 }

@@ -16,7 +16,7 @@
 extern "C" {
 #endif
 
-#define HAKMEM_KNOBS_VERSION 4
+#define HAKMEM_KNOBS_VERSION 5
 #define HAKMEM_KNOB_CLASSES 112
 
 typedef struct hak_knobs {
@@ -81,7 +81,12 @@ typedef struct hak_knobs {
                                           stores (they bypass the cache); smaller ones memcpy */
   uint32_t realloc_inplace;            /* 1: realloc keeps, shrinks and grows blocks in place
                                           where it can; 0: every realloc moves (a baseline) */
-  uint32_t reserved4;                  /* 0 */
+  /* Version 5 (version 4 had `reserved4`, 0, here): transparent huge pages. */
+  uint32_t huge_pages;                 /* 1: large blocks mapped from now on (and cached ones
+                                          whose pages were given back, when reused) are
+                                          madvised MADV_HUGEPAGE: one fault per 2 MiB instead
+                                          of 512, where the kernel has THP in "madvise" mode;
+                                          0: none. HAKMEM_HUGE_PAGES=auto lets ACE decide */
 } hak_knobs;
 
 /* Copy the current snapshot into *out (out->size must be set). Returns 0, or -1 with

@@ -188,7 +188,8 @@ void ace_ctl_fast_tick(uint64_t now) {
   if (steering) {
     hak_knobs k = knobs_now;
     ace_rule_input in = {.m = &m, .defaults = &knobs_default, .pinned = cfg.pinned,
-                         .rss_target = cfg.max_rss_bytes / 10 * 9};
+                         .rss_target = cfg.max_rss_bytes / 10 * 9,
+                         .huge_auto = hak_opt(HAK_OPT_HUGE_PAGES) == HAK_HUGE_PAGES_AUTO};
     if (ace_policy_step(&policy, &in, &k, reason, sizeof reason, &plan) > 0) {
       publish(&k);
       if (reason[0]) {

@@ -222,7 +222,7 @@ static int keep_or_return(ace_learner* L, const ace_rule_input* in, hak_knobs* k
     apply_keep(L->keep_level, in->defaults, k);
     changed = 1;
   }
-  return changed + ace_rule_large_keep(in, k, r, keep_large_dirty(L->keep_level, in->defaults));
+  return changed + ace_rule_large_keep(in, k, r, keep_large_dirty(L->keep_level, in->defaults)) + ace_rule_huge(in, k, r);
 }
 
 /* The knobs of context c: every group on its best arm, group `g` (if any) on `arm`. */

@@ -10,6 +10,8 @@
  *   RSS high                          -> large reuse slack 0 and the large cache's resident
  *                                        bytes capped until RSS is well under the target
  *                                        (ace_rule_large_keep)
+ *   new large blocks written whole,   -> transparent huge pages for large blocks, until
+ *   their faults a cost to the CPU       RSS is above the target (ace_rule_huge)
  * Pinned knob groups are never touched. */
 #include "ace/ace.h"
 
@@ -210,5 +212,27 @@ int ace_rules_apply(const ace_rule_input* in, hak_knobs* k, char* reason, size_t
   if (!(in->pinned & HAKMEM_ACE_PIN_TLS_CAP)) changed += rule_diet(in, k, &r);
   if (!(in->pinned & HAKMEM_ACE_PIN_REFILL_BATCH)) changed += rule_bundles(in, k, &r);
   changed += ace_rule_large_keep(in, k, &r, in->defaults->large_cache_dirty_bytes);
+  changed += ace_rule_huge(in, k, &r);
   return changed;
+}
+
+int ace_rule_huge(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
+  if (!in->huge_auto) return 0;
+  const ace_metrics* m = in->m;
+  bool over_rss = in->rss_target && m->rss_bytes > in->rss_target;
+  if (k->huge_pages) {
+    if (!over_rss) return 0;
+    k->huge_pages = 0;
+    ace_say(r, "huge pages: RSS above target: new large blocks get 4 KiB pages again");
+    return 1;
+  }
+  double fresh = m->large_fresh_bytes_per_s;
+  double faulted = m->page_faults_per_s > 0 ? m->page_faults_per_s * 4096.0 : 0;
+  if (over_rss || fresh < ACE_HUGE_MIN_BYTES || faulted < ACE_HUGE_WRITTEN * fresh) return 0;
+  double share = ace_fault_share(m);
+  if (share < ACE_KEEP_FAULT_SHARE) return 0;
+  k->huge_pages = 1;
+  ace_say(r, "huge pages: %.0f MiB/s of new large blocks written whole, page faults about %.0f %% of the CPU: "
+          "large blocks get 2 MiB pages", fresh / 1048576.0, share * 100.0);
+  return 1;
 }

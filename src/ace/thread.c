@@ -11,7 +11,10 @@
  * (it must not take the program's SIGTERM). A failed pthread_create leaves the
  * allocator on its defaults; three failures and ACE stops trying.
  * Loop: fast tick every fast_interval_ms, slow tick every slow_interval_s; it waits on a
- * condition variable so that a stop is immediate. It takes no lock that malloc needs,
+ * condition variable so that a stop is immediate. The first window is at most
+ * ACE_FIRST_WINDOW_MS: a process that started the thread by holding 64 MiB at 100 ms is
+ * usually still building that heap, and a decision one full interval later (huge pages
+ * for large blocks written whole) came after the build was over. It takes no lock that malloc needs,
  * except for the heap locks it only ever trylocks (alloc/release.c).
  * fork: the child has no ACE thread; it gets one lazily after start_delay_ms of its own
  * life, so a fork+exec child never does.
@@ -58,6 +61,7 @@ static pthread_cond_t th_cv;
 static pthread_cond_t th_ready_cv;
 static bool th_ready;                    /* under th_mu */
 #define ACE_READY_WAIT_NS (2000 * 1000000ull)
+#define ACE_FIRST_WINDOW_MS 100u
 static bool th_stop;
 static _Atomic uint64_t proc_start_ns;   /* process (or fork child) start, prim clock */
 static _Atomic int start_failures;
@@ -104,7 +108,8 @@ static void* ace_main(void* arg) {
   uint64_t next_fast = mono_ns(), next_slow = next_fast;
   hakmem_ace_config_t cfg;
   ace_config_copy(&cfg);
-  next_fast += (uint64_t)cfg.fast_interval_ms * 1000000u;
+  next_fast += (uint64_t)(cfg.fast_interval_ms < ACE_FIRST_WINDOW_MS ? cfg.fast_interval_ms : ACE_FIRST_WINDOW_MS) *
+               1000000u;
   next_slow += (uint64_t)cfg.slow_interval_s * 1000000000u;
   int self = hak_prim_thread_id();
   bool alone = false;

@@ -86,6 +86,7 @@ void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const ha
   put_num(&l, "page_faults_per_s", m->page_faults_per_s);
   put_num(&l, "sys_share", m->sys_share);
   put_num(&l, "refault_bytes_per_s", m->refault_bytes_per_s);
+  put_num(&l, "large_fresh_bytes_per_s", m->large_fresh_bytes_per_s);
   put(&l, ",\"idle_cache_trimmed_bytes\":%llu", (unsigned long long)m->idle_cache_trimmed_bytes);
   put(&l, ",\"bytes_in_use\":%llu,\"bytes_held\":%llu,\"unused_resident\":%llu",
       (unsigned long long)m->bytes_in_use, (unsigned long long)m->bytes_held, (unsigned long long)m->unused_resident);
@@ -106,12 +107,12 @@ void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const ha
           "\"remote_drain_interval_sum\":%llu,\"tls_cap_16\":%u,\"tls_cap_1k\":%u,\"tls_cap_32k\":%u,"
           "\"tls_grow_budget_bytes\":%llu,"
           "\"sweep_interval\":%u,\"diet_pct\":%u,\"purge_delay_ms\":%u,\"partial_release_pages\":%u,"
-          "\"segment_cache_dirty_bytes\":%llu,\"large_cache_bytes\":%llu}",
+          "\"segment_cache_dirty_bytes\":%llu,\"large_cache_bytes\":%llu,\"huge_pages\":%u}",
       (unsigned long long)k->generation, (unsigned long long)caps, (unsigned long long)batch,
       (unsigned long long)drain, k->tls_cap[0], k->tls_cap[31], k->tls_cap[71],
       (unsigned long long)k->tls_grow_budget_bytes, k->sweep_interval, k->diet_pct,
       k->purge_delay_ms, k->partial_release_pages, (unsigned long long)k->segment_cache_dirty_bytes,
-      (unsigned long long)k->large_cache_bytes);
+      (unsigned long long)k->large_cache_bytes, k->huge_pages);
   put(&l, ",\"reason\":");
   put_str(&l, reason ? reason : "");
   put(&l, ",\"scavenged\":%llu}\n", (unsigned long long)scavenged);

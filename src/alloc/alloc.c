@@ -66,10 +66,13 @@ void hak_slow_hook_tick(hak_heap* h) {
 
 /* Large blocks need no heap, so they cannot use a heap's countdown: every 16th large
  * allocation of the process calls the hook (a shared counter costs nothing next to a
- * mapping). Without it a program of large blocks alone never started ACE. */
-void hak_slow_hook_tick_large(void) {
+ * mapping), and every one that hands out pages still to be faulted in (the hook is a
+ * few loads next to those faults). Without it a program of large blocks alone never
+ * started ACE; with every 16th alone, one that builds 300 MiB of 15 MiB blocks
+ * started it when the build was nearly over. */
+void hak_slow_hook_tick_large(bool fresh) {
   static _Atomic uint32_t large_ticks;
-  if ((atomic_fetch_add_explicit(&large_ticks, 1, memory_order_relaxed) & 15) == 15) call_slow_hook();
+  if ((atomic_fetch_add_explicit(&large_ticks, 1, memory_order_relaxed) & 15) == 15 || fresh) call_slow_hook();
 }
 
 HAK_NOINLINE void* hak_malloc_slow(size_t size) {

@@ -124,6 +124,7 @@ typedef struct hak_segment {
   size_t                 usable;     /* bytes usable at `user` */
   size_t                 align;      /* alignment the mapping was made for */
   bool                   fresh;      /* never handed out before / decommitted: reads as zero */
+  bool                   huge;       /* madvised MADV_HUGEPAGE (all or part of it) */
   /* cached large spans (large.c): [dirty_lo, dirty_hi) is where old data may lie past
    * the header page (which holds the header and zeros); empty (0, 0) exactly when
    * fresh. origin: the start of the mapping the span is a piece of (joins stay within
@@ -593,6 +594,6 @@ HAK_HIDDEN void   hak_alloc_thread_flush(void);
 /* Count down this thread's slow paths; every HAK_SLOW_HOOK_PERIOD-th calls hak_slow_hook
  * (the caller holds no allocator lock). */
 HAK_HIDDEN void   hak_slow_hook_tick(hak_heap* h);
-HAK_HIDDEN void   hak_slow_hook_tick_large(void);   /* large.c: no heap, no locks held */
+HAK_HIDDEN void   hak_slow_hook_tick_large(bool fresh);   /* large.c: no heap, no locks held */
 
 #endif /* HAK_ALLOC_H */

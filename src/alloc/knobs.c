@@ -51,6 +51,7 @@ void hak_knobs_defaults(hak_knobs* k) {
   k->realloc_grow_headroom_pct = 25;
   k->realloc_nt_threshold = (uint64_t)hak_opt(HAK_OPT_REALLOC_NT_THRESHOLD);
   k->realloc_inplace = (uint32_t)hak_opt(HAK_OPT_REALLOC_INPLACE);
+  k->huge_pages = hak_opt(HAK_OPT_HUGE_PAGES) == HAK_HUGE_PAGES_ON;   /* auto starts without */
 }
 
 static bool in(uint64_t v, uint64_t lo, uint64_t hi) { return v >= lo && v <= hi; }
@@ -70,7 +71,7 @@ int hak_knobs_validate(const hak_knobs* k) {
       !in(k->large_reuse_slack_pct, 0, 10000) || k->reserved != 0 ||
       !in(k->tls_grow_budget_bytes, 0, 1ull << 40) ||
       !in(k->realloc_nt_threshold, 0, 1ull << 40) || !in(k->realloc_inplace, 0, 1) ||
-      k->reserved4 != 0) return -1;
+      !in(k->huge_pages, 0, 1)) return -1;
   return 0;
 }
 
@@ -140,6 +141,7 @@ void hak_knobs_fill(hak_knob_slot* slot, const hak_knobs* k) {
   hak_store_relaxed(&p->realloc_grow_headroom_pct, k->realloc_grow_headroom_pct);
   hak_store_relaxed(&p->realloc_nt_threshold, k->realloc_nt_threshold);
   hak_store_relaxed(&p->realloc_inplace, k->realloc_inplace);
+  hak_store_relaxed(&p->huge_pages, k->huge_pages);
 }
 
 void hak_knobs_init(void) {

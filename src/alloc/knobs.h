@@ -39,6 +39,7 @@ typedef struct hak_knobs_process {
   _Atomic uint32_t realloc_shrink_keep_pct, realloc_grow_headroom_pct;
   _Atomic uint64_t realloc_nt_threshold;
   _Atomic uint32_t realloc_inplace;
+  _Atomic uint32_t huge_pages;
 } hak_knobs_process;
 HAK_HIDDEN extern hak_knobs_process hak_knobs_proc;
 #define HAK_KNOB(field) hak_load_relaxed(&hak_knobs_proc.field)

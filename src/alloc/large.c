@@ -76,6 +76,23 @@ static void span_set_dirty(hak_segment* seg, size_t lo, size_t hi) {
 }
 static size_t span_dirty(const hak_segment* seg) { return seg->dirty_hi - seg->dirty_lo; }
 
+/* Transparent huge pages (knob huge_pages) for the first `len` bytes of a span, or
+ * (len 0) none in all of it. A block is advised over the 2 MiB ranges that lie inside
+ * it (huge_len): a range it only begins would bring up to 2 MiB past its end into RSS
+ * at its first touch (large_replace: 362 -> 427 MiB peak). A span whose pages go back
+ * loses the advice: khugepaged would otherwise collapse the 511 empty pages around its
+ * resident header page into a huge page again. */
+static size_t huge_len(size_t off, size_t size) { return HAK_ALIGN_DOWN(off + size, HAK_CHUNK_SIZE); }
+static void span_huge(hak_segment* seg, size_t len) {
+  if (seg->huge == (len != 0)) return;
+  if (len == 0) {
+    hak_prim_huge(seg, seg->size, false);
+    seg->huge = false;
+  } else {
+    seg->huge = hak_prim_huge(seg, len, true);
+  }
+}
+
 /* Give back the pages of a span (on no list) that may hold old data; it is fresh then.
  * Returns the bytes decommitted, 0 when there were none or the kernel refused (counted). */
 static size_t span_decommit(hak_segment* seg) {
@@ -86,6 +103,7 @@ static size_t span_decommit(hak_segment* seg) {
     return 0;
   }
   span_set_dirty(seg, 0, 0);
+  span_huge(seg, 0);
   HAK_OS_COUNT(decommit_calls, 1);
   HAK_OS_COUNT(decommit_bytes, n);
   return n;
@@ -137,6 +155,7 @@ static void span_join(hak_segment* lo, hak_segment* hi) {
   size_t dhi = hi->dirty_hi ? at + hi->dirty_hi : lo->dirty_hi;
   unsigned __int128 age = (unsigned __int128)lo->cached_at * lo->size + (unsigned __int128)hi->cached_at * hi->size;
   size_t hsize = hi->size;
+  lo->huge |= hi->huge;                 /* advice on part of it: dropped whole on decommit */
   memset(hi, 0, sizeof *hi);            /* no stale header inside lo */
   lo->size += hsize;
   lo->cached_at = (uint64_t)(age / lo->size);
@@ -188,6 +207,7 @@ static void span_split(hak_segment* seg, size_t keep, bool give_back) {
   rest->size = size;
   rest->origin = seg->origin;
   rest->cached_at = seg->cached_at;
+  rest->huge = seg->huge;
   hak_store_relaxed(&rest->state, HAK_SEGST_LARGE_FREE);
   span_set_dirty(rest, dlo > HAK_PAGE_SIZE ? dlo : HAK_PAGE_SIZE, dhi);
   if (give_back) span_decommit(rest);
@@ -323,9 +343,14 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
     seg = hak_prim_map_aligned(need, map_align);
     if (!seg) { errno = ENOMEM; return NULL; }
     if (!hak_registry_set(seg, need, seg)) { hak_prim_unmap(seg, need); errno = ENOMEM; return NULL; }
+    /* Before the header is written: a 2 MiB range with one 4 KiB page in it already is
+     * not served by a huge page on its next fault. */
+    size_t hlen = huge_len(off, size);
+    bool huge = hlen && HAK_KNOB(huge_pages) && hak_prim_huge(seg, hlen, true);
     hak_segment_cache_exchange(need);
     seg->size = need;
     seg->origin = (uintptr_t)seg;
+    seg->huge = huge;
     hak_seglist_add(seg);
     HAK_OS_COUNT(bytes_mapped, (int64_t)need);
   }
@@ -339,6 +364,13 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
   seg->align = align;
   seg->fresh = false;
   seg->next = seg->prev = NULL;
+  /* Pages this block will fault in: huge pages when the knob says so (from the start:
+   * advice after the first touch only helps once khugepaged passes). */
+  size_t resident = dhi > dlo ? dhi - dlo : 0;
+  if (seg->size > resident) {
+    HAK_OS_COUNT(large_fresh_bytes, seg->size - resident);
+    if (HAK_KNOB(huge_pages) && huge_len(off, size)) span_huge(seg, huge_len(off, size));
+  }
   hak_store_release(&seg->state, HAK_SEGST_LARGE_LIVE);
   if (zero) {                           /* zero where old data may lie within the request */
     size_t from = dlo > off ? dlo : off, to = off + size < dhi ? off + size : dhi;
@@ -346,7 +378,7 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
   }
   HAK_OS_COUNT(large_allocs, 1);
   HAK_OS_COUNT(large_in_use, (int64_t)seg->usable);
-  hak_slow_hook_tick_large();
+  hak_slow_hook_tick_large(seg->size > resident);
   return seg->user;
 }
 

@@ -30,6 +30,7 @@ typedef enum hak_opt {
   HAK_OPT_LARGE_REUSE_SLACK,
   HAK_OPT_REALLOC_INPLACE,
   HAK_OPT_REALLOC_NT_THRESHOLD,
+  HAK_OPT_HUGE_PAGES,
   HAK_OPT_ACE_ENABLED,
   HAK_OPT_ACE_FAST_INTERVAL_MS,
   HAK_OPT_ACE_SLOW_INTERVAL_S,
@@ -46,6 +47,9 @@ typedef enum hak_opt {
   HAK_OPT_ACE_TRACE,
   HAK_OPT_COUNT
 } hak_opt;
+
+/* HAKMEM_HUGE_PAGES: never, always for large blocks, or as ACE decides. */
+enum { HAK_HUGE_PAGES_OFF = 0, HAK_HUGE_PAGES_ON = 1, HAK_HUGE_PAGES_AUTO = 2 };
 
 /* Effective values, indexed by hak_opt; written once by hak_options_init. */
 HAK_HIDDEN extern long long hak_opt_values[HAK_OPT_COUNT];

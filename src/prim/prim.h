@@ -29,6 +29,9 @@ typedef struct hak_prim_ops {
   bool     (*move)(void* p, size_t old_size, void* to, size_t new_size);
   /* Monotonic clock in nanoseconds. */
   uint64_t (*now_ns)(void);
+  /* Ask for transparent huge pages in [p, p+size) (on), or no more of them (off):
+   * madvise MADV_HUGEPAGE / MADV_NOHUGEPAGE. False when the kernel refused (no THP). */
+  bool     (*huge)(void* p, size_t size, bool on);
 } hak_prim_ops;
 
 /* The operations in force (the Linux ones unless a test swapped them). */
@@ -49,6 +52,10 @@ HAK_INLINE bool  hak_prim_move(void* p, size_t old_size, void* to, size_t new_si
   return HAK_PRIM_OPS()->move(p, old_size, to, new_size);
 }
 HAK_INLINE uint64_t hak_prim_now_ns(void) { return HAK_PRIM_OPS()->now_ns(); }
+HAK_INLINE bool  hak_prim_huge(void* p, size_t size, bool on) {
+  const hak_prim_ops* o = HAK_PRIM_OPS();
+  return o->huge ? o->huge(p, size, on) : false;   /* a test's table without the hook: none */
+}
 
 /* Map anonymous memory anywhere, for metadata (heap structs, registry leaves); NULL on
  * failure. Not hooked: metadata must not fail in the middle of an operation. */

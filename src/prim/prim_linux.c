@@ -63,6 +63,13 @@ static bool linux_decommit(void* p, size_t size) {
   return r == 0;
 }
 
+static bool linux_huge(void* p, size_t size, bool on) {
+  int e = errno;
+  int r = madvise(p, size, on ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  errno = e;
+  return r == 0;
+}
+
 static bool linux_grow_in_place(void* p, size_t old_size, size_t new_size) {
   int e = errno;
   void* q = mremap(p, old_size, new_size, 0);
@@ -109,6 +116,7 @@ const hak_prim_ops hak_prim_linux = {
   .grow_in_place = linux_grow_in_place,
   .move = linux_move,
   .now_ns = linux_now_ns,
+  .huge = linux_huge,
 };
 _Atomic(const hak_prim_ops*) hak_prim_current = &hak_prim_linux;
 

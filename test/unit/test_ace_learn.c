@@ -427,6 +427,87 @@ static void test_learner_leaves_pinned_groups_alone(void) {
         L.ctx[L.cur].bandit[ACE_GROUP_BATCH].total_pulls > 0);
 }
 
+/* A window of the large-block replacement pattern: 200 MiB/s of new large blocks
+ * written whole (51,200 faults/s: 10 % of the CPU at 2 us). */
+static void large_window(ace_metrics* m) {
+  phase_metrics(m, 'B', 1e7);
+  m->tier_ops[HAK_SEG_LARGE] = 1000;
+  m->cpu_fraction = 1.0;
+  m->large_fresh_bytes_per_s = 200.0 * 1048576;
+  m->page_faults_per_s = 51200;
+  m->sys_share = 0.4;
+}
+
+/* ace_rule_huge, through both policies that use it: huge pages for large blocks come
+ * on only when new large blocks are written whole and their faults cost the program
+ * time, never without HAKMEM_HUGE_PAGES=auto, and go off when RSS passes the target. */
+static void test_huge_pages_for_large_blocks_written_whole(void) {
+  hak_knobs d = defaults();
+  ace_metrics m;
+  char why[640];
+  for (int policy = 0; policy < 2; policy++) {
+    hak_knobs k = d;
+    ace_learner L;
+    ace_learner_init(&L);
+    ace_rule_input in = {.m = &m, .defaults = &d, .huge_auto = true};
+#define STEP() (policy ? ace_learner_step(&L, &in, &k, why, sizeof why) : ace_rules_apply(&in, &k, why, sizeof why))
+    /* a few pages written of each block: 2 MiB pages would cost RSS, not save faults */
+    large_window(&m);
+    m.page_faults_per_s = 2000;            /* 8 MiB/s of 200 MiB/s */
+    m.sys_share = 0.3;
+    STEP();
+    CHECK_EQ(k.huge_pages, 0u);
+    /* written whole, but the faults cost little (1 % of the CPU) */
+    large_window(&m);
+    m.sys_share = 0.01;
+    STEP();
+    CHECK_EQ(k.huge_pages, 0u);
+    /* too little new large memory to matter */
+    large_window(&m);
+    m.large_fresh_bytes_per_s = 8.0 * 1048576;
+    m.page_faults_per_s = 2048;
+    STEP();
+    CHECK_EQ(k.huge_pages, 0u);
+    /* no page-fault count (no PMU): no evidence */
+    large_window(&m);
+    m.page_faults_per_s = -1;
+    STEP();
+    CHECK_EQ(k.huge_pages, 0u);
+    /* HAKMEM_HUGE_PAGES=off or on: not ACE's to change */
+    large_window(&m);
+    in.huge_auto = false;
+    STEP();
+    CHECK_EQ(k.huge_pages, 0u);
+    in.huge_auto = true;
+    /* the pattern: on, and the reason says why */
+    large_window(&m);
+    CHECK(STEP() > 0);
+    CHECK_EQ(k.huge_pages, 1u);
+    CHECK_MSG(strstr(why, "huge pages: 200 MiB/s of new large blocks written whole, page faults about 10 %") != NULL,
+              "reason: %s", why);
+    CHECK_EQ(hak_knobs_validate(&k), 0);
+    /* it stays on once the faults are gone (they are gone because of it) and while idle */
+    large_window(&m);
+    m.page_faults_per_s = 100;
+    STEP();
+    CHECK_EQ(k.huge_pages, 1u);
+    memset(&m, 0, sizeof m);
+    m.dt_ns = 500000000;
+    STEP();
+    CHECK_EQ(k.huge_pages, 1u);
+    /* RSS above the target: off */
+    large_window(&m);
+    in.rss_target = 1u << 30;
+    m.rss_bytes = 2u << 30;
+    STEP();
+    CHECK_EQ(k.huge_pages, 0u);
+    CHECK_MSG(strstr(why, "huge pages: RSS above target") != NULL, "reason: %s", why);
+    STEP();                                /* and not on again while it stays there */
+    CHECK_EQ(k.huge_pages, 0u);
+#undef STEP
+  }
+}
+
 static void test_keep_or_return_follows_refaults_and_idleness(void) {
   hak_knobs d = defaults(), k = d;
   ace_learner L;
@@ -739,6 +820,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_learner_keeps_a_big_win);
   HT_RUN(test_learner_finds_a_big_win_within_a_short_phase);
   HT_RUN(test_learner_pays_for_its_exploration_in_short_phases);
+  HT_RUN(test_huge_pages_for_large_blocks_written_whole);
   HT_RUN(test_policy_configuration);
   HT_RUN(test_policy_from_the_environment);
   return ht_report();

@@ -15,9 +15,11 @@
 #include "hakmem_ace.h"
 #include "hakmem_stats.h"
 #include "alloc/alloc.h"
+#include "alloc/collect.h"
 #include "prim/prim.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 int hak_knobs_publish(const hak_knobs* candidate);
@@ -563,6 +565,153 @@ static void test_counters(void) {
   CHECK_EQ(cache().bytes, 0);
 }
 
+/* ---- transparent huge pages (knob huge_pages) ----------------------------------------- */
+typedef struct { uintptr_t p; size_t size; bool on; } huge_call;
+static huge_call huge_calls[16];
+static _Atomic unsigned huge_ncalls;
+static bool record_huge(void* p, size_t size, bool on) {
+  unsigned i = atomic_fetch_add(&huge_ncalls, 1);
+  if (i < 16) huge_calls[i] = (huge_call){(uintptr_t)p, size, on};
+  return hak_prim_linux.huge(p, size, on);
+}
+
+/* The smaps field `key` ("THPeligible:") of the mapping holding `a`; -1 when not found. */
+static long smaps_field(const void* a, const char* key) {
+  FILE* f = fopen("/proc/self/smaps", "r");
+  if (!f) return -1;
+  char line[512];
+  bool inside = false;
+  long v = -1;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    bool header = (line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f');
+    if (header && sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+      inside = (uintptr_t)a >= lo && (uintptr_t)a < hi;
+      continue;
+    }
+    if (inside && strncmp(line, key, strlen(key)) == 0) { v = strtol(line + strlen(key), NULL, 10); break; }
+  }
+  fclose(f);
+  return v;
+}
+
+static bool thp_madvise_mode(void) {
+  FILE* f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (!f) return false;
+  char buf[128] = {0};
+  bool ok = fgets(buf, sizeof buf, f) != NULL && strstr(buf, "[madvise]") != NULL;
+  fclose(f);
+  return ok;
+}
+
+static uint64_t fresh_bytes(void) {
+  hak_collect c;
+  hak_collect_all(&c);
+  return c.large_fresh_bytes;
+}
+
+/* With the knob on, a large block mapped anew is advised MADV_HUGEPAGE over its whole
+ * 2 MiB ranges (before its header page is written), a span whose pages went back loses the advice, and one
+ * reused after that gets it again; with the knob off nothing is advised. Every block
+ * handed out with pages to fault in counts them in large_fresh_bytes, a resident
+ * cached one does not. */
+static void test_huge_pages(void) {
+  cache_empty();
+  hak_knobs saved = knobs(), k = saved;
+  k.huge_pages = 1;
+  CHECK_EQ(hak_knobs_publish(&k), 0);
+  hak_prim_ops ops = *atomic_load(&hak_prim_current);
+  const hak_prim_ops* before = atomic_load(&hak_prim_current);
+  ops.huge = record_huge;
+  hak_prim_set_ops(&ops);
+  atomic_store(&huge_ncalls, 0);
+
+  uint64_t f0 = fresh_bytes();
+  unsigned char* p = hak_malloc(6 * MiB);
+  CHECK(p != NULL);
+  if (!p) { hak_prim_set_ops(before); hak_knobs_publish(&saved); return; }
+  CHECK_EQ(atomic_load(&huge_ncalls), 1);
+  uintptr_t span = huge_calls[0].p;
+  CHECK(huge_calls[0].on);
+  /* from the span's start (the header page is written after the advice) over the
+   * whole 2 MiB ranges of the block: [span, span + 6 MiB); the block's last page lies
+   * in a range it only begins, which stays with 4 KiB pages */
+  CHECK_EQ(span % (2 * MiB), 0);
+  CHECK(span < (uintptr_t)p && (uintptr_t)p - span < 2 * MiB);
+  CHECK_EQ(huge_calls[0].size, (size_t)((uintptr_t)p + 6 * MiB - span) / (2 * MiB) * (2 * MiB));
+  if (thp_madvise_mode()) CHECK_EQ(smaps_field(p + 6 * MiB - 1, "THPeligible:"), 0);
+  CHECK(fresh_bytes() - f0 >= 6 * MiB);
+  if (thp_madvise_mode()) CHECK_EQ(smaps_field(p + 3 * MiB, "THPeligible:"), 1);
+  fill(p, 6 * MiB, 21);
+  CHECK(intact(p, 6 * MiB, 21));
+  long huge_kb = smaps_field(p + 3 * MiB, "AnonHugePages:");
+  printf("  (6 MiB written with the knob on: %ld KiB of it in huge pages)\n", huge_kb);
+  hak_free(p);
+
+  /* reused resident: no advice again, nothing to fault in */
+  uint64_t f1 = fresh_bytes();
+  unsigned char* q = hak_malloc(6 * MiB);
+  CHECK(q == p);
+  CHECK_EQ(atomic_load(&huge_ncalls), 1);
+  CHECK(fresh_bytes() - f1 < 2 * MiB);
+  hak_free(q);
+
+  /* its pages go back: the advice goes with them */
+  cache_empty();                    /* decommitted (and unmapped: the span is gone) */
+  CHECK(atomic_load(&huge_ncalls) >= 2);
+  CHECK(!huge_calls[1].on);
+  CHECK_EQ(huge_calls[1].p, span);
+
+  /* knob off: a new mapping gets no advice */
+  k.huge_pages = 0;
+  CHECK_EQ(hak_knobs_publish(&k), 0);
+  unsigned n = atomic_load(&huge_ncalls);
+  unsigned char* r = hak_malloc(6 * MiB);
+  CHECK(r != NULL);
+  CHECK_EQ(atomic_load(&huge_ncalls), n);
+  if (r && thp_madvise_mode()) CHECK_EQ(smaps_field(r + 3 * MiB, "THPeligible:"), 0);
+  hak_free(r);
+  cache_empty();
+  hak_prim_set_ops(before);
+  CHECK_EQ(hak_knobs_publish(&saved), 0);
+}
+
+/* A cached span decommitted while the knob is on and reused gets the advice again. */
+static void test_huge_pages_after_decommit(void) {
+  cache_empty();
+  hak_knobs saved = knobs(), k = saved;
+  k.huge_pages = 1;
+  k.large_cache_dirty_bytes = 0;                    /* resident only for the purge delay */
+  CHECK_EQ(hak_knobs_publish(&k), 0);
+  hak_prim_ops ops = *atomic_load(&hak_prim_current);
+  const hak_prim_ops* before = atomic_load(&hak_prim_current);
+  ops.huge = record_huge;
+  hak_prim_set_ops(&ops);
+  atomic_store(&huge_ncalls, 0);
+  unsigned char* p = hak_malloc(8 * MiB);
+  CHECK(p != NULL);
+  if (p) fill(p, 8 * MiB, 5);
+  hak_free(p);
+  advance_ms(knobs().purge_delay_ms + 1);           /* past the delay: decommitted, kept */
+  hak_large_cache_purge(fake_clock(), delay_ns());
+  usage u = cache();
+  CHECK_EQ(u.n, 1);
+  CHECK_EQ(u.dirty, 0);
+  CHECK_EQ(atomic_load(&huge_ncalls), 2);
+  CHECK(!huge_calls[1].on);
+  uint64_t f0 = fresh_bytes();
+  unsigned char* q = hak_calloc(1, 8 * MiB);
+  CHECK(q == p);
+  CHECK_EQ(atomic_load(&huge_ncalls), 3);
+  CHECK(huge_calls[2].on);
+  CHECK(fresh_bytes() - f0 >= 8 * MiB);
+  if (q) CHECK_EQ(first_nonzero(q, 8 * MiB), 8 * MiB);
+  hak_free(q);
+  cache_empty();
+  hak_prim_set_ops(before);
+  CHECK_EQ(hak_knobs_publish(&saved), 0);
+}
+
 int main(int argc, char** argv) {
   ht_init(argc, argv);
   atomic_store(&fake_now, hak_prim_linux.now_ns());
@@ -582,6 +731,8 @@ int main(int argc, char** argv) {
   HT_RUN(test_steady_reuse_and_decay_on_free);
   HT_RUN(test_knobs_obeyed);
   HT_RUN(test_counters);
+  HT_RUN(test_huge_pages);
+  HT_RUN(test_huge_pages_after_decommit);
   hak_prim_set_ops(NULL);
   return ht_report();
 }

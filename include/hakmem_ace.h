@@ -86,6 +86,8 @@ typedef struct hak_knobs {
                                           whose pages were given back, when reused) are
                                           madvised MADV_HUGEPAGE: one fault per 2 MiB instead
                                           of 512, where the kernel has THP in "madvise" mode;
+                                          2: segments mapped from now on too (below 2, the
+                                          release walk takes the advice off them again);
                                           0: none. HAKMEM_HUGE_PAGES=auto lets ACE decide */
 } hak_knobs;
 

@@ -73,6 +73,8 @@ typedef struct ace_metrics {
   double   page_faults_per_s;           /* < 0 when not measured */
   double   refault_bytes_per_s;         /* released memory handed out again */
   double   large_fresh_bytes_per_s;     /* large blocks handed out with pages to fault in */
+  double   seg_fresh_bytes_per_s;       /* segments likewise */
+  uint64_t bytes_mapped_live;           /* segments and large mappings, the caches left out */
   uint64_t idle_cache_trimmed_bytes;    /* cut off idle threads' caches in the window */
   uint64_t bytes_in_use, bytes_held, unused_resident;
   uint64_t large_cache_resident;        /* of unused_resident: freed large spans kept resident */
@@ -125,16 +127,25 @@ struct ace_reasons;
 #define ACE_LARGE_DIRTY_FLOOR (32ull << 20)
 HAK_HIDDEN int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, struct ace_reasons* r,
                                    uint64_t dirty_want);
-/* Huge pages for large blocks (knob huge_pages; only with in->huge_auto), shared by the
- * rules and the learner. On when, in one window, at least ACE_HUGE_MIN_BYTES per second
- * of large blocks were handed out with pages to fault in, the page faults cover at
- * least ACE_HUGE_WRITTEN of those bytes (the blocks are written whole: a block of which
- * the program touches a few pages would cost 2 MiB of RSS per huge page instead), and
- * faults take at least ACE_KEEP_FAULT_SHARE of the CPU. A 2 MiB page then takes one
- * fault instead of 512 (on these VMs 64 MiB first touched in 4 ms instead of 243 ms).
- * Off again when RSS is above the target. 1 when k changed. Pure. */
+/* Transparent huge pages (knob huge_pages; only with in->huge_auto), shared by the
+ * rules and the learner. A 2 MiB page takes one fault instead of 512 (on these VMs 64
+ * MiB first touched in 4 ms instead of 243 ms), but costs 2 MiB of RSS wherever a
+ * program touches a few pages of the range. In a window in which faults take at least
+ * ACE_KEEP_FAULT_SHARE of the CPU:
+ *   level 1 (large blocks): at least ACE_HUGE_MIN_BYTES per second of large blocks
+ *     were handed out with pages to fault in, and the page faults cover at least
+ *     ACE_HUGE_WRITTEN of those bytes (the blocks are written whole);
+ *   level 2 (segments too): the same for new segments (with the large blocks'
+ *     bytes), and the heap at least ACE_HUGE_MIN_HEAP mapped and ACE_HUGE_DENSE of it
+ *     resident (RSS / bytes_mapped_live): huge pages then add at most the rest.
+ * An idle window (under ACE_ACTIVE_OPS) takes level 2 back to 1 (the release walk takes
+ * the advice off the segments: their purged pages must stay out), and RSS above the
+ * target takes it to 0. Neither comes off because faults drop: they drop because of it.
+ * 1 when k changed. Pure. */
 #define ACE_HUGE_MIN_BYTES (16.0 * 1048576)
 #define ACE_HUGE_WRITTEN   0.5
+#define ACE_HUGE_DENSE     0.9
+#define ACE_HUGE_MIN_HEAP  (64ull << 20)
 HAK_HIDDEN int ace_rule_huge(const ace_rule_input* in, hak_knobs* k, struct ace_reasons* r);
 
 /* ---- bandit.c ----------------------------------------------------------------------- */

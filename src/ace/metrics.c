@@ -70,6 +70,8 @@ void ace_metrics_compute(const hak_collect* prev, const hak_collect* cur, const 
                            cur->interior_refault_bytes + cur->slab_refault_bytes);
   out->refault_bytes_per_s = (double)refault / dt;
   out->large_fresh_bytes_per_s = (double)delta(prev->large_fresh_bytes, cur->large_fresh_bytes) / dt;
+  out->seg_fresh_bytes_per_s = (double)delta(prev->seg_fresh_bytes, cur->seg_fresh_bytes) / dt;
+  out->bytes_mapped_live = cur->bytes_mapped > cur->bytes_cached ? cur->bytes_mapped - cur->bytes_cached : 0;
   out->idle_cache_trimmed_bytes = delta(prev->tc_trimmed_bytes, cur->tc_trimmed_bytes);
   out->bytes_in_use = cur->bytes_in_use;
   out->bytes_held = cur->bytes_mapped;

@@ -219,20 +219,33 @@ int ace_rules_apply(const ace_rule_input* in, hak_knobs* k, char* reason, size_t
 int ace_rule_huge(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
   if (!in->huge_auto) return 0;
   const ace_metrics* m = in->m;
-  bool over_rss = in->rss_target && m->rss_bytes > in->rss_target;
-  if (k->huge_pages) {
-    if (!over_rss) return 0;
-    k->huge_pages = 0;
-    ace_say(r, "huge pages: RSS above target: new large blocks get 4 KiB pages again");
-    return 1;
+  unsigned was = k->huge_pages, want = was;
+  if (in->rss_target && m->rss_bytes > in->rss_target) {
+    want = 0;
+    if (was) ace_say(r, "huge pages: RSS above target: new blocks get 4 KiB pages again");
+  } else if (was == 2 && m->ops_per_s < ACE_ACTIVE_OPS) {
+    want = 1;
+    ace_say(r, "huge pages: idle: segments give their huge-page advice back (large blocks keep it)");
+  } else {
+    double faulted = m->page_faults_per_s > 0 ? m->page_faults_per_s * 4096.0 : 0;
+    double lf = m->large_fresh_bytes_per_s, sf = m->seg_fresh_bytes_per_s;
+    double share = ace_fault_share(m);
+    if (share < ACE_KEEP_FAULT_SHARE) return 0;
+    if (was < 1 && lf >= ACE_HUGE_MIN_BYTES && faulted >= ACE_HUGE_WRITTEN * lf) {
+      want = 1;
+      ace_say(r, "huge pages: %.0f MiB/s of new large blocks written whole, page faults about %.0f %% of the CPU: "
+              "large blocks get 2 MiB pages", lf / 1048576.0, share * 100.0);
+    }
+    double live = (double)m->bytes_mapped_live;
+    bool dense = m->bytes_mapped_live >= ACE_HUGE_MIN_HEAP && (double)m->rss_bytes >= ACE_HUGE_DENSE * live;
+    if (was < 2 && dense && sf >= ACE_HUGE_MIN_BYTES && faulted >= ACE_HUGE_WRITTEN * (sf + lf)) {
+      want = 2;
+      ace_say(r, "huge pages: %.0f MiB/s of new segments written whole, the heap %.0f %% resident, page faults "
+              "about %.0f %% of the CPU: segments get 2 MiB pages too", sf / 1048576.0,
+              100.0 * (double)m->rss_bytes / live, share * 100.0);
+    }
   }
-  double fresh = m->large_fresh_bytes_per_s;
-  double faulted = m->page_faults_per_s > 0 ? m->page_faults_per_s * 4096.0 : 0;
-  if (over_rss || fresh < ACE_HUGE_MIN_BYTES || faulted < ACE_HUGE_WRITTEN * fresh) return 0;
-  double share = ace_fault_share(m);
-  if (share < ACE_KEEP_FAULT_SHARE) return 0;
-  k->huge_pages = 1;
-  ace_say(r, "huge pages: %.0f MiB/s of new large blocks written whole, page faults about %.0f %% of the CPU: "
-          "large blocks get 2 MiB pages", fresh / 1048576.0, share * 100.0);
+  if (want == was) return 0;
+  k->huge_pages = want;
   return 1;
 }

@@ -595,5 +595,7 @@ HAK_HIDDEN void   hak_alloc_thread_flush(void);
  * (the caller holds no allocator lock). */
 HAK_HIDDEN void   hak_slow_hook_tick(hak_heap* h);
 HAK_HIDDEN void   hak_slow_hook_tick_large(bool fresh);   /* large.c: no heap, no locks held */
+/* Take transparent huge pages off a segment (segment.c; any thread, no lock needed). */
+HAK_HIDDEN void   hak_segment_drop_huge(hak_segment* seg);
 
 #endif /* HAK_ALLOC_H */

@@ -79,6 +79,7 @@ void hak_collect_all(hak_collect* out) {
   out->large_frees = hak_load_relaxed(&o->large_frees);
   out->large_in_use_bytes = nonneg(hak_load_relaxed(&o->large_in_use));
   out->large_fresh_bytes = hak_load_relaxed(&o->large_fresh_bytes);
+  out->seg_fresh_bytes = hak_load_relaxed(&o->seg_fresh_bytes);
   out->allocs += out->large_allocs;
   out->frees += out->large_frees;
   out->bytes_in_use += out->large_in_use_bytes;

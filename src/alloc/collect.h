@@ -32,6 +32,7 @@ typedef struct hak_collect {
   uint64_t large_allocs, large_frees, large_in_use_bytes;
   uint64_t large_fresh_bytes;                  /* cumulative: large-block bytes handed out not
                                                   resident (fresh mappings, given-back spans) */
+  uint64_t seg_fresh_bytes;                    /* cumulative: likewise, segments */
   uint64_t bytes_mapped, bytes_cached;         /* now */
   uint64_t bytes_decommitted, purge_bytes;     /* cumulative */
   uint64_t interior_release_bytes, interior_refault_bytes, slab_refault_bytes;

@@ -51,7 +51,8 @@ void hak_knobs_defaults(hak_knobs* k) {
   k->realloc_grow_headroom_pct = 25;
   k->realloc_nt_threshold = (uint64_t)hak_opt(HAK_OPT_REALLOC_NT_THRESHOLD);
   k->realloc_inplace = (uint32_t)hak_opt(HAK_OPT_REALLOC_INPLACE);
-  k->huge_pages = hak_opt(HAK_OPT_HUGE_PAGES) == HAK_HUGE_PAGES_ON;   /* auto starts without */
+  long long hp = hak_opt(HAK_OPT_HUGE_PAGES);
+  k->huge_pages = hp == HAK_HUGE_PAGES_AUTO ? 0 : (uint32_t)hp;        /* auto starts without */
 }
 
 static bool in(uint64_t v, uint64_t lo, uint64_t hi) { return v >= lo && v <= hi; }
@@ -71,7 +72,7 @@ int hak_knobs_validate(const hak_knobs* k) {
       !in(k->large_reuse_slack_pct, 0, 10000) || k->reserved != 0 ||
       !in(k->tls_grow_budget_bytes, 0, 1ull << 40) ||
       !in(k->realloc_nt_threshold, 0, 1ull << 40) || !in(k->realloc_inplace, 0, 1) ||
-      !in(k->huge_pages, 0, 1)) return -1;
+      !in(k->huge_pages, 0, 2)) return -1;
   return 0;
 }
 

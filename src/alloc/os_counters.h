@@ -13,6 +13,7 @@ typedef struct hak_os_counters {
   _Atomic uint64_t large_allocs, large_frees, large_cache_hits, large_grow_in_place, large_moved;
   _Atomic int64_t  large_in_use;          /* usable bytes of live large blocks */
   _Atomic uint64_t large_fresh_bytes;     /* large blocks handed out with pages to fault in */
+  _Atomic uint64_t seg_fresh_bytes;       /* segments handed out with pages to fault in */
   _Atomic uint64_t orphan_frees[HAK_NCLS];   /* frees by threads without a heap, per class */
   _Atomic uint64_t remote_drained[HAK_NCLS]; /* remote frees taken back, per class */
   _Atomic int64_t  slab_bytes[HAK_NCLS];     /* slab area assigned to each class, now */

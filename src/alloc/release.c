@@ -46,7 +46,11 @@ static size_t release_owned(hak_segment* seg, uint64_t now, uint64_t delay, unsi
 
 size_t hak_release_segment(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages,
                            bool small, uint64_t deadline, bool* busy) {
-  switch (hak_load_acquire(&seg->state)) {
+  /* Huge pages no longer wanted on segments: the advice comes off the live ones as the
+   * walk passes (their purged slabs would be filled again by khugepaged). */
+  unsigned st = hak_load_acquire(&seg->state);
+  if ((st == HAK_SEGST_OWNED || st == HAK_SEGST_ABANDONED) && HAK_KNOB(huge_pages) < 2) hak_segment_drop_huge(seg);
+  switch (st) {
     case HAK_SEGST_OWNED:     return release_owned(seg, now, delay, min_pages, small, deadline, busy);
     case HAK_SEGST_ABANDONED: return hak_abandoned_release(seg, now, delay, min_pages, small, deadline);
     default:                  return 0;

@@ -106,6 +106,30 @@ static void segment_guard(hak_segment* seg, size_t size) {
   if (SEG_GUARD && !hak_prim_guard((uint8_t*)seg + size - SEG_GUARD, SEG_GUARD)) HAK_OS_COUNT(os_failures, 1);
 }
 
+/* Transparent huge pages for segments (knob huge_pages 2). A segment is advised whole
+ * when it is mapped, before its header page is written (a 2 MiB range with a 4 KiB
+ * page in it is not served by a huge page on its next fault). A decommitted one taken
+ * from the cache still has its header page, so its first 2 MiB are collapsed into a
+ * huge page at once (MADV_COLLAPSE: one 2 MiB page zeroed and the header copied,
+ * instead of 511 faults to come). The advice comes off when the segment's pages go back in the cache (else
+ * khugepaged fills the 511 empty pages around the resident header page again), and
+ * off live segments when the knob falls below 2 (hak_segment_drop_huge, from the
+ * release walk). The flag is read and cleared by walkers without the owner's lock:
+ * relaxed atomics, and a second madvise is harmless. */
+static bool seg_huge(const hak_segment* seg) { return __atomic_load_n(&seg->huge, __ATOMIC_RELAXED); }
+void hak_segment_drop_huge(hak_segment* seg) {
+  if (!seg_huge(seg)) return;
+  __atomic_store_n(&seg->huge, false, __ATOMIC_RELAXED);
+  hak_prim_huge(seg, seg->size, false);
+}
+
+/* Give back the pages of a cached segment past its header; true when the kernel took
+ * them (the segment is then fresh: it reads as zero). */
+static bool cache_decommit(hak_segment* seg) {
+  hak_segment_drop_huge(seg);
+  return hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
+}
+
 /* Put seg at the head of the cache list (the cache's lock held). */
 static void cache_push_locked(hak_segment* seg) {
   seg->prev = NULL;
@@ -184,9 +208,11 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
   hak_segment* seg = cache_take(size, kind, pool_cls);
   bool cached = seg != NULL;
   uint64_t now = hak_prim_now_ns();
+  bool huge = false;
   if (!seg) {
     seg = hak_prim_map_aligned(size, HAK_CHUNK_SIZE);
     if (!seg) return NULL;
+    if (HAK_KNOB(huge_pages) >= 2) huge = hak_prim_huge(seg, size, true);   /* before any write */
     if (!hak_registry_set(seg, size, seg)) { hak_prim_unmap(seg, size); return NULL; }
     hak_segment_cache_exchange(size);
     segment_guard(seg, size);
@@ -225,6 +251,15 @@ hak_segment* hak_segment_new(hak_heap* heap, unsigned kind, unsigned pool_cls) {
     hak_store_relaxed(&s->remote, NULL);
     s->free = NULL; s->nfree = 0; s->used = 0; s->next = s->prev = NULL;
     s->freed_at = now;
+  }
+  /* Pages the segment's blocks will fault in: all of a new mapping's, all but the
+   * header of a decommitted cached one. */
+  if (!cached || seg->fresh) HAK_OS_COUNT(seg_fresh_bytes, cached ? size - HAK_SEG_HDR : size);
+  if (!cached) {
+    __atomic_store_n(&seg->huge, huge, __ATOMIC_RELAXED);
+  } else if (seg->fresh && !seg_huge(seg) && HAK_KNOB(huge_pages) >= 2 && hak_prim_huge(seg, size, true)) {
+    __atomic_store_n(&seg->huge, true, __ATOMIC_RELAXED);
+    hak_prim_collapse(seg, HAK_CHUNK_SIZE);
   }
   seg->fresh = false;
   if (dirty) HAK_OS_COUNT(unused_dirty_bytes[kind], (int64_t)(size - HAK_SEG_HDR));
@@ -329,7 +364,7 @@ static void segment_release(hak_segment* seg, bool reuse_likely) {
     seg_cache_bytes += seg->size;
     if (decommit) {
       hak_lock_release(&seg_cache_lock);
-      decommit = hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
+      decommit = cache_decommit(seg);
       if (decommit) {
         HAK_OS_COUNT(decommit_calls, 1);
         HAK_OS_COUNT(decommit_bytes, seg->size - HAK_SEG_HDR);
@@ -366,7 +401,7 @@ static size_t decommit_taken(hak_segment* old) {
   if (!old) return 0;
   size_t bytes = 0;
   for (hak_segment* seg = old; seg; seg = seg->next) {
-    seg->fresh = hak_prim_decommit((uint8_t*)seg + HAK_SEG_HDR, seg->size - HAK_SEG_HDR);
+    seg->fresh = cache_decommit(seg);
     if (!seg->fresh) { HAK_OS_COUNT(os_failures, 1); continue; }
     bytes += seg->size - HAK_SEG_HDR;
     HAK_OS_COUNT(decommit_calls, 1);

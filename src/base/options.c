@@ -72,10 +72,11 @@ static const hak_option_row hak_option_rows[HAK_OPT_COUNT] = {
     "moves the block, the copy-always baseline for comparisons; hak_expand grows nothing)", NULL},
   [HAK_OPT_REALLOC_NT_THRESHOLD] = {"HAKMEM_REALLOC_NT_THRESHOLD", 128LL << 20, 0, 1LL << 40, "bytes",
     "a realloc that must copy this many bytes or more copies with non-temporal stores (below: memcpy)", NULL},
-  [HAK_OPT_HUGE_PAGES] = {"HAKMEM_HUGE_PAGES", 2, 0, 2, "enum",
-    "transparent huge pages for large blocks (2 MiB and more): auto (=2) ACE turns them on while "
-    "freshly mapped large blocks are written whole and their page faults cost the program time, "
-    "on (=1) always, off (=0) never", "auto=2,on=1,off=0"},
+  [HAK_OPT_HUGE_PAGES] = {"HAKMEM_HUGE_PAGES", 3, 0, 3, "enum",
+    "transparent huge pages: auto (=3) ACE turns them on for large blocks while new ones are written "
+    "whole and their page faults cost the program time, and for segments too while the heap is also "
+    "nearly all resident; large (=1, also on) always for large blocks; all (=2) for large blocks and "
+    "segments; off (=0) never", "auto=3,all=2,large=1,on=1,off=0"},
   [HAK_OPT_ACE_ENABLED] = {"HAKMEM_ACE_ENABLED", 1, 0, 1, "bool",
     "run the ACE controller thread once the process is worth steering (0: never a thread)", NULL},
   [HAK_OPT_ACE_FAST_INTERVAL_MS] = {"HAKMEM_ACE_FAST_INTERVAL_MS", 500, 10, 60000, "ms",

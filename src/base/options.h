@@ -48,8 +48,9 @@ typedef enum hak_opt {
   HAK_OPT_COUNT
 } hak_opt;
 
-/* HAKMEM_HUGE_PAGES: never, always for large blocks, or as ACE decides. */
-enum { HAK_HUGE_PAGES_OFF = 0, HAK_HUGE_PAGES_ON = 1, HAK_HUGE_PAGES_AUTO = 2 };
+/* HAKMEM_HUGE_PAGES: never, always for large blocks, for large blocks and segments, or
+ * as ACE decides (the knob huge_pages takes the first three as they are). */
+enum { HAK_HUGE_PAGES_OFF = 0, HAK_HUGE_PAGES_LARGE = 1, HAK_HUGE_PAGES_ALL = 2, HAK_HUGE_PAGES_AUTO = 3 };
 
 /* Effective values, indexed by hak_opt; written once by hak_options_init. */
 HAK_HIDDEN extern long long hak_opt_values[HAK_OPT_COUNT];

@@ -32,6 +32,9 @@ typedef struct hak_prim_ops {
   /* Ask for transparent huge pages in [p, p+size) (on), or no more of them (off):
    * madvise MADV_HUGEPAGE / MADV_NOHUGEPAGE. False when the kernel refused (no THP). */
   bool     (*huge)(void* p, size_t size, bool on);
+  /* Make [p, p+size) (advised huge, 2 MiB aligned) huge pages now, the pages present in
+   * it copied: madvise MADV_COLLAPSE (Linux 6.1). False when the kernel refused. */
+  bool     (*collapse)(void* p, size_t size);
 } hak_prim_ops;
 
 /* The operations in force (the Linux ones unless a test swapped them). */
@@ -55,6 +58,10 @@ HAK_INLINE uint64_t hak_prim_now_ns(void) { return HAK_PRIM_OPS()->now_ns(); }
 HAK_INLINE bool  hak_prim_huge(void* p, size_t size, bool on) {
   const hak_prim_ops* o = HAK_PRIM_OPS();
   return o->huge ? o->huge(p, size, on) : false;   /* a test's table without the hook: none */
+}
+HAK_INLINE bool  hak_prim_collapse(void* p, size_t size) {
+  const hak_prim_ops* o = HAK_PRIM_OPS();
+  return o->collapse ? o->collapse(p, size) : false;
 }
 
 /* Map anonymous memory anywhere, for metadata (heap structs, registry leaves); NULL on

@@ -70,6 +70,16 @@ static bool linux_huge(void* p, size_t size, bool on) {
   return r == 0;
 }
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+static bool linux_collapse(void* p, size_t size) {
+  int e = errno;
+  int r = madvise(p, size, MADV_COLLAPSE);
+  errno = e;
+  return r == 0;
+}
+
 static bool linux_grow_in_place(void* p, size_t old_size, size_t new_size) {
   int e = errno;
   void* q = mremap(p, old_size, new_size, 0);
@@ -117,6 +127,7 @@ const hak_prim_ops hak_prim_linux = {
   .move = linux_move,
   .now_ns = linux_now_ns,
   .huge = linux_huge,
+  .collapse = linux_collapse,
 };
 _Atomic(const hak_prim_ops*) hak_prim_current = &hak_prim_linux;
 

@@ -147,6 +147,10 @@ static int ref_parse(const hak_option_info* o, const char* s, long long* out) {
     {"HAKMEM_STATS", "off", 0}, {"HAKMEM_STATS", "text", 1}, {"HAKMEM_STATS", "json", 2},
     {"HAKMEM_ACE_LOG_LEVEL", "off", 0}, {"HAKMEM_ACE_LOG_LEVEL", "info", 1}, {"HAKMEM_ACE_LOG_LEVEL", "debug", 2},
     {"HAKMEM_ACE_PMU", "off", 0}, {"HAKMEM_ACE_PMU", "software", 1}, {"HAKMEM_ACE_PMU", "auto", 2},
+    {"HAKMEM_ACE_POLICY", "default", 0}, {"HAKMEM_ACE_POLICY", "static", 1}, {"HAKMEM_ACE_POLICY", "rules", 2},
+    {"HAKMEM_ACE_POLICY", "decay", 3}, {"HAKMEM_ACE_POLICY", "resize", 4}, {"HAKMEM_ACE_POLICY", "ucb1", 5},
+    {"HAKMEM_HUGE_PAGES", "off", 0}, {"HAKMEM_HUGE_PAGES", "large", 1}, {"HAKMEM_HUGE_PAGES", "on", 1},
+    {"HAKMEM_HUGE_PAGES", "all", 2}, {"HAKMEM_HUGE_PAGES", "auto", 3},
   };
   for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
     if (strcmp(o->name, words[i].opt) == 0 && word_ieq(s, words[i].w)) { *out = words[i].v; return REF_VALID; }

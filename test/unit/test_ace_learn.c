@@ -440,7 +440,9 @@ static void large_window(ace_metrics* m) {
 
 /* ace_rule_huge, through both policies that use it: huge pages for large blocks come
  * on only when new large blocks are written whole and their faults cost the program
- * time, never without HAKMEM_HUGE_PAGES=auto, and go off when RSS passes the target. */
+ * time, for segments only when new segments are too and the heap is large and nearly
+ * all resident; never without HAKMEM_HUGE_PAGES=auto; segments give theirs back when
+ * the program idles, and everything goes off when RSS passes the target. */
 static void test_huge_pages_for_large_blocks_written_whole(void) {
   hak_knobs d = defaults();
   ace_metrics m;
@@ -504,6 +506,49 @@ static void test_huge_pages_for_large_blocks_written_whole(void) {
     CHECK_MSG(strstr(why, "huge pages: RSS above target") != NULL, "reason: %s", why);
     STEP();                                /* and not on again while it stays there */
     CHECK_EQ(k.huge_pages, 0u);
+    in.rss_target = 0;
+    m.rss_bytes = 0;
+
+    /* Segments (level 2): new segments written whole, the heap nearly all resident. */
+    large_window(&m);
+    m.large_fresh_bytes_per_s = 0;
+    m.seg_fresh_bytes_per_s = 200.0 * 1048576;
+    m.bytes_mapped_live = 1ull << 30;
+    m.rss_bytes = (1ull << 30) / 10 * 8;   /* 80 % resident: huge pages could add 25 % */
+    STEP();
+    CHECK_EQ(k.huge_pages, 0u);
+    m.rss_bytes = (1ull << 30) / 100 * 95;
+    m.bytes_mapped_live = 32u << 20;       /* dense but small: 2 MiB pages matter little */
+    m.rss_bytes = 31u << 20;
+    STEP();
+    CHECK_EQ(k.huge_pages, 0u);
+    m.bytes_mapped_live = 1ull << 30;
+    m.rss_bytes = (1ull << 30) / 100 * 95;
+    m.page_faults_per_s = 10000;           /* 39 MiB/s of 200: the segments are not written whole */
+    STEP();
+    CHECK_EQ(k.huge_pages, 0u);
+    m.page_faults_per_s = 51200;
+    in.huge_auto = false;
+    STEP();
+    CHECK_EQ(k.huge_pages, 0u);
+    in.huge_auto = true;
+    CHECK(STEP() > 0);
+    CHECK_EQ(k.huge_pages, 2u);
+    CHECK_MSG(strstr(why, "huge pages: 200 MiB/s of new segments written whole, the heap 95 % resident") != NULL,
+              "reason: %s", why);
+    CHECK_EQ(hak_knobs_validate(&k), 0);
+    /* an active window without faults keeps it; an idle one takes segments back to 1 */
+    large_window(&m);
+    m.page_faults_per_s = 10;
+    STEP();
+    CHECK_EQ(k.huge_pages, 2u);
+    memset(&m, 0, sizeof m);
+    m.dt_ns = 500000000;
+    STEP();
+    CHECK_EQ(k.huge_pages, 1u);
+    CHECK_MSG(strstr(why, "huge pages: idle: segments give") != NULL, "reason: %s", why);
+    STEP();                                /* idle again: large blocks keep theirs */
+    CHECK_EQ(k.huge_pages, 1u);
 #undef STEP
   }
 }

@@ -218,7 +218,7 @@ static bool pass_grow(void* p, size_t o, size_t n) { return hak_prim_linux.grow_
 static bool pass_move(void* p, size_t o, void* to, size_t n) { return hak_prim_linux.move(p, o, to, n); }
 static uint64_t pass_now(void) { return hak_prim_linux.now_ns(); }
 /* Constant: the ACE thread may call through the table while it is swapped in. */
-static const hak_prim_ops failing_ops = {failing_map, counting_unmap, pass_decommit, pass_grow, pass_move, pass_now, NULL};
+static const hak_prim_ops failing_ops = {failing_map, counting_unmap, pass_decommit, pass_grow, pass_move, pass_now, NULL, NULL};
 
 enum { NFAIL = 200000 };
 static void* fail_blk[NFAIL];

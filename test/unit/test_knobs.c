@@ -124,10 +124,10 @@ static void test_startup_values(void) {
   CHECK_EQ(k.realloc_grow_headroom_pct, 25);
   CHECK_EQ(k.realloc_nt_threshold, 128ll << 20);   /* measured: docs/BENCHMARKS.md, realloc_copy */
   CHECK_EQ(k.realloc_inplace, 1);
-  /* HAKMEM_HUGE_PAGES=on (ctest unit_knobs_small): from the start; auto (the default)
-   * starts without them, for ACE to turn on */
+  /* HAKMEM_HUGE_PAGES=on (ctest unit_knobs_small) and all (unit_knobs_large): from the
+   * start; auto (the default) starts without them, for ACE to turn on */
   const char* hp = getenv("HAKMEM_HUGE_PAGES");
-  CHECK_EQ(k.huge_pages, hp && strcmp(hp, "on") == 0 ? 1u : 0u);
+  CHECK_EQ(k.huge_pages, !hp ? 0u : strcmp(hp, "on") == 0 ? 1u : strcmp(hp, "all") == 0 ? 2u : 0u);
 }
 
 static void test_versioned_copy(void) {

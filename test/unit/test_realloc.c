@@ -486,7 +486,7 @@ static void test_knob(void) {
   bad.realloc_inplace = 2;
   CHECK_EQ(hak_knobs_publish(&bad), -1);
   bad = k;
-  bad.huge_pages = 2;
+  bad.huge_pages = 3;                  /* 0..2 */
   CHECK_EQ(hak_knobs_publish(&bad), -1);
   CHECK_EQ(knobs_now().generation, k.generation + 1);   /* only the good one went out */
   /* the in-place switch is a knob: published, it takes effect at once */

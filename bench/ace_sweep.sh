@@ -36,7 +36,10 @@
 #   fat        TLS_CACHE_BYTES=256K TLS_CAP_MAX=1024 REFILL_BATCH=128
 #              REMOTE_DRAIN_INTERVAL=256 SWEEP_INTERVAL=256 PURGE_DELAY=1000
 #              (hold a lot, work in big batches)
-# --grid full (default) runs all nine; --grid small runs default, cache256k, batch128, lean.
+#   huge       HUGE_PAGES=all                            transparent huge pages for every
+#              segment and large block from the start (ACE's auto mode decides them;
+#              static settings would otherwise never have them)
+# --grid full (default) runs all ten; --grid small runs default, cache256k, batch128, lean.
 set -u -o pipefail
 HB_PROG=ace_sweep.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib_bench.sh"
@@ -59,7 +62,7 @@ options:
                        $(echo "$DEFAULT_BENCHES" | tr ' ' ','))
   --policies LIST      comma-separated policy columns (default: $(echo "$DEFAULT_POLICIES" | tr ' ' ','));
                        ace-off = HAKMEM_ACE_ENABLED=0, any other name = HAKMEM_ACE_POLICY=<name>
-  --grid small|full    static settings to try (default full: 9 settings; small: 4)
+  --grid small|full    static settings to try (default full: 10 settings; small: 4)
   --smoke              1 run, tiny durations, small grid: checks that everything runs
   --threads N          threads for the multi-thread benchmarks (default 2)
   --out DIR            results folder (default results/sweep-<timestamp>/ under the repo)
@@ -92,6 +95,7 @@ grid_settings() {
       echo "drain256 ${P}REMOTE_DRAIN_INTERVAL=256"
       echo "lean ${P}TLS_CACHE_BYTES=16K ${P}REFILL_BATCH=16 ${P}SWEEP_INTERVAL=16 ${P}PURGE_DELAY=10"
       echo "fat ${P}TLS_CACHE_BYTES=256K ${P}TLS_CAP_MAX=1024 ${P}REFILL_BATCH=128 ${P}REMOTE_DRAIN_INTERVAL=256 ${P}SWEEP_INTERVAL=256 ${P}PURGE_DELAY=1000"
+      echo "huge ${P}HUGE_PAGES=all"
       ;;
     small)
       echo "default"

@@ -187,9 +187,14 @@ void ace_ctl_fast_tick(uint64_t now) {
                             (uint64_t)knobs_now.purge_delay_ms * 1000000u, UINT64_MAX};
   if (steering) {
     hak_knobs k = knobs_now;
+    bool huge_auto = hak_opt(HAK_OPT_HUGE_PAGES) == HAK_HUGE_PAGES_AUTO;
+    /* What ace_rule_huge needs to raise huge pages to segments: how much of the newest
+     * segments is resident. Read (mincore) only while new segments are being made. */
+    if (huge_auto && k.huge_pages < 2 && m.seg_fresh_bytes_per_s >= ACE_HUGE_MIN_BYTES)
+      hak_seglist_residency(ACE_HUGE_SAMPLE, &m.seg_sample_bytes, &m.seg_sample_resident);
     ace_rule_input in = {.m = &m, .defaults = &knobs_default, .pinned = cfg.pinned,
                          .rss_target = cfg.max_rss_bytes / 10 * 9,
-                         .huge_auto = hak_opt(HAK_OPT_HUGE_PAGES) == HAK_HUGE_PAGES_AUTO};
+                         .huge_auto = huge_auto};
     if (ace_policy_step(&policy, &in, &k, reason, sizeof reason, &plan) > 0) {
       publish(&k);
       if (reason[0]) {

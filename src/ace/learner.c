@@ -33,7 +33,8 @@
  *             without making it faster;
  *             ACE_KEEP_DECAY_TICKS quiet active windows lower it one level; an idle
  *             window or RSS above the target puts it back to 0 at once, so the scavenger
- *             returns freed memory while the program idles. */
+ *             returns freed memory while the program idles. Huge pages follow the
+ *             rules' ace_rule_huge (rules.c). */
 #include "ace/ace.h"
 
 #include "base/fmath.h"

@@ -71,7 +71,11 @@ void ace_metrics_compute(const hak_collect* prev, const hak_collect* cur, const 
   out->refault_bytes_per_s = (double)refault / dt;
   out->large_fresh_bytes_per_s = (double)delta(prev->large_fresh_bytes, cur->large_fresh_bytes) / dt;
   out->seg_fresh_bytes_per_s = (double)delta(prev->seg_fresh_bytes, cur->seg_fresh_bytes) / dt;
-  out->bytes_mapped_live = cur->bytes_mapped > cur->bytes_cached ? cur->bytes_mapped - cur->bytes_cached : 0;
+  /* Segments alone: large blocks left out at their usable size (their headers and
+   * page rounding are within a page each). */
+  uint64_t live = cur->bytes_mapped > cur->bytes_cached ? cur->bytes_mapped - cur->bytes_cached : 0;
+  out->seg_bytes_live = live > cur->large_in_use_bytes ? live - cur->large_in_use_bytes : 0;
+  out->seg_sample_bytes = out->seg_sample_resident = 0;   /* the controller's, when needed */
   out->idle_cache_trimmed_bytes = delta(prev->tc_trimmed_bytes, cur->tc_trimmed_bytes);
   out->bytes_in_use = cur->bytes_in_use;
   out->bytes_held = cur->bytes_mapped;

@@ -10,8 +10,10 @@
  *   RSS high                          -> large reuse slack 0 and the large cache's resident
  *                                        bytes capped until RSS is well under the target
  *                                        (ace_rule_large_keep)
- *   new large blocks written whole,   -> transparent huge pages for large blocks, until
- *   their faults a cost to the CPU       RSS is above the target (ace_rule_huge)
+ *   new memory written whole, its     -> transparent huge pages for large blocks; for
+ *   faults a cost to the CPU             segments too when the heap is nearly all
+ *                                        resident; segments' back at idle, all of it
+ *                                        above the RSS target (ace_rule_huge)
  * Pinned knob groups are never touched. */
 #include "ace/ace.h"
 
@@ -236,13 +238,13 @@ int ace_rule_huge(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
       ace_say(r, "huge pages: %.0f MiB/s of new large blocks written whole, page faults about %.0f %% of the CPU: "
               "large blocks get 2 MiB pages", lf / 1048576.0, share * 100.0);
     }
-    double live = (double)m->bytes_mapped_live;
-    bool dense = m->bytes_mapped_live >= ACE_HUGE_MIN_HEAP && (double)m->rss_bytes >= ACE_HUGE_DENSE * live;
+    double sample = (double)m->seg_sample_bytes, resident = (double)m->seg_sample_resident;
+    bool dense = m->seg_bytes_live >= ACE_HUGE_MIN_HEAP && sample > 0 && resident >= ACE_HUGE_DENSE * sample;
     if (was < 2 && dense && sf >= ACE_HUGE_MIN_BYTES && faulted >= ACE_HUGE_WRITTEN * (sf + lf)) {
       want = 2;
-      ace_say(r, "huge pages: %.0f MiB/s of new segments written whole, the heap %.0f %% resident, page faults "
-              "about %.0f %% of the CPU: segments get 2 MiB pages too", sf / 1048576.0,
-              100.0 * (double)m->rss_bytes / live, share * 100.0);
+      ace_say(r, "huge pages: %.0f MiB/s of new segments written whole, %.0f %% of them resident, page faults "
+              "about %.0f %% of the CPU: segments get 2 MiB pages too", sf / 1048576.0, 100.0 * resident / sample,
+              share * 100.0);
     }
   }
   if (want == was) return 0;

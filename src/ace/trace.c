@@ -88,7 +88,9 @@ void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const ha
   put_num(&l, "refault_bytes_per_s", m->refault_bytes_per_s);
   put_num(&l, "large_fresh_bytes_per_s", m->large_fresh_bytes_per_s);
   put_num(&l, "seg_fresh_bytes_per_s", m->seg_fresh_bytes_per_s);
-  put(&l, ",\"bytes_mapped_live\":%llu", (unsigned long long)m->bytes_mapped_live);
+  put(&l, ",\"seg_bytes_live\":%llu,\"seg_sample_bytes\":%llu,\"seg_sample_resident\":%llu",
+      (unsigned long long)m->seg_bytes_live, (unsigned long long)m->seg_sample_bytes,
+      (unsigned long long)m->seg_sample_resident);
   put(&l, ",\"idle_cache_trimmed_bytes\":%llu", (unsigned long long)m->idle_cache_trimmed_bytes);
   put(&l, ",\"bytes_in_use\":%llu,\"bytes_held\":%llu,\"unused_resident\":%llu",
       (unsigned long long)m->bytes_in_use, (unsigned long long)m->bytes_held, (unsigned long long)m->unused_resident);

@@ -14,6 +14,7 @@
  *   - a walk resumes where it stopped: cursors are fixed up by removals.
  * The segment's contents are protected by whichever lock its state names (heap.c). */
 #include "alloc/alloc.h"
+#include "prim/prim.h"
 
 #include <sched.h>
 
@@ -92,4 +93,23 @@ void hak_seglist_fork_unlock(bool child) {
   for (hak_segment* seg = all_head; seg; seg = seg->all_next) hak_store_relaxed(&seg->pins, 0);
   cursors = NULL;
   hak_lock_reset(&all_lock);
+}
+
+void hak_seglist_residency(size_t max, uint64_t* mapped, uint64_t* resident) {
+  *mapped = *resident = 0;
+  hak_seg_cursor c;
+  hak_seglist_cursor_open(&c);
+  size_t n = hak_seglist_count();
+  if (n > max) n = max;
+  for (size_t i = 0; i < n; i++) {
+    hak_segment* seg = hak_seglist_next(&c, false);
+    if (!seg) break;
+    unsigned st = hak_load_acquire(&seg->state);
+    if (st == HAK_SEGST_OWNED || st == HAK_SEGST_ABANDONED) {
+      *mapped += seg->size;
+      *resident += hak_prim_resident_bytes(seg, seg->size);
+    }
+    hak_seglist_unpin(seg);
+  }
+  hak_seglist_cursor_close(&c);
 }

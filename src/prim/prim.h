@@ -70,6 +70,8 @@ HAK_HIDDEN void* hak_prim_map(size_t size);
 /* Make [p, p+size) inaccessible (PROT_NONE: a guard page); false when refused. Not
  * hooked: a refused guard leaves the page unused but accessible. */
 HAK_HIDDEN bool hak_prim_guard(void* p, size_t size);
+/* Bytes of [p, p+size) (page aligned) resident now (mincore); 0 when it cannot tell. */
+HAK_HIDDEN size_t hak_prim_resident_bytes(void* p, size_t size);
 /* 64 random bits (getrandom, else AT_RANDOM/clock mixing); never fails, never zero. */
 HAK_HIDDEN uint64_t hak_prim_random64(void);
 /* Ids of the calling process and thread (getpid, gettid). */

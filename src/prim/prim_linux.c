@@ -100,6 +100,20 @@ static uint64_t linux_now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+size_t hak_prim_resident_bytes(void* p, size_t size) {
+  int e = errno;
+  unsigned char vec[512];                 /* 2 MiB of pages per call */
+  size_t resident = 0;
+  for (size_t off = 0; off < size; off += sizeof vec * HAK_PAGE_SIZE) {
+    size_t len = size - off < sizeof vec * HAK_PAGE_SIZE ? size - off : sizeof vec * HAK_PAGE_SIZE;
+    if (mincore((uint8_t*)p + off, len, vec) != 0) { errno = e; return 0; }
+    size_t pages = (len + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE;
+    for (size_t i = 0; i < pages; i++) resident += vec[i] & 1;
+  }
+  errno = e;
+  return resident * HAK_PAGE_SIZE;
+}
+
 bool hak_prim_guard(void* p, size_t size) {
   int e = errno;
   bool ok = mprotect(p, size, PROT_NONE) == 0;

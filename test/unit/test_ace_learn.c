@@ -513,17 +513,21 @@ static void test_huge_pages_for_large_blocks_written_whole(void) {
     large_window(&m);
     m.large_fresh_bytes_per_s = 0;
     m.seg_fresh_bytes_per_s = 200.0 * 1048576;
-    m.bytes_mapped_live = 1ull << 30;
-    m.rss_bytes = (1ull << 30) / 10 * 8;   /* 80 % resident: huge pages could add 25 % */
+    m.seg_bytes_live = 1ull << 30;
+    m.seg_sample_bytes = 512u << 20;
+    m.seg_sample_resident = (512u << 20) / 10 * 8;   /* 80 % resident: huge pages could add 25 % */
+    m.rss_bytes = 2ull << 30;              /* not RSS: a big untouched block would hide a dense heap */
     STEP();
     CHECK_EQ(k.huge_pages, 0u);
-    m.rss_bytes = (1ull << 30) / 100 * 95;
-    m.bytes_mapped_live = 32u << 20;       /* dense but small: 2 MiB pages matter little */
-    m.rss_bytes = 31u << 20;
+    m.seg_bytes_live = 24u << 20;          /* dense but small: 2 MiB pages matter little */
+    m.seg_sample_bytes = 24u << 20;
+    m.seg_sample_resident = 24u << 20;
     STEP();
     CHECK_EQ(k.huge_pages, 0u);
-    m.bytes_mapped_live = 1ull << 30;
-    m.rss_bytes = (1ull << 30) / 100 * 95;
+    m.seg_bytes_live = 1ull << 30;
+    m.seg_sample_bytes = 512u << 20;
+    m.seg_sample_resident = (512u << 20) / 100 * 95;
+    m.rss_bytes = 1u << 20;
     m.page_faults_per_s = 10000;           /* 39 MiB/s of 200: the segments are not written whole */
     STEP();
     CHECK_EQ(k.huge_pages, 0u);
@@ -534,7 +538,7 @@ static void test_huge_pages_for_large_blocks_written_whole(void) {
     in.huge_auto = true;
     CHECK(STEP() > 0);
     CHECK_EQ(k.huge_pages, 2u);
-    CHECK_MSG(strstr(why, "huge pages: 200 MiB/s of new segments written whole, the heap 95 % resident") != NULL,
+    CHECK_MSG(strstr(why, "huge pages: 200 MiB/s of new segments written whole, 95 % of them resident") != NULL,
               "reason: %s", why);
     CHECK_EQ(hak_knobs_validate(&k), 0);
     /* an active window without faults keeps it; an idle one takes segments back to 1 */

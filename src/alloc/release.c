@@ -28,6 +28,10 @@ static size_t release_owned(hak_segment* seg, uint64_t now, uint64_t delay, unsi
    * heap, a recycled heap struct): only a segment that is still h's is touched. */
   if (hak_load_acquire(&seg->heap) == h && hak_load_relaxed(&seg->state) == HAK_SEGST_OWNED) {
     h->hold_segments = true;
+    /* Huge pages no longer wanted on segments: the advice comes off the live ones as
+     * the walk passes (their purged slabs would be filled again by khugepaged). An
+     * abandoned segment keeps it until it is adopted or cached. */
+    if (HAK_KNOB(huge_pages) < 2) hak_segment_drop_huge(seg);
     bool gone;
     bytes += hak_heap_sweep_segment(h, seg, now, delay, &gone);
     /* Pages inside free blocks go back only once the heap has been idle (no refill or
@@ -46,11 +50,7 @@ static size_t release_owned(hak_segment* seg, uint64_t now, uint64_t delay, unsi
 
 size_t hak_release_segment(hak_segment* seg, uint64_t now, uint64_t delay, unsigned min_pages,
                            bool small, uint64_t deadline, bool* busy) {
-  /* Huge pages no longer wanted on segments: the advice comes off the live ones as the
-   * walk passes (their purged slabs would be filled again by khugepaged). */
-  unsigned st = hak_load_acquire(&seg->state);
-  if ((st == HAK_SEGST_OWNED || st == HAK_SEGST_ABANDONED) && HAK_KNOB(huge_pages) < 2) hak_segment_drop_huge(seg);
-  switch (st) {
+  switch (hak_load_acquire(&seg->state)) {
     case HAK_SEGST_OWNED:     return release_owned(seg, now, delay, min_pages, small, deadline, busy);
     case HAK_SEGST_ABANDONED: return hak_abandoned_release(seg, now, delay, min_pages, small, deadline);
     default:                  return 0;

@@ -104,8 +104,9 @@ void hak_seglist_residency(size_t max, uint64_t* mapped, uint64_t* resident) {
   for (size_t i = 0; i < n; i++) {
     hak_segment* seg = hak_seglist_next(&c, false);
     if (!seg) break;
-    unsigned st = hak_load_acquire(&seg->state);
-    if (st == HAK_SEGST_OWNED || st == HAK_SEGST_ABANDONED) {
+    /* An owned segment: its owner published it (heap, a release store) after writing
+     * its header, so its size can be read here. */
+    if (hak_load_acquire(&seg->state) == HAK_SEGST_OWNED && hak_load_acquire(&seg->heap) != NULL) {
       *mapped += seg->size;
       *resident += hak_prim_resident_bytes(seg, seg->size);
     }

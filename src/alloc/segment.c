@@ -111,10 +111,10 @@ static void segment_guard(hak_segment* seg, size_t size) {
  * page in it is not served by a huge page on its next fault). A decommitted one taken
  * from the cache still has its header page, so its first 2 MiB are collapsed into a
  * huge page at once (MADV_COLLAPSE: one 2 MiB page zeroed and the header copied,
- * instead of 511 faults to come). The advice comes off when the segment's pages go back in the cache (else
- * khugepaged fills the 511 empty pages around the resident header page again), and
- * off live segments when the knob falls below 2 (hak_segment_drop_huge, from the
- * release walk). The flag is read and cleared by walkers without the owner's lock:
+ * instead of 511 faults to come). The advice comes off when the segment's pages go
+ * back in the cache (else khugepaged fills the 511 empty pages around the resident
+ * header page again), and off live segments when the knob falls below 2
+ * (hak_segment_drop_huge, from the release walk). The flag is read and cleared by walkers without the owner's lock:
  * relaxed atomics, and a second madvise is harmless. */
 static bool seg_huge(const hak_segment* seg) { return __atomic_load_n(&seg->huge, __ATOMIC_RELAXED); }
 void hak_segment_drop_huge(hak_segment* seg) {

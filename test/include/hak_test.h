@@ -165,4 +165,34 @@ static HT_UNUSED long ht_map_count(void) {
   return n;
 }
 
+/* A field of /proc/self/smaps ("THPeligible:", "AnonHugePages:") for the mapping that
+ * holds address a: its number (kB for sizes), -1 when not found. */
+static HT_UNUSED long ht_smaps_field(uintptr_t a, const char* key) {
+  FILE* f = fopen("/proc/self/smaps", "r");
+  if (!f) return -1;
+  char line[512];
+  int inside = 0;
+  long v = -1;
+  size_t kl = strlen(key);
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    int header = (line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f');
+    if (header && sscanf(line, "%lx-%lx", &lo, &hi) == 2) { inside = a >= lo && a < hi; continue; }
+    if (inside && strncmp(line, key, kl) == 0) { v = strtol(line + kl, NULL, 10); break; }
+  }
+  fclose(f);
+  return v;
+}
+
+/* Whether the kernel's transparent huge pages are in "madvise" mode (then memory gets
+ * huge pages exactly where it is advised MADV_HUGEPAGE, and smaps says so). */
+static HT_UNUSED int ht_thp_madvise_mode(void) {
+  FILE* f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (!f) return 0;
+  char buf[128] = {0};
+  int ok = fgets(buf, sizeof buf, f) != NULL && strstr(buf, "[madvise]") != NULL;
+  fclose(f);
+  return ok;
+}
+
 #endif /* HAK_TEST_H */

@@ -40,45 +40,7 @@ static bool record_collapse(void* p, size_t size) {
   CHECK_EQ(size, 2u << 20);
   return hak_prim_linux.collapse(p, size);
 }
-static long smaps_kb(uintptr_t a, const char* key) {
-  FILE* f = fopen("/proc/self/smaps", "r");
-  if (!f) return -1;
-  char line[512];
-  bool inside = false;
-  long v = -1;
-  size_t kl = strlen(key);
-  while (fgets(line, sizeof line, f)) {
-    unsigned long lo, hi;
-    bool header = (line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f');
-    if (header && sscanf(line, "%lx-%lx", &lo, &hi) == 2) { inside = a >= lo && a < hi; continue; }
-    if (inside && strncmp(line, key, kl) == 0) { v = strtol(line + kl, NULL, 10); break; }
-  }
-  fclose(f);
-  return v;
-}
-static long thp_eligible(uintptr_t a) {
-  FILE* f = fopen("/proc/self/smaps", "r");
-  if (!f) return -1;
-  char line[512];
-  bool inside = false;
-  long v = -1;
-  while (fgets(line, sizeof line, f)) {
-    unsigned long lo, hi;
-    bool header = (line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f');
-    if (header && sscanf(line, "%lx-%lx", &lo, &hi) == 2) { inside = a >= lo && a < hi; continue; }
-    if (inside && strncmp(line, "THPeligible:", 12) == 0) { v = strtol(line + 12, NULL, 10); break; }
-  }
-  fclose(f);
-  return v;
-}
-static bool thp_madvise(void) {
-  FILE* f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-  if (!f) return false;
-  char buf[128] = {0};
-  bool ok = fgets(buf, sizeof buf, f) != NULL && strstr(buf, "[madvise]") != NULL;
-  fclose(f);
-  return ok;
-}
+static long thp_eligible(uintptr_t a) { return ht_smaps_field(a, "THPeligible:"); }
 
 /* A thread's allocations until a segment is mapped anew with the advice; all freed. */
 static void* fill_until_huge(void* arg) {
@@ -129,7 +91,7 @@ static void test_segments_get_huge_pages_at_level_2(void) {
   CHECK_EQ(seg % (2u << 20), 0);
   CHECK_EQ(seg_huge_calls[0].size, 2u << 20);                  /* a SuperSlab, whole */
   CHECK(n > 0 && (uintptr_t)b[n - 1] >= seg && (uintptr_t)b[n - 1] < seg + (2u << 20));
-  if (thp_madvise()) CHECK_EQ(thp_eligible(seg + 4096), 1);
+  if (ht_thp_madvise_mode()) CHECK_EQ(thp_eligible(seg + 4096), 1);
   /* level 1: the walk takes it off the live segment */
   k.huge_pages = 1;
   CHECK_EQ(hak_knobs_publish(&k), 0);
@@ -138,7 +100,7 @@ static void test_segments_get_huge_pages_at_level_2(void) {
   bool off = false;
   for (unsigned i = 1; i < got && i < 64; i++) off |= seg_huge_calls[i].p == seg && !seg_huge_calls[i].on;
   CHECK(off);
-  if (thp_madvise()) CHECK_EQ(thp_eligible(seg + 4096), 0);
+  if (ht_thp_madvise_mode()) CHECK_EQ(thp_eligible(seg + 4096), 0);
   for (size_t i = 0; i < n; i++) CHECK(((unsigned char*)b[i])[999] == 0x5a);
   /* level 1: new segments get nothing */
   atomic_store(&seg_huge_n, 0);
@@ -176,9 +138,9 @@ static void test_segments_get_huge_pages_at_level_2(void) {
   }
   CHECK_EQ(atomic_load(&collapses), 1);
   CHECK(atomic_load(&seg_huge_n) >= 1 && seg_huge_calls[0].on && seg_huge_calls[0].p == collapsed_at);
-  if (thp_madvise()) CHECK_EQ(thp_eligible(collapsed_at + 4096), 1);
+  if (ht_thp_madvise_mode()) CHECK_EQ(thp_eligible(collapsed_at + 4096), 1);
   printf("  (a reused segment collapsed: %ld KiB of its mapping in huge pages)\n",
-         smaps_kb(collapsed_at + 4096, "AnonHugePages:"));
+         ht_smaps_field(collapsed_at + 4096, "AnonHugePages:"));
   for (size_t i = 0; i < n; i++) hak_free(b[i]);
   free(b);
   hak_prim_set_ops(before);

@@ -575,35 +575,6 @@ static bool record_huge(void* p, size_t size, bool on) {
   return hak_prim_linux.huge(p, size, on);
 }
 
-/* The smaps field `key` ("THPeligible:") of the mapping holding `a`; -1 when not found. */
-static long smaps_field(const void* a, const char* key) {
-  FILE* f = fopen("/proc/self/smaps", "r");
-  if (!f) return -1;
-  char line[512];
-  bool inside = false;
-  long v = -1;
-  while (fgets(line, sizeof line, f)) {
-    unsigned long lo, hi;
-    bool header = (line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f');
-    if (header && sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
-      inside = (uintptr_t)a >= lo && (uintptr_t)a < hi;
-      continue;
-    }
-    if (inside && strncmp(line, key, strlen(key)) == 0) { v = strtol(line + strlen(key), NULL, 10); break; }
-  }
-  fclose(f);
-  return v;
-}
-
-static bool thp_madvise_mode(void) {
-  FILE* f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
-  if (!f) return false;
-  char buf[128] = {0};
-  bool ok = fgets(buf, sizeof buf, f) != NULL && strstr(buf, "[madvise]") != NULL;
-  fclose(f);
-  return ok;
-}
-
 static uint64_t fresh_bytes(void) {
   hak_collect c;
   hak_collect_all(&c);
@@ -639,12 +610,12 @@ static void test_huge_pages(void) {
   CHECK_EQ(span % (2 * MiB), 0);
   CHECK(span < (uintptr_t)p && (uintptr_t)p - span < 2 * MiB);
   CHECK_EQ(huge_calls[0].size, (size_t)((uintptr_t)p + 6 * MiB - span) / (2 * MiB) * (2 * MiB));
-  if (thp_madvise_mode()) CHECK_EQ(smaps_field(p + 6 * MiB - 1, "THPeligible:"), 0);
+  if (ht_thp_madvise_mode()) CHECK_EQ(ht_smaps_field((uintptr_t)(p + 6 * MiB - 1), "THPeligible:"), 0);
   CHECK(fresh_bytes() - f0 >= 6 * MiB);
-  if (thp_madvise_mode()) CHECK_EQ(smaps_field(p + 3 * MiB, "THPeligible:"), 1);
+  if (ht_thp_madvise_mode()) CHECK_EQ(ht_smaps_field((uintptr_t)(p + 3 * MiB), "THPeligible:"), 1);
   fill(p, 6 * MiB, 21);
   CHECK(intact(p, 6 * MiB, 21));
-  long huge_kb = smaps_field(p + 3 * MiB, "AnonHugePages:");
+  long huge_kb = ht_smaps_field((uintptr_t)(p + 3 * MiB), "AnonHugePages:");
   printf("  (6 MiB written with the knob on: %ld KiB of it in huge pages)\n", huge_kb);
   hak_free(p);
 
@@ -669,7 +640,7 @@ static void test_huge_pages(void) {
   unsigned char* r = hak_malloc(6 * MiB);
   CHECK(r != NULL);
   CHECK_EQ(atomic_load(&huge_ncalls), n);
-  if (r && thp_madvise_mode()) CHECK_EQ(smaps_field(r + 3 * MiB, "THPeligible:"), 0);
+  if (r && ht_thp_madvise_mode()) CHECK_EQ(ht_smaps_field((uintptr_t)(r + 3 * MiB), "THPeligible:"), 0);
   hak_free(r);
   cache_empty();
   hak_prim_set_ops(before);

@@ -415,8 +415,9 @@ HAK_HIDDEN hak_segment* hak_seglist_next(hak_seg_cursor* c, bool wrap);
 HAK_HIDDEN void hak_seglist_unpin(hak_segment* seg);
 HAK_HIDDEN size_t hak_seglist_count(void);
 /* Of the first `max` segments on the list (the newest), the owned ones (not large
- * blocks, not cached): the bytes mapped and the bytes resident (mincore), how much of
- * the small-block heap 2 MiB pages would bring in that 4 KiB pages did not. */
+ * blocks, not cached), their first 2 MiB: the bytes sampled and the bytes resident
+ * (mincore), how much of the small-block heap 2 MiB pages would bring in that 4 KiB
+ * pages did not. */
 HAK_HIDDEN void hak_seglist_residency(size_t max, uint64_t* mapped, uint64_t* resident);
 HAK_HIDDEN void hak_seglist_fork_lock(void);
 HAK_HIDDEN void hak_seglist_fork_unlock(bool child);

@@ -104,11 +104,12 @@ void hak_seglist_residency(size_t max, uint64_t* mapped, uint64_t* resident) {
   for (size_t i = 0; i < n; i++) {
     hak_segment* seg = hak_seglist_next(&c, false);
     if (!seg) break;
-    /* An owned segment: its owner published it (heap, a release store) after writing
-     * its header, so its size can be read here. */
-    if (hak_load_acquire(&seg->state) == HAK_SEGST_OWNED && hak_load_acquire(&seg->heap) != NULL) {
-      *mapped += seg->size;
-      *resident += hak_prim_resident_bytes(seg, seg->size);
+    /* Its first chunk only, which every segment has (a pinned one stays mapped): the
+     * header's fields may be rewritten meanwhile by a new owner (a segment back from
+     * the cache), so none is read but the atomic state. */
+    if (hak_load_acquire(&seg->state) == HAK_SEGST_OWNED) {
+      *mapped += HAK_CHUNK_SIZE;
+      *resident += hak_prim_resident_bytes(seg, HAK_CHUNK_SIZE);
     }
     hak_seglist_unpin(seg);
   }

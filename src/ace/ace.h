@@ -50,6 +50,8 @@ typedef struct ace_pmu_reading {
   uint64_t page_faults;          /* software mode (and hardware mode when it could) */
   uint64_t cpu_ns;               /* process CPU time */
   uint64_t sys_ns;               /* of it, in the kernel (getrusage; faults, madvise, ...) */
+  uint64_t compact_stalls;       /* the machine's direct compactions in page faults (software
+                                    and hardware modes; /proc/vmstat) */
 } ace_pmu_reading;
 
 typedef struct ace_metrics {
@@ -71,6 +73,8 @@ typedef struct ace_metrics {
   double   lock_waits_per_s;
   double   llc_miss_rate;               /* misses / loads; < 0 when not measured */
   double   page_faults_per_s;           /* < 0 when not measured */
+  double   compact_stalls_per_s;        /* the machine's page faults that waited for a direct
+                                           compaction (huge pages in "madvise" defrag mode) */
   double   refault_bytes_per_s;         /* released memory handed out again */
   double   large_fresh_bytes_per_s;     /* large blocks handed out with pages to fault in */
   double   seg_fresh_bytes_per_s;       /* segments likewise */
@@ -146,13 +150,17 @@ HAK_HIDDEN int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, struc
  *     leave half of them untouched (test_aligned: 760 MiB with huge pages, 280 without).
  * An idle window (under ACE_ACTIVE_OPS) takes level 2 back to 1 (the release walk takes
  * the advice off the segments: their purged pages must stay out), and RSS above the
- * target takes it to 0. Neither comes off because faults drop: they drop because of it.
+ * target takes it to 0, and so do ACE_HUGE_MAX_STALLS page faults per second that waited
+ * for the kernel to compact memory (THP's "madvise" defrag: a fault in advised memory
+ * compacts synchronously when no 2 MiB page is free; milliseconds each on a fragmented
+ * machine); while they last it stays at 0. Neither comes off because faults drop: they drop because of it.
  * 1 when k changed. Pure. */
 #define ACE_HUGE_MIN_BYTES (16.0 * 1048576)
 #define ACE_HUGE_WRITTEN   0.5
 #define ACE_HUGE_DENSE     0.9
 #define ACE_HUGE_MIN_HEAP  (32ull << 20)
 #define ACE_HUGE_SAMPLE    256         /* segments read with mincore: at most ~0.5 ms */
+#define ACE_HUGE_MAX_STALLS 5.0        /* compaction stalls per second that take it to 0 */
 HAK_HIDDEN int ace_rule_huge(const ace_rule_input* in, hak_knobs* k, struct ace_reasons* r);
 
 /* ---- bandit.c ----------------------------------------------------------------------- */

@@ -66,6 +66,7 @@ void ace_metrics_compute(const hak_collect* prev, const hak_collect* cur, const 
     out->llc_miss_rate = -1;
   }
   out->page_faults_per_s = pcur->mode >= 1 ? (double)delta(pprev->page_faults, pcur->page_faults) / dt : -1;
+  out->compact_stalls_per_s = (double)delta(pprev->compact_stalls, pcur->compact_stalls) / dt;
   uint64_t refault = delta(prev->interior_refault_bytes + prev->slab_refault_bytes,
                            cur->interior_refault_bytes + cur->slab_refault_bytes);
   out->refault_bytes_per_s = (double)refault / dt;

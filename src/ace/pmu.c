@@ -74,6 +74,7 @@ static bool pfm_load(void) {
 }
 
 static hak_kept_fd task_dir = HAK_KEPT_FD_NONE;     /* /proc/self/task */
+static hak_kept_fd vmstat = HAK_KEPT_FD_NONE;       /* /proc/vmstat: compaction stalls */
 static uint64_t faults_base;                          /* software mode: getrusage at open */
 
 /* An event's descriptor, moved above the program's low numbers; -1 on failure. *id gets
@@ -146,6 +147,7 @@ int ace_pmu_open(int want) {
   ace_pmu_close();
   pmu_mode = 0;
   if (want <= 0) return 0;
+  hak_prim_compact_stalls_kept(&vmstat);   /* opened now, while the start waits (thread.c) */
   /* libpfm (2.3 MiB of tables) is loaded only where hardware events can be counted:
    * probe for them by number first. Software events need no encoding. */
   bool pfm = want >= 2 && hardware_present() && pfm_load() && pfm_init_fn() == PFM_SUCCESS;
@@ -225,6 +227,7 @@ void ace_pmu_read(ace_pmu_reading* out) {
       out->page_faults = f > faults_base ? f - faults_base : 0;
     }
   }
+  if (pmu_mode >= 1) out->compact_stalls = hak_prim_compact_stalls_kept(&vmstat);
   if (pmu_mode <= 1) return;
   scan_threads();
   for (int i = 0; i < pmu_nthreads; i++) {
@@ -245,4 +248,5 @@ void ace_pmu_close(void) {
   pmu_nthreads = 0;
   memset(pmu_total, 0, sizeof pmu_total);
   hak_prim_kept_close(&task_dir);
+  hak_prim_kept_close(&vmstat);
 }

@@ -87,6 +87,7 @@ void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const ha
   put_num(&l, "sys_share", m->sys_share);
   put_num(&l, "refault_bytes_per_s", m->refault_bytes_per_s);
   put_num(&l, "large_fresh_bytes_per_s", m->large_fresh_bytes_per_s);
+  put_num(&l, "compact_stalls_per_s", m->compact_stalls_per_s);
   put_num(&l, "seg_fresh_bytes_per_s", m->seg_fresh_bytes_per_s);
   put(&l, ",\"seg_bytes_live\":%llu,\"seg_sample_bytes\":%llu,\"seg_sample_resident\":%llu",
       (unsigned long long)m->seg_bytes_live, (unsigned long long)m->seg_sample_bytes,

@@ -120,6 +120,10 @@ HAK_HIDDEN void hak_prim_kept_close(hak_kept_fd* k);
 /* RSS through a kept descriptor of /proc/self/statm, opened (again) as needed: for a
  * thread that reads it every tick. 0 if unknown. */
 HAK_HIDDEN size_t hak_prim_rss_bytes_kept(hak_kept_fd* k);
+/* The system's count of direct compactions that page faults waited for (/proc/vmstat
+ * compact_stall; the machine's, not the process's) through the kept descriptor k
+ * (opened on first use; 0 when it cannot be read). */
+HAK_HIDDEN uint64_t hak_prim_compact_stalls_kept(hak_kept_fd* k);
 /* Peak resident set size in bytes (VmHWM of /proc/self/status), 0 if unknown. */
 HAK_HIDDEN size_t hak_prim_peak_rss_bytes(void);
 

@@ -294,6 +294,21 @@ size_t hak_prim_rss_bytes_kept(hak_kept_fd* k) {
   return statm_rss(buf);
 }
 
+uint64_t hak_prim_compact_stalls_kept(hak_kept_fd* k) {
+  if (!hak_prim_kept_valid(k) && !hak_prim_kept_open(k, "/proc/vmstat", 0)) return 0;
+  int e = errno;
+  char buf[8192];                 /* /proc/vmstat is 4-7 KiB; compact_stall is in its middle */
+  ssize_t n = pread(k->fd, buf, sizeof buf - 1, 0);
+  errno = e;
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char* s = strstr(buf, "\ncompact_stall ");
+  if (!s) return 0;
+  uint64_t v = 0;
+  for (s += 15; *s >= '0' && *s <= '9'; s++) v = v * 10 + (uint64_t)(*s - '0');
+  return v;
+}
+
 size_t hak_prim_peak_rss_bytes(void) {
   int e = errno;
   size_t peak = 0;

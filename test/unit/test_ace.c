@@ -808,6 +808,19 @@ static void test_ace_descriptors_stay_out_of_the_programs_way(void) {
   enable(0, 2);
 }
 
+/* A counter of /proc/vmstat ("compact_stall"), -1 when absent. */
+static long long vmstat_count(const char* name) {
+  FILE* f = fopen("/proc/vmstat", "r");
+  if (!f) return -1;
+  char key[64];
+  long long v, got = -1;
+  while (fscanf(f, "%63s %lld", key, &v) == 2) {
+    if (strcmp(key, name) == 0) { got = v; break; }
+  }
+  fclose(f);
+  return got;
+}
+
 static void test_pmu_modes(void) {
   enable(1, 1);                                            /* software forced */
   CHECK(wait_for_mode(HAKMEM_ACE_MODE_STEERING, 3000));
@@ -846,9 +859,17 @@ static void test_pmu_modes(void) {
     if (b.sys_ns - a.sys_ns >= 20000000) break;
   }
   munmap(q, n);
-  ace_pmu_close();
   CHECK_MSG(b.sys_ns - a.sys_ns >= 20000000, "%llu ns in the kernel", (unsigned long long)(b.sys_ns - a.sys_ns));
   CHECK(b.sys_ns - a.sys_ns <= b.cpu_ns - a.cpu_ns + 10000000);
+  /* The machine's compaction stalls: /proc/vmstat's count, read between two reads of
+   * the file by the test (it only grows). */
+  long long before = vmstat_count("compact_stall"), after;
+  ace_pmu_read(&a);
+  after = vmstat_count("compact_stall");
+  CHECK(before >= 0);
+  CHECK_MSG((long long)a.compact_stalls >= before && (long long)a.compact_stalls <= after,
+            "compact_stalls %llu, /proc/vmstat %lld..%lld", (unsigned long long)a.compact_stalls, before, after);
+  ace_pmu_close();
 }
 
 static void test_fork_with_ace_running(void) {

@@ -553,6 +553,19 @@ static void test_huge_pages_for_large_blocks_written_whole(void) {
     CHECK_MSG(strstr(why, "huge pages: idle: segments give") != NULL, "reason: %s", why);
     STEP();                                /* idle again: large blocks keep theirs */
     CHECK_EQ(k.huge_pages, 1u);
+    /* page faults waiting for the kernel to compact memory: off, and not on again
+     * while they last, whatever the faults cost */
+    large_window(&m);
+    m.compact_stalls_per_s = 12;
+    STEP();
+    CHECK_EQ(k.huge_pages, 0u);
+    CHECK_MSG(strstr(why, "huge pages: 12 page faults/s waited for the kernel to compact memory") != NULL,
+              "reason: %s", why);
+    STEP();
+    CHECK_EQ(k.huge_pages, 0u);
+    m.compact_stalls_per_s = 1;            /* a few: the pattern turns them on again */
+    STEP();
+    CHECK_EQ(k.huge_pages, 1u);
 #undef STEP
   }
 }

@@ -223,7 +223,7 @@ static int keep_or_return(ace_learner* L, const ace_rule_input* in, hak_knobs* k
     apply_keep(L->keep_level, in->defaults, k);
     changed = 1;
   }
-  return changed + ace_rule_large_keep(in, k, r, keep_large_dirty(L->keep_level, in->defaults)) + ace_rule_huge(in, k, r);
+  return changed + ace_rule_large_keep(in, k, r, keep_large_dirty(L->keep_level, in->defaults));
 }
 
 /* The knobs of context c: every group on its best arm, group `g` (if any) on `arm`. */
@@ -241,6 +241,7 @@ int ace_learner_step(ace_learner* L, const ace_rule_input* in, hak_knobs* k, cha
   hak_knobs before = *k;
   L->ticks++;
   keep_or_return(L, in, k, &r);
+  ace_rule_huge(in, k, &r);               /* as the rules do (HAKMEM_ACE_PIN does not cover it) */
   if (!active(m) || m->ops_per_cpu_s <= 0) {
     L->pending_group = -1;                /* an idle window says nothing about the arms */
     return memcmp(&before, k, sizeof before) != 0;

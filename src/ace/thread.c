@@ -14,8 +14,8 @@
  * condition variable so that a stop is immediate. The first window is at most
  * ACE_FIRST_WINDOW_MS: a process that started the thread by holding 64 MiB at 100 ms is
  * usually still building that heap, and a decision one full interval later (huge pages
- * for large blocks written whole) came after the build was over. It takes no lock that malloc needs,
- * except for the heap locks it only ever trylocks (alloc/release.c).
+ * for large blocks written whole) came after the build was over. It takes no lock that
+ * malloc needs, except for the heap locks it only ever trylocks (alloc/release.c).
  * fork: the child has no ACE thread; it gets one lazily after start_delay_ms of its own
  * life, so a fork+exec child never does.
  * The end: a process lives as long as one of its threads does, and this one blocks

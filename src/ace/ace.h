@@ -153,8 +153,8 @@ HAK_HIDDEN int ace_rule_large_keep(const ace_rule_input* in, hak_knobs* k, struc
  * target takes it to 0, and so do ACE_HUGE_MAX_STALLS page faults per second that waited
  * for the kernel to compact memory (THP's "madvise" defrag: a fault in advised memory
  * compacts synchronously when no 2 MiB page is free; milliseconds each on a fragmented
- * machine); while they last it stays at 0. Neither comes off because faults drop: they drop because of it.
- * 1 when k changed. Pure. */
+ * machine); while they last it stays at 0. No level comes off because faults drop:
+ * they drop because of it. 1 when k changed. Pure. */
 #define ACE_HUGE_MIN_BYTES (16.0 * 1048576)
 #define ACE_HUGE_WRITTEN   0.5
 #define ACE_HUGE_DENSE     0.9

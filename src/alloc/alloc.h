@@ -600,7 +600,8 @@ HAK_HIDDEN void   hak_alloc_thread_flush(void);
  * (the caller holds no allocator lock). */
 HAK_HIDDEN void   hak_slow_hook_tick(hak_heap* h);
 HAK_HIDDEN void   hak_slow_hook_tick_large(bool fresh);   /* large.c: no heap, no locks held */
-/* Take transparent huge pages off a segment (segment.c; any thread, no lock needed). */
+/* Take transparent huge pages off a segment (segment.c), under the lock that holds it:
+ * its owner's (the release walk) or the cache's. */
 HAK_HIDDEN void   hak_segment_drop_huge(hak_segment* seg);
 
 #endif /* HAK_ALLOC_H */

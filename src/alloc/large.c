@@ -322,6 +322,7 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
   /* At least one page past `off`: the block must lie inside the mapping even at size 0. */
   size_t need = HAK_ALIGN_UP(off + (size ? size : 1), HAK_PAGE_SIZE);
   size_t map_align = large_map_align(align);
+  size_t hlen = huge_len(off, size);    /* what huge pages would cover (0: none) */
   size_t dlo = 0, dhi = 0;              /* where old data may lie, from the span's start */
   bool grow;
   hak_segment* seg = cache_take(need, map_align, &grow);
@@ -345,7 +346,6 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
     if (!hak_registry_set(seg, need, seg)) { hak_prim_unmap(seg, need); errno = ENOMEM; return NULL; }
     /* Before the header is written: a 2 MiB range with one 4 KiB page in it already is
      * not served by a huge page on its next fault. */
-    size_t hlen = huge_len(off, size);
     bool huge = hlen && HAK_KNOB(huge_pages) && hak_prim_huge(seg, hlen, true);
     hak_segment_cache_exchange(need);
     seg->size = need;
@@ -369,7 +369,7 @@ void* hak_large_alloc(size_t size, size_t align, bool zero) {
   size_t resident = dhi > dlo ? dhi - dlo : 0;
   if (seg->size > resident) {
     HAK_OS_COUNT(large_fresh_bytes, seg->size - resident);
-    if (HAK_KNOB(huge_pages) && huge_len(off, size)) span_huge(seg, huge_len(off, size));
+    if (HAK_KNOB(huge_pages) && hlen) span_huge(seg, hlen);
   }
   hak_store_release(&seg->state, HAK_SEGST_LARGE_LIVE);
   if (zero) {                           /* zero where old data may lie within the request */

@@ -114,8 +114,9 @@ static void segment_guard(hak_segment* seg, size_t size) {
  * instead of 511 faults to come). The advice comes off when the segment's pages go
  * back in the cache (else khugepaged fills the 511 empty pages around the resident
  * header page again), and off live segments when the knob falls below 2
- * (hak_segment_drop_huge, from the release walk). The flag is read and cleared by walkers without the owner's lock:
- * relaxed atomics, and a second madvise is harmless. */
+ * (hak_segment_drop_huge, from the release walk). The owner, the cache and the walk
+ * each touch the flag under the lock that holds the segment then; relaxed atomics
+ * all the same, as a segment passes between them (a second madvise is harmless). */
 static bool seg_huge(const hak_segment* seg) { return __atomic_load_n(&seg->huge, __ATOMIC_RELAXED); }
 void hak_segment_drop_huge(hak_segment* seg) {
   if (!seg_huge(seg)) return;

@@ -2,8 +2,9 @@
  * release.c): a segment mapped anew is advised whole before anything is written to
  * it, the release walk takes the advice off live segments once the knob falls below 2,
  * a cached segment whose pages go back loses it, and a new segment at level 1 gets
- * none; a decommitted cached segment reused at level 2 is advised and collapsed. The advice calls are recorded through the prim hooks; where the kernel's THP
- * is in madvise mode, /proc/self/smaps must agree (THPeligible).
+ * none; a decommitted cached segment reused at level 2 is advised and collapsed. The
+ * advice calls are recorded through the prim hooks; where the kernel's THP is in
+ * madvise mode, /proc/self/smaps must agree (THPeligible).
  *
  * A process of its own (ctest runs it without the ACE thread): segments must be
  * mapped anew, which a cache filled by earlier tests would prevent. The large tier's

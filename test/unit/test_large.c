@@ -575,6 +575,18 @@ static bool record_huge(void* p, size_t size, bool on) {
   return hak_prim_linux.huge(p, size, on);
 }
 
+/* Record the advice calls from now on (huge_calls, from 0); returns the operations to
+ * put back. */
+static hak_prim_ops huge_ops;
+static const hak_prim_ops* record_huge_calls(void) {
+  const hak_prim_ops* before = atomic_load(&hak_prim_current);
+  huge_ops = *before;
+  huge_ops.huge = record_huge;
+  atomic_store(&huge_ncalls, 0);
+  hak_prim_set_ops(&huge_ops);
+  return before;
+}
+
 static uint64_t fresh_bytes(void) {
   hak_collect c;
   hak_collect_all(&c);
@@ -582,20 +594,16 @@ static uint64_t fresh_bytes(void) {
 }
 
 /* With the knob on, a large block mapped anew is advised MADV_HUGEPAGE over its whole
- * 2 MiB ranges (before its header page is written), a span whose pages went back loses the advice, and one
- * reused after that gets it again; with the knob off nothing is advised. Every block
- * handed out with pages to fault in counts them in large_fresh_bytes, a resident
- * cached one does not. */
+ * 2 MiB ranges (before its header page is written), a span whose pages went back
+ * loses the advice, and one reused after that gets it again; with the knob off
+ * nothing is advised. Every block handed out with pages to fault in counts them in
+ * large_fresh_bytes, a resident cached one does not. */
 static void test_huge_pages(void) {
   cache_empty();
   hak_knobs saved = knobs(), k = saved;
   k.huge_pages = 1;
   CHECK_EQ(hak_knobs_publish(&k), 0);
-  hak_prim_ops ops = *atomic_load(&hak_prim_current);
-  const hak_prim_ops* before = atomic_load(&hak_prim_current);
-  ops.huge = record_huge;
-  hak_prim_set_ops(&ops);
-  atomic_store(&huge_ncalls, 0);
+  const hak_prim_ops* before = record_huge_calls();
 
   uint64_t f0 = fresh_bytes();
   unsigned char* p = hak_malloc(6 * MiB);
@@ -654,11 +662,7 @@ static void test_huge_pages_after_decommit(void) {
   k.huge_pages = 1;
   k.large_cache_dirty_bytes = 0;                    /* resident only for the purge delay */
   CHECK_EQ(hak_knobs_publish(&k), 0);
-  hak_prim_ops ops = *atomic_load(&hak_prim_current);
-  const hak_prim_ops* before = atomic_load(&hak_prim_current);
-  ops.huge = record_huge;
-  hak_prim_set_ops(&ops);
-  atomic_store(&huge_ncalls, 0);
+  const hak_prim_ops* before = record_huge_calls();
   unsigned char* p = hak_malloc(8 * MiB);
   CHECK(p != NULL);
   if (p) fill(p, 8 * MiB, 5);

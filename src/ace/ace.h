@@ -89,6 +89,7 @@ typedef struct ace_metrics {
   double   ace_cpu_fraction;            /* the ACE thread's CPU time per wall time (controller) */
   uint64_t ace_cpu_ns;                  /* the ACE thread's CPU time so far (controller) */
   uint64_t scavenge_cpu_ns;             /* CPU time the scavenger took this tick (controller) */
+  uint64_t scavenge_delay_ms;           /* it gave back what was unused this long (controller) */
 } ace_metrics;
 
 /* Compute the window's metrics from two collections and two PMU readings. Pure. */
@@ -115,6 +116,7 @@ typedef struct ace_rule_input {
   uint64_t           rss_target;        /* diet above this RSS (0: no RSS pressure) */
   uint32_t           pinned;            /* HAKMEM_ACE_PIN_* */
   bool               huge_auto;         /* HAKMEM_HUGE_PAGES=auto: ace_rule_huge may steer */
+  uint64_t           scavenged_last;    /* bytes the scavenger gave back after the window before */
 } ace_rule_input;
 
 /* Apply the rules to *k. Writes the reasons for every change ("; "-separated) into
@@ -269,10 +271,28 @@ typedef struct ace_scavenge_plan {
   uint64_t cache_delay_ns;            /* the segment and large caches: likewise */
   uint64_t max_bytes;                 /* at most this much this tick (UINT64_MAX: no limit) */
 } ace_scavenge_plan;
+/* ---- idle_hold.c -------------------------------------------------------------------- */
+#define ACE_IDLE_HOLD_MAX_MS      8000u              /* the longest the hold grows to */
+#define ACE_IDLE_HOLD_MIN_BYTES   (64ull << 10)      /* an idle spell that gave back less: not judged */
+#define ACE_IDLE_HOLD_JUDGE_TICKS 2                  /* active windows that may fault it back in */
+typedef struct ace_idle_hold {
+  uint64_t hold_ms;                   /* the scavenger's delay, at least the purge delay */
+  uint64_t returned, idle_ms;         /* the idle spell going on: given back, its length */
+  uint64_t spell_returned, refaulted; /* the spell being judged: given back, faulted back in, */
+  uint64_t spell_ms;                  /* its length */
+  unsigned judged_ticks;              /* active windows of it so far */
+  bool     judging, prev_idle;
+} ace_idle_hold;
+HAK_HIDDEN void ace_idle_hold_init(ace_idle_hold* h);
+/* One window: the hold in ms (at least base_ms, the purge delay), its changes said in r. */
+HAK_HIDDEN uint64_t ace_idle_hold_step(ace_idle_hold* h, const ace_rule_input* in, uint64_t base_ms,
+                                       struct ace_reasons* r);
+
 typedef struct ace_policy_state {
-  uint32_t    policy;                 /* HAKMEM_ACE_POLICY_* in force (never DEFAULT) */
-  bool        decay_set;              /* decay: its purge delay is published */
-  ace_learner learner;
+  uint32_t      policy;               /* HAKMEM_ACE_POLICY_* in force (never DEFAULT) */
+  bool          decay_set;            /* decay: its purge delay is published */
+  ace_learner   learner;
+  ace_idle_hold hold;                 /* rules, resize, ucb1: the scavenger's idle hold */
 } ace_policy_state;
 HAK_HIDDEN void        ace_policy_init(ace_policy_state* ps, uint32_t policy);
 HAK_HIDDEN const char* ace_policy_name(uint32_t policy);

@@ -30,8 +30,9 @@ static hak_kept_fd rss_fd = HAK_KEPT_FD_NONE;   /* /proc/self/statm, read every 
 static hak_knobs knobs_default, knobs_now;
 static bool steering, scavenging, started;
 static ace_metrics last_metrics;
-static ace_policy_state policy;
-static unsigned latency_strikes;         /* windows in a row over the latency ceiling */          /* the learner's memory: ~20 KiB, static */
+static ace_policy_state policy;         /* the learner's memory: ~20 KiB, static */
+static unsigned latency_strikes;        /* windows in a row over the latency ceiling */
+static size_t scavenged_prev;           /* what the scavenger gave back in the last tick */
 
 static const char* mode_name(uint32_t m) {
   switch (m) {
@@ -100,6 +101,7 @@ void ace_ctl_start(uint64_t now) {
   started = true;
   ace_policy_init(&policy, cfg.policy);
   latency_strikes = 0;
+  scavenged_prev = 0;
   hak_store_relaxed(&ace_state.policy, policy.policy);
   hak_store_relaxed(&ace_state.mode, HAKMEM_ACE_MODE_STEERING);
   hak_stats_set_ace(1, (uint32_t)mode);
@@ -194,13 +196,11 @@ void ace_ctl_fast_tick(uint64_t now) {
       hak_seglist_residency(ACE_HUGE_SAMPLE, &m.seg_sample_bytes, &m.seg_sample_resident);
     ace_rule_input in = {.m = &m, .defaults = &knobs_default, .pinned = cfg.pinned,
                          .rss_target = cfg.max_rss_bytes / 10 * 9,
-                         .huge_auto = huge_auto};
-    if (ace_policy_step(&policy, &in, &k, reason, sizeof reason, &plan) > 0) {
-      publish(&k);
-      if (reason[0]) {
-        ace_set_reason(reason);
-        ace_log(1, "%s", reason);
-      }
+                         .huge_auto = huge_auto, .scavenged_last = scavenged_prev};
+    if (ace_policy_step(&policy, &in, &k, reason, sizeof reason, &plan) > 0) publish(&k);
+    if (reason[0]) {                /* a change of knobs, or of the scavenger's plan alone */
+      ace_set_reason(reason);
+      ace_log(1, "%s", reason);
     }
     if (policy.policy != HAKMEM_ACE_POLICY_STATIC) {
       uint64_t old_nt = knobs_now.realloc_nt_threshold;
@@ -223,6 +223,7 @@ void ace_ctl_fast_tick(uint64_t now) {
     uint64_t c0 = thread_cpu_ns();
     scavenged = ace_scavenge(now, budget, &plan);
     m.scavenge_cpu_ns = thread_cpu_ns() - c0;
+    m.scavenge_delay_ms = plan.delay_ns / 1000000u;
     atomic_fetch_add_explicit(&ace_state.scavenged_bytes, scavenged, memory_order_relaxed);
   }
   uint32_t mode = hak_load_relaxed(&ace_state.mode);
@@ -236,6 +237,7 @@ void ace_ctl_fast_tick(uint64_t now) {
   hak_store_relaxed(&ace_state.last_rss_bytes, m.rss_bytes);
   hak_store_relaxed(&ace_state.cpu_ns, cpu);
   last_metrics = m;
+  scavenged_prev = scavenged;
   memcpy(&col_prev, &col_cur, sizeof col_prev);
   pmu_prev = pmu_cur;
   t_prev = now;

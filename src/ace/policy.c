@@ -15,7 +15,8 @@
  *           operations to the slow path grows its cache by 1.5x (at most 256 KiB of
  *           blocks); a class without operations shrinks by 0.75x toward a quarter of
  *           its default. Fixed ratios, nothing else steered.
- *   ucb1    learner.c: per-phase bandits over the knob groups, keep-or-return. */
+ *   ucb1    learner.c: per-phase bandits over the knob groups, keep-or-return.
+ * rules, resize and ucb1 also learn the scavenger's idle hold (idle_hold.c). */
 #include "ace/ace.h"
 
 #include "base/fmath.h"
@@ -37,6 +38,7 @@ void ace_policy_init(ace_policy_state* ps, uint32_t policy) {
   memset(ps, 0, sizeof *ps);
   ps->policy = policy == HAKMEM_ACE_POLICY_DEFAULT ? ACE_POLICY_DEFAULT : policy;
   ace_learner_init(&ps->learner);
+  ace_idle_hold_init(&ps->hold);
 }
 
 static int resize_step(const ace_rule_input* in, hak_knobs* k, char* reason, size_t n) {
@@ -67,20 +69,33 @@ static int resize_step(const ace_rule_input* in, hak_knobs* k, char* reason, siz
   return (grown + shrunk) != 0;
 }
 
+/* rules, resize and ucb1: the scavenger waits the idle hold (idle_hold.c), when longer
+ * than the purge delay. */
+static int with_idle_hold(ace_policy_state* ps, const ace_rule_input* in, uint64_t base_ms, char* reason,
+                          size_t n, ace_scavenge_plan* plan, int changed) {
+  if (in->pinned & HAKMEM_ACE_PIN_SCAVENGE) return changed;
+  ace_reasons r = {reason, n, n ? strlen(reason) : 0};
+  uint64_t hold_ns = ace_idle_hold_step(&ps->hold, in, base_ms, &r) * 1000000u;
+  if (plan->delay_ns < hold_ns) plan->delay_ns = hold_ns;
+  if (plan->cache_delay_ns < hold_ns) plan->cache_delay_ns = hold_ns;
+  return changed;
+}
+
 int ace_policy_step(ace_policy_state* ps, const ace_rule_input* in, hak_knobs* k, char* reason, size_t n,
                     ace_scavenge_plan* plan) {
   if (n) reason[0] = 0;
-  plan->delay_ns = plan->cache_delay_ns = (uint64_t)k->purge_delay_ms * 1000000u;
+  uint64_t base_ms = k->purge_delay_ms;
+  plan->delay_ns = plan->cache_delay_ns = base_ms * 1000000u;
   plan->max_bytes = UINT64_MAX;
   switch (ps->policy) {
     case HAKMEM_ACE_POLICY_STATIC:
       return 0;
     case HAKMEM_ACE_POLICY_RULES:
-      return ace_rules_apply(in, k, reason, n) > 0;
+      return with_idle_hold(ps, in, base_ms, reason, n, plan, ace_rules_apply(in, k, reason, n) > 0);
     case HAKMEM_ACE_POLICY_RESIZE:
-      return resize_step(in, k, reason, n);
+      return with_idle_hold(ps, in, base_ms, reason, n, plan, resize_step(in, k, reason, n));
     case HAKMEM_ACE_POLICY_UCB1:
-      return ace_learner_step(&ps->learner, in, k, reason, n);
+      return with_idle_hold(ps, in, base_ms, reason, n, plan, ace_learner_step(&ps->learner, in, k, reason, n));
     case HAKMEM_ACE_POLICY_DECAY: {
       if (in->pinned & HAKMEM_ACE_PIN_SCAVENGE) return 0;
       double dt = (double)in->m->dt_ns / 1e6;

@@ -98,8 +98,8 @@ void ace_trace_tick(double t_s, const char* tick, const ace_metrics* m, const ha
   put_num(&l, "fragmentation", m->fragmentation);
   put(&l, ",\"rss_bytes\":%llu", (unsigned long long)m->rss_bytes);
   put_num(&l, "ace_cpu_fraction", m->ace_cpu_fraction);
-  put(&l, ",\"ace_cpu_ms\":%.3f,\"scavenge_cpu_ms\":%.3f}", (double)m->ace_cpu_ns / 1e6,
-      (double)m->scavenge_cpu_ns / 1e6);
+  put(&l, ",\"ace_cpu_ms\":%.3f,\"scavenge_cpu_ms\":%.3f,\"scavenge_delay_ms\":%llu}", (double)m->ace_cpu_ns / 1e6,
+      (double)m->scavenge_cpu_ns / 1e6, (unsigned long long)m->scavenge_delay_ms);
   /* Knobs: the per-heap and process-wide ones, and the per-class arrays summed (one
    * number per array tells whether a diet or a widening is in force). */
   uint64_t caps = 0, batch = 0, drain = 0;

@@ -2,8 +2,8 @@
  * UCB1 bandit (finds the best arm, drops a costly one, follows a change), the reward,
  * phase signatures, the ucb1 learner driven by a simulated program whose speed depends
  * on the knobs in force (it finds each phase's best arm, remembers it when the phase
- * comes back, never leaves the candidate set), keep-or-return, the static, decay and
- * resize policies, and the policy's configuration (HAKMEM_ACE_POLICY, the API).
+ * comes back, never leaves the candidate set), keep-or-return, the idle hold, the static,
+ * decay and resize policies, and the policy's configuration (HAKMEM_ACE_POLICY, the API).
  *
  *   unit_ace_learn [test names] */
 #include "hak_test.h"
@@ -700,6 +700,116 @@ static void test_keep_or_return_follows_refaults_and_idleness(void) {
   CHECK_EQ(k.purge_delay_ms, d.purge_delay_ms);
 }
 
+/* ---- the idle hold (idle_hold.c) ---------------------------------------------------- */
+
+/* One window of the scripted bursty program: idle (nothing runs; the scavenger gave
+ * back `back` bytes after the window before) or a burst with `faults` page faults. */
+static uint64_t hold_window(ace_policy_state* ps, const hak_knobs* d, hak_knobs* k, bool burst, uint64_t back,
+                            double faults, uint64_t rss_target, uint64_t rss, char* why, size_t n) {
+  ace_metrics m;
+  memset(&m, 0, sizeof m);
+  m.dt_ns = 500000000;
+  m.llc_miss_rate = -1;
+  m.page_faults_per_s = faults * 2;                    /* per second of a 500 ms window */
+  m.rss_bytes = rss;
+  if (burst) {
+    m.ops_per_s = 2e6;
+    m.ops_per_cpu_s = 2e7;
+    m.cpu_fraction = 0.1;
+  }
+  ace_rule_input in = {.m = &m, .defaults = d, .scavenged_last = back, .rss_target = rss_target,
+                       .pinned = HAKMEM_ACE_PIN_TLS_CAP | HAKMEM_ACE_PIN_REFILL_BATCH | HAKMEM_ACE_PIN_DRAIN};
+  ace_scavenge_plan plan;
+  ace_policy_step(ps, &in, k, why, n, &plan);
+  if (ps->policy != HAKMEM_ACE_POLICY_DECAY) CHECK_EQ(plan.cache_delay_ns, plan.delay_ns);
+  return plan.delay_ns / 1000000u;
+}
+
+static void test_idle_hold_learns_from_faults_after_idle(void) {
+  hak_knobs d = defaults();
+  const uint64_t base = d.purge_delay_ms;
+  const uint32_t policies[] = {HAKMEM_ACE_POLICY_RULES, HAKMEM_ACE_POLICY_UCB1, HAKMEM_ACE_POLICY_RESIZE};
+  char why[640];
+  for (unsigned p = 0; p < 3; p++) {
+    hak_knobs k = d;
+    ace_policy_state ps;
+    ace_policy_init(&ps, policies[p]);
+    /* Bursts with idle spells of 1 s that give nothing back: the hold stays. */
+    for (int i = 0; i < 6; i++) {
+      CHECK_EQ(hold_window(&ps, &d, &k, i % 3 == 0, 0, 500, 0, 0, why, sizeof why), base);
+    }
+    /* A 1 s spell gives back 2 MiB, the burst after it faults 1 MiB in: the hold grows
+     * to twice the spell (more than 4x the purge delay), said in the reason. (What the
+     * scavenger gave back after a burst's window counts from the next idle window on.) */
+    CHECK_EQ(hold_window(&ps, &d, &k, true, 0, 0, 0, 0, why, sizeof why), base);
+    CHECK_EQ(hold_window(&ps, &d, &k, false, 0, 0, 0, 0, why, sizeof why), base);
+    CHECK_EQ(hold_window(&ps, &d, &k, false, 2u << 20, 0, 0, 0, why, sizeof why), base);
+    CHECK_EQ(hold_window(&ps, &d, &k, true, 0, 256, 0, 0, why, sizeof why), 2000u);
+    CHECK_MSG(strstr(why, "idle hold: 2.0 MiB given back while idle, 1.0 MiB of it faulted back in") != NULL,
+              "reason: %s", why);
+    /* The next spells give back again, each burst faults it back: 4x, up to the cap. */
+    uint64_t want = 2000;
+    for (int round = 0; round < 3; round++) {
+      hold_window(&ps, &d, &k, false, 0, 0, 0, 0, why, sizeof why);
+      hold_window(&ps, &d, &k, false, 1u << 20, 0, 0, 0, why, sizeof why);
+      want = want * 4 < ACE_IDLE_HOLD_MAX_MS ? want * 4 : ACE_IDLE_HOLD_MAX_MS;
+      CHECK_EQ(hold_window(&ps, &d, &k, true, 0, 100, 0, 0, why, sizeof why), want);
+    }
+    CHECK_EQ(want, (uint64_t)ACE_IDLE_HOLD_MAX_MS);
+    /* Too little given back to judge (under ACE_IDLE_HOLD_MIN_BYTES): no change. */
+    hold_window(&ps, &d, &k, false, ACE_IDLE_HOLD_MIN_BYTES / 2, 0, 0, 0, why, sizeof why);
+    CHECK_EQ(hold_window(&ps, &d, &k, true, 0, 0, 0, 0, why, sizeof why), (uint64_t)ACE_IDLE_HOLD_MAX_MS);
+    CHECK(strstr(why, "idle hold") == NULL);
+    /* A spell whose memory stays away (a quarter or less comes back within the judging
+     * windows, also when the activity lasts): the hold halves, back down to the purge delay. */
+    uint64_t h = ACE_IDLE_HOLD_MAX_MS;
+    while (h > base) {
+      hold_window(&ps, &d, &k, false, 0, 0, 0, 0, why, sizeof why);
+      hold_window(&ps, &d, &k, false, 4u << 20, 0, 0, 0, why, sizeof why);
+      hold_window(&ps, &d, &k, true, 0, 100, 0, 0, why, sizeof why);          /* 400 KiB of 4 MiB */
+      uint64_t got = hold_window(&ps, &d, &k, true, 0, 100, 0, 0, why, sizeof why);
+      h = h / 2 > base ? h / 2 : base;
+      CHECK_EQ(got, h);
+      CHECK_MSG(strstr(why, "stayed away") != NULL, "reason: %s", why);
+    }
+    /* Refaults count too where no PMU reads the faults (page_faults_per_s < 0). */
+    ace_metrics m;
+    hold_window(&ps, &d, &k, false, 0, 0, 0, 0, why, sizeof why);
+    hold_window(&ps, &d, &k, false, 1u << 20, 0, 0, 0, why, sizeof why);
+    memset(&m, 0, sizeof m);
+    m.dt_ns = 500000000;
+    m.page_faults_per_s = -1;
+    m.llc_miss_rate = -1;
+    m.ops_per_s = 2e6;
+    m.refault_bytes_per_s = 1048576.0;                  /* 512 KiB of 1 MiB in the window */
+    ace_rule_input in = {.m = &m, .defaults = &d, .pinned = HAKMEM_ACE_PIN_TLS_CAP | HAKMEM_ACE_PIN_REFILL_BATCH |
+                                                             HAKMEM_ACE_PIN_DRAIN};
+    ace_scavenge_plan plan;
+    ace_policy_step(&ps, &in, &k, why, sizeof why, &plan);
+    CHECK_EQ(plan.delay_ns, 2000u * 1000000u);           /* twice the 1 s spell */
+    /* RSS above its target: the hold goes at once. */
+    CHECK_EQ(hold_window(&ps, &d, &k, false, 0, 0, 100u << 20, 200u << 20, why, sizeof why), base);
+    CHECK_MSG(strstr(why, "idle hold: RSS above target") != NULL, "reason: %s", why);
+    /* Scavenging pinned: no hold at all. */
+    hold_window(&ps, &d, &k, false, 2u << 20, 0, 0, 0, why, sizeof why);
+    m.page_faults_per_s = 1e6;
+    in.pinned |= HAKMEM_ACE_PIN_SCAVENGE;
+    ace_policy_step(&ps, &in, &k, why, sizeof why, &plan);
+    CHECK_EQ(plan.delay_ns, (uint64_t)k.purge_delay_ms * 1000000u);
+  }
+  /* static and decay have no hold. */
+  const uint32_t others[] = {HAKMEM_ACE_POLICY_STATIC, HAKMEM_ACE_POLICY_DECAY};
+  for (unsigned p = 0; p < 2; p++) {
+    hak_knobs k = d;
+    ace_policy_state ps;
+    ace_policy_init(&ps, others[p]);
+    for (int i = 0; i < 8; i++) {
+      uint64_t ms = hold_window(&ps, &d, &k, i % 2, i % 2 ? 0 : 4u << 20, 2000, 0, 0, why, sizeof why);
+      CHECK(ms <= (others[p] == HAKMEM_ACE_POLICY_STATIC ? base : ACE_DECAY_MS / 2));
+    }
+  }
+}
+
 /* ---- the other policies ------------------------------------------------------------- */
 
 static void test_policy_static_changes_nothing(void) {
@@ -875,6 +985,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_learner_idle_window_teaches_nothing);
   HT_RUN(test_learner_leaves_pinned_groups_alone);
   HT_RUN(test_keep_or_return_follows_refaults_and_idleness);
+  HT_RUN(test_idle_hold_learns_from_faults_after_idle);
   HT_RUN(test_policy_static_changes_nothing);
   HT_RUN(test_policy_decay_returns_a_smooth_fraction);
   HT_RUN(test_policy_resize_grows_missing_classes_and_shrinks_idle_ones);

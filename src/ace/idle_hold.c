@@ -4,19 +4,19 @@
  * The scavenger returns what has been unused for the purge delay (100 ms), also while
  * the program idles: that is how an idle program gets its memory back. A program that
  * pauses between bursts (a periodic job, a server between requests: rpmalloc's rptest
- * sleeps 1 s between bursts of 10-100 ms) then pays for it in every burst: the memory
- * given back during the pause is faulted in again at once (rptest, one thread: 435
- * page faults against 297 with ACE off, 0.6x its speed).
+ * sleeps 1 s between bursts of 10-300 ms) then pays for it in every burst: the memory
+ * given back during the pause is faulted in again at once (rptest, one thread: 437
+ * page faults against 298 with ACE off, about 0.7x its speed).
  *
  * So each idle spell in which the scavenger gave back at least ACE_IDLE_HOLD_MIN_BYTES
  * (pages, and blocks cut off sleeping threads' caches) is judged by the activity that
- * ends it: when page faults worth at least a quarter of those bytes come within
- * ACE_IDLE_HOLD_JUDGE_TICKS active windows, the hold
- * grows 4x, or to twice that spell's length if more (up to ACE_IDLE_HOLD_MAX_MS); when
- * less, it halves back toward the purge delay. Pauses shorter than the hold then give nothing back, and a program that stays
- * idle longer still gets its memory back after the hold. RSS above its target drops
- * the hold at once. Pure: the state, the window's metrics and what the scavenger gave
- * back in the window before. */
+ * ends it. When page faults worth at least a quarter of those bytes come within
+ * ACE_IDLE_HOLD_JUDGE_TICKS active windows, the hold grows 4x, or to twice that
+ * spell's length if more (up to ACE_IDLE_HOLD_MAX_MS); when less, it halves back toward
+ * the purge delay. Pauses shorter than the hold then give nothing back, and a program
+ * that stays idle longer still gets its memory back after the hold. RSS above its
+ * target drops the hold at once. Pure: the state, the window's metrics and what the
+ * scavenger gave back after the window before. */
 #include "ace/ace.h"
 
 #include <string.h>

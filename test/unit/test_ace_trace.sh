@@ -42,6 +42,8 @@ assert ticks["slow"] >= 1, ticks
 fast = [json.loads(l) for l in lines if '"tick":"fast"' in l]
 assert any(f["metrics"]["ops_per_s"] > 0 for f in fast), "no throughput seen"
 assert any(f["metrics"]["rss_bytes"] > 0 for f in fast), "no RSS seen"
+assert all(isinstance(f["metrics"]["scavenge_delay_ms"], int) for f in fast), "metrics.scavenge_delay_ms"
+assert any(f["metrics"]["scavenge_delay_ms"] >= 1 for f in fast), "the scavenger's delay never seen"
 print(f"{len(lines)} lines, {ticks}")
 PY
 )

@@ -6,7 +6,7 @@
  * pauses between bursts (a periodic job, a server between requests: rpmalloc's rptest
  * sleeps 1 s between bursts of 10-300 ms) then pays for it in every burst: the memory
  * given back during the pause is faulted in again at once (rptest, one thread: 437
- * page faults against 298 with ACE off, about 0.7x its speed).
+ * page faults against 298 with ACE off, about two thirds of its speed).
  *
  * So each idle spell in which the scavenger gave back at least ACE_IDLE_HOLD_MIN_BYTES
  * (pages, and blocks cut off sleeping threads' caches) is judged by the activity that

@@ -250,6 +250,9 @@ HAK_HIDDEN void   ace_learner_init(ace_learner* L);
 /* One window: credit the last window's arm, pick the next, write knobs and reasons.
  * Returns nonzero when *k changed. */
 HAK_HIDDEN int    ace_learner_step(ace_learner* L, const ace_rule_input* in, hak_knobs* k, char* reason, size_t n);
+/* Bytes per second faulted in: the page faults (4 KiB each), or the refaults where they
+ * are more or no PMU counts faults. Pure. */
+HAK_HIDDEN double ace_faulted_bytes_per_s(const ace_metrics* m);
 /* The share of the process's CPU time its page faults take, estimated: faults (or
  * refaults) x ACE_FAULT_COST_NS, at most the kernel's share. Pure. */
 HAK_HIDDEN double ace_fault_share(const ace_metrics* m);

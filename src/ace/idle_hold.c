@@ -78,9 +78,7 @@ uint64_t ace_idle_hold_step(ace_idle_hold* h, const ace_rule_input* in, uint64_t
   if (h->judging) {
     /* What came back: the refaults, or the page faults where they are more (memory given
      * back inside blocks, and slabs the trim emptied, fault in without being counted). */
-    double back = m->refault_bytes_per_s;
-    if (m->page_faults_per_s * 4096.0 > back) back = m->page_faults_per_s * 4096.0;
-    h->refaulted += (uint64_t)(back * (double)m->dt_ns / 1e9);
+    h->refaulted += (uint64_t)(ace_faulted_bytes_per_s(m) * (double)m->dt_ns / 1e9);
     if (h->refaulted * 4 >= h->spell_returned || ++h->judged_ticks >= ACE_IDLE_HOLD_JUDGE_TICKS) judge(h, base_ms, r);
   }
   return h->hold_ms;

@@ -181,9 +181,13 @@ static void apply_keep(unsigned lv, const hak_knobs* d, hak_knobs* k) {
 
 static bool active(const ace_metrics* m) { return m->ops_per_s >= ACE_ACTIVE_OPS; }
 
+double ace_faulted_bytes_per_s(const ace_metrics* m) {
+  double pf = m->page_faults_per_s * 4096.0;           /* < 0 when not measured */
+  return pf > m->refault_bytes_per_s ? pf : m->refault_bytes_per_s;
+}
+
 double ace_fault_share(const ace_metrics* m) {
-  double faults = m->refault_bytes_per_s / 4096.0;
-  if (m->page_faults_per_s > faults) faults = m->page_faults_per_s;
+  double faults = ace_faulted_bytes_per_s(m) / 4096.0;
   double cpu_ns = m->cpu_fraction * 1e9;               /* CPU time per second */
   if (cpu_ns <= 0) return 0;
   double share = faults * ACE_FAULT_COST_NS / cpu_ns;

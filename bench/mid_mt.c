@@ -189,6 +189,18 @@ int main(int argc, char **argv) {
   double secs = bc_now() - t0;
   uint64_t ops = 0, sent = 0, rfree = 0, mremote = 0;
   for (size_t t = 0; t < g_n; t++) pthread_join(g_w[t].th, NULL);
+  /* Every worker drained its inbox after the last barrier, when nobody sends any more;
+   * a CI run under load once still found 600-1300 blocks sent but not freed (under
+   * mimalloc too, not reproduced since). Whatever is left is drained here, after the
+   * joins, and said on stderr: the count must match in any case. */
+  uint64_t late = 0;
+  for (size_t t = 0; t < g_n; t++) {
+    uint64_t before = g_w[t].remote_frees;
+    drain(&g_w[t]);
+    late += g_w[t].remote_frees - before;
+  }
+  if (late) fprintf(stderr, "mid_mt: note: %llu blocks were still in the inboxes after the threads ended\n",
+                    (unsigned long long)late);
   for (size_t t = 0; t < g_n; t++) {
     ops += g_w[t].measured_ops;
     sent += g_w[t].sent;

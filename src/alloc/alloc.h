@@ -181,6 +181,7 @@ typedef struct hak_tc_grow {
   uint64_t lender_nfree;  /* count of frees into its TLS list then */
   uint64_t cut_flushes; /* the class's flush count when it last cut never-used blocks
                            (borrowing, tls_cache.c) */
+  bool     came_back;   /* a refill found blocks back on the slabs since that cut */
 } hak_tc_grow;
 
 /* Slow-path counters of one class in one heap (plain stores, summed by collect.c).
@@ -249,16 +250,25 @@ HAK_INLINE uintptr_t hak_fc_tag(uintptr_t a) { return (a + ((uintptr_t)1 << HAK_
  * all took a compare-and-swap per block there). A slot is pushed with one
  * compare-and-swap when it is full or a free of its class goes to another slab; all
  * slots on this thread's refills and flushes, hak_thread_flush, stats collection and
- * thread exit; counted as this heap's frees when pushed (remote.c). At most
- * HAK_RB_SLOTS * (HAK_RB_MAX - 1) blocks wait. */
+ * thread exit; counted as this heap's frees when pushed (remote.c).
+ * A slot is full at hak_rb_limit(block size) blocks: 32, or as many as fit in 4 KiB
+ * (at least 2). Blocks waiting here are memory their owner cannot reuse, so it cuts
+ * new ones meanwhile: 31 blocks of each of 32 classes were half a MiB held by
+ * micro-xthread's consumer of 16-1024 B blocks (mimalloc pushes every block). */
 #define HAK_RB_MAX 32
+#define HAK_RB_MIN 2
+#define HAK_RB_BYTES 4096u
 #define HAK_RB_SLOTS 32
+HAK_INLINE uint32_t hak_rb_limit(uint32_t bsize) {
+  uint32_t n = HAK_RB_BYTES / bsize;
+  return n < HAK_RB_MIN ? HAK_RB_MIN : n > HAK_RB_MAX ? HAK_RB_MAX : n;
+}
 
 typedef struct hak_rbuf {
   struct hak_slab*  slab;       /* NULL: empty */
   hak_block*        head;       /* chain (newest first) */
   hak_block*        tail;
-  uint32_t          left;       /* room: HAK_RB_MAX - length */
+  uint32_t          left;       /* room: hak_rb_limit - length */
 } hak_rbuf;
 
 typedef struct hak_heap {

@@ -8,9 +8,9 @@
  *
  * A thread's heap does not push each block: it chains the blocks it frees into one slab
  * of another heap in a slot of its remote buffer (one per tiny class; alloc.h) and
- * pushes the chain with one compare-and-swap when HAK_RB_MAX blocks are waiting, when a
- * free of the slot's class goes to another slab, on its refills and flushes,
- * hak_thread_flush, stats collection and at its exit.
+ * pushes the chain with one compare-and-swap when hak_rb_limit blocks are waiting (32,
+ * or 4 KiB of blocks), when a free of the slot's class goes to another slab, on its
+ * refills and flushes, hak_thread_flush, stats collection and at its exit.
  * Buffered blocks carry the free key (a second free of one aborts, by any thread) and
  * still count in their slab's `used`, so the slab and its segment stay while they wait;
  * they count as the heap's frees (and remote frees) once pushed. Exiting threads (no
@@ -62,7 +62,7 @@ void hak_remote_push(hak_slab* s, hak_block* b) {
 void hak_remote_flush_slot(hak_heap* h, unsigned i) {
   hak_rbuf* r = &h->rb[i];
   hak_slab* s = r->slab;
-  uint32_t n = HAK_RB_MAX - r->left;
+  uint32_t n = hak_rb_limit(s->bsize) - r->left;
   /* Everything read from s and its segment is read before the push: once the chain is
    * on the stack, the owner may drain it, give the slab back, and the segment may go. */
   unsigned cls = s->cls;
@@ -105,7 +105,7 @@ void hak_remote_buffer(hak_heap* h, hak_slab* s, hak_block* b) {
   b->next = HAK_ENC(b, NULL);
   r->slab = s;
   r->head = r->tail = b;
-  r->left = HAK_RB_MAX - 1;
+  r->left = hak_rb_limit(s->bsize) - 1;
   h->rb_mask |= 1u << i;
 }
 

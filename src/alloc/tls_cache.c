@@ -301,10 +301,21 @@ static void* borrow_block(hak_heap* h, unsigned cls) {
  * has looked at the full slabs that received remote frees. */
 static hak_slab* acquire_slab(hak_heap* h, unsigned cls) {
   unsigned kind = hak_cls_kind[cls];
-  /* 2. an unused slab in one of our segments */
+  /* 2. an unused slab in one of our segments: one whose pages are still resident if
+   * one of the first few segments has it, else the first with any. (The newest
+   * segment comes first: a class whose slab emptied in an older one cut a never-used
+   * slab in the newest, and both stayed resident: micro-xthread's 32 classes did so
+   * over two segments.) Only a few are looked at: a big heap's list is long and
+   * mostly full. */
   hak_segment* seg = NULL;
   if (kind != HAK_SEG_POOL) {
-    for (seg = h->segs[kind]; seg; seg = seg->next) if (seg->free_slabs) break;
+    unsigned looked = 0;
+    for (hak_segment* g = h->segs[kind]; g; g = g->next) {
+      if (++looked > 8 && seg) break;
+      if (!g->free_slabs) continue;
+      if (g->free_slabs & g->dirty_free) { seg = g; break; }
+      if (!seg) seg = g;
+    }
   }
   /* 3. an abandoned segment; 4. a new one */
   if (!seg) {
@@ -443,9 +454,12 @@ static void* refill_locked(hak_heap* h, unsigned cls, bool borrow) {
      * batch beyond the one wanted now would wait in the TLS list, resident and never
      * used before, and raise the mark for good. It cuts a quarter of a batch (or
      * stops at what it has); a growing class keeps whole batches (bench/alloc_test,
-     * fixed work: 63.0-63.5 MiB -> 61.8-62.4 MiB, mimalloc 61.8-62.3). */
+     * fixed work: 63.0-63.5 MiB -> 61.8-62.4 MiB, mimalloc 61.8-62.3). Given back
+     * means flushed by this thread, or freed by another and found on the slabs (a
+     * producer whose consumer frees every block never flushes). */
     uint32_t have = got + took + drained;
-    if (h->cc[cls].flushes != h->grow[cls].cut_flushes && want > 4) {
+    if (took + drained) h->grow[cls].came_back = true;
+    if ((h->cc[cls].flushes != h->grow[cls].cut_flushes || h->grow[cls].came_back) && want > 4) {
       uint32_t w = want / 4;
       want = w > have ? w : have;
     }
@@ -469,7 +483,10 @@ static void* refill_locked(hak_heap* h, unsigned cls, bool borrow) {
       bump += (size_t)cut * bsize;
       took += cut;
     }
-    if (took > from_list) h->grow[cls].cut_flushes = h->cc[cls].flushes;
+    if (took > from_list) {
+      h->grow[cls].cut_flushes = h->cc[cls].flushes;
+      h->grow[cls].came_back = false;
+    }
     hak_slab_set_bump(s, bump);
     HAK_DBG_ADD(h, REFILL_BUMP, took - from_list);
     s->used += took;

@@ -194,7 +194,8 @@ else
   check "compare.sh --smoke exits 0 with a throughput and an RSS row per benchmark" $? \
     "(exit $rc, $rows rows)
 $out
-$(tail -n 20 "$tmp/bench.err")"
+$(tail -n 20 "$tmp/bench.err")
+$(head -n 60 "$tmp/bench/failures.log" 2>/dev/null)"
   head -n 1 "$tmp/bench.out" | grep -q '^## Throughput' && ! grep -qiE 'cmake|make\[|Building|Linking' "$tmp/bench.out"
   check "compare.sh --smoke: stdout starts with the table and holds no build output" $? "$(head -n 3 "$tmp/bench.out")"
   grep -q '^| \*geomean vs ' "$tmp/bench.out" && grep -q '^| realloc/all |' "$tmp/bench.out"

@@ -11,6 +11,10 @@
  *   - an aligned request never borrows (it needs its class's alignment);
  *   - a class that has given blocks back since it last cut new ones cuts a quarter
  *     of its batch (it is at a high-water mark, not growing); then whole batches.
+ *     Given back by its own flushes, or by another thread's frees (a producer whose
+ *     consumer frees everything never flushes);
+ *   - a class that needs a new slab takes one whose pages are still resident in an
+ *     older segment before a never-used one in the newest.
  * Each case runs in a fresh thread, so its heap starts empty. Runs without the ACE
  * thread (a scavenger would not change these, but keeps them simple to read). */
 #include "hak_test.h"
@@ -213,6 +217,100 @@ static void test_high_water_cut_is_a_quarter_batch(void) {
   run_in_thread(high_water_case, NULL);
 }
 
+/* ---- the same after another thread's frees ------------------------------------ */
+static void* free_hblocks(void* arg) {
+  int n = *(const int*)arg;
+  for (int i = 0; i < n; i++) hak_free(hblocks[i]);
+  hak_thread_flush();              /* the remote buffer goes to the slabs now */
+  return NULL;
+}
+
+static uint32_t tc_length(unsigned cls) {
+  const hak_tcache* tc = &hak_tls_heap->tc[cls];
+  return (uint32_t)((int32_t)tc->cap - tc->room);
+}
+
+/* The owner hands a multiple of its batch to another thread, which frees them all; it
+ * allocates as many again (whole batches of returned blocks, nothing cut), then one
+ * more: that refill finds nothing returned left and cuts never-used blocks. The class
+ * has had blocks back since its last cut, though it never flushed: a quarter batch. */
+static void* high_water_remote_case(void* arg) {
+  (void)arg;
+  const size_t size = 256;
+  const unsigned cls = hak_size_to_cls(size);
+  int n = 0;
+  while (n < HN) hblocks[n++] = hak_malloc(size);               /* growing: full batches */
+  while (tc_length(cls) > 0 && n < HN + 64) hblocks[n++] = hak_malloc(size);
+  CHECK_EQ(tc_length(cls), 0);
+  uint32_t batch = hak_tls_heap->batch_max[cls], quarter = batch / 4;
+  CHECK(quarter >= 1 && quarter < batch);
+  CHECK_EQ(hak_tls_heap->batch[cls], batch);
+  int m = n - n % (int)batch;
+  run_in_thread(free_hblocks, &m);                              /* back, remotely */
+  CHECK_EQ(hak_tls_heap->cc[cls].flushes, 0);                   /* the owner never flushed */
+  uint64_t handed = handed_blocks(cls);
+  for (int i = 0; i < m; i++) hblocks[i] = hak_malloc(size);
+  CHECK_EQ(handed_blocks(cls), handed);                         /* all of them came back */
+  CHECK_EQ(tc_length(cls), 0);
+  void* extra = hak_malloc(size);
+  CHECK(extra != NULL);
+  uint64_t cut = handed_blocks(cls) - handed;
+  CHECK_MSG(cut >= 1 && cut <= quarter, "cut %llu never-used blocks after the returned ones (a quarter batch: %u)",
+            (unsigned long long)cut, quarter);
+  hak_free(extra);
+  for (int i = 0; i < n; i++) hak_free(hblocks[i]);
+  return NULL;
+}
+
+static void test_high_water_cut_after_remote_frees(void) {
+  run_in_thread(high_water_remote_case, NULL);
+}
+
+/* ---- a new slab: a resident one first ------------------------------------------ */
+enum { SN = 4096 };
+static void* sblocks[SN];
+
+static uintptr_t seg_of(const void* p) { return (uintptr_t)p & ~(HAK_CHUNK_SIZE - 1); }
+
+static void* resident_slab_case(void* arg) {
+  (void)arg;
+  /* 1 KiB blocks until they spill into a second tiny segment. */
+  int n = 0;
+  sblocks[n++] = hak_malloc(1024);
+  uintptr_t older = seg_of(sblocks[0]);
+  while (n < SN && seg_of(sblocks[n - 1]) == older) sblocks[n++] = hak_malloc(1024);
+  CHECK(n < SN);
+  uintptr_t newest = seg_of(sblocks[n - 1]);
+  CHECK(newest != older);
+  CHECK_EQ(seg_of(hak_tls_heap->segs[HAK_SEG_TINY]), newest);   /* the newest comes first */
+  /* Every block of one slab of the older segment comes back: it is given back to its
+   * segment, its pages still resident. */
+  uintptr_t slab = (uintptr_t)sblocks[n / 2] & ~(uintptr_t)0xffff;
+  CHECK_EQ(seg_of((void*)slab), older);
+  for (int i = 0; i < n; i++) {
+    if (((uintptr_t)sblocks[i] & ~(uintptr_t)0xffff) == slab) {
+      hak_free(sblocks[i]);
+      sblocks[i] = NULL;
+    }
+  }
+  hak_thread_flush();
+  const hak_segment* o = (const hak_segment*)older;
+  CHECK(o->free_slabs & o->dirty_free);
+  /* A class this thread never used needs a slab (aligned: it cannot borrow). */
+  void* p = hak_aligned_alloc(512, 512);
+  CHECK(p != NULL);
+  CHECK_MSG(seg_of(p) == older, "the new slab came from segment %#lx, not the older %#lx with a resident free slab",
+            (unsigned long)seg_of(p), (unsigned long)older);
+  CHECK_EQ((uintptr_t)p & ~(uintptr_t)0xffff, slab);
+  hak_free(p);
+  for (int i = 0; i < n; i++) hak_free(sblocks[i]);
+  return NULL;
+}
+
+static void test_new_slab_prefers_resident_one(void) {
+  run_in_thread(resident_slab_case, NULL);
+}
+
 int main(int argc, char** argv) {
   ht_init(argc, argv);
   hak_free(hak_malloc(16));
@@ -220,5 +318,7 @@ int main(int argc, char** argv) {
   HT_RUN(test_malloc_borrows_a_free_block_of_a_larger_class);
   HT_RUN(test_no_borrowing_from_a_much_larger_class);
   HT_RUN(test_high_water_cut_is_a_quarter_batch);
+  HT_RUN(test_high_water_cut_after_remote_frees);
+  HT_RUN(test_new_slab_prefers_resident_one);
   return ht_report();
 }

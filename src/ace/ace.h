@@ -210,6 +210,9 @@ enum { ACE_GROUP_TLS, ACE_GROUP_BATCH, ACE_GROUP_DRAIN, ACE_GROUP_SWEEP, ACE_GRO
 #define ACE_PHASE_DISTANCE    0.5      /* signature distance that makes a new phase */
 #define ACE_PHASE_MIN_WS      (16.0 * 1048576)  /* working sets below this look alike */
 #define ACE_ACTIVE_OPS        20000.0  /* allocs + frees per second below which a window is idle */
+/* A window with at least ACE_ACTIVE_OPS operations per second: the learner, the idle hold
+ * and the huge-page rule tell active from idle by this. */
+static inline bool ace_window_active(const ace_metrics* m) { return m->ops_per_s >= ACE_ACTIVE_OPS; }
 #define ACE_UCB_GAMMA         0.95     /* discount per pull: evidence fades over ~20 pulls */
 #define ACE_UCB_C             0.05     /* exploration; rewards are about 1, arms differ by % */
 #define ACE_UCB_DROP_MARGIN   0.05     /* an arm 5 % below the best is dropped */

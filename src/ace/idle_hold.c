@@ -23,11 +23,14 @@
 
 void ace_idle_hold_init(ace_idle_hold* h) { memset(h, 0, sizeof *h); }
 
+/* At least a quarter of what the spell gave back has been faulted in again. */
+static bool came_back(const ace_idle_hold* h) { return h->refaulted * 4 >= h->spell_returned; }
+
 /* The spell being judged ends: grow or shrink the hold by what came back. */
 static void judge(ace_idle_hold* h, uint64_t base_ms, ace_reasons* r) {
   uint64_t old = h->hold_ms;
   h->judging = false;
-  if (h->refaulted * 4 >= h->spell_returned) {
+  if (came_back(h)) {
     /* 4x, or at once twice the spell that gave back too early */
     uint64_t v = old * 4 > h->spell_ms * 2 ? old * 4 : h->spell_ms * 2;
     if (v > ACE_IDLE_HOLD_MAX_MS) v = ACE_IDLE_HOLD_MAX_MS;
@@ -58,8 +61,7 @@ uint64_t ace_idle_hold_step(ace_idle_hold* h, const ace_rule_input* in, uint64_t
     h->judging = false;
     h->returned = 0;
   }
-  bool active = m->ops_per_s >= ACE_ACTIVE_OPS;
-  if (!active) {
+  if (!ace_window_active(m)) {
     if (h->judging) judge(h, base_ms, r);       /* the burst ended before enough came back */
     h->prev_idle = true;
     h->idle_ms += m->dt_ns / 1000000u;
@@ -79,7 +81,7 @@ uint64_t ace_idle_hold_step(ace_idle_hold* h, const ace_rule_input* in, uint64_t
     /* What came back: the refaults, or the page faults where they are more (memory given
      * back inside blocks, and slabs the trim emptied, fault in without being counted). */
     h->refaulted += (uint64_t)(ace_faulted_bytes_per_s(m) * (double)m->dt_ns / 1e9);
-    if (h->refaulted * 4 >= h->spell_returned || ++h->judged_ticks >= ACE_IDLE_HOLD_JUDGE_TICKS) judge(h, base_ms, r);
+    if (came_back(h) || ++h->judged_ticks >= ACE_IDLE_HOLD_JUDGE_TICKS) judge(h, base_ms, r);
   }
   return h->hold_ms;
 }

@@ -179,8 +179,6 @@ static void apply_keep(unsigned lv, const hak_knobs* d, hak_knobs* k) {
   k->large_cache_entries = (uint32_t)keep_scaled(d->large_cache_entries, 1u << lv, 64);
 }
 
-static bool active(const ace_metrics* m) { return m->ops_per_s >= ACE_ACTIVE_OPS; }
-
 double ace_faulted_bytes_per_s(const ace_metrics* m) {
   double pf = m->page_faults_per_s * 4096.0;           /* < 0 when not measured */
   return pf > m->refault_bytes_per_s ? pf : m->refault_bytes_per_s;
@@ -201,7 +199,7 @@ static int keep_or_return(ace_learner* L, const ace_rule_input* in, hak_knobs* k
   double fault_bytes = m->page_faults_per_s > 0 ? m->page_faults_per_s * 4096.0 : 0;
   double share = ace_fault_share(m);
   bool over_rss = in->rss_target && m->rss_bytes > in->rss_target;
-  if (over_rss || !active(m)) {
+  if (over_rss || !ace_window_active(m)) {
     if (lv) {
       L->keep_level = 0;
       ace_say(r, "keep: %s: freed memory goes back (keep level %u -> 0)", over_rss ? "RSS above target" : "idle", lv);
@@ -246,7 +244,7 @@ int ace_learner_step(ace_learner* L, const ace_rule_input* in, hak_knobs* k, cha
   L->ticks++;
   keep_or_return(L, in, k, &r);
   ace_rule_huge(in, k, &r);               /* as the rules do (HAKMEM_ACE_PIN does not cover it) */
-  if (!active(m) || m->ops_per_cpu_s <= 0) {
+  if (!ace_window_active(m) || m->ops_per_cpu_s <= 0) {
     L->pending_group = -1;                /* an idle window says nothing about the arms */
     return memcmp(&before, k, sizeof before) != 0;
   }

@@ -229,7 +229,7 @@ int ace_rule_huge(const ace_rule_input* in, hak_knobs* k, ace_reasons* r) {
     want = 0;
     if (was) ace_say(r, "huge pages: %.0f page faults/s waited for the kernel to compact memory: new blocks get "
                      "4 KiB pages again", m->compact_stalls_per_s);
-  } else if (was == 2 && m->ops_per_s < ACE_ACTIVE_OPS) {
+  } else if (was == 2 && !ace_window_active(m)) {
     want = 1;
     ace_say(r, "huge pages: idle: segments give their huge-page advice back (large blocks keep it)");
   } else {

@@ -57,10 +57,13 @@ static uint64_t in_use_of(unsigned cls) {
 enum { XN = 300 };                 /* 256-byte blocks: more than one 64 KiB slab */
 static void* xblocks[XN];
 
-static void* free_all(void* arg) {
-  (void)arg;
-  for (int i = 0; i < XN; i++) hak_free(xblocks[i]);
-  hak_thread_flush();              /* the remote buffer goes to the slabs now */
+/* Run in another thread: free n blocks (each a remote free of their owner's) and push
+ * the remote buffer to the slabs now. */
+typedef struct { void** blocks; int n; } remote_frees;
+static void* free_remotely(void* arg) {
+  const remote_frees* job = arg;
+  for (int i = 0; i < job->n; i++) hak_free(job->blocks[i]);
+  hak_thread_flush();
   return NULL;
 }
 
@@ -76,7 +79,7 @@ static void* remote_then_refill(void* arg) {
   uint64_t before = handed_blocks(cls);
   CHECK(before >= XN);
   CHECK(hak_tls_heap->full[cls] != NULL);     /* one slab full, one partial with room */
-  run_in_thread(free_all, NULL);              /* every block comes back as a remote free */
+  run_in_thread(free_remotely, &(remote_frees){xblocks, XN});   /* every block comes back as a remote free */
   /* The same number again: every block can come from the remote frees waiting on the
    * partial slab (which still has room for 190 never-used blocks) and on the full one.
    * Only the last refill's batch may reach past them (the blocks in the TLS list before
@@ -218,13 +221,6 @@ static void test_high_water_cut_is_a_quarter_batch(void) {
 }
 
 /* ---- the same after another thread's frees ------------------------------------ */
-static void* free_hblocks(void* arg) {
-  int n = *(const int*)arg;
-  for (int i = 0; i < n; i++) hak_free(hblocks[i]);
-  hak_thread_flush();              /* the remote buffer goes to the slabs now */
-  return NULL;
-}
-
 static uint32_t tc_length(unsigned cls) {
   const hak_tcache* tc = &hak_tls_heap->tc[cls];
   return (uint32_t)((int32_t)tc->cap - tc->room);
@@ -246,7 +242,7 @@ static void* high_water_remote_case(void* arg) {
   CHECK(quarter >= 1 && quarter < batch);
   CHECK_EQ(hak_tls_heap->batch[cls], batch);
   int m = n - n % (int)batch;
-  run_in_thread(free_hblocks, &m);                              /* back, remotely */
+  run_in_thread(free_remotely, &(remote_frees){hblocks, m});    /* back, remotely */
   CHECK_EQ(hak_tls_heap->cc[cls].flushes, 0);                   /* the owner never flushed */
   uint64_t handed = handed_blocks(cls);
   for (int i = 0; i < m; i++) hblocks[i] = hak_malloc(size);
